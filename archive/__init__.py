@@ -1,0 +1,14 @@
+"""Pligt's archive core: storage, catalog, retention, content checks.
+
+Nothing here imports Flask or knows of HTTP; the service (``deposit``) and
+the CLI build on the :class:`Archive` API.
+"""
+
+from __future__ import annotations
+
+from .archive import Archive
+from .archive import Publication
+from .catalog import Catalog
+from .storage import open_backend
+
+__all__ = ["Archive", "Catalog", "Publication", "open_backend"]

@@ -1,0 +1,286 @@
+"""The archive: publishing, retaining, withdrawing and finding deposited files.
+
+This is the API the service and the CLI share; every rule that protects the
+deposit (retention, content checks, atomic publication) is enforced here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from .catalog import Catalog
+from .content import SNIFF_BYTES
+from .content import check_content
+from .errors import Conflict
+from .errors import Gone
+from .errors import InvalidInput
+from .errors import NotFound
+from .errors import StorageError
+from .errors import TooLarge
+from .models import PROTECTED
+from .models import VISIBILITIES
+from .models import Credential
+from .models import Download
+from .models import Version
+from .models import utcnow
+from .names import check_filename
+from .names import check_slug
+from .names import check_title
+from .names import slugify
+from .passwords import hash_password
+from .passwords import new_password
+from .passwords import new_username
+from .retention import MINIMUM_RETENTION_DAYS
+from .retention import check_retention_days
+from .retention import ensure_withdrawable
+from .retention import retain_until
+from .storage import Storage
+
+GiB = 1024**3
+#: Netarkivet's crawl settings allow ~500 KB/s for at most 1200 s per fetch.
+DEFAULT_FETCH_BUDGET = 500_000_000
+OWNER_USERNAME = "owner"
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A version just published, with anything the publisher should know."""
+
+    version: Version
+    warnings: list[str] = field(default_factory=list)
+
+
+class Archive:
+    """Deposited files: a catalog of versions plus the storage holding their bytes."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        *,
+        retention_days: int = MINIMUM_RETENTION_DAYS,
+        max_upload_bytes: int = 2 * GiB,
+        fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.retention_days = check_retention_days(retention_days)
+        self.max_upload_bytes = max_upload_bytes
+        self.fetch_budget_bytes = fetch_budget_bytes
+        self.clock = clock
+
+    # -- publishing --------------------------------------------------------------
+
+    def publish(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        filename: str,
+        slug: str | None = None,
+        title: str | None = None,
+        visibility: str | None = None,
+    ) -> Publication:
+        """Store a new version from a stream of bytes and list it in the catalog.
+
+        The bytes are checked (not empty, type matching the name, no
+        executables) before anything is stored. If anything fails, nothing
+        remains: no object in storage, no row in the catalog.
+
+        :param visibility: ``public`` or ``protected``; ``None`` keeps an
+            existing item's and makes a new item protected.
+        :raises InvalidInput, ContentRefused, TooLarge, Conflict, StorageError:
+        """
+        filename = check_filename(filename)
+        title = check_title(title) if title is not None else None
+        slug = check_slug(slug) if slug else slugify(title or PurePosixPath(filename).stem)
+        if visibility is not None and visibility not in VISIBILITIES:
+            raise InvalidInput(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+        existing = self.catalog.get_item(slug)
+        if existing is not None:
+            if visibility is not None and visibility != existing.visibility:
+                raise Conflict(f"item {slug!r} is {existing.visibility}; a new version cannot make it {visibility}")
+            visibility = existing.visibility
+            title = title or existing.title
+        visibility = visibility or PROTECTED
+        title = title or check_title(PurePosixPath(filename).stem)
+
+        stream = _limited(iter(chunks), self.max_upload_bytes)
+        head = _take(stream, SNIFF_BYTES)
+        detected = check_content(filename, head)
+        key = f"{slug}/{secrets.token_hex(12)}"
+        stored = self.storage.save(key, _prepend(head, stream))
+        try:
+            now = self.clock()
+            version = self.catalog.add_version(
+                slug=slug,
+                title=title,
+                visibility=visibility,
+                filename=filename,
+                size=stored.size,
+                sha256=stored.sha256,
+                content_type=detected.content_type,
+                storage_key=key,
+                published_at=now,
+                retain_until=retain_until(now, self.retention_days),
+            )
+        except BaseException:
+            self.storage.delete(key)
+            raise
+        warnings = []
+        if version.size > self.fetch_budget_bytes:
+            warnings.append(
+                f"{filename} is {version.size / 1e6:,.0f} MB: larger than the deposit crawler's "
+                f"per-file budget of {self.fetch_budget_bytes / 1e6:,.0f} MB (about 500 KB/s for at most "
+                "1200 s), so the crawler may not be able to fetch it whole; consider splitting it"
+            )
+        return Publication(version, warnings)
+
+    # -- reading -----------------------------------------------------------------
+
+    def versions(self, *, visibility: str | None = None, include_withdrawn: bool = False) -> list[Version]:
+        """Return versions by slug and number; withdrawn ones only when asked."""
+        return self.catalog.versions(visibility=visibility, include_withdrawn=include_withdrawn)
+
+    def item_versions(self, slug: str) -> list[Version]:
+        """Return every version of an item, withdrawn ones included.
+
+        :raises NotFound: if there is no such item.
+        """
+        versions = self.catalog.item_versions(check_slug(slug))
+        if not versions:
+            raise NotFound(f"no item {slug!r}")
+        return versions
+
+    def find_download(self, slug: str, number: int | None = None, credential_id: int | None = None) -> Download:
+        """Find a retained version for download (``number=None``: the latest).
+
+        :raises NotFound: no such item or version.
+        :raises Gone: the version was withdrawn after its retention ended.
+        """
+        found = self.catalog.find_download(slug, number, credential_id, self.clock())
+        if found is None:
+            what = f"version {number} of {slug!r}" if number is not None else f"item {slug!r}"
+            raise NotFound(f"no {what}")
+        if found.version.withdrawn:
+            raise Gone(
+                f"{slug} version {found.version.number} was withdrawn on "
+                f"{found.version.withdrawn_at:%Y-%m-%d}, after its retention ended"
+            )
+        return found
+
+    def open(self, version: Version) -> BinaryIO:
+        """Open a version's bytes for streaming.
+
+        :raises StorageError: if the bytes are missing or unreadable.
+        """
+        try:
+            return self.storage.open(version.storage_key)
+        except FileNotFoundError as e:
+            raise StorageError(f"the bytes of {version.slug} version {version.number} are missing") from e
+
+    # -- withdrawing -------------------------------------------------------------
+
+    def withdraw(self, slug: str, number: int | None = None) -> list[Version]:
+        """Withdraw one version, or every retained version of an item, once retention has ended.
+
+        Nothing is withdrawn if any of the versions is still retained.
+
+        :raises NotFound: no such item or version.
+        :raises RetentionActive: retention has not ended; the message names the date.
+        """
+        versions = [v for v in self.item_versions(slug) if number is None or v.number == number]
+        if not versions:
+            raise NotFound(f"no version {number} of {slug!r}")
+        if number is not None and versions[0].withdrawn:
+            raise Gone(f"{slug} version {number} was already withdrawn")
+        versions = [v for v in versions if not v.withdrawn]
+        now = self.clock()
+        for version in versions:
+            ensure_withdrawable(version, now)
+        for version in versions:
+            # The catalog first: a version must never be listed without its bytes.
+            self.catalog.mark_withdrawn(version.id, now)
+            self.storage.delete(version.storage_key)
+        return [replace(v, withdrawn_at=now) for v in versions]
+
+    # -- credentials and the owner -------------------------------------------------
+
+    def issue_credential(self, valid_days: int = 365) -> tuple[Credential, str]:
+        """Create a crawler credential and return it with its password (shown once)."""
+        if valid_days < 1:
+            raise InvalidInput("a credential must be valid for at least one day")
+        password = new_password()
+        now = self.clock()
+        credential = self.catalog.add_credential(
+            new_username("crawler"), hash_password(password), now, now + timedelta(days=valid_days)
+        )
+        return credential, password
+
+    def revoke_credential(self, credential_id: int) -> Credential:
+        """Revoke a crawler credential; it is refused from the next request on."""
+        if self.catalog.get_credential(credential_id) is None:
+            raise NotFound(f"no credential {credential_id}")
+        self.catalog.revoke_credential(credential_id, self.clock())
+        credential = self.catalog.get_credential(credential_id)
+        assert credential is not None
+        return credential
+
+    def set_owner_password(self) -> tuple[str, str]:
+        """Create (or reset) the owner account; return its username and new password."""
+        password = new_password()
+        self.catalog.set_owner(OWNER_USERNAME, hash_password(password), self.clock())
+        return OWNER_USERNAME, password
+
+    def has_owner(self) -> bool:
+        return self.catalog.owner() is not None
+
+    def check(self) -> None:
+        """Raise :class:`StorageError` unless the catalog and the storage work."""
+        self.catalog.ping()
+        self.storage.check()
+
+
+def _limited(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(f"the upload is larger than the limit of {limit:,} bytes")
+        yield chunk
+
+
+def _take(chunks: Iterator[bytes], size: int) -> bytes:
+    """Read at least ``size`` bytes (or all there is) from ``chunks``."""
+    parts: list[bytes] = []
+    taken = 0
+    while taken < size:
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        parts.append(chunk)
+        taken += len(chunk)
+    return b"".join(parts)
+
+
+def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from rest
+
+
+def read_chunks(stream: BinaryIO, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    """Yield a binary stream's content in chunks."""
+    return iter(lambda: stream.read(chunk_size), b"")

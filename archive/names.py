@@ -1,0 +1,71 @@
+"""Slugs and file names: what may appear in a stable URL."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import InvalidInput
+
+SLUG_MAX = 80
+FILENAME_MAX_BYTES = 200
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
+_TRANSLITERATE = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae", "Ø": "Oe", "Å": "Aa", "ß": "ss"})
+# Characters that are legal on most filesystems but break URLs, shells or
+# Content-Disposition headers; refused rather than silently changed.
+_FILENAME_FORBIDDEN = set('/\\:*?"<>|%#')
+
+
+def check_slug(slug: str) -> str:
+    """Return ``slug`` if it is lower-case ASCII letters, digits and inner hyphens."""
+    if not isinstance(slug, str) or not _SLUG.fullmatch(slug) or "--" in slug:
+        raise InvalidInput(
+            f"invalid slug {slug!r}: use 1-{SLUG_MAX} lower-case letters a-z, digits "
+            "and single hyphens, starting and ending with a letter or digit"
+        )
+    return slug
+
+
+def slugify(text: str) -> str:
+    """Derive a slug from a title or file name (Danish letters transliterated)."""
+    ascii_text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:SLUG_MAX].strip("-")
+    if not slug:
+        raise InvalidInput(f"cannot derive a slug from {text!r}: give one explicitly")
+    return slug
+
+
+def check_filename(name: str) -> str:
+    """Return the NFC form of a file name fit for the last segment of a URL.
+
+    Unicode letters (æ, ø, å) are welcome; path separators, traversal, control
+    characters and URL-special characters are refused with a reason.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("file name is empty")
+    name = unicodedata.normalize("NFC", name)
+    if name in (".", "..") or name.startswith("."):
+        raise InvalidInput(f"file name {name!r} must not start with a dot")
+    bad = sorted({c for c in name if c in _FILENAME_FORBIDDEN})
+    if bad:
+        raise InvalidInput(f"file name {name!r} contains forbidden character(s): {' '.join(bad)}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise InvalidInput(f"file name {name!r} contains control characters")
+    if name != name.strip():
+        raise InvalidInput(f"file name {name!r} must not start or end with white space")
+    if len(name.encode("utf-8")) > FILENAME_MAX_BYTES:
+        raise InvalidInput(f"file name is longer than {FILENAME_MAX_BYTES} bytes")
+    return name
+
+
+def check_title(title: str) -> str:
+    """Return a trimmed title of at most 200 characters without control characters."""
+    title = unicodedata.normalize("NFC", (title or "").strip())
+    if not title:
+        raise InvalidInput("title is empty")
+    if len(title) > 200:
+        raise InvalidInput("title is longer than 200 characters")
+    if any(unicodedata.category(c) == "Cc" for c in title):
+        raise InvalidInput("title contains control characters")
+    return title

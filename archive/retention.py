@@ -1,0 +1,38 @@
+"""The minimum retention: every version stays online at least six months."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timedelta
+
+from .errors import ConfigurationError
+from .errors import RetentionActive
+from .models import Version
+
+#: Half a year, rounded up: Netarkivet harvests the Danish web on a cycle of
+#: about six months, and the publisher promises to keep material that long.
+MINIMUM_RETENTION_DAYS = 183
+
+
+def check_retention_days(days: int) -> int:
+    """Return ``days`` if it is at least the legal minimum, else refuse to start."""
+    if days < MINIMUM_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"retention_days = {days} is below the minimum of {MINIMUM_RETENTION_DAYS} days "
+            "(six months, one harvest cycle of the deposit institution)"
+        )
+    return days
+
+
+def retain_until(published_at: datetime, days: int) -> datetime:
+    """Return the first moment at which a version published at ``published_at`` may go."""
+    return published_at + timedelta(days=days)
+
+
+def ensure_withdrawable(version: Version, now: datetime) -> None:
+    """Raise :class:`RetentionActive`, naming the date, while retention runs."""
+    if not version.withdrawable(now):
+        raise RetentionActive(
+            f"{version.slug} version {version.number} is retained until "
+            f"{version.retain_until:%Y-%m-%d %H:%M} UTC and cannot be withdrawn before then"
+        )

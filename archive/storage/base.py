@@ -1,0 +1,126 @@
+"""The storage backend contract: write-once objects addressed by key.
+
+Every backend (local files now, S3 later) passes the same contract suite in
+``tests/test_storage_contract.py``. Backends take explicit constructor
+arguments and never read the service's configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC
+from abc import abstractmethod
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+from typing import ClassVar
+
+from ..errors import InvalidInput
+
+#: Keys are made by the archive, never by users; this shape rules out
+#: traversal ("..", absolute paths) and surprises (spaces, control characters).
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What a completed write produced, measured while streaming."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe object key, else raise :class:`InvalidInput`."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key) or len(key) > 512:
+        raise InvalidInput(f"invalid storage key {key!r}")
+    return key
+
+
+class Hasher:
+    """Count and hash bytes as they pass, so no second read is needed."""
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+        self.size += len(chunk)
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
+
+
+class Storage(ABC):
+    """Write-once object storage.
+
+    Objects MUST never be visible half-written, MUST NOT be overwritten, and
+    MUST be read back byte-identical. Missing keys raise
+    :class:`FileNotFoundError`; an existing key on save raises
+    :class:`FileExistsError`; any other backend failure raises
+    :class:`archive.errors.StorageError`.
+    """
+
+    scheme: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, **options: object) -> Storage:
+        """Build the backend from its URL (e.g. ``file:///srv/pligt/files``)."""
+
+    @abstractmethod
+    def save(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
+        """Store the stream under ``key`` atomically and return its size and SHA-256.
+
+        If ``chunks`` raises, nothing MUST remain stored and the error MUST propagate.
+        """
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open the object for reading; the stream SHOULD be seekable."""
+
+    def read_range(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Yield ``length`` bytes (or up to the end) from ``start``, in chunks."""
+        with self.open(key) as stream:
+            if start:
+                stream.seek(start)
+            remaining = length
+            while remaining is None or remaining > 0:
+                want = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = stream.read(want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key MUST NOT raise."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Tell whether a complete object is stored under ``key``."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Return the stored object's size in bytes."""
+
+    @abstractmethod
+    def iter_keys(self) -> Iterator[str]:
+        """Yield every complete object's key (never a temporary one)."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`StorageError` unless the backend can read and write now."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The URL this backend was opened with (without secrets)."""

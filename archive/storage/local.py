@@ -1,0 +1,138 @@
+"""Local-filesystem storage: atomic, fsynced, read-only files under one root."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from collections.abc import Iterable
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from ..errors import ConfigurationError
+from ..errors import StorageError
+from .base import Hasher
+from .base import Storage
+from .base import StoredObject
+from .base import check_key
+
+_TEMP_PREFIX = ".tmp-"
+
+
+class LocalStorage(Storage):
+    """Objects as files below ``root``.
+
+    A write goes to a temporary file in the target's own directory, is fsynced
+    and then hard-linked into place: the link fails if the name exists (no
+    overwrite) and is atomic, so a crash never leaves a half-written object
+    under its final name. Stored files are made read-only.
+    """
+
+    scheme = "file"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> LocalStorage:
+        if options:
+            raise ConfigurationError(f"unknown option(s) for file storage: {', '.join(sorted(options))}")
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
+            raise ConfigurationError(f"storage URL {url!r} must look like file:///absolute/path")
+        if parts.query or parts.fragment:
+            raise ConfigurationError(f"storage URL {url!r} must not have a query or fragment")
+        return cls(unquote(parts.path))
+
+    @property
+    def url(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
+        target = self._path(key)
+        if target.exists():
+            raise FileExistsError(f"object {key!r} already exists")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create folder for {key!r}: {e.strerror}") from e
+        temp = target.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}")
+        hasher = Hasher()
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, 0o444)
+            os.link(temp, target)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise StorageError(f"cannot write {key!r}: {e.strerror or e}") from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        _fsync_dir(target.parent)
+        return StoredObject(key=key, size=hasher.size, sha256=hasher.hexdigest())
+
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        try:
+            return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise StorageError(f"cannot read {key!r}: {e.strerror}") from e
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise StorageError(f"cannot delete {key!r}: {e.strerror}") from e
+        _fsync_dir(path.parent)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def iter_keys(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if not name.startswith(_TEMP_PREFIX):
+                    yield Path(dirpath, name).relative_to(self.root).as_posix()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            st = os.stat(self.root)
+        except OSError as e:
+            raise StorageError(f"storage folder {self.root} is not usable: {e.strerror}") from e
+        if not stat.S_ISDIR(st.st_mode) or not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"storage folder {self.root} is not writable")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

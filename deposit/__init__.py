@@ -1,0 +1,92 @@
+"""Pligt's web service: an app factory and one blueprint per audience."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from flask import current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from archive import Archive
+from archive import Catalog
+from archive import open_backend
+from archive.archive import Clock
+from archive.auth import Authenticator
+from archive.errors import ConfigurationError
+from archive.models import utcnow
+
+from .settings import Settings
+from .settings import load_settings
+
+
+@dataclass
+class Pligt:
+    """The shared objects of one app, kept in ``app.extensions["pligt"]``."""
+
+    settings: Settings
+    archive: Archive
+    authenticator: Authenticator
+
+
+def pligt() -> Pligt:
+    """Return the current app's :class:`Pligt` objects."""
+    return current_app.extensions["pligt"]
+
+
+def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
+    """Open the catalog and storage an instance is configured with."""
+    return Archive(
+        Catalog(settings.catalog),
+        open_backend(settings.storage),
+        retention_days=settings.retention_days,
+        max_upload_bytes=settings.max_upload_bytes,
+        fetch_budget_bytes=settings.fetch_budget_bytes,
+        clock=clock,
+    )
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Flask:
+    """Build the WSGI app for an initialised instance (``pligt init`` makes one).
+
+    :param settings: defaults to :func:`load_settings` from the environment.
+    :param clock: the current time; tests pass their own to move through retention.
+    """
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=_read_secret(settings),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        JSON_SORT_KEYS=False,
+        PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https:") else "http",
+    )
+    archive = build_archive(settings, clock)
+    archive.catalog.ping()
+    app.extensions["pligt"] = Pligt(
+        settings=settings,
+        archive=archive,
+        authenticator=Authenticator(archive.catalog, settings.auth_cache_seconds, clock),
+    )
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]
+
+    from . import access
+    from . import api
+    from . import errors
+    from . import headers
+    from . import protected
+    from . import public
+
+    for module in (errors, headers, public, protected, access, api):
+        app.register_blueprint(module.bp)
+    return app
+
+
+def _read_secret(settings: Settings) -> bytes:
+    try:
+        return settings.secret_file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"{settings.instance} is not an initialised instance (no {settings.secret_file.name}): run `pligt init`"
+        ) from None

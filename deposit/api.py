@@ -1,0 +1,97 @@
+"""The owner's JSON API: publish (streamed body), list and withdraw.
+
+Authenticated with the owner's account over HTTP Basic. Publishing takes the
+file as the raw request body, so it streams straight into storage::
+
+    curl -u owner:PASSWORD -T brochure.pdf \\
+      'https://deposit.example.dk/api/items?filename=brochure.pdf&visibility=public'
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import request
+
+from archive.archive import read_chunks
+from archive.errors import InvalidInput
+from archive.errors import TooLarge
+from archive.models import Version
+
+from . import pligt
+from .auth import owner_auth
+from .urls import version_url
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def version_json(version: Version) -> dict[str, object]:
+    data = version.to_dict()
+    if not version.withdrawn:
+        data["url"] = version_url(version)
+    return data
+
+
+def item_json(versions: list[Version]) -> dict[str, object]:
+    latest = versions[-1]
+    return {
+        "slug": latest.slug,
+        "title": latest.title,
+        "visibility": latest.visibility,
+        "versions": [version_json(v) for v in versions],
+    }
+
+
+@bp.get("/items")
+@owner_auth.login_required
+def list_items() -> Response:
+    """List every item with all its versions (withdrawn ones included)."""
+    versions = pligt().archive.versions(include_withdrawn=True)
+    items: dict[str, list[Version]] = {}
+    for version in versions:
+        items.setdefault(version.slug, []).append(version)
+    return jsonify(items=[item_json(v) for v in items.values()])
+
+
+@bp.get("/items/<slug>")
+@owner_auth.login_required
+def get_item(slug: str) -> Response:
+    return jsonify(item_json(pligt().archive.item_versions(slug)))
+
+
+@bp.post("/items")
+@owner_auth.login_required
+def publish() -> tuple[Response, int]:
+    """Publish the request body as a new version (a new item unless ``slug`` exists)."""
+    filename = request.args.get("filename", "")
+    if not filename:
+        raise InvalidInput("the query parameter 'filename' is required")
+    limit = pligt().settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the upload of {request.content_length:,} bytes is larger than the limit of {limit:,} bytes")
+    publication = pligt().archive.publish(
+        read_chunks(request.stream),
+        filename=filename,
+        slug=request.args.get("slug") or None,
+        title=request.args.get("title") or None,
+        visibility=request.args.get("visibility") or None,
+    )
+    body = {"version": version_json(publication.version), "warnings": publication.warnings}
+    response = jsonify(body)
+    response.headers["Location"] = version_url(publication.version)
+    return response, 201
+
+
+@bp.delete("/items/<slug>")
+@owner_auth.login_required
+def withdraw_item(slug: str) -> Response:
+    withdrawn = pligt().archive.withdraw(slug)
+    return jsonify(withdrawn=[version_json(v) for v in withdrawn])
+
+
+@bp.delete("/items/<slug>/versions/<int:number>")
+@owner_auth.login_required
+def withdraw_version(slug: str, number: int) -> Response:
+    withdrawn = pligt().archive.withdraw(slug, number)
+    return jsonify(withdrawn=[version_json(v) for v in withdrawn])

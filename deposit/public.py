@@ -1,0 +1,118 @@
+"""What anyone, and the deposit crawler first of all, can reach without credentials."""
+
+from __future__ import annotations
+
+import itertools
+import unicodedata
+
+from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import redirect
+from flask import render_template
+
+from archive.errors import NotFound
+from archive.errors import StorageError
+from archive.models import PROTECTED
+from archive.models import PUBLIC
+from archive.models import Version
+
+from . import pligt
+from .auth import crawler_auth
+from .auth import current_principal
+from .auth import may_read_protected
+from .downloads import send_version
+from .urls import external_url
+from .urls import version_path
+from .urls import version_url
+
+bp = Blueprint("public", __name__)
+
+
+@bp.app_context_processor
+def page_context() -> dict[str, object]:
+    settings = pligt().settings
+    return {"site_name": settings.site_name, "realm": settings.realm, "version_path": version_path}
+
+
+def group_by_item(versions: list[Version]) -> list[tuple[Version, list[Version]]]:
+    """Group versions (ordered by slug, number) as (latest, all newest first) per item."""
+    groups = []
+    for _, group in itertools.groupby(versions, key=lambda v: v.slug):
+        newest_first = list(group)[::-1]
+        groups.append((newest_first[0], newest_first))
+    return groups
+
+
+@bp.get("/")
+def index() -> str:
+    versions = pligt().archive.versions(visibility=PUBLIC)
+    return render_template("index.html", items=group_by_item(versions))
+
+
+@bp.get("/robots.txt")
+def robots() -> Response:
+    text = "\n".join(
+        [
+            "# Everything here may be harvested, by the legal-deposit crawler first of all.",
+            "User-agent: *",
+            "Allow: /",
+            "Disallow: /api/",
+            f"Sitemap: {external_url('public.sitemap')}",
+            "",
+        ]
+    )
+    return Response(text, mimetype="text/plain")
+
+
+@bp.get("/sitemap.xml")
+def sitemap() -> Response:
+    """List the pages and every public retained version.
+
+    Protected versions are not listed: their names are for the credential
+    holder's eyes; the sitemap names the protected index instead, which lists
+    them once the crawler has authenticated.
+    """
+    versions = pligt().archive.versions(visibility=PUBLIC)
+    body = render_template(
+        "sitemap.xml",
+        pages=[external_url("public.index"), external_url("protected.index"), external_url("access.index")],
+        files=[(version_url(v), v.published_at) for v in versions],
+    )
+    return Response(body, mimetype="application/xml")
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    try:
+        pligt().archive.check()
+    except StorageError as e:
+        return jsonify(status="unavailable", reason=e.message), 503
+    return jsonify(status="ok"), 200
+
+
+@bp.get("/files/<slug>/v<int:number>/<filename>")
+@crawler_auth.login_required(optional=True)
+def version_file(slug: str, number: int, filename: str) -> Response:
+    """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
+    principal = current_principal()
+    found = pligt().archive.find_download(slug, number, principal.credential_id if principal else None)
+    version = found.version
+    if version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
+        return crawler_auth.auth_error_callback(401)
+    if unicodedata.normalize("NFC", filename) != version.filename:
+        raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
+    return send_version(version)
+
+
+@bp.get("/files/<slug>/latest")
+@crawler_auth.login_required(optional=True)
+def latest(slug: str) -> Response:
+    """Redirect (one hop, absolute) to the item's newest retained version."""
+    principal = current_principal()
+    found = pligt().archive.find_download(slug, None, principal.credential_id if principal else None)
+    if found.version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
+        return crawler_auth.auth_error_callback(401)
+    response = redirect(version_url(found.version), code=302)
+    response.cache_control.no_cache = True
+    return response

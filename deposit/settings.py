@@ -1,0 +1,155 @@
+"""One settings object: defaults, then the instance's ``pligt.toml``, then ``PLIGT_*`` variables.
+
+A bad value stops start-up with one line that names the setting and where it
+came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from archive.archive import DEFAULT_FETCH_BUDGET
+from archive.archive import GiB
+from archive.errors import ConfigurationError
+from archive.retention import MINIMUM_RETENTION_DAYS
+from archive.retention import check_retention_days
+
+CONFIG_FILE = "pligt.toml"
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+ENV_PREFIX = "PLIGT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an instance can be configured with; see the README's table."""
+
+    instance: Path
+    #: Where the bytes live: ``file:///path`` (default: ``<instance>/files``) or ``s3://bucket/prefix``.
+    storage: str = ""
+    #: The SQLite catalog (default: ``<instance>/catalog.sqlite3``).
+    catalog: str = ""
+    retention_days: int = MINIMUM_RETENTION_DAYS
+    max_upload_bytes: int = 2 * GiB
+    fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET
+    #: The HTTP Basic realm the crawler's credentials are stored under: keep it fixed.
+    realm: str = "Pligt legal deposit"
+    #: The publisher's name, shown on the pages.
+    site_name: str = "Pligt"
+    #: The canonical public URL (e.g. ``https://deposit.example.dk``), used in the
+    #: sitemap and release pages; empty means "the host the request came to".
+    base_url: str = ""
+    #: How many proxies in front set X-Forwarded-Proto/-Host/-Port (0: none).
+    trusted_proxies: int = 0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 32
+    #: How long a successful crawler password check is remembered.
+    auth_cache_seconds: int = 300
+
+    @property
+    def config_file(self) -> Path:
+        return self.instance / CONFIG_FILE
+
+    @property
+    def secret_file(self) -> Path:
+        return self.instance / SECRET_FILE
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "instance"}
+
+
+def resolve_instance(instance: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
+    """Return the instance folder: the argument, else ``PLIGT_INSTANCE``, else ``./instance``."""
+    env = os.environ if env is None else env
+    return Path(instance or env.get("PLIGT_INSTANCE") or "instance").absolute()
+
+
+def load_settings(
+    instance: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings for an instance.
+
+    :raises ConfigurationError: with one line naming the bad setting.
+    """
+    env = os.environ if env is None else env
+    folder = resolve_instance(instance, env)
+    values: dict[str, Any] = {}
+    path = folder / CONFIG_FILE
+    if path.is_file():
+        try:
+            with path.open("rb") as f:
+                from_file = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigurationError(f"{path}: not valid TOML: {e}") from e
+        for key, value in from_file.items():
+            values[key] = _coerce(key, value, str(path))
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "PLIGT_INSTANCE":
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        values[key] = _coerce(key, value, f"environment variable {name}")
+    for key, value in (overrides or {}).items():
+        values[key] = _coerce(key, value, "command line")
+    values.setdefault("storage", (folder / "files").as_uri())
+    values.setdefault("catalog", str(folder / "catalog.sqlite3"))
+    settings = Settings(instance=folder, **values)
+    _validate(settings)
+    return settings
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    field = _FIELDS.get(key)
+    if field is None:
+        raise ConfigurationError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(_FIELDS))})")
+    kind = field.type
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigurationError(f"{source}: {key} must be a whole number, not {value!r}")
+        try:
+            return int(str(value).replace("_", ""))
+        except ValueError:
+            raise ConfigurationError(f"{source}: {key} must be a whole number, not {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{source}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _validate(s: Settings) -> None:
+    check_retention_days(s.retention_days)
+    for key in ("max_upload_bytes", "fetch_budget_bytes", "port", "workers", "threads"):
+        if getattr(s, key) < 1:
+            raise ConfigurationError(f"{key} must be at least 1, not {getattr(s, key)}")
+    if not 0 <= s.trusted_proxies <= 5:
+        raise ConfigurationError(f"trusted_proxies must be between 0 and 5, not {s.trusted_proxies}")
+    if s.auth_cache_seconds < 0:
+        raise ConfigurationError("auth_cache_seconds must not be negative")
+    if not s.realm or not s.realm.isascii() or '"' in s.realm or "\\" in s.realm:
+        raise ConfigurationError(f"realm {s.realm!r} must be non-empty ASCII without quotes or backslashes")
+    if s.base_url:
+        parts = urlsplit(s.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ConfigurationError(f"base_url {s.base_url!r} must look like https://host[:port]")
+
+
+def default_config_text(settings: Settings) -> str:
+    """Return the commented config file that ``pligt init`` writes."""
+    lines = [
+        "# Pligt instance configuration. Every setting is optional; PLIGT_<NAME> environment",
+        "# variables override what is here. See README.md for what each one does.",
+        "",
+    ]
+    for name, field in _FIELDS.items():
+        value = getattr(settings, name)
+        shown = f'"{value}"' if field.type == "str" else str(value)
+        lines.append(f"# {name} = {shown}")
+    return "\n".join(lines) + "\n"
