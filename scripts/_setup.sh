@@ -1,0 +1,52 @@
+# Shared set-up for scripts/serve, scripts/test and the benchmarks (sourced, not run).
+# Creates .venv when missing, installs Pligt into it (again only when pyproject.toml
+# changed), and installs the system packages it needs with apt-get when missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# apt_need COMMAND-OR-LIB PACKAGE...: install PACKAGE(s) unless the check passes.
+_apt_missing=()
+apt_need() {
+  local check="$1"; shift
+  case "$check" in
+    lib:*) ldconfig -p 2>/dev/null | grep -q "${check#lib:}" && return 0 ;;
+    *) command -v "$check" >/dev/null 2>&1 && return 0 ;;
+  esac
+  _apt_missing+=("$@")
+}
+apt_install_missing() {
+  [ ${#_apt_missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "Installing system packages: ${_apt_missing[*]}" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${_apt_missing[@]}" >&2
+  _apt_missing=()
+}
+
+# make_venv EXTRAS: create .venv and install Pligt (with EXTRAS, e.g. "test").
+make_venv() {
+  local extras="${1:-}"
+  if [ ! -x "$VENV/bin/python" ]; then
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+      rm -rf "$VENV"
+      apt_need __never__ python3-venv
+      apt_install_missing
+      python3 -m venv "$VENV"
+    fi
+  fi
+  local spec="$ROOT"
+  [ -n "$extras" ] && spec="$ROOT[$extras]"
+  local stamp="$VENV/.pligt-installed-${extras:-base}"
+  local want
+  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "Installing Pligt into $VENV ..." >&2
+    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+    "$VENV/bin/python" -m pip install -q -e "$spec" >&2
+    echo "$want" > "$stamp"
+  fi
+}

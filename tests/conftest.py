@@ -1,0 +1,187 @@
+"""Shared fixtures: an initialised instance, the app on it, a clock tests control,
+sample files, and a real `pligt serve` process."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from archive import Archive
+from deposit import create_app
+from deposit import pligt
+from deposit.instance import Initialised
+from deposit.instance import init_instance
+from deposit.settings import Settings
+from deposit.settings import load_settings
+
+PLIGT = str(Path(sys.executable).with_name("pligt"))
+
+
+class Clock:
+    """A clock the tests move forward; the archive asks it for 'now'."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    owner: Initialised
+
+    @property
+    def path(self) -> Path:
+        return self.settings.instance
+
+    @property
+    def owner_auth(self) -> tuple[str, str]:
+        return (self.owner.username, self.owner.password)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Instance:
+    settings = load_settings(tmp_path / "instance", env={})
+    return Instance(settings, init_instance(settings))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(instance: Instance, clock: Clock):  # noqa: ANN201
+    app = create_app(instance.settings, clock=clock)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def archive(app) -> Archive:  # noqa: ANN001
+    with app.app_context():
+        return pligt().archive
+
+
+# -- sample files ---------------------------------------------------------------
+
+
+def pdf_bytes(text: str = "Pligt brochure", pad: int = 0) -> bytes:
+    """A small but well-formed PDF (libmagic says application/pdf)."""
+    body = f"%PDF-1.4\n1 0 obj\n<< /Title ({text}) >>\nendobj\n".encode() + b"%" + b"x" * pad + b"\n"
+    return body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+def zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("readme.txt", "not a pdf")
+    return buffer.getvalue()
+
+
+def elf_bytes() -> bytes:
+    return Path(shutil.which("true") or "/bin/true").read_bytes()
+
+
+def pe_bytes() -> bytes:
+    """The start of a Windows PE executable: an MZ header pointing at a PE header."""
+    header = bytearray(b"MZ" + b"\x90\x00" + b"\x00" * 56)
+    header[0x3C:0x40] = (64).to_bytes(4, "little")
+    return bytes(header) + b"PE\x00\x00" + b"\x4c\x01" + b"\x00" * 200
+
+
+# -- a real server process ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_server(instance_path: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """Start `pligt serve` as a real process and wait until /healthz answers."""
+    port = free_port()
+    out = log.open("wb")
+    process = subprocess.Popen(
+        [PLIGT, "serve", "--instance", str(instance_path), "--port", str(port), *extra],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pligt serve exited with {process.returncode}: {log.read_text()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return Server(url, process, log)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"pligt serve did not come up: {log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def server(instance: Instance, tmp_path: Path) -> Iterator[Server]:
+    running = start_server(instance.path, tmp_path / "server.log")
+    yield running
+    stop_server(running)
+
+
+def run_cli(
+    *args: str, input: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `pligt` command as a user would."""
+    return subprocess.run(
+        [PLIGT, *args],
+        input=input.decode() if input else None,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
