@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from archive.archive import DEFAULT_FETCH_BUDGET
 from archive.archive import GiB
 from archive.errors import ConfigurationError
+from archive.storage import open_backend
 from archive.retention import MINIMUM_RETENTION_DAYS
 from archive.retention import check_retention_days
 
@@ -126,6 +127,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 
 def _validate(s: Settings) -> None:
     check_retention_days(s.retention_days)
+    open_backend(s.storage)  # refuses unknown schemes and malformed URLs
     for key in ("max_upload_bytes", "fetch_budget_bytes", "port", "workers", "threads"):
         if getattr(s, key) < 1:
             raise ConfigurationError(f"{key} must be at least 1, not {getattr(s, key)}")

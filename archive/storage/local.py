@@ -66,19 +66,19 @@ class LocalStorage(Storage):
         temp = target.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}")
         hasher = Hasher()
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
+            with _storage_errors(key):
+                out = open(temp, "xb")  # noqa: SIM115 - closed below
+            with out:
+                for chunk in chunks:  # errors of the source propagate as they are
                     hasher.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o444)
-            os.link(temp, target)
-        except FileExistsError:
-            raise
-        except OSError as e:
-            raise StorageError(f"cannot write {key!r}: {e.strerror or e}") from e
+                    with _storage_errors(key):
+                        out.write(chunk)
+                with _storage_errors(key):
+                    out.flush()
+                    os.fsync(out.fileno())
+            with _storage_errors(key):
+                os.chmod(temp, 0o444)
+                os.link(temp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
@@ -127,6 +127,17 @@ class LocalStorage(Storage):
             raise StorageError(f"storage folder {self.root} is not usable: {e.strerror}") from e
         if not stat.S_ISDIR(st.st_mode) or not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageError(f"storage folder {self.root} is not writable")
+
+
+@contextlib.contextmanager
+def _storage_errors(key: str) -> Iterator[None]:
+    """Turn the backend's own OS errors into :class:`StorageError` (FileExistsError stays)."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise StorageError(f"cannot write {key!r}: {e.strerror or e}") from e
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1
+# Pligt in a small image: python slim + libmagic, the instance on a volume,
+# served by `pligt serve` (gunicorn) as a non-root user.
+#
+#   docker build -t pligt .
+#   docker run -d --name pligt -p 8000:8000 -v pligt-data:/var/lib/pligt pligt
+#   docker logs pligt        # the owner's password, printed once on first start
+#
+# Behind a TLS-terminating proxy, set e.g. -e PLIGT_TRUSTED_PROXIES=1
+# -e PLIGT_BASE_URL=https://deposit.example.dk (any setting: PLIGT_<NAME>).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# -- build: Pligt and its dependencies as wheels ----------------------------------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY archive/ archive/
+COPY deposit/ deposit/
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+# -- runtime ------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+
+# libmagic1 follows the Debian release the base image is pinned to (bookworm);
+# pinning its exact version would break the build at every Debian security update.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libmagic1 \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PLIGT_INSTANCE=/var/lib/pligt
+
+# Only the wheels built above, offline; they are mounted, not copied, so no layer keeps them.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/pligt-*.whl
+
+RUN groupadd --system --gid 10001 pligt \
+    && useradd --system --uid 10001 --gid pligt --home-dir /var/lib/pligt --no-create-home \
+       --shell /usr/sbin/nologin pligt \
+    && install -d -o pligt -g pligt -m 0750 /var/lib/pligt
+
+COPY --chmod=0755 scripts/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+
+# Config (pligt.toml), catalog.sqlite3, files/ and secret_key: keep them on a volume.
+VOLUME ["/var/lib/pligt"]
+WORKDIR /var/lib/pligt
+# Numeric, so that runtimes (e.g. Kubernetes runAsNonRoot) can tell it is not root.
+USER 10001:10001
+EXPOSE 8000
+
+# The port comes from the instance's settings (pligt.toml, PLIGT_PORT), as the server's does.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; from deposit.settings import load_settings; urllib.request.urlopen(f'http://127.0.0.1:{load_settings().port}/healthz', timeout=8)"]
+
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["pligt", "serve", "--host", "0.0.0.0"]

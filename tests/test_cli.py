@@ -1,0 +1,154 @@
+"""The `pligt` command, run as a user runs it: a real process, exit codes, stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Instance
+from tests.conftest import elf_bytes
+from tests.conftest import pdf_bytes
+from tests.conftest import run_cli
+from tests.conftest import zip_bytes
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def items(instance: Instance) -> list[dict]:
+    result = run_cli("items", "--instance", str(instance.path), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_init_prints_the_owner_password_once_and_stores_only_a_hash(tmp_path: Path) -> None:
+    folder = tmp_path / "inst"
+    result = run_cli("init", "--instance", str(folder), "--json")
+    assert result.returncode == 0, result.stderr
+    made = json.loads(result.stdout)
+    assert made["username"] == "owner" and len(made["password"]) >= 22
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert made["password"].encode() not in path.read_bytes(), path
+    assert (folder / "pligt.toml").is_file() and (folder / "catalog.sqlite3").is_file()
+    assert (folder / "secret_key").stat().st_mode & 0o077 == 0
+
+    again = run_cli("init", "--instance", str(folder))
+    assert again.returncode != 0
+    assert "already initialised" in again.stderr
+    quiet = run_cli("init", "--instance", str(folder), "--exist-ok")
+    assert quiet.returncode == 0 and "password" not in quiet.stdout.lower()
+
+
+def test_instance_comes_from_the_environment(tmp_path: Path) -> None:
+    folder = tmp_path / "from-env"
+    assert run_cli("init", env={"PLIGT_INSTANCE": str(folder)}).returncode == 0
+    result = run_cli("items", "--json", env={"PLIGT_INSTANCE": str(folder)})
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_add_list_and_refuse_withdrawal_inside_retention(instance: Instance, tmp_path: Path) -> None:
+    pdf = write(tmp_path / "Kursusmateriale æøå.pdf", pdf_bytes())
+    txt = write(tmp_path / "noter.txt", "Hej verden\n".encode())
+    result = run_cli("add", "--instance", str(instance.path), "--public", str(pdf), "--json")
+    assert result.returncode == 0, result.stderr
+    [published] = json.loads(result.stdout)
+    assert published["slug"] == "kursusmateriale-aeoeaa"
+    assert published["filename"] == "Kursusmateriale æøå.pdf"
+    assert published["visibility"] == "public" and published["content_type"] == "application/pdf"
+
+    result = run_cli("add", "--instance", str(instance.path), str(txt), "--title", "Noter", "--slug", "noter")
+    assert result.returncode == 0, result.stderr
+    assert "published noter version 1" in result.stdout
+
+    listed = items(instance)
+    assert [(i["slug"], i["visibility"]) for i in listed] == [("kursusmateriale-aeoeaa", "public"), ("noter", "protected")]
+    text = run_cli("items", "--instance", str(instance.path))
+    assert "RETAINED UNTIL" in text.stdout and "noter.txt" in text.stdout
+
+    refused = run_cli("withdraw", "--instance", str(instance.path), "noter")
+    assert refused.returncode != 0
+    assert "retained until" in refused.stderr and listed[1]["retain_until"][:10] in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert items(instance) == listed
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("brochure.pdf", zip_bytes(), "Zip archive"),
+        ("tool.txt", elf_bytes(), "executable"),
+        ("empty.pdf", b"", "empty"),
+    ],
+)
+def test_add_refuses_bad_content_and_keeps_what_was_stored(instance: Instance, tmp_path: Path, name: str, data: bytes, says: str) -> None:
+    kept = write(tmp_path / "kept.pdf", pdf_bytes())
+    assert run_cli("add", "--instance", str(instance.path), str(kept)).returncode == 0
+    before = items(instance)
+    files_before = sorted(p for p in (instance.path / "files").rglob("*") if p.is_file())
+    result = run_cli("add", "--instance", str(instance.path), str(write(tmp_path / name, data)))
+    assert result.returncode != 0
+    assert says in result.stderr and result.stderr.startswith("pligt: error:")
+    assert items(instance) == before
+    assert sorted(p for p in (instance.path / "files").rglob("*") if p.is_file()) == files_before
+
+
+def test_add_several_files_publishes_each(instance: Instance, tmp_path: Path) -> None:
+    files = [str(write(tmp_path / f"del-{i}.pdf", pdf_bytes(str(i)))) for i in range(3)]
+    result = run_cli("add", "--instance", str(instance.path), "--public", *files, "--json")
+    assert result.returncode == 0, result.stderr
+    assert [p["slug"] for p in json.loads(result.stdout)] == ["del-0", "del-1", "del-2"]
+
+
+def test_add_to_existing_slug_makes_a_new_version(instance: Instance, tmp_path: Path) -> None:
+    for text in ("one", "two"):
+        path = write(tmp_path / "katalog.pdf", pdf_bytes(text))
+        assert run_cli("add", "--instance", str(instance.path), "--public", str(path)).returncode == 0
+    assert [(i["slug"], i["version"]) for i in items(instance)] == [("katalog", 1), ("katalog", 2)]
+
+
+def test_large_file_warning_goes_to_stderr(instance: Instance, tmp_path: Path) -> None:
+    path = write(tmp_path / "big.pdf", pdf_bytes(pad=3000))
+    result = run_cli("add", "--instance", str(instance.path), str(path), env={"PLIGT_FETCH_BUDGET_BYTES": "1000"})
+    assert result.returncode == 0
+    assert "warning" in result.stderr and "crawler" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["withdraw", "nothing"], "no item 'nothing'"),
+        (["withdraw", "../etc"], "invalid slug"),
+        (["add", "--slug", "Bad Slug", "{pdf}"], "invalid slug"),
+        (["add", "--slug", "x", "{pdf}", "{pdf}"], "one file at a time"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(instance: Instance, tmp_path: Path, args: list[str], says: str) -> None:
+    pdf = str(write(tmp_path / "a.pdf", pdf_bytes()))
+    result = run_cli(*[a.replace("{pdf}", pdf) for a in args], "--instance", str(instance.path))
+    assert result.returncode != 0
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert items(instance) == []
+
+
+def test_uninitialised_instance_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli("items", "--instance", str(tmp_path / "nowhere"))
+    assert result.returncode != 0 and "pligt init" in result.stderr
+
+
+def test_bad_configuration_is_a_clear_error(instance: Instance) -> None:
+    result = run_cli("items", "--instance", str(instance.path), env={"PLIGT_RETENTION_DAYS": "30"})
+    assert result.returncode != 0
+    assert "minimum of 183" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["init", "serve", "add", "items", "withdraw"])
+def test_every_command_explains_itself(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "--instance" in result.stdout
