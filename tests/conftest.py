@@ -134,13 +134,13 @@ class Server:
 def start_server(instance_path: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     """Start `pligt serve` as a real process and wait until /healthz answers."""
     port = free_port()
-    out = log.open("wb")
-    process = subprocess.Popen(
-        [PLIGT, "serve", "--instance", str(instance_path), "--port", str(port), *extra],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [PLIGT, "serve", "--instance", str(instance_path), "--port", str(port), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
