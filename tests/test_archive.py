@@ -10,8 +10,8 @@ import pytest
 
 from archive import Archive
 from archive import Catalog
-from archive.errors import Conflict
 from archive.errors import ConfigurationError
+from archive.errors import Conflict
 from archive.errors import ContentRefused
 from archive.errors import Gone
 from archive.errors import InvalidInput
@@ -40,7 +40,12 @@ def stored_files(core: Archive) -> list[str]:
 def test_publish_lists_the_version_with_retention(core: Archive, clock: Clock) -> None:
     publication = core.publish([pdf_bytes()], filename="Brochure 2026 æøå.pdf", visibility="public")
     v = publication.version
-    assert (v.slug, v.number, v.filename, v.visibility) == ("brochure-2026-aeoeaa", 1, "Brochure 2026 æøå.pdf", "public")
+    assert (v.slug, v.number, v.filename, v.visibility) == (
+        "brochure-2026-aeoeaa",
+        1,
+        "Brochure 2026 æøå.pdf",
+        "public",
+    )
     assert v.content_type == "application/pdf"
     assert v.published_at == clock.now
     assert v.retain_until == clock.now + timedelta(days=183)
@@ -140,7 +145,19 @@ def test_content_that_contradicts_its_name_is_refused(core: Archive, data: bytes
 
 @pytest.mark.parametrize(
     "filename",
-    ["../etc/passwd", "a/b.pdf", "a\\b.pdf", "x\x00.pdf", "line\nbreak.pdf", "tab\t.pdf", ".hidden.pdf", "", "  ", "%2e%2e.pdf", "a" * 300 + ".pdf"],
+    [
+        "../etc/passwd",
+        "a/b.pdf",
+        "a\\b.pdf",
+        "x\x00.pdf",
+        "line\nbreak.pdf",
+        "tab\t.pdf",
+        ".hidden.pdf",
+        "",
+        "  ",
+        "%2e%2e.pdf",
+        "a" * 300 + ".pdf",
+    ],
 )
 def test_bad_file_names_are_refused(core: Archive, filename: str) -> None:
     with pytest.raises(InvalidInput):
@@ -221,13 +238,15 @@ def test_longer_retention_is_honoured(tmp_path: Path, clock: Clock) -> None:
 
 def test_credentials_are_random_ascii_hashed_and_expire(core: Archive, clock: Clock) -> None:
     credential, password = core.issue_credential(valid_days=30)
-    assert credential.username.isascii() and password.isascii()
+    assert credential.username.isascii()
+    assert password.isascii()
     assert len(password) >= 22  # >= 128 bits of randomness
     assert password not in credential.password_hash
     assert credential.password_hash.startswith("scrypt$")
     assert credential.expires_at == clock.now + timedelta(days=30)
     other, other_password = core.issue_credential()
-    assert other.username != credential.username and other_password != password
+    assert other.username != credential.username
+    assert other_password != password
 
 
 def test_schema_is_versioned_and_migration_idempotent(tmp_path: Path) -> None:

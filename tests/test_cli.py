@@ -30,49 +30,59 @@ def test_init_prints_the_owner_password_once_and_stores_only_a_hash(tmp_path: Pa
     result = run_cli("init", "--instance", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     made = json.loads(result.stdout)
-    assert made["username"] == "owner" and len(made["password"]) >= 22
+    assert made["username"] == "owner"
+    assert len(made["password"]) >= 22
     for path in folder.rglob("*"):
         if path.is_file():
             assert made["password"].encode() not in path.read_bytes(), path
-    assert (folder / "pligt.toml").is_file() and (folder / "catalog.sqlite3").is_file()
+    assert (folder / "pligt.toml").is_file()
+    assert (folder / "catalog.sqlite3").is_file()
     assert (folder / "secret_key").stat().st_mode & 0o077 == 0
 
     again = run_cli("init", "--instance", str(folder))
     assert again.returncode != 0
     assert "already initialised" in again.stderr
     quiet = run_cli("init", "--instance", str(folder), "--exist-ok")
-    assert quiet.returncode == 0 and "password" not in quiet.stdout.lower()
+    assert quiet.returncode == 0
+    assert "password" not in quiet.stdout.lower()
 
 
 def test_instance_comes_from_the_environment(tmp_path: Path) -> None:
     folder = tmp_path / "from-env"
     assert run_cli("init", env={"PLIGT_INSTANCE": str(folder)}).returncode == 0
     result = run_cli("items", "--json", env={"PLIGT_INSTANCE": str(folder)})
-    assert result.returncode == 0 and json.loads(result.stdout) == []
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == []
 
 
 def test_add_list_and_refuse_withdrawal_inside_retention(instance: Instance, tmp_path: Path) -> None:
     pdf = write(tmp_path / "Kursusmateriale æøå.pdf", pdf_bytes())
-    txt = write(tmp_path / "noter.txt", "Hej verden\n".encode())
+    txt = write(tmp_path / "noter.txt", b"Hej verden\n")
     result = run_cli("add", "--instance", str(instance.path), "--public", str(pdf), "--json")
     assert result.returncode == 0, result.stderr
     [published] = json.loads(result.stdout)
     assert published["slug"] == "kursusmateriale-aeoeaa"
     assert published["filename"] == "Kursusmateriale æøå.pdf"
-    assert published["visibility"] == "public" and published["content_type"] == "application/pdf"
+    assert published["visibility"] == "public"
+    assert published["content_type"] == "application/pdf"
 
     result = run_cli("add", "--instance", str(instance.path), str(txt), "--title", "Noter", "--slug", "noter")
     assert result.returncode == 0, result.stderr
     assert "published noter version 1" in result.stdout
 
     listed = items(instance)
-    assert [(i["slug"], i["visibility"]) for i in listed] == [("kursusmateriale-aeoeaa", "public"), ("noter", "protected")]
+    assert [(i["slug"], i["visibility"]) for i in listed] == [
+        ("kursusmateriale-aeoeaa", "public"),
+        ("noter", "protected"),
+    ]
     text = run_cli("items", "--instance", str(instance.path))
-    assert "RETAINED UNTIL" in text.stdout and "noter.txt" in text.stdout
+    assert "RETAINED UNTIL" in text.stdout
+    assert "noter.txt" in text.stdout
 
     refused = run_cli("withdraw", "--instance", str(instance.path), "noter")
     assert refused.returncode != 0
-    assert "retained until" in refused.stderr and listed[1]["retain_until"][:10] in refused.stderr
+    assert "retained until" in refused.stderr
+    assert listed[1]["retain_until"][:10] in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert items(instance) == listed
 
@@ -85,14 +95,17 @@ def test_add_list_and_refuse_withdrawal_inside_retention(instance: Instance, tmp
         ("empty.pdf", b"", "empty"),
     ],
 )
-def test_add_refuses_bad_content_and_keeps_what_was_stored(instance: Instance, tmp_path: Path, name: str, data: bytes, says: str) -> None:
+def test_add_refuses_bad_content_and_keeps_what_was_stored(
+    instance: Instance, tmp_path: Path, name: str, data: bytes, says: str
+) -> None:
     kept = write(tmp_path / "kept.pdf", pdf_bytes())
     assert run_cli("add", "--instance", str(instance.path), str(kept)).returncode == 0
     before = items(instance)
     files_before = sorted(p for p in (instance.path / "files").rglob("*") if p.is_file())
     result = run_cli("add", "--instance", str(instance.path), str(write(tmp_path / name, data)))
     assert result.returncode != 0
-    assert says in result.stderr and result.stderr.startswith("pligt: error:")
+    assert says in result.stderr
+    assert result.stderr.startswith("pligt: error:")
     assert items(instance) == before
     assert sorted(p for p in (instance.path / "files").rglob("*") if p.is_file()) == files_before
 
@@ -115,7 +128,8 @@ def test_large_file_warning_goes_to_stderr(instance: Instance, tmp_path: Path) -
     path = write(tmp_path / "big.pdf", pdf_bytes(pad=3000))
     result = run_cli("add", "--instance", str(instance.path), str(path), env={"PLIGT_FETCH_BUDGET_BYTES": "1000"})
     assert result.returncode == 0
-    assert "warning" in result.stderr and "crawler" in result.stderr
+    assert "warning" in result.stderr
+    assert "crawler" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -138,13 +152,15 @@ def test_errors_are_one_line_and_non_zero(instance: Instance, tmp_path: Path, ar
 
 def test_uninitialised_instance_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("items", "--instance", str(tmp_path / "nowhere"))
-    assert result.returncode != 0 and "pligt init" in result.stderr
+    assert result.returncode != 0
+    assert "pligt init" in result.stderr
 
 
 def test_bad_configuration_is_a_clear_error(instance: Instance) -> None:
     result = run_cli("items", "--instance", str(instance.path), env={"PLIGT_RETENTION_DAYS": "30"})
     assert result.returncode != 0
-    assert "minimum of 183" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "minimum of 183" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("command", ["init", "serve", "add", "items", "withdraw"])

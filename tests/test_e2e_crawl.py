@@ -55,10 +55,8 @@ def test_wget_harvests_every_retained_version_byte_identical(
     files = tmp_path / "to-publish"
     files.mkdir()
     (files / "Årsrapport æøå 2026.pdf").write_bytes(pdf_bytes("aarsrapport", pad=300_000))
-    (files / "prisliste.csv").write_bytes("vare;pris\nkursus;1200\nbog;300\n".encode())
-    (files / "Kursusmateriale for øvede.txt").write_bytes(
-        "Beskyttet materiale, kun for pligtaflevering.\n".encode() * 50
-    )
+    (files / "prisliste.csv").write_bytes(b"vare;pris\nkursus;1200\nbog;300\n")
+    (files / "Kursusmateriale for øvede.txt").write_bytes(b"Beskyttet materiale, kun for pligtaflevering.\n" * 50)
     publish_cli(instance, files / "Årsrapport æøå 2026.pdf", "--public")
     publish_cli(instance, files / "prisliste.csv", "--public", "--slug", "prisliste")
     publish_cli(instance, files / "Kursusmateriale for øvede.txt", "--protected", "--slug", "kursus")
@@ -67,7 +65,7 @@ def test_wget_harvests_every_retained_version_byte_identical(
     )
     publish_api(server, instance, pdf_bytes("brochure v2"), filename="brochure-2026.pdf", slug="brochure")
     publish_api(server, instance, os.urandom(2_000_000), filename="data.bin", slug="raadata", visibility="protected")
-    publish_api(server, instance, "Fortrolig opdatering\n".encode(), filename="opdatering.txt", slug="kursus")
+    publish_api(server, instance, b"Fortrolig opdatering\n", filename="opdatering.txt", slug="kursus")
 
     credential, password = build_archive(instance.settings).issue_credential()
     home = tmp_path / "home"
@@ -109,7 +107,8 @@ def test_wget_harvests_every_retained_version_byte_identical(
     # Credentials were sent only after the challenge: the first request to the
     # protected index carried none and got 401 with a realm.
     protected = [had_auth for url, had_auth in requests_made if urlsplit(url).path == "/protected/"]
-    assert protected[0] is False and True in protected
+    assert protected[0] is False
+    assert True in protected
     first_protected = responses[f"{server.url}/protected/"][0]
     assert first_protected[0] == 401
     assert any(urlsplit(url).path == "/robots.txt" for url in responses)

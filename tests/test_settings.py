@@ -49,7 +49,9 @@ def test_file_then_environment_override_defaults(tmp_path: Path) -> None:
         ("realm = 5\n", {}, "must be a string"),
     ],
 )
-def test_bad_values_stop_start_up_with_one_clear_line(tmp_path: Path, config: str, env: dict[str, str], says: str) -> None:
+def test_bad_values_stop_start_up_with_one_clear_line(
+    tmp_path: Path, config: str, env: dict[str, str], says: str
+) -> None:
     (tmp_path / "pligt.toml").write_text(config)
     with pytest.raises(ConfigurationError, match=says) as info:
         load_settings(tmp_path, env=env)

@@ -101,7 +101,9 @@ def test_iter_keys_lists_complete_objects(backend: Storage) -> None:
     assert sorted(backend.iter_keys()) == ["a/1", "b/1", "b/2"]
 
 
-@pytest.mark.parametrize("key", ["../escape", "/etc/passwd", "a/../../b", "", "a//b", "a/./b", ".hidden", "a b", "a\x00b"])
+@pytest.mark.parametrize(
+    "key", ["../escape", "/etc/passwd", "a/../../b", "", "a//b", "a/./b", ".hidden", "a b", "a\x00b"]
+)
 def test_unsafe_keys_are_refused(backend: Storage, key: str) -> None:
     with pytest.raises(InvalidInput):
         backend.save(key, [b"x"])
