@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 from datetime import datetime
-from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+from .access import AccessDesk
+from .audit import GENESIS
+from .audit import verify_chain
 from .catalog import Catalog
 from .content import SNIFF_BYTES
 from .content import check_content
@@ -29,9 +31,10 @@ from .errors import StorageError
 from .errors import TooLarge
 from .models import PROTECTED
 from .models import VISIBILITIES
-from .models import Credential
 from .models import Download
+from .models import HarvestRow
 from .models import Version
+from .models import to_text
 from .models import utcnow
 from .names import check_filename
 from .names import check_slug
@@ -39,7 +42,6 @@ from .names import check_title
 from .names import slugify
 from .passwords import hash_password
 from .passwords import new_password
-from .passwords import new_username
 from .retention import MINIMUM_RETENTION_DAYS
 from .retention import check_retention_days
 from .retention import ensure_withdrawable
@@ -81,6 +83,7 @@ class Archive:
         self.max_upload_bytes = max_upload_bytes
         self.fetch_budget_bytes = fetch_budget_bytes
         self.clock = clock
+        self.access = AccessDesk(catalog, clock)
 
     # -- publishing --------------------------------------------------------------
 
@@ -124,18 +127,20 @@ class Archive:
         stored = self.storage.save(key, _prepend(head, stream))
         try:
             now = self.clock()
-            version = self.catalog.add_version(
-                slug=slug,
-                title=title,
-                visibility=visibility,
-                filename=filename,
-                size=stored.size,
-                sha256=stored.sha256,
-                content_type=detected.content_type,
-                storage_key=key,
-                published_at=now,
-                retain_until=retain_until(now, self.retention_days),
-            )
+            with self.catalog.transaction():
+                version = self.catalog.add_version(
+                    slug=slug,
+                    title=title,
+                    visibility=visibility,
+                    filename=filename,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    content_type=detected.content_type,
+                    storage_key=key,
+                    published_at=now,
+                    retain_until=retain_until(now, self.retention_days),
+                )
+                self.catalog.append_audit("version.published", _version_facts(version), None, now)
         except BaseException:
             self.storage.delete(key)
             raise
@@ -212,31 +217,36 @@ class Archive:
             ensure_withdrawable(version, now)
         for version in versions:
             # The catalog first: a version must never be listed without its bytes.
-            self.catalog.mark_withdrawn(version.id, now)
+            with self.catalog.transaction():
+                self.catalog.mark_withdrawn(version.id, now)
+                self.catalog.append_audit("version.withdrawn", _version_facts(version), None, now)
             self.storage.delete(version.storage_key)
         return [replace(v, withdrawn_at=now) for v in versions]
 
     # -- credentials and the owner -------------------------------------------------
 
-    def issue_credential(self, valid_days: int = 365) -> tuple[Credential, str]:
-        """Create a crawler credential and return it with its password (shown once)."""
-        if valid_days < 1:
-            raise InvalidInput("a credential must be valid for at least one day")
-        password = new_password()
-        now = self.clock()
-        credential = self.catalog.add_credential(
-            new_username("crawler"), hash_password(password), now, now + timedelta(days=valid_days)
-        )
-        return credential, password
+    # -- proof of deposit and the audit log ------------------------------------------
 
-    def revoke_credential(self, credential_id: int) -> Credential:
-        """Revoke a crawler credential; it is refused from the next request on."""
-        if self.catalog.get_credential(credential_id) is None:
-            raise NotFound(f"no credential {credential_id}")
-        self.catalog.revoke_credential(credential_id, self.clock())
-        credential = self.catalog.get_credential(credential_id)
-        assert credential is not None
-        return credential
+    def record_download(self, credential_id: int, version: Version, status: int, bytes_sent: int) -> None:
+        """Record what a crawler credential fetched (never who or from where)."""
+        complete = status == 200 and bytes_sent == version.size
+        self.catalog.record_download(credential_id, version.id, status, bytes_sent, complete, self.clock())
+
+    def harvest(self) -> list[HarvestRow]:
+        """Return, per credential and retained version, whether and when it was fetched."""
+        return self.catalog.harvest()
+
+    def audit_head(self) -> tuple[int, str]:
+        """Return the audit log's last sequence number and hash (GENESIS when empty)."""
+        last = next(self.catalog.audit_entries(newest_first=True, limit=1), None)
+        return (last.seq, last.hash) if last else (0, GENESIS)
+
+    def verify_audit(self, head: str | None = None) -> tuple[int, str]:
+        """Verify the whole audit chain (and that it still holds ``head``).
+
+        :raises AuditBroken: naming the first bad entry.
+        """
+        return verify_chain(self.catalog.audit_entries(), head)
 
     def set_owner_password(self) -> tuple[str, str]:
         """Create (or reset) the owner account; return its username and new password."""
@@ -251,6 +261,18 @@ class Archive:
         """Raise :class:`StorageError` unless the catalog and the storage work."""
         self.catalog.ping()
         self.storage.check()
+
+
+def _version_facts(version: Version) -> dict[str, object]:
+    return {
+        "slug": version.slug,
+        "version": version.number,
+        "filename": version.filename,
+        "sha256": version.sha256,
+        "size": version.size,
+        "visibility": version.visibility,
+        "retain_until": to_text(version.retain_until),
+    }
 
 
 def _limited(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:

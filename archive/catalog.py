@@ -8,17 +8,27 @@ app servers; keep SQL from leaking out of here.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from .audit import GENESIS
+from .audit import AuditEntry
+from .audit import canonical_json
+from .audit import entry_hash
+from .audit import seal_personal
 from .errors import Conflict
 from .errors import StorageError
+from .models import AccessRequest
 from .models import Credential
 from .models import Download
+from .models import HarvestRow
 from .models import Item
+from .models import Release
 from .models import Version
 from .models import from_text
 from .models import to_text
@@ -47,13 +57,60 @@ _MIGRATIONS: list[str] = [
         withdrawn_at TEXT,
         UNIQUE (item_id, number)
     );
+    CREATE TABLE access_requests (
+        id INTEGER PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'approved', 'denied', 'released', 'expired')),
+        institution TEXT,
+        contact_name TEXT,
+        contact_email TEXT,
+        legal_basis TEXT,
+        message TEXT,
+        created_at TEXT NOT NULL,
+        decided_at TEXT,
+        decision_reason TEXT,
+        closed_at TEXT,
+        purged_at TEXT
+    );
     CREATE TABLE credentials (
         id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES access_requests(id),
         username TEXT NOT NULL UNIQUE,
         password_hash TEXT NOT NULL,
         created_at TEXT NOT NULL,
         expires_at TEXT NOT NULL,
         revoked_at TEXT
+    );
+    CREATE TABLE releases (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES access_requests(id),
+        credential_id INTEGER NOT NULL REFERENCES credentials(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        sealed_password TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        released_at TEXT
+    );
+    CREATE TABLE downloads (
+        id INTEGER PRIMARY KEY,
+        credential_id INTEGER NOT NULL REFERENCES credentials(id),
+        version_id INTEGER NOT NULL REFERENCES versions(id),
+        status INTEGER NOT NULL,
+        bytes_sent INTEGER NOT NULL,
+        complete INTEGER NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX downloads_by_credential ON downloads (credential_id, version_id);
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        data TEXT NOT NULL,
+        personal TEXT,
+        personal_key TEXT,
+        personal_digest TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
     );
     CREATE TABLE owner (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -61,6 +118,11 @@ _MIGRATIONS: list[str] = [
         password_hash TEXT NOT NULL,
         created_at TEXT NOT NULL
     );
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_rewrite
+    BEFORE UPDATE OF seq, at, action, data, personal_digest, prev_hash, hash ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -96,9 +158,21 @@ class Catalog:
         return db
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes (and their audit entries) into one atomic transaction."""
+        with self._write():
+            yield
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """Run a write transaction that takes the lock up front (no upgrade deadlocks)."""
+        """Run a write transaction that takes the lock up front (no upgrade deadlocks).
+
+        Nested uses join the outermost transaction.
+        """
         db = self._db
+        if db.in_transaction:
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -117,9 +191,8 @@ class Catalog:
                     f"catalog {self.path} has schema {current}, newer than this Pligt ({SCHEMA_VERSION})"
                 )
             for number, script in enumerate(_MIGRATIONS[current:], start=current + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(script):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number:d}")
 
     def schema_version(self) -> int:
@@ -255,19 +328,70 @@ class Catalog:
         row = self._db.execute("SELECT MAX(published_at), MAX(withdrawn_at), COUNT(*) FROM versions").fetchone()
         return f"{row[0]}|{row[1]}|{row[2]}"
 
+    # -- access requests -----------------------------------------------------
+
+    def add_request(self, fields: dict[str, str], now: datetime) -> AccessRequest:
+        with self._write() as db:
+            request_id = db.execute(
+                """INSERT INTO access_requests
+                       (institution, contact_name, contact_email, legal_basis, message, created_at)
+                   VALUES (:institution, :contact_name, :contact_email, :legal_basis, :message, :now)""",
+                {**fields, "now": to_text(now)},
+            ).lastrowid
+        found = self.get_request(request_id)
+        assert found is not None
+        return found
+
+    def get_request(self, request_id: int) -> AccessRequest | None:
+        row = self._db.execute("SELECT * FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+        return _request(row) if row else None
+
+    def requests(self, status: str | None = None) -> list[AccessRequest]:
+        sql, params = "SELECT * FROM access_requests", ()
+        if status is not None:
+            sql, params = sql + " WHERE status = ?", (status,)
+        return [_request(row) for row in self._db.execute(sql + " ORDER BY id", params)]
+
+    def count_requests(self, status: str) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)).fetchone()[0]
+
+    def set_request_status(
+        self, request_id: int, status: str, now: datetime, *, reason: str | None = None, decided: bool = False
+    ) -> None:
+        closed = status in ("denied", "expired")
+        with self._write() as db:
+            db.execute(
+                """UPDATE access_requests SET status = :status,
+                       decided_at = CASE WHEN :decided THEN :now ELSE decided_at END,
+                       decision_reason = COALESCE(:reason, decision_reason),
+                       closed_at = CASE WHEN :closed THEN :now ELSE closed_at END
+                   WHERE id = :id""",
+                {
+                    "status": status,
+                    "now": to_text(now),
+                    "reason": reason,
+                    "decided": decided,
+                    "closed": closed,
+                    "id": request_id,
+                },
+            )
+
     # -- crawler credentials ---------------------------------------------------
 
     def add_credential(
-        self, username: str, password_hash: str, created_at: datetime, expires_at: datetime
+        self, request_id: int, username: str, password_hash: str, created_at: datetime, expires_at: datetime
     ) -> Credential:
+        """Add a credential bound to an *approved* request (the catalog refuses otherwise)."""
         with self._write() as db:
+            row = db.execute("SELECT status FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+            if row is None or row["status"] not in ("approved", "released"):
+                raise Conflict(f"request {request_id} is not approved: no credential without an approved request")
             credential_id = db.execute(
-                "INSERT INTO credentials (username, password_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (username, password_hash, to_text(created_at), to_text(expires_at)),
+                """INSERT INTO credentials (request_id, username, password_hash, created_at, expires_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (request_id, username, password_hash, to_text(created_at), to_text(expires_at)),
             ).lastrowid
-        found = self.get_credential(credential_id)
-        assert found is not None
-        return found
+            return _credential(db.execute("SELECT * FROM credentials WHERE id = ?", (credential_id,)).fetchone())
 
     def get_credential(self, credential_id: int) -> Credential | None:
         row = self._db.execute("SELECT * FROM credentials WHERE id = ?", (credential_id,)).fetchone()
@@ -277,14 +401,138 @@ class Catalog:
         row = self._db.execute("SELECT * FROM credentials WHERE username = ?", (username,)).fetchone()
         return _credential(row) if row else None
 
-    def credentials(self) -> list[Credential]:
-        return [_credential(row) for row in self._db.execute("SELECT * FROM credentials ORDER BY id")]
+    def credentials(self, request_id: int | None = None) -> list[Credential]:
+        sql, params = "SELECT * FROM credentials", ()
+        if request_id is not None:
+            sql, params = sql + " WHERE request_id = ?", (request_id,)
+        return [_credential(row) for row in self._db.execute(sql + " ORDER BY id", params)]
 
     def revoke_credential(self, credential_id: int, now: datetime) -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (to_text(now), credential_id),
+            )
+
+    # -- releases --------------------------------------------------------------
+
+    def add_release(
+        self, request_id: int, credential_id: int, token_hash: str, sealed: str, now: datetime, expires_at: datetime
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                """INSERT INTO releases (request_id, credential_id, token_hash, sealed_password, created_at, expires_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (request_id, credential_id, token_hash, sealed, to_text(now), to_text(expires_at)),
+            )
+
+    def release_by_token_hash(self, token_hash: str) -> Release | None:
+        row = self._db.execute("SELECT * FROM releases WHERE token_hash = ?", (token_hash,)).fetchone()
+        return _release(row) if row else None
+
+    def releases(self, request_id: int) -> list[Release]:
+        rows = self._db.execute("SELECT * FROM releases WHERE request_id = ? ORDER BY id", (request_id,))
+        return [_release(row) for row in rows]
+
+    def mark_released(self, release_id: int, now: datetime) -> bool:
+        """Mark a release spent and erase its sealed password; False if it was spent already."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE releases SET released_at = ?, sealed_password = NULL WHERE id = ? AND released_at IS NULL",
+                (to_text(now), release_id),
+            )
+            return cursor.rowcount == 1
+
+    def discard_unreleased(self, credential_id: int) -> None:
+        """Erase the sealed password of every unspent release of a credential."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE releases SET sealed_password = NULL WHERE credential_id = ? AND released_at IS NULL",
+                (credential_id,),
+            )
+
+    # -- proof of deposit ------------------------------------------------------
+
+    def record_download(
+        self, credential_id: int, version_id: int, status: int, bytes_sent: int, complete: bool, now: datetime
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                """INSERT INTO downloads (credential_id, version_id, status, bytes_sent, complete, at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (credential_id, version_id, status, bytes_sent, complete, to_text(now)),
+            )
+
+    def harvest(self) -> list[HarvestRow]:
+        """Return, per credential and retained version, the first fetch and the first complete one."""
+        rows = self._db.execute(
+            f"""SELECT c.id AS credential_id, c.username, {_VERSION_COLUMNS},
+                       (SELECT MIN(d.at) FROM downloads d
+                         WHERE d.credential_id = c.id AND d.version_id = v.id) AS fetched_at,
+                       (SELECT MIN(d.at) FROM downloads d
+                         WHERE d.credential_id = c.id AND d.version_id = v.id AND d.complete) AS complete_at
+                FROM credentials c
+                CROSS JOIN versions v JOIN items i ON i.id = v.item_id
+                WHERE v.withdrawn_at IS NULL
+                ORDER BY c.id, i.slug, v.number"""
+        )
+        return [
+            HarvestRow(
+                credential_id=row["credential_id"],
+                username=row["username"],
+                version=_version(row),
+                fetched_at=from_text(row["fetched_at"]),
+                complete_at=from_text(row["complete_at"]),
+            )
+            for row in rows
+        ]
+
+    # -- audit log -------------------------------------------------------------
+
+    def append_audit(
+        self, action: str, data: dict[str, Any], personal: dict[str, Any] | None, now: datetime
+    ) -> AuditEntry:
+        """Append one entry, chained to the last, inside the current transaction."""
+        key, digest = seal_personal(personal)
+        at = to_text(now)
+        assert at is not None
+        with self._write() as db:
+            last = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
+            entry_digest = entry_hash(seq, prev, at, action, data, digest)
+            db.execute(
+                """INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest,
+                       prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    seq,
+                    at,
+                    action,
+                    canonical_json(data).decode(),
+                    canonical_json(personal).decode() if personal else None,
+                    key,
+                    digest,
+                    prev,
+                    entry_digest,
+                ),
+            )
+        return AuditEntry(seq, at, action, data, personal, key, digest, prev, entry_digest)
+
+    def audit_entries(self, *, newest_first: bool = False, limit: int | None = None) -> Iterator[AuditEntry]:
+        """Yield audit entries in sequence order (as stored: no checking here)."""
+        sql = "SELECT * FROM audit_log ORDER BY seq" + (" DESC" if newest_first else "")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row in self._db.execute(sql):
+            yield AuditEntry(
+                seq=row["seq"],
+                at=row["at"],
+                action=row["action"],
+                data=json.loads(row["data"]),
+                personal=json.loads(row["personal"]) if row["personal"] else None,
+                personal_key=row["personal_key"],
+                personal_digest=row["personal_digest"],
+                prev_hash=row["prev_hash"],
+                hash=row["hash"],
             )
 
     # -- owner -----------------------------------------------------------------
@@ -302,6 +550,18 @@ class Catalog:
         """Return the owner's username and password hash, if the owner exists."""
         row = self._db.execute("SELECT username, password_hash FROM owner WHERE id = 1").fetchone()
         return (row["username"], row["password_hash"]) if row else None
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into complete statements (triggers contain semicolons)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        yield pending.strip()
 
 
 def _item(row: sqlite3.Row) -> Item:
@@ -335,9 +595,39 @@ def _version(row: sqlite3.Row) -> Version:
 def _credential(row: sqlite3.Row) -> Credential:
     return Credential(
         id=row["id"],
+        request_id=row["request_id"],
         username=row["username"],
         password_hash=row["password_hash"],
         created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
         expires_at=from_text(row["expires_at"]),  # type: ignore[arg-type]
         revoked_at=from_text(row["revoked_at"]),
+    )
+
+
+def _request(row: sqlite3.Row) -> AccessRequest:
+    return AccessRequest(
+        id=row["id"],
+        status=row["status"],
+        institution=row["institution"],
+        contact_name=row["contact_name"],
+        contact_email=row["contact_email"],
+        legal_basis=row["legal_basis"],
+        message=row["message"],
+        created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
+        decided_at=from_text(row["decided_at"]),
+        decision_reason=row["decision_reason"],
+        closed_at=from_text(row["closed_at"]),
+        purged_at=from_text(row["purged_at"]),
+    )
+
+
+def _release(row: sqlite3.Row) -> Release:
+    return Release(
+        id=row["id"],
+        request_id=row["request_id"],
+        credential_id=row["credential_id"],
+        sealed_password=row["sealed_password"],
+        created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
+        expires_at=from_text(row["expires_at"]),  # type: ignore[arg-type]
+        released_at=from_text(row["released_at"]),
     )

@@ -84,6 +84,7 @@ class Credential:
     """A crawler account; the password exists only as a slow hash."""
 
     id: int
+    request_id: int
     username: str
     password_hash: str
     created_at: datetime
@@ -96,6 +97,7 @@ class Credential:
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
+            "request_id": self.request_id,
             "username": self.username,
             "created_at": to_text(self.created_at),
             "expires_at": to_text(self.expires_at),
@@ -110,3 +112,70 @@ class Download:
     version: Version
     #: None when no credential was presented; else whether it is still valid.
     credential_active: bool | None
+
+
+PENDING = "pending"
+APPROVED = "approved"
+DENIED = "denied"
+RELEASED = "released"
+EXPIRED = "expired"
+REQUEST_STATUSES = (PENDING, APPROVED, DENIED, RELEASED, EXPIRED)
+#: The personal fields of an access request: erased by the purge.
+PERSONAL_FIELDS = ("institution", "contact_name", "contact_email", "legal_basis", "message")
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """The deposit institution's formal request for the crawler's credentials."""
+
+    id: int
+    status: str
+    institution: str | None
+    contact_name: str | None
+    contact_email: str | None
+    legal_basis: str | None
+    message: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    decision_reason: str | None
+    closed_at: datetime | None
+    purged_at: datetime | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "institution": self.institution,
+            "contact_name": self.contact_name,
+            "contact_email": self.contact_email,
+            "legal_basis": self.legal_basis,
+            "message": self.message,
+            "created_at": to_text(self.created_at),
+            "decided_at": to_text(self.decided_at),
+            "decision_reason": self.decision_reason,
+            "closed_at": to_text(self.closed_at),
+        }
+
+
+@dataclass(frozen=True)
+class Release:
+    """A single-use release of a credential's password."""
+
+    id: int
+    request_id: int
+    credential_id: int
+    sealed_password: str | None
+    created_at: datetime
+    expires_at: datetime
+    released_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HarvestRow:
+    """Whether one credential fetched one retained version, completely and when."""
+
+    credential_id: int
+    username: str
+    version: Version
+    fetched_at: datetime | None
+    complete_at: datetime | None

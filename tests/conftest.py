@@ -185,3 +185,22 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+# -- the access-request workflow, as a test shortcut ----------------------------------
+
+REQUEST_FIELDS = {
+    "institution": "Det Kgl. Bibliotek",
+    "contact_name": "Netarkivet Høstning",
+    "contact_email": "netarkivet@example.dk",
+    "legal_basis": "",
+    "message": "Vi anmoder om adgang til beskyttet materiale.",
+}
+
+
+def issue_credential(archive: Archive, valid_days: int = 365):  # noqa: ANN201
+    """File, approve and release a request; return (credential, password) as the crawler gets them."""
+    request = archive.access.file(dict(REQUEST_FIELDS))
+    approval = archive.access.approve(request.id, valid_days=valid_days)
+    archive.access.release(approval.release_token)
+    return approval.credential, approval.password

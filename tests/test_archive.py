@@ -21,6 +21,7 @@ from archive.errors import TooLarge
 from archive.storage import LocalStorage
 from tests.conftest import Clock
 from tests.conftest import elf_bytes
+from tests.conftest import issue_credential
 from tests.conftest import pdf_bytes
 from tests.conftest import pe_bytes
 from tests.conftest import zip_bytes
@@ -237,14 +238,14 @@ def test_longer_retention_is_honoured(tmp_path: Path, clock: Clock) -> None:
 
 
 def test_credentials_are_random_ascii_hashed_and_expire(core: Archive, clock: Clock) -> None:
-    credential, password = core.issue_credential(valid_days=30)
+    credential, password = issue_credential(core, valid_days=30)
     assert credential.username.isascii()
     assert password.isascii()
     assert len(password) >= 22  # >= 128 bits of randomness
     assert password not in credential.password_hash
     assert credential.password_hash.startswith("scrypt$")
     assert credential.expires_at == clock.now + timedelta(days=30)
-    other, other_password = core.issue_credential()
+    other, other_password = issue_credential(core)
     assert other.username != credential.username
     assert other_password != password
 

@@ -1,0 +1,126 @@
+"""The tamper-evident audit log: an append-only hash chain.
+
+Each entry's hash covers a domain prefix, its sequence number, the previous
+entry's hash and the canonical JSON of its content, starting from a fixed
+genesis. Personal fields (names, emails, messages) are not hashed themselves:
+the chain covers an HMAC of them under a per-entry random key, and the purge
+erases fields and key together. The chain still verifies after a purge, and
+an erased email address cannot be guessed back from its digest.
+
+A chain shows tampering only against a head kept elsewhere: whoever can write
+the database can recompute every hash. ``pligt audit head`` prints the head
+to keep; ``pligt audit verify --head`` checks the log still contains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ArchiveError
+
+#: The "previous hash" of the first entry.
+GENESIS = hashlib.sha256(b"pligt audit log genesis").hexdigest()
+_DOMAIN = b"pligt-audit-entry-v1\x00"
+
+
+class AuditBroken(ArchiveError):
+    """The audit log does not verify; ``seq`` names the first bad entry."""
+
+    status_code = 500
+    exit_code = 10
+
+    def __init__(self, seq: int | None, reason: str) -> None:
+        where = f"entry {seq}: " if seq is not None else ""
+        super().__init__(f"audit log broken at {where}{reason}")
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One stored entry. ``personal`` and ``personal_key`` are None once purged."""
+
+    seq: int
+    at: str
+    action: str
+    data: dict[str, Any]
+    personal: dict[str, Any] | None
+    personal_key: str | None
+    personal_digest: str | None
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "action": self.action,
+            "data": self.data,
+            "personal": self.personal,
+            "hash": self.hash,
+        }
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialise ``value`` the one way the chain hashes it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def seal_personal(personal: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """Return a fresh per-entry key and the HMAC of ``personal`` under it."""
+    if not personal:
+        return None, None
+    key = secrets.token_hex(32)
+    return key, _personal_digest(key, personal)
+
+
+def _personal_digest(key: str, personal: dict[str, Any]) -> str:
+    return hmac.new(bytes.fromhex(key), canonical_json(personal), hashlib.sha256).hexdigest()
+
+
+def entry_hash(
+    seq: int, prev_hash: str, at: str, action: str, data: dict[str, Any], personal_digest: str | None
+) -> str:
+    """Return the hash that chains an entry to its predecessor."""
+    body = canonical_json({"at": at, "action": action, "data": data, "personal_digest": personal_digest})
+    return hashlib.sha256(_DOMAIN + seq.to_bytes(8, "big") + bytes.fromhex(prev_hash) + body).hexdigest()
+
+
+def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tuple[int, str]:
+    """Check every link of the chain; return the last sequence number and hash.
+
+    :param head: a head hash kept earlier; the log must still contain it.
+    :raises AuditBroken: naming the first entry that was altered, removed,
+        reordered or inserted, or saying that the kept head is not in the log.
+    """
+    expected_seq, prev = 1, GENESIS
+    head_seen = head is None or head == GENESIS
+    for entry in entries:
+        if entry.seq != expected_seq:
+            missing = "missing" if entry.seq > expected_seq else "out of order"
+            raise AuditBroken(expected_seq, f"{missing} (found entry {entry.seq} where {expected_seq} belongs)")
+        if not hmac.compare_digest(entry.prev_hash, prev):
+            raise AuditBroken(entry.seq, "does not link to the entry before it (removed, inserted or reordered)")
+        actual = entry_hash(entry.seq, entry.prev_hash, entry.at, entry.action, entry.data, entry.personal_digest)
+        if not hmac.compare_digest(actual, entry.hash):
+            raise AuditBroken(entry.seq, "content altered (hash mismatch)")
+        if entry.personal is not None and not _personal_intact(entry):
+            raise AuditBroken(entry.seq, "personal fields altered (digest mismatch)")
+        if head is not None and hmac.compare_digest(entry.hash, head):
+            head_seen = True
+        prev = entry.hash
+        expected_seq += 1
+    if not head_seen:
+        raise AuditBroken(None, f"the kept head {head} is not in the log: it was rewritten or truncated")
+    return expected_seq - 1, prev
+
+
+def _personal_intact(entry: AuditEntry) -> bool:
+    if entry.personal is None or entry.personal_key is None or entry.personal_digest is None:
+        return False
+    return hmac.compare_digest(_personal_digest(entry.personal_key, entry.personal), entry.personal_digest)

@@ -1,0 +1,153 @@
+"""The audit log: every decision is an entry in a hash chain that shows tampering."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from archive import Archive
+from archive import Catalog
+from archive.audit import GENESIS
+from archive.audit import AuditBroken
+from archive.audit import entry_hash
+from archive.storage import LocalStorage
+from tests.conftest import REQUEST_FIELDS
+from tests.conftest import Clock
+from tests.conftest import pdf_bytes
+
+
+@pytest.fixture
+def core(tmp_path: Path, clock: Clock) -> Archive:
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog.migrate()
+    core = Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock)
+    core.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
+    request = core.access.file(dict(REQUEST_FIELDS))
+    approval = core.access.approve(request.id)
+    core.access.release(approval.release_token)
+    core.access.revoke(approval.credential.id)
+    core.access.deny(core.access.file(dict(REQUEST_FIELDS)).id, "duplicate")
+    clock.advance(days=200)
+    core.withdraw("brochure")
+    return core
+
+
+def tamper(core: Archive, *statements: str) -> None:
+    """Change the database as someone with shell access could (triggers dropped first)."""
+    db = sqlite3.connect(core.catalog.path)
+    db.execute("DROP TRIGGER audit_log_no_delete")
+    db.execute("DROP TRIGGER audit_log_no_rewrite")
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def test_every_step_is_an_entry_and_the_chain_verifies(core: Archive) -> None:
+    actions = [e.action for e in core.catalog.audit_entries()]
+    assert actions == [
+        "version.published",
+        "request.filed",
+        "request.approved",
+        "credential.issued",
+        "credential.released",
+        "credential.revoked",
+        "request.filed",
+        "request.denied",
+        "version.withdrawn",
+    ]
+    seq, head = core.verify_audit()
+    assert (seq, head) == core.audit_head()
+    assert core.verify_audit(head=head) == (seq, head)
+
+
+def test_no_password_or_token_is_in_the_log(core: Archive) -> None:
+    text = "".join(str(e.to_dict()) for e in core.catalog.audit_entries())
+    assert "scrypt" not in text
+    assert "password" not in text
+
+
+def test_the_database_refuses_edits_and_deletes(core: Archive) -> None:
+    db = sqlite3.connect(core.catalog.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM audit_log WHERE seq = 2")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE audit_log SET data = '{}' WHERE seq = 2")
+    db.close()
+    core.verify_audit()
+
+
+@pytest.mark.parametrize(
+    ("statements", "seq"),
+    [
+        (["UPDATE audit_log SET data = replace(data, 'duplicate', 'spam') WHERE seq = 8"], 8),
+        (["UPDATE audit_log SET at = '2020-01-01T00:00:00Z' WHERE seq = 3"], 3),
+        (["UPDATE audit_log SET action = 'request.approved' WHERE seq = 8"], 8),
+        (["DELETE FROM audit_log WHERE seq = 5"], 5),
+        (["DELETE FROM audit_log WHERE seq = 1"], 1),
+        (  # swap the contents of entries 4 and 5
+            [
+                "UPDATE audit_log SET seq = -4 WHERE seq = 4",
+                "UPDATE audit_log SET seq = 4 WHERE seq = 5",
+                "UPDATE audit_log SET seq = 5 WHERE seq = -4",
+            ],
+            4,
+        ),
+        (
+            [
+                "INSERT INTO audit_log (seq, at, action, data, prev_hash, hash) "
+                "SELECT 10, at, 'version.published', data, hash, hash FROM audit_log WHERE seq = 9"
+            ],
+            10,
+        ),
+        (["UPDATE audit_log SET personal = replace(personal, 'netarkivet@', 'someone@') WHERE seq = 2"], 2),
+    ],
+)
+def test_tampering_is_found_and_named(core: Archive, statements: list[str], seq: int) -> None:
+    tamper(core, *statements)
+    with pytest.raises(AuditBroken) as info:
+        core.verify_audit()
+    assert info.value.seq == seq
+    assert f"entry {seq}" in info.value.message
+
+
+def test_purging_personal_fields_keeps_the_chain_intact(core: Archive) -> None:
+    db = sqlite3.connect(core.catalog.path)  # the purge may erase personal fields and their keys
+    db.execute("UPDATE audit_log SET personal = NULL, personal_key = NULL")
+    db.commit()
+    db.close()
+    core.verify_audit()
+    assert all(e.personal is None for e in core.catalog.audit_entries())
+
+
+def test_a_rewritten_chain_fails_against_a_kept_head(core: Archive) -> None:
+    _, kept = core.audit_head()
+    # Someone deletes an entry and recomputes every hash after it: the chain alone looks fine.
+    entries = [e for e in core.catalog.audit_entries() if e.seq != 6]
+    statements = ["DELETE FROM audit_log"]
+    prev = GENESIS
+    for seq, e in enumerate(entries, start=1):
+        digest = entry_hash(seq, prev, e.at, e.action, e.data, e.personal_digest)
+        statements.append(
+            "INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest, prev_hash, hash) "
+            f"VALUES ({seq}, '{e.at}', '{e.action}', (SELECT '{_json(e.data)}'), "
+            f"{_sql(e.personal and _json(e.personal))}, {_sql(e.personal_key)}, {_sql(e.personal_digest)}, "
+            f"'{prev}', '{digest}')"
+        )
+        prev = digest
+    tamper(core, *statements)
+    core.verify_audit()  # the chain is consistent...
+    with pytest.raises(AuditBroken, match="kept head"):
+        core.verify_audit(head=kept)  # ...but not the one the owner kept
+
+
+def _json(value: object) -> str:
+    from archive.audit import canonical_json
+
+    return canonical_json(value).decode().replace("'", "''")
+
+
+def _sql(value: str | None) -> str:
+    return "NULL" if value is None else f"'{value}'"
