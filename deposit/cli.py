@@ -11,20 +11,26 @@ from typing import Any
 
 import click
 
+from archive.access import DEFAULT_VALID_DAYS
+from archive.access import Approval
 from archive.archive import Archive
 from archive.archive import read_chunks
 from archive.errors import ArchiveError
 from archive.errors import InvalidInput
 from archive.models import PROTECTED
 from archive.models import PUBLIC
+from archive.models import REQUEST_STATUSES
 from archive.models import Version
 from archive.models import to_text
 
 from . import build_archive
 from .instance import init_instance
 from .instance import is_initialised
+from .mail import send_release_link
 from .settings import Settings
 from .settings import load_settings
+from .urls import public_base
+from .urls import release_link
 
 #: Show a progress bar for uploads at least this large (or for several files).
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -229,3 +235,254 @@ def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None
         return
     for v in withdrawn:
         click.echo(f"withdrew {v.slug} version {v.number} ({v.filename})")
+
+
+# -- access requests and credentials ---------------------------------------------------
+
+
+@main.command("requests")
+@instance_option
+@json_option
+@click.option("--status", type=click.Choice(REQUEST_STATUSES), help="Only requests with this status.")
+def list_requests(instance: Path | None, as_json: bool, status: str | None) -> None:
+    """List the deposit institution's access requests, newest last."""
+    _, archive = _archive(instance)
+    found = archive.access.requests(status)
+    if as_json:
+        _print_json([r.to_dict() for r in found])
+        return
+    if not found:
+        click.echo("No access requests.")
+        return
+    for r in found:
+        click.echo(f"#{r.id}  {r.status:<8}  {r.created_at:%Y-%m-%d}  {r.institution or '(purged)'}")
+        if r.contact_email:
+            click.echo(f"      {r.contact_name} <{r.contact_email}>")
+        if r.decision_reason:
+            click.echo(f"      reason: {r.decision_reason}")
+
+
+def _valid_for_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--valid-for",
+        "valid_days",
+        type=int,
+        default=DEFAULT_VALID_DAYS,
+        show_default=True,
+        help="Days until the credential expires.",
+    )(f)
+
+
+def _show_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--show",
+        is_flag=True,
+        help="Print the password here, once, instead of sending the single-use release link.",
+    )(f)
+
+
+@main.command()
+@instance_option
+@json_option
+@click.argument("request_id", type=int)
+@_valid_for_option
+@_show_option
+def approve(instance: Path | None, as_json: bool, request_id: int, valid_days: int, show: bool) -> None:
+    """Approve access request REQUEST_ID: one new crawler credential, released once.
+
+    By default the requester gets a single-use release link by email (or, with
+    no SMTP configured, you are shown the link to pass on).
+    """
+    settings, archive = _archive(instance)
+    approval = archive.access.approve(request_id, valid_days)
+    _deliver(settings, archive, approval, show, as_json)
+
+
+@main.command()
+@instance_option
+@json_option
+@click.argument("credential_id", type=int)
+@_valid_for_option
+@_show_option
+def rotate(instance: Path | None, as_json: bool, credential_id: int, valid_days: int, show: bool) -> None:
+    """Replace credential CREDENTIAL_ID with a new one for the same request (the old is revoked)."""
+    settings, archive = _archive(instance)
+    approval = archive.access.rotate(credential_id, valid_days)
+    _deliver(settings, archive, approval, show, as_json)
+
+
+def _deliver(settings: Settings, archive: Archive, approval: Approval, show: bool, as_json: bool) -> None:
+    credential = approval.credential
+    facts = {
+        "request": approval.request.id,
+        "credential": credential.id,
+        "username": credential.username,
+        "realm": settings.realm,
+        "protected_index": f"{public_base(settings)}/protected/",
+        "expires_at": to_text(credential.expires_at),
+    }
+    if show:
+        archive.access.release_to_owner(approval)
+        if as_json:
+            _print_json({**facts, "password": approval.password})
+            return
+        click.echo(f"Approved request #{approval.request.id}: credential {credential.id}")
+        click.echo(f"  Protected index: {facts['protected_index']}")
+        click.echo(f"  Realm:           {settings.realm}")
+        click.echo(f"  Username:        {credential.username}")
+        click.echo(f"  Password:        {approval.password}")
+        click.echo(f"  Expires:         {credential.expires_at:%Y-%m-%d}")
+        click.echo("The password is shown only this once. It is for the deposit institution alone.")
+        return
+    link = release_link(settings, approval.release_token)
+    valid_until = f"{approval.release_expires_at:%Y-%m-%d %H:%M} UTC"
+    emailed = send_release_link(settings, approval.request, link, valid_until)
+    if as_json:
+        _print_json(
+            {
+                **facts,
+                "release_emailed_to": approval.request.contact_email if emailed else None,
+                "release_link": None if emailed else link,
+                "release_expires_at": valid_until,
+            }
+        )
+        return
+    click.echo(f"Approved request #{approval.request.id}: credential {credential.id} ({credential.username})")
+    if emailed:
+        click.echo(
+            f"The single-use release link was emailed to {approval.request.contact_email}; valid until {valid_until}."
+        )
+    else:
+        click.echo(
+            f"Send this single-use release link to {approval.request.contact_email} (valid until {valid_until}):"
+        )
+        click.echo(f"  {link}")
+
+
+@main.command()
+@instance_option
+@json_option
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="Why the request is denied (kept in the audit log).")
+def deny(instance: Path | None, as_json: bool, request_id: int, reason: str) -> None:
+    """Deny access request REQUEST_ID, with a reason."""
+    _, archive = _archive(instance)
+    request = archive.access.deny(request_id, reason)
+    if as_json:
+        _print_json(request.to_dict())
+        return
+    click.echo(f"Denied request #{request.id}.")
+
+
+@main.command()
+@instance_option
+@json_option
+def credentials(instance: Path | None, as_json: bool) -> None:
+    """List crawler credentials (never their passwords) with expiry and revocation."""
+    _, archive = _archive(instance)
+    found = archive.access.credentials()
+    if as_json:
+        _print_json([c.to_dict() for c in found])
+        return
+    if not found:
+        click.echo("No crawler credentials.")
+        return
+    for c in found:
+        state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else f"expires {c.expires_at:%Y-%m-%d}"
+        click.echo(f"{c.id}  {c.username}  request #{c.request_id}  {state}")
+
+
+@main.command()
+@instance_option
+@json_option
+@click.argument("credential_id", type=int)
+def revoke(instance: Path | None, as_json: bool, credential_id: int) -> None:
+    """Revoke crawler credential CREDENTIAL_ID: refused from the very next request on."""
+    _, archive = _archive(instance)
+    credential = archive.access.revoke(credential_id)
+    if as_json:
+        _print_json(credential.to_dict())
+        return
+    click.echo(f"Revoked credential {credential.id} ({credential.username}).")
+
+
+@main.command()
+@instance_option
+@json_option
+def harvest(instance: Path | None, as_json: bool) -> None:
+    """Show, per credential and retained version, whether the institution fetched it completely."""
+    _, archive = _archive(instance)
+    rows = archive.harvest()
+    if as_json:
+        _print_json(
+            [
+                {
+                    "credential": r.credential_id,
+                    "username": r.username,
+                    "slug": r.version.slug,
+                    "version": r.version.number,
+                    "url_path": f"/files/{r.version.slug}/v{r.version.number}/{r.version.filename}",
+                    "fetched_at": to_text(r.fetched_at),
+                    "complete_at": to_text(r.complete_at),
+                }
+                for r in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("Nothing to show: no crawler credentials or no retained versions yet.")
+        return
+    for credential_id in dict.fromkeys(r.credential_id for r in rows):
+        mine = [r for r in rows if r.credential_id == credential_id]
+        done = [r for r in mine if r.complete_at]
+        click.echo(f"Credential {credential_id} ({mine[0].username}): {len(done)} of {len(mine)} versions fetched")
+        for r in mine:
+            when = f"fetched {r.complete_at:%Y-%m-%d %H:%M}" if r.complete_at else "NOT FETCHED"
+            click.echo(f"  {r.version.slug} v{r.version.number}  {when}")
+
+
+@main.group()
+def audit() -> None:
+    """Check and show the tamper-evident audit log."""
+
+
+@audit.command("verify")
+@instance_option
+@json_option
+@click.option("--head", "head", help="A head hash kept earlier: the log must still contain it.")
+def audit_verify(instance: Path | None, as_json: bool, head: str | None) -> None:
+    """Verify every link of the audit chain; exit non-zero naming the first bad entry."""
+    _, archive = _archive(instance)
+    seq, digest = archive.verify_audit(head)
+    if as_json:
+        _print_json({"ok": True, "entries": seq, "head": digest})
+        return
+    click.echo(f"audit log intact: {seq} entries, head {digest}")
+
+
+@audit.command("head")
+@instance_option
+@json_option
+def audit_head(instance: Path | None, as_json: bool) -> None:
+    """Print the current head hash; keep it elsewhere to detect a rewrite of the whole log."""
+    _, archive = _archive(instance)
+    seq, digest = archive.audit_head()
+    if as_json:
+        _print_json({"entries": seq, "head": digest})
+        return
+    click.echo(digest)
+
+
+@audit.command("log")
+@instance_option
+@json_option
+@click.option("--limit", type=int, default=20, show_default=True, help="How many of the newest entries.")
+def audit_log(instance: Path | None, as_json: bool, limit: int) -> None:
+    """Show the newest audit entries."""
+    _, archive = _archive(instance)
+    entries = list(archive.catalog.audit_entries(newest_first=True, limit=limit))
+    if as_json:
+        _print_json([e.to_dict() for e in entries])
+        return
+    for e in reversed(entries):
+        click.echo(f"{e.seq:>6}  {e.at}  {e.action:<20}  {json.dumps(e.data, ensure_ascii=False)}")

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from archive.archive import DEFAULT_FETCH_BUDGET
 from archive.archive import GiB
 from archive.errors import ConfigurationError
-from archive.storage import open_backend
 from archive.retention import MINIMUM_RETENTION_DAYS
 from archive.retention import check_retention_days
+from archive.storage import open_backend
 
 CONFIG_FILE = "pligt.toml"
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -52,8 +52,23 @@ class Settings:
     port: int = 8000
     workers: int = 2
     threads: int = 32
-    #: How long a successful crawler password check is remembered.
+    #: How long a successful crawler password check is remembered (sliding, per worker).
     auth_cache_seconds: int = 300
+    #: Failed Basic-auth attempts per username before a temporary lock-out.
+    auth_max_failures: int = 10
+    #: How long the lock-out lasts (and the window failures are counted in).
+    auth_lockout_seconds: int = 300
+    #: No new access requests while this many wait for a decision.
+    max_pending_requests: int = 50
+    #: SMTP for telling the owner of requests and the requester of releases; empty: no email.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = ""
+    #: Where the owner is told of new access requests.
+    owner_email: str = ""
 
     @property
     def config_file(self) -> Path:
@@ -113,6 +128,15 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if field is None:
         raise ConfigurationError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(_FIELDS))})")
     kind = field.type
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{source}: {key} must be true or false, not {value!r}")
     if kind == "int":
         if isinstance(value, bool):
             raise ConfigurationError(f"{source}: {key} must be a whole number, not {value!r}")
@@ -128,7 +152,16 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 def _validate(s: Settings) -> None:
     check_retention_days(s.retention_days)
     open_backend(s.storage)  # refuses unknown schemes and malformed URLs
-    for key in ("max_upload_bytes", "fetch_budget_bytes", "port", "workers", "threads"):
+    for key in (
+        "max_upload_bytes",
+        "fetch_budget_bytes",
+        "port",
+        "workers",
+        "threads",
+        "smtp_port",
+        "auth_max_failures",
+        "max_pending_requests",
+    ):
         if getattr(s, key) < 1:
             raise ConfigurationError(f"{key} must be at least 1, not {getattr(s, key)}")
     if not 0 <= s.trusted_proxies <= 5:
@@ -137,6 +170,10 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError("auth_cache_seconds must not be negative")
     if not s.realm or not s.realm.isascii() or '"' in s.realm or "\\" in s.realm:
         raise ConfigurationError(f"realm {s.realm!r} must be non-empty ASCII without quotes or backslashes")
+    if s.smtp_host and not (s.smtp_sender and "@" in s.smtp_sender):
+        raise ConfigurationError("smtp_sender must be an email address when smtp_host is set")
+    if s.owner_email and "@" not in s.owner_email:
+        raise ConfigurationError(f"owner_email {s.owner_email!r} is not an email address")
     if s.base_url:
         parts = urlsplit(s.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
@@ -152,6 +189,8 @@ def default_config_text(settings: Settings) -> str:
     ]
     for name, field in _FIELDS.items():
         value = getattr(settings, name)
-        shown = f'"{value}"' if field.type == "str" else str(value)
+        if name.endswith("password"):
+            value = ""
+        shown = f'"{value}"' if field.type == "str" else str(value).lower() if field.type == "bool" else str(value)
         lines.append(f"# {name} = {shown}")
     return "\n".join(lines) + "\n"
