@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -204,3 +207,47 @@ def issue_credential(archive: Archive, valid_days: int = 365):  # noqa: ANN201
     approval = archive.access.approve(request.id, valid_days=valid_days)
     archive.access.release(approval.release_token)
     return approval.credential, approval.password
+
+
+# -- a real SMTP server on loopback ------------------------------------------------------
+
+
+class Mailbox:
+    """Messages a real SMTP server (aiosmtpd) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802 - aiosmtpd's hook
+        self.messages.append(message_from_bytes(envelope.original_content or envelope.content, policy=default))
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """Start an SMTP server on 127.0.0.1; yield its mailbox and port."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+def smtp_env(port: int) -> dict[str, str]:
+    """PLIGT_* settings that send mail through the test SMTP server."""
+    return {
+        "PLIGT_SMTP_HOST": "127.0.0.1",
+        "PLIGT_SMTP_PORT": str(port),
+        "PLIGT_SMTP_STARTTLS": "false",
+        "PLIGT_SMTP_SENDER": "pligt@publisher.example.dk",
+        "PLIGT_OWNER_EMAIL": "owner@publisher.example.dk",
+    }
