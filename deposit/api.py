@@ -9,6 +9,8 @@ file as the raw request body, so it streams straight into storage::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint
 from flask import Response
 from flask import jsonify
@@ -70,8 +72,12 @@ def publish() -> tuple[Response, int]:
     limit = pligt().settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"the upload of {request.content_length:,} bytes is larger than the limit of {limit:,} bytes")
+    # The archive enforces the limit with a message that names it. Werkzeug's own
+    # check (MAX_CONTENT_LENGTH) would refuse a chunked body of exactly ``limit``
+    # bytes, so it only stops reading one byte beyond.
+    request.max_content_length = limit + 1
     publication = pligt().archive.publish(
-        read_chunks(request.stream),
+        _complete_body(request.content_length),
         filename=filename,
         slug=request.args.get("slug") or None,
         title=request.args.get("title") or None,
@@ -81,6 +87,20 @@ def publish() -> tuple[Response, int]:
     response = jsonify(body)
     response.headers["Location"] = version_url(publication.version)
     return response, 201
+
+
+def _complete_body(expected: int | None) -> Iterator[bytes]:
+    """Yield the request body, refusing one cut off before its Content-Length.
+
+    A WSGI server (gunicorn) hands out a short body when the client goes away
+    half-way; raising here, inside the archive's write, leaves nothing stored.
+    """
+    received = 0
+    for chunk in read_chunks(request.stream):
+        received += len(chunk)
+        yield chunk
+    if expected is not None and received < expected:
+        raise InvalidInput(f"the upload ended after {received:,} of {expected:,} bytes: the connection was cut off")
 
 
 @bp.delete("/items/<slug>")

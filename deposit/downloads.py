@@ -11,6 +11,7 @@ from flask import Response
 from flask import request
 from flask import send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_range_header
 
 from archive.models import PUBLIC
 from archive.models import Version
@@ -41,7 +42,25 @@ def send_version(version: Version) -> Response:
             response.cache_control.public = True
         else:
             response.cache_control.private = True
-        return response.make_conditional(request.environ, accept_ranges=True, complete_length=version.size)
+        return response.make_conditional(_environ_for_ranges(), accept_ranges=True, complete_length=version.size)
     except RequestedRangeNotSatisfiable:
         stream.close()
         raise
+
+
+def _environ_for_ranges() -> dict[str, object]:
+    """Return the request's environ, without a Range header we do not serve.
+
+    HTTP (RFC 9110, 14.2) says to ignore a Range with a unit other than bytes,
+    and allows ignoring a malformed one or several ranges: the client then gets
+    the whole file (200), which is better than werkzeug's 416 for them. A
+    single byte range that lies beyond the end still answers 416.
+    """
+    environ = request.environ
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return environ
+    parsed = parse_range_header(header)
+    if parsed is not None and parsed.units == "bytes" and len(parsed.ranges) == 1:
+        return environ
+    return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 
 from archive import Archive
 from deposit import create_app
@@ -75,8 +76,22 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(instance: Instance, clock: Clock):  # noqa: ANN201
-    app = create_app(instance.settings, clock=clock)
+    return make_app(instance.settings, clock)
+
+
+class BufferedClient(FlaskClient):
+    """The test client, reading each response whole and closing it (as a WSGI server does)."""
+
+    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+def make_app(settings: Settings, clock: Clock):  # noqa: ANN201
+    """Build the app for tests: testing mode, buffered test client."""
+    app = create_app(settings, clock=clock)
     app.config["TESTING"] = True
+    app.test_client_class = BufferedClient
     return app
 
 

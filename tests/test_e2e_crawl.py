@@ -17,6 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 from deposit import build_archive
 from tests.conftest import Instance
 from tests.conftest import Server
+from tests.conftest import issue_credential
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
 
@@ -67,7 +68,7 @@ def test_wget_harvests_every_retained_version_byte_identical(
     publish_api(server, instance, os.urandom(2_000_000), filename="data.bin", slug="raadata", visibility="protected")
     publish_api(server, instance, b"Fortrolig opdatering\n", filename="opdatering.txt", slug="kursus")
 
-    credential, password = build_archive(instance.settings).issue_credential()
+    credential, password = issue_credential(build_archive(instance.settings))
     home = tmp_path / "home"
     home.mkdir()
     netrc = home / ".netrc"
