@@ -32,6 +32,7 @@ from .models import PERSONAL_FIELDS
 from .models import RELEASED
 from .models import AccessRequest
 from .models import Credential
+from .models import Release
 from .models import to_text
 from .passwords import hash_password
 from .passwords import new_password
@@ -197,8 +198,8 @@ class AccessDesk:
 
     # -- releasing ---------------------------------------------------------------
 
-    def release(self, token: str) -> tuple[AccessRequest, Credential, str]:
-        """Spend a release link: return the request, the credential and its password, once.
+    def check_release(self, token: str) -> Release:
+        """Return the release behind a link if it can still be spent, without spending it.
 
         :raises NotFound: unknown link. :raises Gone: spent, expired or revoked.
         """
@@ -215,6 +216,17 @@ class AccessDesk:
         credential = self.catalog.get_credential(found.credential_id)
         if credential is None or not credential.active(now) or found.sealed_password is None:
             raise Gone("these credentials were revoked or replaced; ask the owner")
+        return found
+
+    def release(self, token: str) -> tuple[AccessRequest, Credential, str]:
+        """Spend a release link: return the request, the credential and its password, once.
+
+        :raises NotFound: unknown link. :raises Gone: spent, expired or revoked.
+        """
+        found = self.check_release(token)
+        credential = self._credential(found.credential_id)
+        now = self.clock()
+        assert found.sealed_password is not None
         password = _unseal(found.sealed_password, token)
         with self.catalog.transaction():
             if not self.catalog.mark_released(found.id, now):

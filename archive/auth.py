@@ -2,16 +2,21 @@
 
 A crawler fetches thousands of files in a burst with the same credentials, and
 one scrypt check costs ~100 ms and 32 MiB. Successful checks are remembered
-for a short time, keyed by an HMAC of the presented username and password
-under a per-process secret, so the cache never holds a password. Whether the
-credential is still valid (revocation, expiry) is checked on every request by
-the caller, through the catalog.
+(sliding: each use extends them), keyed by an HMAC of the presented username
+and password under a per-process secret, so the cache never holds a password.
+Whether the credential is still valid (revocation, expiry) is checked on every
+request by the caller, through the catalog.
+
+Failed checks count per username; too many lock that username out for a while
+(it lifts by itself). A presented password that is in the cache still passes:
+a crawler that authenticated is never locked out by someone guessing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -19,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .catalog import Catalog
+from .errors import ArchiveError
 from .models import Credential
 from .models import utcnow
 from .passwords import dummy_hash
@@ -26,6 +32,20 @@ from .passwords import verify_password
 
 CRAWLER = "crawler"
 OWNER = "owner"
+#: At most this many slow hashes run at once per process: each takes ~32 MiB and
+#: ~100 ms, so a burst of guesses must queue rather than exhaust memory.
+SLOW_CHECKS_AT_ONCE = 2
+
+
+class LockedOut(ArchiveError):
+    """Too many failed attempts for one username; try again after ``retry_after`` seconds."""
+
+    status_code = 429
+    exit_code = 8
+
+    def __init__(self, username: str, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts for {username!r}; try again in {retry_after} seconds")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -39,7 +59,7 @@ class Principal:
 
 
 class VerifiedCache:
-    """A bounded, expiring memory of successful password checks."""
+    """A bounded memory of successful password checks that expires when unused."""
 
     def __init__(self, ttl_seconds: float, max_entries: int = 4096) -> None:
         self._ttl = ttl_seconds
@@ -54,17 +74,21 @@ class VerifiedCache:
 
     def get(self, kind: str, username: str, password: str) -> Principal | None:
         digest = self._digest(kind, username, password)
+        now = time.monotonic()
         with self._lock:
             entry = self._entries.get(digest)
             if entry is None:
                 return None
-            if entry[0] < time.monotonic():
+            if entry[0] < now:
                 del self._entries[digest]
                 return None
+            self._entries[digest] = (now + self._ttl, entry[1])
             self._entries.move_to_end(digest)
             return entry[1]
 
     def put(self, kind: str, username: str, password: str, principal: Principal) -> None:
+        if self._ttl <= 0:
+            return
         digest = self._digest(kind, username, password)
         with self._lock:
             self._entries[digest] = (time.monotonic() + self._ttl, principal)
@@ -72,40 +96,77 @@ class VerifiedCache:
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
+
+class Lockout:
+    """Count failures per username in memory; lock a username after too many."""
+
+    def __init__(self, max_failures: int = 10, seconds: float = 300, max_entries: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.seconds = seconds
+        self._max = max_entries
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, username: str) -> None:
+        """Raise :class:`LockedOut` while ``username`` is locked out."""
+        now = time.monotonic()
         with self._lock:
-            self._entries.clear()
+            recent = [t for t in self._failures.get(username, []) if t > now - self.seconds]
+            if len(recent) >= self.max_failures:
+                raise LockedOut(username, max(1, math.ceil(recent[-self.max_failures] + self.seconds - now)))
 
+    def fail(self, username: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.pop(username, []) if t > now - self.seconds]
+            self._failures[username] = [*recent, now][-self.max_failures :]
+            while len(self._failures) > self._max:
+                self._failures.popitem(last=False)
 
-#: At most this many slow hashes run at once per process: each takes ~32 MiB and
-#: ~100 ms, so a burst of guesses must queue rather than exhaust memory.
-SLOW_CHECKS_AT_ONCE = 2
+    def succeed(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
 
 
 class Authenticator:
     """Verify crawler and owner passwords against the catalog's slow hashes."""
 
-    def __init__(self, catalog: Catalog, cache_seconds: float = 300, clock=utcnow) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        catalog: Catalog,
+        cache_seconds: float = 300,
+        clock=utcnow,  # noqa: ANN001
+        lockout: Lockout | None = None,
+    ) -> None:
         self.catalog = catalog
         self.cache = VerifiedCache(cache_seconds)
         self.clock = clock
+        self.lockout = lockout or Lockout()
         self._slow = threading.BoundedSemaphore(SLOW_CHECKS_AT_ONCE)
 
-    def _verify(self, stored: str, password: str) -> bool:
+    def _verify(self, username: str, stored: str, password: str) -> bool:
+        self.lockout.check(username)
         with self._slow:
-            return verify_password(stored, password)
+            ok = verify_password(stored, password)
+        if ok:
+            self.lockout.succeed(username)
+        else:
+            self.lockout.fail(username)
+        return ok
 
     def crawler(self, username: str, password: str) -> Principal | None:
         """Return the crawler principal if the password is right and the credential valid now.
 
         A cached success still needs the caller's per-request validity check
         (see :meth:`Catalog.find_download` and :meth:`credential_active`).
+
+        :raises LockedOut: after too many failures for ``username``.
         """
         cached = self.cache.get(CRAWLER, username, password)
         if cached is not None:
             return cached
         credential = self.catalog.credential_by_username(username) if username else None
-        if not self._verify(credential.password_hash if credential else dummy_hash(), password):
+        if not self._verify(username, credential.password_hash if credential else dummy_hash(), password):
             return None
         assert credential is not None
         if not credential.active(self.clock()):
@@ -126,10 +187,12 @@ class Authenticator:
 
         Not cached: the owner makes few requests, and a password reset must
         take effect at once in every worker.
+
+        :raises LockedOut: after too many failures.
         """
         owner = self.catalog.owner()
         known = owner is not None and hmac.compare_digest(owner[0].encode(), username.encode())
         stored = owner[1] if owner is not None and known else dummy_hash()
-        if not self._verify(stored, password) or not known:
+        if not self._verify(username, stored, password) or not known:
             return None
         return Principal(OWNER, username)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from flask import Flask
 from flask import current_app
+from flask import request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from archive import Archive
@@ -13,11 +15,13 @@ from archive import Catalog
 from archive import open_backend
 from archive.archive import Clock
 from archive.auth import Authenticator
+from archive.auth import Lockout
 from archive.errors import ConfigurationError
 from archive.models import utcnow
 
 from .settings import Settings
 from .settings import load_settings
+from .throttle import RateLimit
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Pligt:
     settings: Settings
     archive: Archive
     authenticator: Authenticator
+    #: Access requests per client (in memory only).
+    request_limit: RateLimit
 
 
 def pligt() -> Pligt:
@@ -36,7 +42,7 @@ def pligt() -> Pligt:
 
 def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
     """Open the catalog and storage an instance is configured with."""
-    return Archive(
+    archive = Archive(
         Catalog(settings.catalog),
         open_backend(settings.storage),
         retention_days=settings.retention_days,
@@ -44,6 +50,15 @@ def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
         fetch_budget_bytes=settings.fetch_budget_bytes,
         clock=clock,
     )
+    archive.access.max_pending = settings.max_pending_requests
+    return archive
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Session cookies marked Secure whenever the request came over TLS (after ProxyFix)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Flask:
@@ -59,14 +74,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fl
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         JSON_SORT_KEYS=False,
         PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https:") else "http",
+        SESSION_COOKIE_NAME="pligt_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https:"),
     )
     archive = build_archive(settings, clock)
     archive.catalog.ping()
     app.extensions["pligt"] = Pligt(
         settings=settings,
         archive=archive,
-        authenticator=Authenticator(archive.catalog, settings.auth_cache_seconds, clock),
+        authenticator=Authenticator(
+            archive.catalog,
+            settings.auth_cache_seconds,
+            clock,
+            Lockout(settings.auth_max_failures, settings.auth_lockout_seconds),
+        ),
+        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600),
     )
+    app.session_interface = _SessionInterface()
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]

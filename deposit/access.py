@@ -1,13 +1,144 @@
-"""How the deposit institution gets access to protected material."""
+"""The deposit institution's side: what is available, the request form, the release page."""
 
 from __future__ import annotations
 
+import threading
+
 from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import make_response
 from flask import render_template
+from flask import request
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import UnsupportedMediaType
+from wtforms import EmailField
+from wtforms import StringField
+from wtforms import TextAreaField
+from wtforms.validators import InputRequired
+from wtforms.validators import Length
+
+from archive.access import DEFAULT_LEGAL_BASIS
+from archive.access import FIELD_LIMITS
+from archive.access import InvalidRequest
+from archive.access import TooManyRequests
+from archive.errors import ArchiveError
+from archive.models import AccessRequest
+
+from . import pligt
+from .mail import notify_owner
+from .urls import external_url
+from .urls import public_base
 
 bp = Blueprint("access", __name__, url_prefix="/access")
 
+_FIELDS = tuple(FIELD_LIMITS)
 
-@bp.get("/")
-def index() -> str:
-    return render_template("access.html")
+
+class RequestForm(FlaskForm):
+    """The request for credentials; the core checks the same rules again."""
+
+    institution = StringField("Institution", validators=[InputRequired(), Length(max=FIELD_LIMITS["institution"])])
+    contact_name = StringField("Contact name", validators=[InputRequired(), Length(max=FIELD_LIMITS["contact_name"])])
+    contact_email = EmailField("Contact email", validators=[InputRequired(), Length(max=FIELD_LIMITS["contact_email"])])
+    legal_basis = TextAreaField(
+        "Legal basis", default=DEFAULT_LEGAL_BASIS, validators=[Length(max=FIELD_LIMITS["legal_basis"])]
+    )
+    message = TextAreaField("Message", validators=[Length(max=FIELD_LIMITS["message"])])
+
+
+class ReleaseForm(FlaskForm):
+    """Only a CSRF token: revealing the credentials takes a deliberate POST."""
+
+
+def _client_key() -> str:
+    # In memory only, and hashed there (see throttle.py); never stored or logged.
+    return request.remote_addr or "unknown"
+
+
+def _file(fields: dict[str, str | None]) -> AccessRequest:
+    """Throttle, file and notify; raise TooManyRequests when a client sends too many."""
+    wait = pligt().request_limit.hit(_client_key())
+    if wait:
+        error = TooManyRequests("too many requests from this client; please try again later")
+        error.retry_after = wait
+        raise error
+    filed = pligt().archive.access.file(fields)
+    # The owner's email must not hold up the answer; the catalog has the request either way.
+    threading.Thread(target=notify_owner, args=(pligt().settings, filed), daemon=True).start()
+    return filed
+
+
+@bp.route("/", methods=["GET", "POST"])
+def index() -> Response:
+    """Explain access and take a request through the form."""
+    form = RequestForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            filed = _file({name: getattr(form, name).data for name in _FIELDS})
+        except InvalidRequest as e:
+            for name, message in e.errors.items():
+                getattr(form, name).errors.append(message)
+            status = 400
+        except TooManyRequests as e:
+            form.form_errors.append(e.message)
+            response = make_response(render_template("access.html", form=form), 429)
+            response.headers["Retry-After"] = str(e.retry_after)
+            return response
+        else:
+            return make_response(render_template("access_filed.html", request_=filed), 201)
+    elif form.is_submitted():
+        status = 400
+        if form.csrf_token.errors:
+            form.form_errors.append("The form expired or was sent from elsewhere; please send it again.")
+    return make_response(render_template("access.html", form=form), status)
+
+
+@bp.post("/requests")
+def file_json() -> tuple[Response, int]:
+    """File a request as JSON (``Content-Type: application/json``): 201 with the request's id."""
+    data = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(data, dict):
+        raise UnsupportedMediaType("send a JSON object with Content-Type: application/json")
+    try:
+        filed = _file({name: _text(data.get(name)) for name in _FIELDS})
+    except InvalidRequest as e:
+        return jsonify(code=400, name="InvalidRequest", description=e.message, errors=e.errors), 400
+    response = jsonify(id=filed.id, status=filed.status)
+    response.headers["Location"] = external_url("access.index")
+    return response, 201
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None if value is None else str(value)
+
+
+@bp.route("/release/<token>", methods=["GET", "POST"])
+def release(token: str) -> Response:
+    """Show the single-use release: a button first (link scanners only GET), then the credentials."""
+    form = ReleaseForm()
+    desk = pligt().archive.access
+    try:
+        if form.validate_on_submit():
+            filed, credential, password = desk.release(token)
+            page = render_template(
+                "release.html",
+                state="released",
+                credential=credential,
+                password=password,
+                request_=filed,
+                host=public_base(pligt().settings),
+                protected_url=external_url("protected.index"),
+            )
+            status = 200
+        else:
+            desk.check_release(token)
+            page = render_template("release.html", state="ready", form=form)
+            status = 400 if form.is_submitted() else 200
+    except ArchiveError as e:
+        page = render_template("release.html", state="unavailable", reason=e.message)
+        status = e.status_code
+    response = make_response(page, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

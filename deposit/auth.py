@@ -7,10 +7,12 @@ never a redirect to a login page.
 
 from __future__ import annotations
 
+from flask import g
 from flask_httpauth import HTTPBasicAuth
 
 from archive.archive import OWNER_USERNAME
 from archive.auth import OWNER
+from archive.auth import LockedOut
 from archive.auth import Principal
 
 from . import pligt
@@ -37,19 +39,33 @@ def _verify_crawler(username: str, password: str) -> Principal | None:
     if not username:
         return None
     authenticator = pligt().authenticator
-    if username == OWNER_USERNAME:
-        return authenticator.owner(username, password)
-    return authenticator.crawler(username, password)
+    try:
+        if username == OWNER_USERNAME:
+            return authenticator.owner(username, password)
+        return authenticator.crawler(username, password)
+    except LockedOut as e:
+        # Public material stays reachable; only a challenge becomes a 429.
+        g.pligt_locked_out = e
+        return None
 
 
 @owner_auth.verify_password
 def _verify_owner(username: str, password: str) -> Principal | None:
     if not username:
         return None
-    return pligt().authenticator.owner(username, password)
+    try:
+        return pligt().authenticator.owner(username, password)
+    except LockedOut as e:
+        g.pligt_locked_out = e
+        return None
 
 
 def _challenge(status: int):  # noqa: ANN202 - flask-httpauth's callback
+    locked: LockedOut | None = g.pop("pligt_locked_out", None)
+    if locked is not None:
+        response = error_response(429, "Too Many Requests", locked.message)
+        response.headers["Retry-After"] = str(locked.retry_after)
+        return response
     if status == 401:
         return error_response(401, "Unauthorized", "This area needs the credentials the owner released to you.")
     return error_response(status, "Forbidden", "These credentials do not give access here.")

@@ -26,11 +26,9 @@ from archive.models import to_text
 from . import build_archive
 from .instance import init_instance
 from .instance import is_initialised
-from .mail import send_release_link
+from .release import deliver
 from .settings import Settings
 from .settings import load_settings
-from .urls import public_base
-from .urls import release_link
 
 #: Show a progress bar for uploads at least this large (or for several files).
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -312,51 +310,29 @@ def rotate(instance: Path | None, as_json: bool, credential_id: int, valid_days:
 
 
 def _deliver(settings: Settings, archive: Archive, approval: Approval, show: bool, as_json: bool) -> None:
-    credential = approval.credential
-    facts = {
-        "request": approval.request.id,
-        "credential": credential.id,
-        "username": credential.username,
-        "realm": settings.realm,
-        "protected_index": f"{public_base(settings)}/protected/",
-        "expires_at": to_text(credential.expires_at),
-    }
-    if show:
-        archive.access.release_to_owner(approval)
-        if as_json:
-            _print_json({**facts, "password": approval.password})
-            return
-        click.echo(f"Approved request #{approval.request.id}: credential {credential.id}")
-        click.echo(f"  Protected index: {facts['protected_index']}")
-        click.echo(f"  Realm:           {settings.realm}")
-        click.echo(f"  Username:        {credential.username}")
-        click.echo(f"  Password:        {approval.password}")
-        click.echo(f"  Expires:         {credential.expires_at:%Y-%m-%d}")
-        click.echo("The password is shown only this once. It is for the deposit institution alone.")
-        return
-    link = release_link(settings, approval.release_token)
-    valid_until = f"{approval.release_expires_at:%Y-%m-%d %H:%M} UTC"
-    emailed = send_release_link(settings, approval.request, link, valid_until)
+    result = deliver(settings, archive, approval, show)
     if as_json:
-        _print_json(
-            {
-                **facts,
-                "release_emailed_to": approval.request.contact_email if emailed else None,
-                "release_link": None if emailed else link,
-                "release_expires_at": valid_until,
-            }
-        )
+        _print_json(result)
         return
-    click.echo(f"Approved request #{approval.request.id}: credential {credential.id} ({credential.username})")
-    if emailed:
+    click.echo(f"Approved request #{result['request']}: credential {result['credential']} ({result['username']})")
+    if show:
+        click.echo(f"  Protected index: {result['protected_index']}")
+        click.echo(f"  Realm:           {result['realm']}")
+        click.echo(f"  Username:        {result['username']}")
+        click.echo(f"  Password:        {result['password']}")
+        click.echo(f"  Expires:         {result['expires_at']}")
+        click.echo("The password is shown only this once. It is for the deposit institution alone.")
+    elif result["release_emailed_to"]:
         click.echo(
-            f"The single-use release link was emailed to {approval.request.contact_email}; valid until {valid_until}."
+            f"The single-use release link was emailed to {result['release_emailed_to']}; "
+            f"valid until {result['release_expires_at']}."
         )
     else:
         click.echo(
-            f"Send this single-use release link to {approval.request.contact_email} (valid until {valid_until}):"
+            f"Send this single-use release link to {approval.request.contact_email} "
+            f"(valid until {result['release_expires_at']}):"
         )
-        click.echo(f"  {link}")
+        click.echo(f"  {result['release_link']}")
 
 
 @main.command()

@@ -7,24 +7,38 @@ that can will use sendfile) and never held in memory.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import BinaryIO
+
 from flask import Response
 from flask import request
 from flask import send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
+from werkzeug.wsgi import FileWrapper
 
 from archive.models import PUBLIC
 from archive.models import Version
 
 from . import pligt
 
+log = logging.getLogger("pligt")
+
 #: Versions are immutable; their URLs change only by answering 410 after retention.
 _MAX_AGE = 24 * 3600
 
 
-def send_version(version: Version) -> Response:
-    """Stream ``version`` with the headers a crawler and a browser need."""
-    stream = pligt().archive.open(version)
+def send_version(version: Version, on_sent: Callable[[int, int], None] | None = None) -> Response:
+    """Stream ``version`` with the headers a crawler and a browser need.
+
+    :param on_sent: called once the response is closed, with its status and
+        the number of body bytes handed to the client (proof of deposit).
+    """
+    stream: BinaryIO = pligt().archive.open(version)
+    if on_sent is not None:
+        stream = _CountingFile(stream)
+    environ = _environ_for_ranges()
     try:
         response = send_file(
             stream,
@@ -34,6 +48,10 @@ def send_version(version: Version) -> Response:
             etag=version.sha256,
             last_modified=version.published_at,
         )
+        if "HTTP_RANGE" in environ:
+            # werkzeug's wrapper can seek, so a range skips straight to its start;
+            # whole files keep the server's own wrapper, which uses sendfile.
+            response.response = FileWrapper(stream)
         response.headers["Content-Type"] = version.content_type
         response.content_length = version.size
         response.cache_control.no_cache = None
@@ -42,10 +60,60 @@ def send_version(version: Version) -> Response:
             response.cache_control.public = True
         else:
             response.cache_control.private = True
-        return response.make_conditional(_environ_for_ranges(), accept_ranges=True, complete_length=version.size)
+        response = response.make_conditional(environ, accept_ranges=True, complete_length=version.size)
     except RequestedRangeNotSatisfiable:
         stream.close()
         raise
+    if isinstance(stream, _CountingFile) and on_sent is not None:
+        start = response.content_range.start if response.content_range and response.status_code == 206 else 0
+        length = response.content_length or 0
+        report = on_sent
+        status = response.status_code
+        stream.on_close = lambda position: report(status, max(0, min(position - start, length)))
+    return response
+
+
+class _CountingFile:
+    """A file proxy that reports, on close, how far the file was read or sent.
+
+    Both paths move the file position: reading, and the server's sendfile
+    (``socket.sendfile`` leaves the position after the last byte sent, even
+    when the client went away). It keeps ``fileno`` so sendfile still works.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.on_close: Callable[[int], None] | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        return self._file.seekable()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            if self.on_close is not None:
+                self.on_close(self._file.tell())
+        except Exception:  # the download itself succeeded; a lost record must not break it
+            log.exception("could not record a download")
+        finally:
+            self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
 
 def _environ_for_ranges() -> dict[str, object]:

@@ -46,6 +46,9 @@ def error_response(status: int, name: str, description: str) -> Response:
 @bp.app_errorhandler(ArchiveError)
 def handle_archive_error(e: ArchiveError) -> Response:
     response = error_response(e.status_code, type(e).__name__, e.message)
+    retry_after = getattr(e, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     if isinstance(e, StorageError):
         log.error("storage failure on %s %s: %s", request.method, request.path, e.message)
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

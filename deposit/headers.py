@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import Response
+from flask import request
 
 bp = Blueprint("headers", __name__)
 
@@ -21,6 +22,8 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     headers.setdefault(
         "Content-Security-Policy",
         _PAGES_CSP if response.mimetype == "text/html" and "Content-Disposition" not in headers else _FILES_CSP,

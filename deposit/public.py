@@ -10,6 +10,7 @@ from flask import Response
 from flask import jsonify
 from flask import redirect
 from flask import render_template
+from flask import request
 
 from archive.errors import NotFound
 from archive.errors import StorageError
@@ -102,7 +103,11 @@ def version_file(slug: str, number: int, filename: str) -> Response:
         return crawler_auth.auth_error_callback(401)
     if unicodedata.normalize("NFC", filename) != version.filename:
         raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
-    return send_version(version)
+    on_sent = None
+    if principal is not None and principal.credential_id is not None and request.method == "GET":
+        archive, credential_id = pligt().archive, principal.credential_id
+        on_sent = lambda status, sent: archive.record_download(credential_id, version, status, sent)  # noqa: E731
+    return send_version(version, on_sent)
 
 
 @bp.get("/files/<slug>/latest")

@@ -60,6 +60,8 @@ class Settings:
     auth_lockout_seconds: int = 300
     #: No new access requests while this many wait for a decision.
     max_pending_requests: int = 50
+    #: Access requests one client may file per hour (counted in memory, never stored).
+    requests_per_hour_per_client: int = 5
     #: SMTP for telling the owner of requests and the requester of releases; empty: no email.
     smtp_host: str = ""
     smtp_port: int = 587
@@ -161,6 +163,7 @@ def _validate(s: Settings) -> None:
         "smtp_port",
         "auth_max_failures",
         "max_pending_requests",
+        "requests_per_hour_per_client",
     ):
         if getattr(s, key) < 1:
             raise ConfigurationError(f"{key} must be at least 1, not {getattr(s, key)}")
