@@ -32,7 +32,7 @@ _DOMAIN = b"pligt-audit-entry-v1\x00"
 class AuditBroken(ArchiveError):
     """The audit log does not verify; ``seq`` names the first bad entry."""
 
-    status_code = 500
+    status_code = 409
     exit_code = 10
 
     def __init__(self, seq: int | None, reason: str) -> None:

@@ -10,19 +10,24 @@ file as the raw request body, so it streams straight into storage::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint
 from flask import Response
 from flask import jsonify
 from flask import request
+from werkzeug.exceptions import Forbidden
 
+from archive.access import DEFAULT_VALID_DAYS
 from archive.archive import read_chunks
 from archive.errors import InvalidInput
 from archive.errors import TooLarge
 from archive.models import Version
+from archive.models import to_text
 
 from . import pligt
 from .auth import owner_auth
+from .release import deliver
 from .urls import version_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -115,3 +120,108 @@ def withdraw_item(slug: str) -> Response:
 def withdraw_version(slug: str, number: int) -> Response:
     withdrawn = pligt().archive.withdraw(slug, number)
     return jsonify(withdrawn=[version_json(v) for v in withdrawn])
+
+
+# -- access requests, credentials, proof of deposit, audit ----------------------------------
+
+
+@bp.before_request
+def _refuse_cross_site() -> None:
+    """Refuse browser requests from other sites: a browser may hold the owner's Basic credentials."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != request.host_url.rstrip("/"):
+        raise Forbidden("cross-site requests to the owner API are refused")
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.content_length and not request.is_json:
+        return {}
+    data = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(data, dict):
+        raise InvalidInput("send a JSON object with Content-Type: application/json")
+    return data
+
+
+def _int(data: dict[str, Any], key: str, default: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{key} must be a whole number")
+    return value
+
+
+@bp.get("/requests")
+@owner_auth.login_required
+def list_requests() -> Response:
+    status = request.args.get("status")
+    return jsonify(requests=[r.to_dict() for r in pligt().archive.access.requests(status)])
+
+
+@bp.post("/requests/<int:request_id>/approve")
+@owner_auth.login_required
+def approve(request_id: int) -> Response:
+    """Approve: ``{"valid_days": 365, "show": false}``; the password only with ``show``."""
+    data = _json_body()
+    approval = pligt().archive.access.approve(request_id, _int(data, "valid_days", DEFAULT_VALID_DAYS))
+    return jsonify(deliver(pligt().settings, pligt().archive, approval, bool(data.get("show"))))
+
+
+@bp.post("/requests/<int:request_id>/deny")
+@owner_auth.login_required
+def deny(request_id: int) -> Response:
+    reason = _json_body().get("reason")
+    return jsonify(pligt().archive.access.deny(request_id, reason if isinstance(reason, str) else "").to_dict())
+
+
+@bp.get("/credentials")
+@owner_auth.login_required
+def list_credentials() -> Response:
+    return jsonify(credentials=[c.to_dict() for c in pligt().archive.access.credentials()])
+
+
+@bp.post("/credentials/<int:credential_id>/revoke")
+@owner_auth.login_required
+def revoke(credential_id: int) -> Response:
+    return jsonify(pligt().archive.access.revoke(credential_id).to_dict())
+
+
+@bp.post("/credentials/<int:credential_id>/rotate")
+@owner_auth.login_required
+def rotate(credential_id: int) -> Response:
+    data = _json_body()
+    approval = pligt().archive.access.rotate(credential_id, _int(data, "valid_days", DEFAULT_VALID_DAYS))
+    return jsonify(deliver(pligt().settings, pligt().archive, approval, bool(data.get("show"))))
+
+
+@bp.get("/harvest")
+@owner_auth.login_required
+def harvest() -> Response:
+    rows = pligt().archive.harvest()
+    return jsonify(
+        harvest=[
+            {
+                "credential": r.credential_id,
+                "username": r.username,
+                "slug": r.version.slug,
+                "version": r.version.number,
+                "url": version_url(r.version),
+                "fetched_at": to_text(r.fetched_at),
+                "complete_at": to_text(r.complete_at),
+            }
+            for r in rows
+        ]
+    )
+
+
+@bp.get("/audit")
+@owner_auth.login_required
+def audit_log() -> Response:
+    limit = request.args.get("limit", default=50, type=int) or 50
+    entries = pligt().archive.catalog.audit_entries(newest_first=True, limit=min(limit, 1000))
+    return jsonify(entries=[e.to_dict() for e in entries])
+
+
+@bp.get("/audit/verify")
+@owner_auth.login_required
+def audit_verify() -> Response:
+    seq, head = pligt().archive.verify_audit(request.args.get("head") or None)
+    return jsonify(ok=True, entries=seq, head=head)
