@@ -227,8 +227,8 @@ class Archive:
 
     # -- proof of deposit and the audit log ------------------------------------------
 
-    def record_download(self, credential_id: int, version: Version, status: int, bytes_sent: int) -> None:
-        """Record what a crawler credential fetched (never who or from where)."""
+    def record_download(self, credential_id: int | None, version: Version, status: int, bytes_sent: int) -> None:
+        """Record what was fetched, by which crawler credential if any (never who or from where)."""
         complete = status == 200 and bytes_sent == version.size
         self.catalog.record_download(credential_id, version.id, status, bytes_sent, complete, self.clock())
 

@@ -93,7 +93,7 @@ _MIGRATIONS: list[str] = [
     );
     CREATE TABLE downloads (
         id INTEGER PRIMARY KEY,
-        credential_id INTEGER NOT NULL REFERENCES credentials(id),
+        credential_id INTEGER REFERENCES credentials(id),
         version_id INTEGER NOT NULL REFERENCES versions(id),
         status INTEGER NOT NULL,
         bytes_sent INTEGER NOT NULL,
@@ -101,6 +101,7 @@ _MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     CREATE INDEX downloads_by_credential ON downloads (credential_id, version_id);
+    CREATE INDEX downloads_by_version ON downloads (version_id, complete);
     CREATE TABLE audit_log (
         seq INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
@@ -454,7 +455,7 @@ class Catalog:
     # -- proof of deposit ------------------------------------------------------
 
     def record_download(
-        self, credential_id: int, version_id: int, status: int, bytes_sent: int, complete: bool, now: datetime
+        self, credential_id: int | None, version_id: int, status: int, bytes_sent: int, complete: bool, now: datetime
     ) -> None:
         with self._write() as db:
             db.execute(
@@ -470,7 +471,9 @@ class Catalog:
                        (SELECT MIN(d.at) FROM downloads d
                          WHERE d.credential_id = c.id AND d.version_id = v.id) AS fetched_at,
                        (SELECT MIN(d.at) FROM downloads d
-                         WHERE d.credential_id = c.id AND d.version_id = v.id AND d.complete) AS complete_at
+                         WHERE d.credential_id = c.id AND d.version_id = v.id AND d.complete) AS complete_at,
+                       (SELECT MIN(d.at) FROM downloads d
+                         WHERE d.credential_id IS NULL AND d.version_id = v.id AND d.complete) AS anonymous_at
                 FROM credentials c
                 CROSS JOIN versions v JOIN items i ON i.id = v.item_id
                 WHERE v.withdrawn_at IS NULL
@@ -483,6 +486,7 @@ class Catalog:
                 version=_version(row),
                 fetched_at=from_text(row["fetched_at"]),
                 complete_at=from_text(row["complete_at"]),
+                anonymous_complete_at=from_text(row["anonymous_at"]),
             )
             for row in rows
         ]

@@ -179,3 +179,6 @@ class HarvestRow:
     version: Version
     fetched_at: datetime | None
     complete_at: datetime | None
+    #: For public versions: when anyone fetched it whole without credentials (it may
+    #: have been the crawler before it authenticated; nothing tells who it was).
+    anonymous_complete_at: datetime | None

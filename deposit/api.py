@@ -204,8 +204,10 @@ def harvest() -> Response:
                 "slug": r.version.slug,
                 "version": r.version.number,
                 "url": version_url(r.version),
+                "visibility": r.version.visibility,
                 "fetched_at": to_text(r.fetched_at),
                 "complete_at": to_text(r.complete_at),
+                "anonymous_complete_at": to_text(r.anonymous_complete_at),
             }
             for r in rows
         ]

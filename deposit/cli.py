@@ -398,8 +398,10 @@ def harvest(instance: Path | None, as_json: bool) -> None:
                     "slug": r.version.slug,
                     "version": r.version.number,
                     "url_path": f"/files/{r.version.slug}/v{r.version.number}/{r.version.filename}",
+                    "visibility": r.version.visibility,
                     "fetched_at": to_text(r.fetched_at),
                     "complete_at": to_text(r.complete_at),
+                    "anonymous_complete_at": to_text(r.anonymous_complete_at),
                 }
                 for r in rows
             ]
@@ -413,7 +415,12 @@ def harvest(instance: Path | None, as_json: bool) -> None:
         done = [r for r in mine if r.complete_at]
         click.echo(f"Credential {credential_id} ({mine[0].username}): {len(done)} of {len(mine)} versions fetched")
         for r in mine:
-            when = f"fetched {r.complete_at:%Y-%m-%d %H:%M}" if r.complete_at else "NOT FETCHED"
+            if r.complete_at:
+                when = f"fetched {r.complete_at:%Y-%m-%d %H:%M}"
+            elif r.anonymous_complete_at:
+                when = f"public, fetched without credentials {r.anonymous_complete_at:%Y-%m-%d %H:%M}"
+            else:
+                when = "NOT FETCHED"
             click.echo(f"  {r.version.slug} v{r.version.number}  {when}")
 
 

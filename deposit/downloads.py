@@ -76,20 +76,27 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
 class _CountingFile:
     """A file proxy that reports, on close, how far the file was read or sent.
 
-    Both paths move the file position: reading, and the server's sendfile
-    (``socket.sendfile`` leaves the position after the last byte sent, even
-    when the client went away). It keeps ``fileno`` so sendfile still works.
+    Reading moves the position, and so does the server's sendfile:
+    ``socket.sendfile`` seeks the file to just after the last byte sent, even
+    when the client went away. Gunicorn then rewinds the descriptor behind our
+    back, so the furthest position seen is remembered. ``fileno`` stays, so
+    sendfile still works.
     """
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
+        self._reached = 0
         self.on_close: Callable[[int], None] | None = None
 
     def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
+        data = self._file.read(size)
+        self._reached = max(self._reached, self._file.tell())
+        return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._file.seek(offset, whence)
+        position = self._file.seek(offset, whence)
+        self._reached = max(self._reached, position)
+        return position
 
     def tell(self) -> int:
         return self._file.tell()
@@ -105,7 +112,7 @@ class _CountingFile:
             return
         try:
             if self.on_close is not None:
-                self.on_close(self._file.tell())
+                self.on_close(self._reached)
         except Exception:  # the download itself succeeded; a lost record must not break it
             log.exception("could not record a download")
         finally:

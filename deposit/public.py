@@ -104,8 +104,10 @@ def version_file(slug: str, number: int, filename: str) -> Response:
     if unicodedata.normalize("NFC", filename) != version.filename:
         raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
     on_sent = None
-    if principal is not None and principal.credential_id is not None and request.method == "GET":
-        archive, credential_id = pligt().archive, principal.credential_id
+    # Proof of deposit: what crawler credentials (and anonymous clients, for public
+    # material) fetched. The owner's own downloads prove nothing and are not kept.
+    if request.method == "GET" and (principal is None or principal.credential_id is not None):
+        archive, credential_id = pligt().archive, principal.credential_id if principal else None
         on_sent = lambda status, sent: archive.record_download(credential_id, version, status, sent)  # noqa: E731
     return send_version(version, on_sent)
 

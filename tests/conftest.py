@@ -149,9 +149,11 @@ class Server:
     log: Path
 
 
-def start_server(instance_path: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+def start_server(
+    instance_path: Path, log: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Server:
     """Start `pligt serve` as a real process and wait until /healthz answers."""
-    port = free_port()
+    port = port or free_port()
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
             [PLIGT, "serve", "--instance", str(instance_path), "--port", str(port), *extra],
