@@ -196,6 +196,14 @@ class Catalog:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number:d}")
 
+    def backup_to(self, path: Path) -> None:
+        """Write a consistent copy of the catalog to ``path`` with SQLite's online backup."""
+        target = sqlite3.connect(path)
+        try:
+            self._db.backup(target)
+        finally:
+            target.close()
+
     def schema_version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
 
@@ -490,6 +498,62 @@ class Catalog:
             )
             for row in rows
         ]
+
+    # -- personal data: purge, export, erasure ---------------------------------------
+
+    def requests_by_email(self, email: str) -> list[AccessRequest]:
+        rows = self._db.execute(
+            "SELECT * FROM access_requests WHERE lower(contact_email) = lower(?) ORDER BY id", (email,)
+        )
+        return [_request(row) for row in rows]
+
+    def erase_request_personal_data(self, request_id: int, now: datetime) -> None:
+        """Erase a request's personal fields and those of its audit entries (with their keys).
+
+        The audit chain covers only keyed digests of these fields, so it still verifies.
+        """
+        with self._write() as db:
+            db.execute(
+                """UPDATE access_requests SET institution = NULL, contact_name = NULL, contact_email = NULL,
+                       legal_basis = NULL, message = NULL, purged_at = ?
+                   WHERE id = ?""",
+                (to_text(now), request_id),
+            )
+            db.execute(
+                """UPDATE audit_log SET personal = NULL, personal_key = NULL
+                   WHERE personal IS NOT NULL AND json_extract(data, '$.request') = ?""",
+                (request_id,),
+            )
+
+    def downloads_before(self, moment: datetime, *, delete: bool) -> int:
+        """Count (and with ``delete``, remove) download records older than ``moment``."""
+        with self._write() as db:
+            count = db.execute("SELECT COUNT(*) FROM downloads WHERE at < ?", (to_text(moment),)).fetchone()[0]
+            if delete:
+                db.execute("DELETE FROM downloads WHERE at < ?", (to_text(moment),))
+        return count
+
+    def finished_releases(self, now: datetime, *, delete: bool) -> int:
+        """Count (and with ``delete``, remove) release links that were spent or have expired."""
+        where = "released_at IS NOT NULL OR expires_at <= ?"
+        with self._write() as db:
+            count = db.execute(f"SELECT COUNT(*) FROM releases WHERE {where}", (to_text(now),)).fetchone()[0]
+            if delete:
+                db.execute(f"DELETE FROM releases WHERE {where}", (to_text(now),))
+        return count
+
+    def downloads_of(self, credential_ids: list[int]) -> list[dict[str, Any]]:
+        """Return the download records of some credentials (for a data-subject export)."""
+        if not credential_ids:
+            return []
+        marks = ",".join("?" * len(credential_ids))
+        rows = self._db.execute(
+            f"""SELECT d.credential_id, i.slug, v.number AS version, d.status, d.bytes_sent, d.complete, d.at
+                FROM downloads d JOIN versions v ON v.id = d.version_id JOIN items i ON i.id = v.item_id
+                WHERE d.credential_id IN ({marks}) ORDER BY d.id""",
+            credential_ids,
+        )
+        return [dict(row) for row in rows]
 
     # -- audit log -------------------------------------------------------------
 

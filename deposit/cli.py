@@ -469,3 +469,4 @@ def audit_log(instance: Path | None, as_json: bool, limit: int) -> None:
         return
     for e in reversed(entries):
         click.echo(f"{e.seq:>6}  {e.at}  {e.action:<20}  {json.dumps(e.data, ensure_ascii=False)}")
+from . import cli_keeping  # noqa: E402,F401 - registers its commands on `main`

@@ -34,17 +34,28 @@ def init_instance(settings: Settings) -> Initialised:
     """
     if settings.secret_file.is_file():
         raise Conflict(f"{settings.instance} is already initialised")
-    settings.instance.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.instance, 0o700)
-    if not settings.config_file.exists():
-        settings.config_file.write_text(default_config_text(settings), encoding="utf-8")
+    make_folder(settings)
     archive = build_archive(settings)
     archive.catalog.migrate()
     archive.storage.check()
     username, password = archive.set_owner_password()
     archive.catalog.close()
-    # The secret last: its presence marks a complete instance.
+    write_secret(settings)  # last: its presence marks a complete instance
+    return Initialised(str(settings.instance), username, password)
+
+
+def make_folder(settings: Settings) -> None:
+    """Create the instance folder (owner-only) with a commented config file."""
+    settings.instance.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.instance, 0o700)
+    if not settings.config_file.exists():
+        settings.config_file.write_text(default_config_text(settings), encoding="utf-8")
+
+
+def write_secret(settings: Settings) -> None:
+    """Create the instance's secret key (sessions, CSRF) unless it exists."""
+    if settings.secret_file.exists():
+        return
     fd = os.open(settings.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(secrets.token_bytes(32))
-    return Initialised(str(settings.instance), username, password)

@@ -1,0 +1,146 @@
+"""Backup and restore: a consistent copy of the catalog and of every retained version's bytes.
+
+A backup folder holds ``catalog.sqlite3`` (SQLite's online backup, so the
+server can keep running), ``objects/<key>`` for every retained version and
+``manifest.json`` naming each object's size and SHA-256. Restoring checks
+every byte against the catalog before the instance uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .errors import Conflict
+from .errors import InvalidInput
+from .errors import StorageError
+from .models import to_text
+from .models import utcnow
+from .storage import Storage
+from .storage.base import CHUNK_SIZE
+
+MANIFEST = "manifest.json"
+CATALOG = "catalog.sqlite3"
+OBJECTS = "objects"
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    versions: int
+    bytes: int
+    audit_head: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"versions": self.versions, "bytes": self.bytes, "audit_head": self.audit_head}
+
+
+def backup(
+    catalog: Catalog, storage: Storage, folder: Path, progress: Callable[[int], None] | None = None
+) -> BackupSummary:
+    """Copy the catalog, then every version it lists, into the new folder ``folder``.
+
+    :raises Conflict: if ``folder`` exists and is not empty.
+    """
+    if folder.exists() and any(folder.iterdir()):
+        raise Conflict(f"{folder} is not empty: a backup goes into a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog.backup_to(folder / CATALOG)
+    snapshot = Catalog(folder / CATALOG)  # the copy decides what belongs to the backup
+    try:
+        entries = []
+        total = 0
+        for version in snapshot.versions():
+            target = folder / OBJECTS / version.storage_key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            with target.open("wb") as out:
+                for chunk in storage.read_range(version.storage_key):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            if digest.hexdigest() != version.sha256:
+                raise StorageError(f"{version.slug} v{version.number}: stored bytes do not match the catalog")
+            entries.append({"key": version.storage_key, "size": version.size, "sha256": version.sha256})
+            total += version.size
+        last = next(snapshot.audit_entries(newest_first=True, limit=1), None)
+        head = last.hash if last else ""
+        manifest = {"created_at": to_text(utcnow()), "schema": snapshot.schema_version(), "audit_head": head}
+        (folder / MANIFEST).write_text(json.dumps({**manifest, "objects": entries}, indent=1), encoding="utf-8")
+    finally:
+        snapshot.close()
+    return BackupSummary(len(entries), total, head)
+
+
+def verify_backup(folder: Path) -> list[dict[str, Any]]:
+    """Check every object of a backup against its manifest; return the manifest's objects.
+
+    :raises InvalidInput: naming the first object that is missing or differs.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"{folder} is not a Pligt backup: {e}") from e
+    if not (folder / CATALOG).is_file():
+        raise InvalidInput(f"{folder} is not a Pligt backup: no {CATALOG}")
+    for entry in manifest["objects"]:
+        path = folder / OBJECTS / entry["key"]
+        if not path.is_file():
+            raise InvalidInput(f"backup object {entry['key']} is missing")
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != entry["sha256"]:
+            raise InvalidInput(f"backup object {entry['key']} is corrupt (its SHA-256 differs)")
+    return manifest["objects"]
+
+
+def restore(folder: Path, catalog_path: Path, storage: Storage, progress: Callable[[int], None] | None = None) -> int:
+    """Restore a verified backup into an empty instance; return the number of versions.
+
+    :raises Conflict: if the target catalog already exists.
+    """
+    objects = verify_backup(folder)
+    if catalog_path.exists():
+        raise Conflict(f"{catalog_path} exists: restore into a fresh instance")
+    snapshot = Catalog(folder / CATALOG)
+    try:
+        expected = {v.storage_key: v for v in snapshot.versions()}
+    finally:
+        snapshot.close()
+    if {o["key"] for o in objects} != set(expected):
+        raise InvalidInput("the backup's manifest does not match its catalog")
+    for key, version in expected.items():
+        path = folder / OBJECTS / key
+        if storage.exists(key):
+            stored_digest = hashlib.sha256()
+            for chunk in storage.read_range(key):
+                stored_digest.update(chunk)
+            if stored_digest.hexdigest() != version.sha256:
+                raise StorageError(f"{key} exists in the target storage with other bytes")
+        else:
+            stored = storage.save(key, _read(path, progress))
+            if stored.sha256 != version.sha256 or stored.size != version.size:
+                storage.delete(key)
+                raise StorageError(f"{key} did not arrive intact in the target storage")
+    catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = catalog_path.with_name(catalog_path.name + ".partial")
+    shutil.copyfile(folder / CATALOG, partial)
+    partial.replace(catalog_path)
+    return len(expected)
+
+
+def _read(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk

@@ -1,0 +1,91 @@
+"""Handing the collection over: every retained version as a WARC 1.1 ``response`` record.
+
+The records carry each version at its public URL with the HTTP headers Pligt
+serves it with, so the file reads like a harvest of this server; warcio
+computes the payload and block digests from the bytes as they stream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from email.utils import format_datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from .catalog import Catalog
+from .models import Version
+from .storage import Storage
+
+
+#: The characters the service's router leaves unquoted in a path segment, so that
+#: the exported URLs are byte for byte the ones the server answers at.
+_PATH_SAFE = "!$&'()*+,;=:@~"
+
+
+def version_path(version: Version) -> str:
+    """Return the stable path of a version (the same as the service's URL)."""
+    return f"/files/{quote(version.slug, safe='')}/v{version.number}/{quote(version.filename, safe=_PATH_SAFE)}"
+
+
+def export_warc(
+    catalog: Catalog,
+    storage: Storage,
+    path: Path,
+    base_url: str,
+    software: str,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write every retained version to ``path`` (gzipped if it ends in .gz); return the count.
+
+    The file appears only when complete (written beside it, then renamed).
+    """
+    base_url = base_url.rstrip("/")
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    try:
+        with partial.open("wb") as out:
+            writer = WARCWriter(out, gzip=path.name.endswith(".gz"), warc_version="1.1")
+            writer.write_record(
+                writer.create_warcinfo_record(
+                    path.name,
+                    {
+                        "software": software,
+                        "format": "WARC File Format 1.1",
+                        "description": "Every retained version of a Pligt legal-deposit archive",
+                        "isPartOf": base_url,
+                    },
+                )
+            )
+            for version in catalog.versions():
+                http_headers = StatusAndHeaders(
+                    "200 OK",
+                    [
+                        ("Content-Type", version.content_type),
+                        ("Content-Length", str(version.size)),
+                        ("Last-Modified", format_datetime(version.published_at, usegmt=True)),
+                        ("ETag", f'"{version.sha256}"'),
+                    ],
+                    protocol="HTTP/1.1",
+                )
+                with storage.open(version.storage_key) as stream:
+                    record = writer.create_warc_record(
+                        base_url + version_path(version),
+                        "response",
+                        payload=stream,
+                        length=version.size,
+                        http_headers=http_headers,
+                        warc_headers_dict={"WARC-Date": version.published_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    )
+                    writer.write_record(record)
+                count += 1
+                if progress is not None:
+                    progress(version.size)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count

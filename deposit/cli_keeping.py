@@ -1,0 +1,211 @@
+"""Commands that keep the promises over time: schedules, data subjects, fixity, export, backup."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import click
+
+from archive.backup import backup as make_backup
+from archive.backup import restore as restore_backup
+from archive.errors import ArchiveError
+from archive.errors import InvalidInput
+from archive.fixity import check_fixity
+from archive.privacy import Privacy
+from archive.warc import export_warc
+
+from . import build_archive
+from .cli import _archive
+from .cli import _print_json
+from .cli import instance_option
+from .cli import json_option
+from .cli import main
+from .instance import make_folder
+from .instance import write_secret
+from .settings import load_settings
+from .urls import public_base
+
+
+class IntegrityFailed(ArchiveError):
+    """Fixity found missing, corrupt or unexpected objects."""
+
+    exit_code = 9
+
+
+def _bar(length: int, label: str, quiet: bool):  # noqa: ANN202 - click's progress bar
+    return click.progressbar(length=length, label=label, file=sys.stderr, hidden=quiet or not sys.stderr.isatty())
+
+
+@main.command()
+@instance_option
+@json_option
+@click.option("--dry-run", is_flag=True, help="Only say what would be erased.")
+def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
+    """Apply the retention schedules for personal data (run daily from cron).
+
+    Access requests' personal fields go 12 months after the request closed,
+    download records after 6 months, spent and expired release links at once.
+    The audit chain still verifies afterwards.
+    """
+    _, archive = _archive(instance)
+    report = Privacy(archive.catalog, archive.clock).purge(dry_run=dry_run)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    verb = "would erase" if dry_run else "erased"
+    requests = ", ".join(f"#{i}" for i in report.requests) or "none"
+    click.echo(f"{verb}: personal data of requests {requests}; {report.download_records} download records; "
+               f"{report.release_links} release links")  # fmt: skip
+
+
+@main.command()
+@instance_option
+@json_option
+def retention(instance: Path | None, as_json: bool) -> None:
+    """List every retained version: retained until when, and whether it may be withdrawn now."""
+    _, archive = _archive(instance)
+    now = archive.clock()
+    versions = archive.versions()
+    if as_json:
+        _print_json([{**v.to_dict(), "withdrawable_now": v.withdrawable(now)} for v in versions])
+        return
+    for v in versions:
+        state = "withdrawable now" if v.withdrawable(now) else f"{(v.retain_until - now).days} days left"
+        click.echo(f"{v.slug} v{v.number}  retained until {v.retain_until:%Y-%m-%d}  {state}")
+
+
+@main.group()
+def gdpr() -> None:
+    """Answer data-subject requests: list or erase what is held about a person."""
+
+
+@gdpr.command("export")
+@instance_option
+@click.option("--email", required=True, help="The data subject's email address.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON here (default: stdout)."
+)
+def gdpr_export(instance: Path | None, email: str, output: Path | None) -> None:
+    """Write everything the instance holds about a person, as JSON."""
+    _, archive = _archive(instance)
+    data = Privacy(archive.catalog, archive.clock).export(email)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@gdpr.command("erase")
+@instance_option
+@json_option
+@click.option("--email", required=True, help="The data subject's email address.")
+def gdpr_erase(instance: Path | None, as_json: bool, email: str) -> None:
+    """Erase a person's data, revoke their credentials, and record the erasure in the audit log."""
+    _, archive = _archive(instance)
+    summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
+    if as_json:
+        _print_json(summary)
+        return
+    erased = ", ".join(f"#{i}" for i in summary["requests_erased"]) or "none"
+    click.echo(
+        f"erased the personal data of requests {erased}; revoked {len(summary['credentials_revoked'])} credentials"
+    )
+
+
+@main.command()
+@instance_option
+@json_option
+def fixity(instance: Path | None, as_json: bool) -> None:
+    """Re-read every stored version and compare its SHA-256 and size with the catalog.
+
+    Reports missing, corrupt and unexpected objects, records the result in the
+    audit log, and exits non-zero if anything is wrong.
+    """
+    _, archive = _archive(instance)
+    total = sum(v.size for v in archive.versions())
+    with _bar(total, "Checking", as_json) as bar:
+        report = check_fixity(archive.catalog, archive.storage, bar.update)
+    with archive.catalog.transaction():
+        archive.catalog.append_audit("fixity.checked", report.to_dict(), None, archive.clock())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        click.echo(f"checked {report.checked} versions, {report.bytes_read:,} bytes")
+        for kind in ("missing", "corrupt", "unexpected"):
+            for label in getattr(report, kind):
+                click.echo(f"{kind}: {label}")
+    if not report.ok:
+        problems = len(report.missing) + len(report.corrupt) + len(report.unexpected)
+        raise IntegrityFailed(f"fixity check failed: {problems} problem(s)")
+
+
+@main.command("export")
+@instance_option
+@json_option
+@click.option("--warc", "warc", required=True, type=click.Path(dir_okay=False, path_type=Path), help="FILE.warc.gz")
+@click.option("--base-url", help="The public URL the records are filed under (default: base_url).")
+def export(instance: Path | None, as_json: bool, warc: Path, base_url: str | None) -> None:
+    """Write every retained version to a WARC 1.1 file, at its public URL."""
+    settings, archive = _archive(instance)
+    if warc.exists():
+        raise InvalidInput(f"{warc} exists; choose a new file name")
+    total = sum(v.size for v in archive.versions())
+    with _bar(total, "Exporting", as_json) as bar:
+        count = export_warc(
+            archive.catalog,
+            archive.storage,
+            warc,
+            base_url or public_base(settings),
+            f"Pligt {package_version('pligt')}",
+            bar.update,
+        )
+    if as_json:
+        _print_json({"warc": str(warc), "records": count})
+    else:
+        click.echo(f"wrote {count} versions to {warc}")
+
+
+@main.command()
+@instance_option
+@json_option
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
+    """Copy the catalog (online, consistent) and every retained version into a new FOLDER."""
+    _, archive = _archive(instance)
+    total = sum(v.size for v in archive.versions())
+    with _bar(total, "Backing up", as_json) as bar:
+        summary = make_backup(archive.catalog, archive.storage, folder, bar.update)
+    if as_json:
+        _print_json({"folder": str(folder), **summary.to_dict()})
+    else:
+        click.echo(f"backed up {summary.versions} versions ({summary.bytes:,} bytes) to {folder}")
+        click.echo(f"audit head at backup: {summary.audit_head}")
+
+
+@main.command()
+@instance_option
+@json_option
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
+    """Restore a backup FOLDER into a fresh instance, verifying every byte.
+
+    The owner keeps the password they had; run `pligt purge` afterwards so that
+    personal data past its schedule does not come back with an old backup.
+    """
+    settings = load_settings(instance)
+    make_folder(settings)
+    archive = build_archive(settings)
+    with _bar(0, "Restoring", as_json) as bar:
+        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update)
+    write_secret(settings)
+    archive.catalog.migrate()
+    archive.verify_audit()
+    if as_json:
+        _print_json({"instance": str(settings.instance), "versions": count})
+    else:
+        click.echo(f"restored {count} versions into {settings.instance}; every byte verified")
