@@ -8,6 +8,7 @@ from flask import Flask
 from flask import current_app
 from flask import request
 from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from archive import Archive
@@ -98,13 +99,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fl
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]
 
     from . import access
+    from . import admin
     from . import api
     from . import errors
     from . import headers
+    from . import i18n
     from . import protected
     from . import public
 
-    for module in (errors, headers, public, protected, access, api):
+    i18n.init_app(app)
+
+    app.jinja_env.globals["csrf_token"] = generate_csrf
+    for module in (errors, headers, public, protected, access, api, admin):
         app.register_blueprint(module.bp)
     return app
 

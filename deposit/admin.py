@@ -1,0 +1,362 @@
+"""The owner's console (``/admin``): items, upload, requests and credentials, the audit log.
+
+Server-rendered pages with Flask-WTF forms (CSRF on every form) and a session
+cookie; a little JavaScript shows upload progress. The console calls the same
+``archive`` API as the CLI and the owner API.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import flash
+from flask import jsonify
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import validate_csrf
+from wtforms import BooleanField
+from wtforms import IntegerField
+from wtforms import PasswordField
+from wtforms import RadioField
+from wtforms import StringField
+from wtforms import TextAreaField
+from wtforms.validators import InputRequired
+from wtforms.validators import Length
+from wtforms.validators import NumberRange
+
+from archive.access import DEFAULT_VALID_DAYS
+from archive.archive import OWNER_USERNAME
+from archive.archive import read_chunks
+from archive.audit import AuditBroken
+from archive.auth import LockedOut
+from archive.errors import ArchiveError
+from archive.errors import InvalidInput
+from archive.models import PROTECTED
+from archive.models import PUBLIC
+from archive.models import Version
+
+from . import pligt
+from .release import deliver
+from .urls import version_path
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+SORTS = {
+    "slug": lambda v: (v.slug, v.number),
+    "published": lambda v: v.published_at,
+    "retained": lambda v: v.retain_until,
+    "size": lambda v: v.size,
+}
+
+
+# -- signing in ---------------------------------------------------------------------
+
+
+class LoginForm(FlaskForm):
+    password = PasswordField(_l("Password"), validators=[InputRequired()])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class ApproveForm(FlaskForm):
+    valid_days = IntegerField(_l("Valid for (days)"), default=DEFAULT_VALID_DAYS, validators=[NumberRange(1, 3660)])
+    show = BooleanField(_l("Show the password here instead of sending the link"))
+
+
+class DenyForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[InputRequired(), Length(max=1000)])
+
+
+class UploadForm(FlaskForm):
+    title = StringField(_l("Title (optional)"), validators=[Length(max=200)])
+    slug = StringField(_l("Slug (optional: an existing slug gets a new version)"), validators=[Length(max=80)])
+    visibility = RadioField(
+        _l("Access"), choices=[(PUBLIC, _l("Public")), (PROTECTED, _l("Protected"))], default=PROTECTED
+    )
+
+
+def _owner_epoch() -> str | None:
+    """A value that changes when the owner's password does: it signs every session out."""
+    owner = pligt().archive.catalog.owner()
+    return hashlib.sha256(owner[1].encode()).hexdigest()[:16] if owner else None
+
+
+def owner_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if session.get("owner") is None or session.get("owner") != _owner_epoch():
+            session.pop("owner", None)
+            if request.accept_mimetypes.best == "application/json":
+                return jsonify(code=401, name="Unauthorized", description=_("Please sign in.")), 401
+            return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str:
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            principal = pligt().authenticator.owner(OWNER_USERNAME, form.password.data or "")
+        except LockedOut as e:
+            form.password.errors.append(
+                _("Too many failed attempts; try again in %(seconds)d seconds.", seconds=e.retry_after)
+            )
+            response = Response(render_template("admin/login.html", form=form), 429)
+            response.headers["Retry-After"] = str(e.retry_after)
+            return response
+        if principal is not None:
+            session.clear()
+            session["owner"] = _owner_epoch()
+            target = request.args.get("next") or ""
+            return redirect(target if target.startswith("/admin") else url_for("admin.items"))
+        form.password.errors.append(_("Wrong password."))
+        status = 401
+    elif form.is_submitted():
+        status = 400
+    return Response(render_template("admin/login.html", form=form), status)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    form = ActionForm()
+    if form.validate_on_submit():
+        session.clear()
+    return redirect(url_for("admin.login"))
+
+
+# -- items ------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@owner_required
+def items() -> str:
+    archive = pligt().archive
+    now = archive.clock()
+    show_withdrawn = request.args.get("withdrawn") == "1"
+    versions = archive.versions(include_withdrawn=show_withdrawn)
+    query = (request.args.get("q") or "").strip().lower()
+    if query:
+        versions = [v for v in versions if query in v.slug or query in v.title.lower() or query in v.filename.lower()]
+    visibility = request.args.get("visibility")
+    if visibility in (PUBLIC, PROTECTED):
+        versions = [v for v in versions if v.visibility == visibility]
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "slug"
+    descending = request.args.get("order") == "desc"
+    versions.sort(key=SORTS[sort], reverse=descending)
+    return render_template(
+        "admin/items.html",
+        versions=versions,
+        fetched=_fetched(),
+        now=now,
+        query=query,
+        visibility=visibility,
+        sort=sort,
+        descending=descending,
+        show_withdrawn=show_withdrawn,
+        form=ActionForm(),
+        version_path=version_path,
+    )
+
+
+def _fetched() -> dict[int, str]:
+    """Map version id to when the deposit institution fetched it whole (or anyone, if public)."""
+    fetched: dict[int, str] = {}
+    for row in pligt().archive.harvest():
+        moment = row.complete_at or row.anonymous_complete_at
+        if moment is not None:
+            text = moment.strftime("%Y-%m-%d")
+            current = fetched.get(row.version.id)
+            fetched[row.version.id] = min(current, text) if current else text
+    return fetched
+
+
+@bp.post("/items/<slug>/versions/<int:number>/withdraw")
+@owner_required
+def withdraw(slug: str, number: int) -> Response:
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            pligt().archive.withdraw(slug, number)
+            flash(_("Withdrew %(slug)s version %(number)d.", slug=slug, number=number), "ok")
+        except ArchiveError as e:
+            flash(e.message, "error")
+    return redirect(url_for("admin.items"))
+
+
+# -- upload ------------------------------------------------------------------------------
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@owner_required
+def upload() -> Response | str:
+    """The upload page; without JavaScript the form posts the files as multipart."""
+    form = UploadForm()
+    results: list[dict[str, Any]] = []
+    status = 200
+    if form.validate_on_submit():
+        files = [f for f in request.files.getlist("files") if f and f.filename]
+        if not files:
+            form.form_errors.append(_("Choose at least one file."))
+            status = 400
+        for storage in files:
+            results.append(
+                _publish(
+                    read_chunks(storage.stream),
+                    storage.filename or "",
+                    form.title.data,
+                    form.slug.data,
+                    form.visibility.data,
+                )
+            )
+        if any(not r["ok"] for r in results):
+            status = 400 if all(not r["ok"] for r in results) else 200
+    elif form.is_submitted():
+        status = 400
+    return Response(render_template("admin/upload.html", form=form, results=results), status)
+
+
+@bp.post("/upload/raw")
+@owner_required
+def upload_raw() -> tuple[Response, int]:
+    """Publish one file sent as the raw request body (the page's script, with progress)."""
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken", ""))
+    except Exception as e:  # noqa: BLE001 - wtforms raises ValidationError with a reason
+        raise CSRFError(str(e)) from e
+    result = _publish(
+        read_chunks(request.stream),
+        request.args.get("filename", ""),
+        request.args.get("title"),
+        request.args.get("slug"),
+        request.args.get("visibility"),
+    )
+    return jsonify(result), 201 if result["ok"] else result["status"]
+
+
+def _publish(chunks: Any, filename: str, title: str | None, slug: str | None, visibility: str | None) -> dict[str, Any]:
+    try:
+        if not filename:
+            raise InvalidInput(_("The file has no name."))
+        publication = pligt().archive.publish(
+            chunks, filename=filename, title=title or None, slug=slug or None, visibility=visibility or None
+        )
+    except ArchiveError as e:
+        return {"ok": False, "filename": filename, "error": e.message, "status": e.status_code}
+    v = publication.version
+    return {
+        "ok": True,
+        "filename": v.filename,
+        "slug": v.slug,
+        "version": v.number,
+        "content_type": v.content_type,
+        "size": v.size,
+        "retain_until": v.retain_until.strftime("%Y-%m-%d"),
+        "url": version_path(v),
+        "warnings": publication.warnings,
+    }
+
+
+# -- requests and credentials -------------------------------------------------------------
+
+
+@bp.get("/requests")
+@owner_required
+def requests_() -> str:
+    desk = pligt().archive.access
+    return render_template(
+        "admin/requests.html",
+        requests=list(reversed(desk.requests())),
+        credentials=list(reversed(desk.credentials())),
+        now=pligt().archive.clock(),
+        approve_form=ApproveForm(),
+        deny_form=DenyForm(),
+        form=ActionForm(),
+        delivered=session.pop("delivered", None),
+    )
+
+
+@bp.post("/requests/<int:request_id>/approve")
+@owner_required
+def approve(request_id: int) -> Response:
+    form = ApproveForm()
+    if form.validate_on_submit():
+        try:
+            approval = pligt().archive.access.approve(request_id, form.valid_days.data or DEFAULT_VALID_DAYS)
+            session["delivered"] = deliver(pligt().settings, pligt().archive, approval, bool(form.show.data))
+        except ArchiveError as e:
+            flash(e.message, "error")
+    else:
+        flash(_("The form was not valid; please try again."), "error")
+    return redirect(url_for("admin.requests_"))
+
+
+@bp.post("/requests/<int:request_id>/deny")
+@owner_required
+def deny(request_id: int) -> Response:
+    form = DenyForm()
+    if form.validate_on_submit():
+        try:
+            pligt().archive.access.deny(request_id, form.reason.data or "")
+            flash(_("Denied request #%(id)d.", id=request_id), "ok")
+        except ArchiveError as e:
+            flash(e.message, "error")
+    else:
+        flash(_("A denial needs a reason."), "error")
+    return redirect(url_for("admin.requests_"))
+
+
+@bp.post("/credentials/<int:credential_id>/revoke")
+@owner_required
+def revoke(credential_id: int) -> Response:
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            credential = pligt().archive.access.revoke(credential_id)
+            flash(_("Revoked %(username)s.", username=credential.username), "ok")
+        except ArchiveError as e:
+            flash(e.message, "error")
+    return redirect(url_for("admin.requests_"))
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+@bp.route("/audit", methods=["GET", "POST"])
+@owner_required
+def audit() -> str:
+    archive = pligt().archive
+    form = ActionForm()
+    verified: dict[str, Any] | None = None
+    if form.validate_on_submit():
+        try:
+            count, head = archive.verify_audit()
+            verified = {"ok": True, "count": count, "head": head}
+        except AuditBroken as e:
+            verified = {"ok": False, "message": e.message}
+    entries = list(archive.catalog.audit_entries(newest_first=True, limit=50))
+    return render_template("admin/audit.html", entries=entries, head=archive.audit_head(), form=form, verified=verified)
+
+
+def days_left(version: Version, now: Any) -> int:
+    return max(0, (version.retain_until - now).days)
+
+
+bp.add_app_template_global(days_left, "days_left")

@@ -1,0 +1,49 @@
+"""Danish and English pages (Flask-Babel), Danish first for a Danish publisher.
+
+The language comes from ``?lang=`` (the switch on every page, remembered in a
+cookie), else the cookie, else the browser's Accept-Language, else Danish.
+Crawlers send no Accept-Language and get the Danish pages.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask import Response
+from flask import g
+from flask import request
+from flask_babel import Babel
+
+LANGUAGES = ("da", "en")
+DEFAULT = "da"
+COOKIE = "pligt_lang"
+
+
+def select_locale() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        g.pligt_set_lang = asked
+        return asked
+    remembered = request.cookies.get(COOKIE)
+    if remembered in LANGUAGES:
+        return remembered
+    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT) or DEFAULT
+
+
+def _remember_language(response: Response) -> Response:
+    chosen = g.pop("pligt_set_lang", None)
+    if chosen:
+        response.set_cookie(
+            COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True, secure=request.is_secure
+        )
+    if response.mimetype == "text/html":
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
+    Babel(app, locale_selector=select_locale)
+    app.after_request(_remember_language)
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
