@@ -11,7 +11,6 @@ from flask import make_response
 from flask import render_template
 from flask import request
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import UnsupportedMediaType
 from wtforms import EmailField
 from wtforms import StringField
 from wtforms import TextAreaField
@@ -22,6 +21,7 @@ from archive.access import DEFAULT_LEGAL_BASIS
 from archive.access import FIELD_LIMITS
 from archive.access import InvalidRequest
 from archive.access import TooManyRequests
+from archive.access import clean_request
 from archive.errors import ArchiveError
 from archive.models import AccessRequest
 
@@ -76,7 +76,7 @@ def index() -> Response:
     status = 200
     if form.validate_on_submit():
         try:
-            filed = _file({name: getattr(form, name).data for name in _FIELDS})
+            filed = _file(_form_fields(form))
         except InvalidRequest as e:
             for name, message in e.errors.items():
                 getattr(form, name).errors.append(message)
@@ -92,22 +92,54 @@ def index() -> Response:
         status = 400
         if form.csrf_token.errors:
             form.form_errors.append("The form expired or was sent from elsewhere; please send it again.")
+        else:
+            _add_core_errors(form)
     return make_response(render_template("access.html", form=form), status)
+
+
+def _form_fields(form: RequestForm) -> dict[str, str | None]:
+    fields = {name: getattr(form, name).data for name in _FIELDS}
+    # The legal basis is one line; its text area wraps it, and a typed line break is not an error.
+    fields["legal_basis"] = " ".join((fields["legal_basis"] or "").split())
+    return fields
+
+
+def _add_core_errors(form: RequestForm) -> None:
+    """Show the core's errors too for fields the form's own checks passed: every bad field at once."""
+    try:
+        clean_request(_form_fields(form))
+    except InvalidRequest as e:
+        for name, message in e.errors.items():
+            if not getattr(form, name).errors:
+                getattr(form, name).errors.append(message)
 
 
 @bp.post("/requests")
 def file_json() -> tuple[Response, int]:
-    """File a request as JSON (``Content-Type: application/json``): 201 with the request's id."""
-    data = request.get_json(silent=True) if request.is_json else None
+    """File a request as JSON (``Content-Type: application/json``): 201 with the request's id.
+
+    Its errors are JSON too, whatever the client's Accept header says.
+    """
+    if not request.is_json:
+        return _json_error(415, "UnsupportedMediaType", "send a JSON object with Content-Type: application/json")
+    data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise UnsupportedMediaType("send a JSON object with Content-Type: application/json")
+        return _json_error(400, "InvalidRequest", "the body is not a JSON object")
     try:
         filed = _file({name: _text(data.get(name)) for name in _FIELDS})
     except InvalidRequest as e:
-        return jsonify(code=400, name="InvalidRequest", description=e.message, errors=e.errors), 400
+        return _json_error(400, "InvalidRequest", e.message, errors=e.errors)
+    except TooManyRequests as e:
+        response, status = _json_error(429, "TooManyRequests", e.message)
+        response.headers["Retry-After"] = str(e.retry_after)
+        return response, status
     response = jsonify(id=filed.id, status=filed.status)
     response.headers["Location"] = external_url("access.index")
     return response, 201
+
+
+def _json_error(status: int, name: str, description: str, **extra: object) -> tuple[Response, int]:
+    return jsonify(code=status, name=name, description=description, **extra), status
 
 
 def _text(value: object) -> str | None:

@@ -12,6 +12,7 @@ from flask import Response
 from flask import g
 from flask import request
 from flask_babel import Babel
+from flask_babel import get_locale
 
 LANGUAGES = ("da", "en")
 DEFAULT = "da"
@@ -46,4 +47,4 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
     Babel(app, locale_selector=select_locale)
     app.after_request(_remember_language)
-    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["get_locale"] = get_locale

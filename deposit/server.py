@@ -8,16 +8,43 @@ other threads go on serving everyone else. Files go out with sendfile.
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from . import create_app
 from .settings import Settings
 
 #: No client address: IP addresses are never written anywhere (MISSION, non-negotiable 4).
 ACCESS_LOG_FORMAT = '%(t)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+#: IPv4 and IPv6 addresses, and gunicorn's ``ip=…`` (on malformed requests).
+_ADDRESS = re.compile(r"ip=\S+|\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?")
+
+
+class _NoAddresses(logging.Filter):
+    """Redact client addresses from gunicorn's own messages (e.g. 'Invalid request from ip=…')."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Listening at:"):  # our own bind address, not a client's
+            redacted = _ADDRESS.sub("[address removed]", message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+class NoAddressLogger(Logger):
+    """Gunicorn's logger with client addresses kept out of the error log."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        self.error_log.addFilter(_NoAddresses())
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -34,6 +61,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": "info",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": NoAddressLogger,
         # Forwarded headers are ProxyFix's job, with the configured proxy count.
         "forwarded_allow_ips": "",
         "proc_name": "pligt",

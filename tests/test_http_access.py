@@ -1,0 +1,1197 @@
+"""The access-request workflow over HTTP: the public request page and its JSON twin, the
+owner told by a real SMTP server, the single-use release page, the owner's API for
+deciding, revoking, rotating and auditing, the lock-out that defends the Basic-auth door,
+the proof of deposit written as downloads close, and the headers and cookies of every page."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import time
+from dataclasses import dataclass
+from dataclasses import field
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from archive.access import DEFAULT_LEGAL_BASIS
+from archive.models import to_text
+from deposit import build_archive
+from deposit import pligt
+from deposit.settings import load_settings
+from deposit.urls import public_base
+from tests.conftest import REQUEST_FIELDS
+from tests.conftest import free_port
+from tests.conftest import issue_credential
+from tests.conftest import make_app
+from tests.conftest import pdf_bytes
+from tests.conftest import run_cli
+from tests.conftest import smtp_env
+
+FORM_FIELDS = ("institution", "contact_name", "contact_email", "legal_basis", "message")
+CSRF_MESSAGE = "The form expired or was sent from elsewhere; please send it again."
+OWNER_EMAIL = "owner@publisher.example.dk"
+NOW = "2026-01-05T12:00:00Z"  # the test clock's start
+
+
+# -- reading the pages --------------------------------------------------------------------------
+
+
+@dataclass
+class Field:
+    """One form control as the page shows it, with its label and the error next to it."""
+
+    name: str
+    tag: str
+    attrs: dict[str, str]
+    value: str = ""
+    label_for: str | None = None
+    label: str = ""
+    error: str | None = None
+    error_id: str | None = None
+    invalid: bool = False
+
+
+@dataclass
+class Page(HTMLParser):
+    """The forms, fields, hidden inputs, alerts and text of an HTML page."""
+
+    html: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    hidden: dict[str, str] = field(default_factory=dict)
+    forms: list[dict[str, str]] = field(default_factory=list)
+    buttons: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    by_id: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._block: dict | None = None
+        self._capture: list[tuple[str, str, list[str]]] = []  # (tag, purpose, parts)
+        self._parts: list[str] = []
+        self.feed(self.html)
+        self.close()
+        self.text = " ".join("".join(self._parts).split())
+
+    def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
+        attrs = {k: v or "" for k, v in attr_list}
+        classes = attrs.get("class", "").split()
+        if tag == "form":
+            self.forms.append(attrs)
+        elif tag == "div" and "field" in classes:
+            self._block = {"fields": [], "label_for": None, "label": "", "error": None, "error_id": None}
+            self._block["invalid"] = "invalid" in classes
+        elif tag == "input" and attrs.get("type") == "hidden":
+            self.hidden[attrs.get("name", "")] = attrs.get("value", "")
+        elif tag in ("input", "textarea") and self._block is not None:
+            control = Field(attrs.get("name", ""), tag, attrs, attrs.get("value", ""))
+            self._block["fields"].append(control)
+            if tag == "textarea":
+                self._capture.append((tag, "textarea", []))
+        elif tag == "label" and self._block is not None:
+            self._block["label_for"] = attrs.get("for")
+            self._capture.append((tag, "label", []))
+        elif tag == "p" and "error" in classes and self._block is not None:
+            self._block["error_id"] = attrs.get("id")
+            self._capture.append((tag, "error", []))
+        elif tag == "button":
+            self._capture.append((tag, "button", []))
+        elif attrs.get("role") == "alert":
+            self._capture.append((tag, "alert", []))
+        elif "id" in attrs:
+            self._capture.append((tag, "id:" + attrs["id"], []))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._capture and self._capture[-1][0] == tag:
+            _, purpose, parts = self._capture.pop()
+            text = "".join(parts)
+            if purpose == "textarea":
+                # The first newline after <textarea> is not part of the value (HTML spec).
+                self._block["fields"][-1].value = text[2:] if text.startswith("\r\n") else text.removeprefix("\n")
+            elif purpose == "label":
+                self._block["label"] = " ".join(text.split())
+            elif purpose == "error":
+                self._block["error"] = " ".join(text.split())
+            elif purpose == "button":
+                self.buttons.append(" ".join(text.split()))
+            elif purpose == "alert":
+                self.alerts.append(" ".join(text.split()))
+            else:
+                self.by_id[purpose[3:]] = text
+        if tag == "div" and self._block is not None:
+            for control in self._block["fields"]:
+                control.label_for = self._block["label_for"]
+                control.label = self._block["label"]
+                control.error = self._block["error"]
+                control.error_id = self._block["error_id"]
+                control.invalid = self._block["invalid"]
+                self.fields[control.name] = control
+            self._block = None
+
+    def handle_data(self, data: str) -> None:
+        self._parts.append(data)
+        for _, _, parts in self._capture:
+            parts.append(data)
+
+
+def page(response) -> Page:  # noqa: ANN001
+    assert response.mimetype == "text/html"
+    return Page(response.get_data(as_text=True))
+
+
+def csrf_token(client, path: str = "/access/", **kwargs) -> str:  # noqa: ANN001, ANN003
+    response = client.get(path, **kwargs)
+    assert response.status_code == 200
+    token = page(response).hidden["csrf_token"]
+    assert len(token) > 20
+    return token
+
+
+def post_form(client, fields: dict[str, str] | None = None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    """File the request form as a browser does: GET for the token, then POST with it."""
+    token = csrf_token(client, **kwargs)
+    return client.post("/access/", data={**REQUEST_FIELDS, **(fields or {}), "csrf_token": token}, **kwargs)
+
+
+def app_with(instance, clock, **env: str):  # noqa: ANN001, ANN201
+    """An app on the same instance with some PLIGT_* settings: (test client, its archive)."""
+    settings = load_settings(instance.path, env={f"PLIGT_{k.upper()}": v for k, v in env.items()})
+    app = make_app(settings, clock)
+    with app.app_context():
+        return app.test_client(), pligt().archive
+
+
+def audit_actions(archive) -> list[str]:  # noqa: ANN001
+    return [e.action for e in archive.catalog.audit_entries()]
+
+
+def assert_json_error(response, status: int, *words: str) -> dict:  # noqa: ANN001
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["code"] == status
+    for word in words:
+        assert word in body["description"], body["description"]
+    return body
+
+
+# -- the request page ---------------------------------------------------------------------------
+
+
+def test_access_page_explains_and_shows_the_request_form(client, instance) -> None:  # noqa: ANN001
+    response = client.get("/access/")
+
+    assert response.status_code == 200
+    shown = page(response)
+    assert "behind a password" in shown.text
+    assert "The legal-deposit institution gets its own crawler credentials after a formal request" in shown.text
+    assert "Pligtafleveringsloven" in shown.text
+    assert instance.settings.realm in shown.text
+    assert [f for f in shown.forms if f.get("method") == "post" and f.get("action") == "/access/"]
+    assert "csrf_token" in shown.hidden
+    assert list(shown.fields) == list(FORM_FIELDS)
+    for name, control in shown.fields.items():
+        control_id = control.attrs.get("id")
+        assert control_id, name
+        assert control.label_for == control_id, name
+        assert control.label, name
+        assert control.error is None and not control.invalid, name
+    assert shown.fields["contact_email"].attrs["type"] == "email"
+    assert shown.fields["legal_basis"].tag == "textarea"
+    assert shown.fields["legal_basis"].value == DEFAULT_LEGAL_BASIS
+    assert "Pligtafleveringsloven" in shown.fields["legal_basis"].value
+    assert shown.fields["message"].tag == "textarea"
+    assert shown.fields["institution"].value == ""
+    assert shown.buttons == ["Send request"]
+
+
+def test_form_with_csrf_token_files_a_pending_request(client, archive) -> None:  # noqa: ANN001
+    response = post_form(client, {"legal_basis": DEFAULT_LEGAL_BASIS})
+
+    assert response.status_code == 201
+    filed = archive.access.requests()
+    assert len(filed) == 1
+    request = filed[0]
+    assert request.status == "pending"
+    assert request.institution == REQUEST_FIELDS["institution"]
+    assert request.contact_name == REQUEST_FIELDS["contact_name"]
+    assert request.contact_email == REQUEST_FIELDS["contact_email"]
+    assert request.legal_basis == DEFAULT_LEGAL_BASIS
+    assert request.message == REQUEST_FIELDS["message"]
+    shown = page(response)
+    assert shown.by_id["request-id"] == str(request.id)
+    assert "pending" in shown.text
+    entries = list(archive.catalog.audit_entries())
+    assert [(e.action, e.data) for e in entries] == [("request.filed", {"request": request.id})]
+    assert entries[0].personal["institution"] == REQUEST_FIELDS["institution"]
+
+
+def test_form_legal_basis_left_empty_gets_the_act(client, archive) -> None:  # noqa: ANN001
+    assert post_form(client, {"legal_basis": ""}).status_code == 201
+    assert archive.access.requests()[0].legal_basis == DEFAULT_LEGAL_BASIS
+
+
+@pytest.mark.parametrize(
+    "token", [None, "", "not-a-token", "IjAxMjM0NTY3ODkwYWJjZGVmIg.aaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbb"]
+)
+def test_form_without_a_valid_csrf_token_is_refused(client, archive, token) -> None:  # noqa: ANN001
+    client.get("/access/")  # a session exists, but the token sent is not its own
+    data = {**REQUEST_FIELDS, "institution": "Skjult forsøg"}
+    if token is not None:
+        data["csrf_token"] = token
+
+    response = client.post("/access/", data=data)
+
+    assert response.status_code == 400
+    shown = page(response)
+    assert CSRF_MESSAGE in shown.alerts
+    assert list(shown.fields) == list(FORM_FIELDS)
+    assert shown.fields["institution"].value == "Skjult forsøg"
+    assert shown.hidden["csrf_token"]
+    assert archive.access.requests() == []
+    assert audit_actions(archive) == []
+
+
+def test_form_with_another_sessions_csrf_token_is_refused(app, client, archive) -> None:  # noqa: ANN001
+    foreign = csrf_token(app.test_client())
+    client.get("/access/")
+
+    response = client.post("/access/", data={**REQUEST_FIELDS, "csrf_token": foreign})
+
+    assert response.status_code == 400
+    assert CSRF_MESSAGE in page(response).alerts
+    assert archive.access.requests() == []
+
+
+def test_form_without_a_session_cookie_is_refused(app, archive) -> None:  # noqa: ANN001
+    token = csrf_token(app.test_client())
+    cookieless = app.test_client(use_cookies=False)
+
+    response = cookieless.post("/access/", data={**REQUEST_FIELDS, "csrf_token": token})
+
+    assert response.status_code == 400
+    assert CSRF_MESSAGE in page(response).alerts
+    assert archive.access.requests() == []
+
+
+BAD_INPUT = [
+    pytest.param({"contact_email": "netarkivet.example.dk"}, "contact_email", "not a valid email address", id="email"),
+    pytest.param({"contact_email": "a@b"}, "contact_email", "not a valid email address", id="email-no-tld"),
+    pytest.param({"institution": ""}, "institution", "required", id="empty-institution"),
+    pytest.param({"institution": "   "}, "institution", "required", id="blank-institution"),
+    pytest.param({"contact_name": ""}, "contact_name", "required", id="empty-name"),
+    pytest.param({"institution": "K" * 201}, "institution", "200", id="long-institution"),
+    pytest.param({"contact_email": "a" * 250 + "@kb.dk"}, "contact_email", "254", id="long-email"),
+    pytest.param({"legal_basis": "§" * 501}, "legal_basis", "500", id="long-legal-basis"),
+    pytest.param({"message": "x" * 5001}, "message", "5000", id="long-message"),
+    pytest.param({"institution": "Det Kgl.\x07Bibliotek"}, "institution", "control characters", id="bell"),
+    pytest.param({"contact_name": "Netarkivet\x1b[2J"}, "contact_name", "control characters", id="escape"),
+    pytest.param({"legal_basis": "§ 8\x00og § 10"}, "legal_basis", "control characters", id="nul"),
+]
+
+
+@pytest.mark.parametrize(("changes", "bad", "words"), BAD_INPUT)
+def test_bad_input_reshows_the_form_with_the_error_next_to_the_field(client, archive, changes, bad, words) -> None:  # noqa: ANN001
+    typed = {
+        **REQUEST_FIELDS,
+        "legal_basis": "Pligtafleveringsloven § 8",
+        "message": "Hej\r\nmed venlig hilsen",
+        **changes,
+    }
+
+    response = post_form(client, typed)
+
+    assert response.status_code == 400
+    shown = page(response)
+    assert list(shown.fields) == list(FORM_FIELDS)
+    control = shown.fields[bad]
+    assert control.invalid
+    assert control.error is not None
+    assert words.lower() in control.error.lower(), control.error
+    assert control.error_id == f"{bad}-error"
+    assert control.attrs.get("aria-invalid") == "true"
+    assert control.attrs.get("aria-describedby") == f"{bad}-error"
+    for name in FORM_FIELDS:
+        if name != bad:
+            assert shown.fields[name].error is None, (name, shown.fields[name].error)
+        expected = typed[name].replace("\r\n", "\n") if shown.fields[name].tag == "textarea" else typed[name]
+        assert shown.fields[name].value.replace("\r\n", "\n") == expected, name
+    assert shown.hidden["csrf_token"]
+    assert archive.access.requests() == []
+    assert audit_actions(archive) == []
+
+
+def test_a_legal_basis_typed_over_several_lines_is_one_line(client, archive) -> None:  # noqa: ANN001
+    response = post_form(client, {"legal_basis": "Pligtafleveringsloven\r\n§ 8 og § 10\r\n"})
+
+    assert response.status_code == 201
+    assert archive.access.requests()[0].legal_basis == "Pligtafleveringsloven § 8 og § 10"
+
+
+def test_several_bad_fields_each_get_their_error(client, archive) -> None:  # noqa: ANN001
+    response = post_form(client, {"contact_email": "nobody", "contact_name": "x" * 201})
+
+    assert response.status_code == 400
+    shown = page(response)
+    assert shown.fields["contact_name"].error
+    assert shown.fields["contact_email"].error
+    assert shown.fields["institution"].error is None
+    assert archive.access.requests() == []
+
+
+def test_the_page_does_not_inject_what_was_typed(client, archive) -> None:  # noqa: ANN001
+    evil = '"><script>alert(1)</script>'
+    response = post_form(client, {"institution": evil, "contact_email": "nobody"})
+
+    assert response.status_code == 400
+    assert b"<script>" not in response.data
+    assert page(response).fields["institution"].value == evil
+
+
+def test_filing_is_throttled_per_client(instance, clock) -> None:  # noqa: ANN001
+    client, archive = app_with(instance, clock, requests_per_hour_per_client="2")
+
+    assert post_form(client, {"institution": "Første"}).status_code == 201
+    assert client.post("/access/requests", json={**REQUEST_FIELDS, "institution": "Anden"}).status_code == 201
+    third = post_form(client, {"institution": "Tredje"})
+
+    assert third.status_code == 429
+    assert 3500 <= int(third.headers["Retry-After"]) <= 3600
+    shown = page(third)
+    assert any("too many requests" in alert for alert in shown.alerts)
+    assert shown.fields["institution"].value == "Tredje"
+    as_json = client.post("/access/requests", json={**REQUEST_FIELDS, "institution": "Fjerde"})
+    assert_json_error(as_json, 429, "too many requests")
+    assert 3500 <= int(as_json.headers["Retry-After"]) <= 3600
+    assert [r.institution for r in archive.access.requests()] == ["Første", "Anden"]
+
+    other = {"REMOTE_ADDR": "192.0.2.44"}
+    assert post_form(client, {"institution": "Anden klient"}, environ_base=other).status_code == 201
+    assert len(archive.access.requests()) == 3
+
+
+def test_filing_stops_while_too_many_requests_are_pending(instance, clock) -> None:  # noqa: ANN001
+    client, archive = app_with(instance, clock, max_pending_requests="2")
+    for n in (1, 2):
+        response = post_form(client, {"institution": f"Institution {n}"}, environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
+        assert response.status_code == 201
+
+    refused = post_form(client, {"institution": "Institution 3"}, environ_base={"REMOTE_ADDR": "192.0.2.3"})
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert any("wait for the owner" in alert for alert in page(refused).alerts)
+    as_json = client.post("/access/requests", json=REQUEST_FIELDS, environ_base={"REMOTE_ADDR": "192.0.2.4"})
+    assert_json_error(as_json, 429, "wait for the owner")
+    assert "Retry-After" in as_json.headers
+    assert len(archive.access.requests()) == 2
+
+    archive.access.deny(archive.access.requests()[0].id, "not a deposit institution")
+    again = post_form(client, {"institution": "Institution 5"}, environ_base={"REMOTE_ADDR": "192.0.2.5"})
+    assert again.status_code == 201
+
+
+# -- the JSON twin ---------------------------------------------------------------------------
+
+
+def test_json_filing_answers_201_with_the_id(client, archive) -> None:  # noqa: ANN001
+    response = client.post("/access/requests", json=REQUEST_FIELDS)
+
+    assert response.status_code == 201
+    assert response.mimetype == "application/json"
+    request = archive.access.requests()[0]
+    assert response.get_json() == {"id": request.id, "status": "pending"}
+    assert request.status == "pending"
+    assert request.legal_basis == DEFAULT_LEGAL_BASIS
+    assert "pligt_session" not in response.headers.get("Set-Cookie", "")
+    assert audit_actions(archive) == ["request.filed"]
+
+    second = client.post("/access/requests", json={**REQUEST_FIELDS, "institution": "Statsbiblioteket"})
+    assert second.get_json() == {"id": request.id + 1, "status": "pending"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (json.dumps(REQUEST_FIELDS), "text/plain"),
+        (json.dumps(REQUEST_FIELDS), None),
+        ("institution=KB&contact_name=N&contact_email=n%40kb.dk", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_json_filing_needs_the_json_content_type(client, archive, body, content_type) -> None:  # noqa: ANN001
+    kwargs = {"content_type": content_type} if content_type else {}
+    response = client.post("/access/requests", data=body, **kwargs)
+
+    assert_json_error(response, 415, "application/json")
+    assert archive.access.requests() == []
+
+
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '"text"', "null"])
+def test_json_filing_that_is_not_an_object_is_refused(client, archive, body) -> None:  # noqa: ANN001
+    response = client.post("/access/requests", data=body, content_type="application/json")
+
+    assert_json_error(response, 400, "JSON object")
+    assert archive.access.requests() == []
+
+
+def test_json_filing_names_each_bad_field(client, archive) -> None:  # noqa: ANN001
+    response = client.post(
+        "/access/requests",
+        json={**REQUEST_FIELDS, "institution": " ", "contact_email": "nobody@", "message": "m" * 5001},
+    )
+
+    body = assert_json_error(response, 400)
+    assert body["errors"] == {
+        "institution": "required",
+        "contact_email": "not a valid email address",
+        "message": "at most 5000 characters",
+    }
+    control = client.post("/access/requests", json={**REQUEST_FIELDS, "contact_name": "Net\x00arkivet"})
+    assert assert_json_error(control, 400)["errors"] == {"contact_name": "contains control characters"}
+    assert archive.access.requests() == []
+    assert audit_actions(archive) == []
+
+
+# -- the owner is told --------------------------------------------------------------------------
+
+
+def test_filing_notifies_the_owner_through_smtp(instance, clock, smtp) -> None:  # noqa: ANN001
+    mailbox, port = smtp
+    app = make_app(load_settings(instance.path, env=smtp_env(port)), clock)
+    client = app.test_client()
+
+    response = post_form(client, {"institution": "Det Kgl. Bibliotek, Netarkivet"})
+
+    assert response.status_code == 201
+    with app.app_context():
+        request = pligt().archive.access.requests()[0]
+    messages = mailbox.wait_for(1)
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["To"] == OWNER_EMAIL
+    assert message["From"] == "pligt@publisher.example.dk"
+    assert f"#{request.id}" in message["Subject"]
+    assert "Det Kgl. Bibliotek, Netarkivet" in message["Subject"]
+    body = message.get_content()
+    assert f"#{request.id}" in body
+    assert "Det Kgl. Bibliotek, Netarkivet" in body
+    assert REQUEST_FIELDS["contact_email"] in body
+    assert f"pligt approve {request.id}" in body
+
+
+def test_filing_succeeds_while_smtp_is_down(instance, clock) -> None:  # noqa: ANN001
+    app = make_app(load_settings(instance.path, env=smtp_env(free_port())), clock)
+    client = app.test_client()
+
+    began = time.monotonic()
+    by_form = post_form(client)
+    by_json = client.post("/access/requests", json=REQUEST_FIELDS)
+
+    assert by_form.status_code == 201
+    assert by_json.status_code == 201
+    assert time.monotonic() - began < 5
+    with app.app_context():
+        assert [r.status for r in pligt().archive.access.requests()] == ["pending", "pending"]
+
+
+# -- the release page --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def approved(archive):  # noqa: ANN001, ANN201
+    """A filed and approved request, its release link not yet followed."""
+    request = archive.access.file(dict(REQUEST_FIELDS))
+    return archive.access.approve(request.id)
+
+
+def release_path(token: str) -> str:
+    return f"/access/release/{token}"
+
+
+def reveal(client, token: str):  # noqa: ANN001, ANN201
+    path = release_path(token)
+    return client.post(path, data={"csrf_token": csrf_token(client, path)})
+
+
+def test_release_link_shows_a_button_not_the_password(client, archive, approved) -> None:  # noqa: ANN001
+    path = release_path(approved.release_token)
+
+    for _ in range(2):  # a link scanner may GET it any number of times
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        shown = page(response)
+        assert approved.password not in response.get_data(as_text=True)
+        assert approved.credential.username not in response.get_data(as_text=True)
+        assert [f for f in shown.forms if f.get("method") == "post"]
+        assert shown.hidden["csrf_token"]
+        assert len(shown.buttons) == 1
+    assert archive.access.get(approved.request.id).status == "approved"
+    assert "credential.released" not in audit_actions(archive)
+
+
+def test_release_post_shows_the_credentials_once(client, archive, instance, approved) -> None:  # noqa: ANN001
+    response = reveal(client, approved.release_token)
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    shown = page(response)
+    assert shown.by_id["host"] == public_base(instance.settings)
+    assert shown.by_id["realm"] == instance.settings.realm
+    assert shown.by_id["username"] == approved.credential.username
+    assert shown.by_id["password"] == approved.password
+    assert "for the legal-deposit institution alone" in shown.text
+    assert "§ 10" in shown.text
+    auth = (approved.credential.username, approved.password)
+    assert client.get("/protected/", auth=auth).status_code == 200
+    assert archive.access.get(approved.request.id).status == "released"
+    released = [e for e in archive.catalog.audit_entries() if e.action == "credential.released"]
+    assert [e.data for e in released] == [
+        {"request": approved.request.id, "credential": approved.credential.id, "via": "link"}
+    ]
+
+    again = client.get(release_path(approved.release_token))
+    assert again.status_code == 410
+    assert "already released" in page(again).alerts[0]
+    assert approved.password not in again.get_data(as_text=True)
+    token = page(client.get("/access/")).hidden["csrf_token"]
+    repost = client.post(release_path(approved.release_token), data={"csrf_token": token})
+    assert repost.status_code == 410
+    assert "already released" in page(repost).alerts[0]
+    assert approved.password not in repost.get_data(as_text=True)
+    assert audit_actions(archive).count("credential.released") == 1
+
+
+def test_release_post_without_csrf_token_reveals_nothing(client, archive, approved) -> None:  # noqa: ANN001
+    path = release_path(approved.release_token)
+    client.get(path)
+
+    for data in ({}, {"csrf_token": "forged"}):
+        response = client.post(path, data=data)
+        assert response.status_code == 400
+        assert approved.password not in response.get_data(as_text=True)
+    assert archive.access.get(approved.request.id).status == "approved"
+    assert reveal(client, approved.release_token).status_code == 200
+
+
+def test_unknown_release_link_is_404(client, approved) -> None:  # noqa: ANN001
+    for token in ("x" * 43, approved.release_token[:-1] + ("A" if approved.release_token[-1] != "A" else "B")):
+        response = client.get(release_path(token))
+        assert response.status_code == 404
+        assert "not valid" in page(response).alerts[0]
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_expired_release_link_says_it_expired(client, archive, clock, approved) -> None:  # noqa: ANN001
+    path = release_path(approved.release_token)
+    token = csrf_token(client, path)
+    clock.advance(days=8)
+
+    response = client.get(path)
+    assert response.status_code == 410
+    assert "expired" in page(response).alerts[0]
+    posted = client.post(path, data={"csrf_token": token})
+    assert posted.status_code == 410
+    assert "expired" in page(posted).alerts[0]
+    assert approved.password not in posted.get_data(as_text=True)
+    assert "credential.released" not in audit_actions(archive)
+
+
+def test_revoked_credentials_link_is_gone(client, archive, approved) -> None:  # noqa: ANN001
+    path = release_path(approved.release_token)
+    token = csrf_token(client, path)
+    archive.access.revoke(approved.credential.id)
+
+    response = client.get(path)
+    assert response.status_code == 410
+    assert "revoked" in page(response).alerts[0]
+    posted = client.post(path, data={"csrf_token": token})
+    assert posted.status_code == 410
+    assert approved.password not in posted.get_data(as_text=True)
+
+
+# -- the owner's API ------------------------------------------------------------------------------
+
+
+def api(client, instance, method: str, path: str, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    return client.open("/api" + path, method=method, auth=instance.owner_auth, **kwargs)
+
+
+@pytest.fixture
+def filed(archive):  # noqa: ANN001, ANN201
+    return archive.access.file(dict(REQUEST_FIELDS))
+
+
+def test_api_lists_requests_for_the_owner_only(client, instance, archive, filed) -> None:  # noqa: ANN001
+    assert client.get("/api/requests").status_code == 401
+    assert client.get("/api/requests", auth=("owner", "wrong")).status_code == 401
+
+    response = api(client, instance, "GET", "/requests")
+
+    assert response.status_code == 200
+    listed = response.get_json()["requests"]
+    assert [(r["id"], r["status"], r["institution"]) for r in listed] == [
+        (filed.id, "pending", REQUEST_FIELDS["institution"])
+    ]
+    assert listed[0]["contact_email"] == REQUEST_FIELDS["contact_email"]
+    assert listed[0]["created_at"] == NOW
+    pending = api(client, instance, "GET", "/requests", query_string={"status": "denied"})
+    assert pending.get_json() == {"requests": []}
+
+
+def test_api_approve_returns_a_release_link_that_works_once(client, instance, archive, filed) -> None:  # noqa: ANN001
+    response = api(client, instance, "POST", f"/requests/{filed.id}/approve", json={"valid_days": 30})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    credential = archive.access.credentials()[0]
+    base = public_base(instance.settings)
+    assert body["request"] == filed.id
+    assert body["credential"] == credential.id
+    assert body["username"] == credential.username
+    assert body["realm"] == instance.settings.realm
+    assert body["protected_index"] == f"{base}/protected/"
+    assert body["expires_at"] == "2026-02-04T12:00:00Z"
+    assert body["release_emailed_to"] is None
+    assert body["release_link"].startswith(f"{base}/access/release/")
+    assert body["release_expires_at"] == "2026-01-12T12:00:00Z"
+    assert "password" not in body
+    assert archive.access.get(filed.id).status == "approved"
+
+    path = urlsplit(body["release_link"]).path
+    released = reveal(client, path.rsplit("/", 1)[1])
+    assert released.status_code == 200
+    password = page(released).by_id["password"]
+    assert client.get("/protected/", auth=(credential.username, password)).status_code == 200
+    assert client.get(path).status_code == 410
+    assert api(client, instance, "POST", f"/requests/{filed.id}/approve", json={}).status_code == 409
+
+
+def test_api_approve_with_show_returns_the_password_once(client, instance, archive, filed) -> None:  # noqa: ANN001
+    response = api(client, instance, "POST", f"/requests/{filed.id}/approve", json={"valid_days": 30, "show": True})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["realm"] == instance.settings.realm
+    assert body["protected_index"] == f"{public_base(instance.settings)}/protected/"
+    assert "release_link" not in body
+    assert len(body["password"]) >= 22 and body["password"].isascii()
+    assert client.get("/protected/", auth=(body["username"], body["password"])).status_code == 200
+    assert archive.access.get(filed.id).status == "released"
+    released = [e.data for e in archive.catalog.audit_entries() if e.action == "credential.released"]
+    assert released == [{"request": filed.id, "credential": body["credential"], "via": "owner"}]
+    listed = api(client, instance, "GET", "/requests").get_data(as_text=True)
+    assert body["password"] not in listed
+
+
+def test_api_approve_emails_the_release_link_when_smtp_is_set(instance, clock, smtp) -> None:  # noqa: ANN001
+    mailbox, port = smtp
+    app = make_app(load_settings(instance.path, env=smtp_env(port)), clock)
+    client = app.test_client()
+    request_id = client.post("/access/requests", json=REQUEST_FIELDS).get_json()["id"]
+    mailbox.wait_for(1)
+
+    body = api(client, instance, "POST", f"/requests/{request_id}/approve").get_json()
+
+    assert body["release_emailed_to"] == REQUEST_FIELDS["contact_email"]
+    assert body["release_link"] is None
+    assert "password" not in body
+    messages = mailbox.wait_for(2)
+    assert [m["To"] for m in messages] == [OWNER_EMAIL, REQUEST_FIELDS["contact_email"]]
+    text = messages[1].get_content()
+    link = next(word for word in text.split() if "/access/release/" in word)
+    released = reveal(client, urlsplit(link).path.rsplit("/", 1)[1])
+    assert released.status_code == 200
+    assert page(released).by_id["username"] == body["username"]
+
+
+@pytest.mark.parametrize(
+    "payload", [{"valid_days": "30"}, {"valid_days": 0}, {"valid_days": 3661}, {"valid_days": True}]
+)
+def test_api_approve_refuses_bad_validity(client, instance, archive, filed, payload) -> None:  # noqa: ANN001
+    response = api(client, instance, "POST", f"/requests/{filed.id}/approve", json=payload)
+
+    assert_json_error(response, 400)
+    assert archive.access.get(filed.id).status == "pending"
+    assert archive.access.credentials() == []
+
+
+def test_api_deny_needs_a_reason(client, instance, archive, filed) -> None:  # noqa: ANN001
+    for kwargs in ({}, {"json": {}}, {"json": {"reason": "   "}}, {"json": {"reason": 7}}):
+        response = api(client, instance, "POST", f"/requests/{filed.id}/deny", **kwargs)
+        assert_json_error(response, 400, "reason")
+    assert archive.access.get(filed.id).status == "pending"
+
+    response = api(client, instance, "POST", f"/requests/{filed.id}/deny", json={"reason": "Ikke en pligtinstitution"})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["id"], body["status"], body["decision_reason"]) == (filed.id, "denied", "Ikke en pligtinstitution")
+    assert body["decided_at"] == NOW
+    assert audit_actions(archive) == ["request.filed", "request.denied"]
+    assert archive.access.credentials() == []
+    assert api(client, instance, "POST", f"/requests/{filed.id}/approve").status_code == 409
+    assert api(client, instance, "POST", "/requests/999/deny", json={"reason": "x"}).status_code == 404
+
+
+def test_api_credentials_never_show_a_password_or_hash(client, instance, archive) -> None:  # noqa: ANN001
+    credential, password = issue_credential(archive)
+    stored_hash = archive.catalog.get_credential(credential.id).password_hash
+
+    response = api(client, instance, "GET", "/credentials")
+
+    assert response.status_code == 200
+    listed = response.get_json()["credentials"]
+    assert [(c["id"], c["username"], c["revoked_at"]) for c in listed] == [(credential.id, credential.username, None)]
+    text = response.get_data(as_text=True)
+    assert password not in text
+    assert stored_hash not in text
+    assert "scrypt" not in text
+    assert not {key for c in listed for key in c if "password" in key or "hash" in key}
+
+
+@pytest.fixture
+def protected_file(archive) -> str:  # noqa: ANN001
+    archive.publish([pdf_bytes("beskyttet")], filename="kursus.pdf", visibility="protected")
+    return "/files/kursus/v1/kursus.pdf"
+
+
+def test_api_revoke_refuses_a_cached_credential_on_the_next_request(client, instance, archive, protected_file) -> None:  # noqa: ANN001
+    credential, password = issue_credential(archive)
+    auth = (credential.username, password)
+    assert client.get("/protected/", auth=auth).status_code == 200
+    assert client.get(protected_file, auth=auth).status_code == 200
+
+    response = api(client, instance, "POST", f"/credentials/{credential.id}/revoke")
+
+    assert response.status_code == 200
+    assert response.get_json()["revoked_at"] == NOW
+    assert client.get(protected_file, auth=auth).status_code == 401
+    assert client.get("/protected/", auth=auth).status_code == 401
+    assert audit_actions(archive)[-1] == "credential.revoked"
+    assert_json_error(api(client, instance, "POST", f"/credentials/{credential.id}/revoke"), 409, "already revoked")
+    assert_json_error(api(client, instance, "POST", "/credentials/999/revoke"), 404)
+
+
+def test_api_rotate_replaces_a_credential(client, instance, archive, protected_file) -> None:  # noqa: ANN001
+    old, old_password = issue_credential(archive)
+    assert client.get(protected_file, auth=(old.username, old_password)).status_code == 200
+
+    response = api(client, instance, "POST", f"/credentials/{old.id}/rotate", json={"show": True})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["credential"] != old.id
+    assert body["username"] != old.username
+    assert body["request"] == old.request_id
+    assert client.get(protected_file, auth=(old.username, old_password)).status_code == 401
+    assert client.get(protected_file, auth=(body["username"], body["password"])).status_code == 200
+    listed = {c["id"]: c for c in api(client, instance, "GET", "/credentials").get_json()["credentials"]}
+    assert listed[old.id]["revoked_at"] == NOW
+    assert listed[body["credential"]]["revoked_at"] is None
+    assert "credential.rotated" in audit_actions(archive)
+
+    by_link = api(client, instance, "POST", f"/credentials/{body['credential']}/rotate").get_json()
+    assert "password" not in by_link
+    token = urlsplit(by_link["release_link"]).path.rsplit("/", 1)[1]
+    assert page(reveal(client, token)).by_id["username"] == by_link["username"]
+
+
+def test_api_audit_log_and_verify(client, instance, archive, filed) -> None:  # noqa: ANN001
+    archive.access.approve(filed.id)
+
+    entries = api(client, instance, "GET", "/audit").get_json()["entries"]
+    assert [e["action"] for e in entries] == ["credential.issued", "request.approved", "request.filed"]
+    assert [e["seq"] for e in entries] == [3, 2, 1]
+    assert entries[2]["personal"]["contact_email"] == REQUEST_FIELDS["contact_email"]
+    assert [e["action"] for e in api(client, instance, "GET", "/audit?limit=1").get_json()["entries"]] == [
+        "credential.issued"
+    ]
+
+    verified = api(client, instance, "GET", "/audit/verify")
+    assert verified.status_code == 200
+    assert verified.get_json() == {"ok": True, "entries": 3, "head": archive.audit_head()[1]}
+    head = archive.audit_head()[1]
+    assert api(client, instance, "GET", f"/audit/verify?head={head}").status_code == 200
+    assert_json_error(api(client, instance, "GET", f"/audit/verify?head={'0' * 64}"), 409, "not in the log")
+
+    with sqlite3.connect(instance.settings.catalog) as db:
+        db.execute("DROP TRIGGER audit_log_no_rewrite")
+        db.execute("""UPDATE audit_log SET data = '{"request":1,"valid_days":3660}' WHERE seq = 2""")
+    db.close()
+
+    assert_json_error(api(client, instance, "GET", "/audit/verify"), 409, "entry 2")
+
+
+def test_api_refuses_cross_site_requests(client, instance, archive, filed, protected_file) -> None:  # noqa: ANN001
+    credential, _ = issue_credential(archive)
+    before = (list(archive.catalog.audit_entries()), archive.access.credentials(), archive.access.requests())
+    evil = {"Origin": "https://evil.example"}
+
+    for method, path, body in (
+        ("POST", f"/requests/{filed.id}/approve", {"show": True}),
+        ("POST", f"/requests/{filed.id}/deny", {"reason": "x"}),
+        ("POST", f"/credentials/{credential.id}/revoke", None),
+        ("POST", f"/credentials/{credential.id}/rotate", {"show": True}),
+        ("GET", "/credentials", None),
+        ("DELETE", "/items/kursus", None),
+    ):
+        response = api(client, instance, method, path, json=body, headers=evil)
+        assert_json_error(response, 403, "cross-site")
+        assert "password" not in response.get_json()
+
+    assert (list(archive.catalog.audit_entries()), archive.access.credentials(), archive.access.requests()) == before
+    same_site = api(client, instance, "GET", "/credentials", headers={"Origin": "http://localhost"})
+    assert same_site.status_code == 200
+
+
+# -- the lock-out -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locking(instance, clock):  # noqa: ANN001, ANN201
+    """A client whose app locks a username out after 3 failures for a minute, with material."""
+    client, archive = app_with(instance, clock, auth_max_failures="3", auth_lockout_seconds="60")
+    archive.publish([pdf_bytes("offentlig")], filename="brochure.pdf", visibility="public")
+    archive.publish([pdf_bytes("beskyttet")], filename="kursus.pdf", visibility="protected")
+    return client, archive
+
+
+def test_lockout_after_too_many_failures_even_for_the_right_password(locking) -> None:  # noqa: ANN001
+    client, archive = locking
+    credential, password = issue_credential(archive)
+    wrong = (credential.username, password + "x")
+
+    for _ in range(3):
+        assert client.get("/protected/", auth=wrong).status_code == 401
+
+    for auth in (wrong, (credential.username, password)):
+        for path in ("/protected/", "/files/kursus/v1/kursus.pdf"):
+            response = client.get(path, auth=auth)
+            assert response.status_code == 429, (auth, path)
+            assert 1 <= int(response.headers["Retry-After"]) <= 60
+            assert pdf_bytes("beskyttet") not in response.data
+
+    public = client.get("/files/brochure/v1/brochure.pdf", auth=wrong)
+    assert public.status_code == 200
+    assert public.data == pdf_bytes("offentlig")
+    assert client.get("/", auth=wrong).status_code == 200
+    assert client.get("/files/brochure/v1/brochure.pdf", auth=(credential.username, password)).status_code == 200
+
+    other, other_password = issue_credential(archive)
+    assert client.get("/protected/", auth=(other.username, other_password)).status_code == 200
+
+
+def test_lockout_spares_a_crawler_verified_before(locking) -> None:  # noqa: ANN001
+    client, archive = locking
+    credential, password = issue_credential(archive)
+    right = (credential.username, password)
+    assert client.get("/protected/", auth=right).status_code == 200
+
+    for _ in range(4):
+        client.get("/protected/", auth=(credential.username, "guess"))
+    assert client.get("/protected/", auth=(credential.username, "guess")).status_code == 429
+
+    for _ in range(3):
+        assert client.get("/protected/", auth=right).status_code == 200
+        response = client.get("/files/kursus/v1/kursus.pdf", auth=right)
+        assert response.status_code == 200
+        assert response.data == pdf_bytes("beskyttet")
+
+
+def test_lockout_of_an_unknown_username(locking) -> None:  # noqa: ANN001
+    client, _ = locking
+    for _ in range(3):
+        assert client.get("/protected/", auth=("crawler-deadbeef", "guess")).status_code == 401
+    response = client.get("/protected/", auth=("crawler-deadbeef", "guess"))
+    assert response.status_code == 429
+    assert "Retry-After" in response.headers
+
+
+def test_lockout_lifts_by_itself(instance, clock) -> None:  # noqa: ANN001
+    client, archive = app_with(instance, clock, auth_max_failures="3", auth_lockout_seconds="2")
+    credential, password = issue_credential(archive)
+    for _ in range(3):
+        assert client.get("/protected/", auth=(credential.username, "guess")).status_code == 401
+    locked = client.get("/protected/", auth=(credential.username, password))
+    assert locked.status_code == 429
+    retry_after = int(locked.headers["Retry-After"])
+    assert 1 <= retry_after <= 2
+
+    time.sleep(retry_after + 0.1)
+
+    assert client.get("/protected/", auth=(credential.username, password)).status_code == 200
+
+
+def test_unknown_username_costs_as_much_as_a_wrong_password(client, archive) -> None:  # noqa: ANN001
+    credential, password = issue_credential(archive)
+
+    def median_seconds(auth: tuple[str, str]) -> float:
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            assert client.get("/protected/", auth=auth).status_code == 401
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+
+    known = median_seconds((credential.username, password + "x"))
+    unknown = median_seconds(("crawler-00000000", password))
+
+    assert known > 0.02  # the slow hash ran
+    assert 0.5 <= unknown / known <= 2, (unknown, known)
+
+
+# -- proof of deposit -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deposit(archive):  # noqa: ANN001, ANN201
+    """Two protected versions of one item, one of another, a public one; and a crawler."""
+    archive.publish([pdf_bytes("kursus 1", pad=5000)], filename="kursus.pdf", visibility="protected")
+    archive.publish([pdf_bytes("kursus 2")], filename="kursus.pdf", slug="kursus")
+    archive.publish([pdf_bytes("noter")], filename="noter.pdf", visibility="protected")
+    archive.publish([pdf_bytes("brochure")], filename="brochure.pdf", visibility="public")
+    credential, password = issue_credential(archive)
+    return credential, (credential.username, password)
+
+
+def harvest_of(archive, credential_id: int) -> dict[tuple[str, int], tuple[str | None, str | None]]:  # noqa: ANN001
+    return {
+        (r.version.slug, r.version.number): (to_text(r.fetched_at), to_text(r.complete_at))
+        for r in archive.harvest()
+        if r.credential_id == credential_id
+    }
+
+
+def downloads(instance) -> list[tuple]:  # noqa: ANN001
+    with sqlite3.connect(instance.settings.catalog) as db:
+        rows = db.execute("SELECT credential_id, version_id, status, bytes_sent, complete FROM downloads").fetchall()
+    db.close()
+    return rows
+
+
+def test_a_crawler_download_is_recorded_complete(client, archive, clock, deposit) -> None:  # noqa: ANN001
+    credential, auth = deposit
+    clock.advance(hours=1)
+
+    response = client.get("/files/kursus/v1/kursus.pdf", auth=auth)
+
+    assert response.status_code == 200
+    assert response.data == pdf_bytes("kursus 1", pad=5000)
+    assert harvest_of(archive, credential.id) == {
+        ("brochure", 1): (None, None),
+        ("kursus", 1): ("2026-01-05T13:00:00Z", "2026-01-05T13:00:00Z"),
+        ("kursus", 2): (None, None),
+        ("noter", 1): (None, None),
+    }
+
+
+def test_a_range_request_is_recorded_but_not_complete(client, archive, instance, deposit) -> None:  # noqa: ANN001
+    credential, auth = deposit
+    version = archive.item_versions("kursus")[0]
+
+    response = client.get("/files/kursus/v1/kursus.pdf", auth=auth, headers={"Range": "bytes=0-99"})
+
+    assert response.status_code == 206
+    assert len(response.data) == 100
+    assert harvest_of(archive, credential.id)[("kursus", 1)] == (NOW, None)
+    assert downloads(instance) == [(credential.id, version.id, 206, 100, 0)]
+
+
+def test_an_open_ended_range_is_not_a_complete_download(client, archive, instance, deposit) -> None:  # noqa: ANN001
+    credential, auth = deposit
+    version = archive.item_versions("kursus")[1]
+
+    response = client.get("/files/kursus/v2/kursus.pdf", auth=auth, headers={"Range": "bytes=10-"})
+
+    assert response.status_code == 206
+    assert downloads(instance) == [(credential.id, version.id, 206, version.size - 10, 0)]
+    assert harvest_of(archive, credential.id)[("kursus", 2)] == (NOW, None)
+
+
+def test_head_and_the_owners_downloads_are_not_recorded(client, archive, instance, deposit) -> None:  # noqa: ANN001
+    credential, auth = deposit
+
+    assert client.head("/files/kursus/v1/kursus.pdf", auth=auth).status_code == 200
+    assert client.head("/files/brochure/v1/brochure.pdf", auth=auth).status_code == 200
+    assert client.get("/files/kursus/v1/kursus.pdf", auth=instance.owner_auth).status_code == 200
+    assert client.get("/files/brochure/v1/brochure.pdf", auth=instance.owner_auth).status_code == 200
+
+    assert downloads(instance) == []
+    assert all(row == (None, None) for row in harvest_of(archive, credential.id).values())
+
+
+def test_an_anonymous_public_download_is_recorded_without_a_credential(client, archive, instance, deposit) -> None:  # noqa: ANN001
+    credential, _ = deposit
+    brochure = archive.item_versions("brochure")[0]
+
+    assert client.get("/files/brochure/v1/brochure.pdf").status_code == 200
+
+    assert downloads(instance) == [(None, brochure.id, 200, brochure.size, 1)]
+    assert harvest_of(archive, credential.id)[("brochure", 1)] == (None, None)
+    [row] = [r for r in archive.harvest() if r.version.id == brochure.id]
+    assert to_text(row.anonymous_complete_at) == NOW
+
+
+def test_refused_downloads_are_not_recorded(client, archive, instance, deposit) -> None:  # noqa: ANN001
+    credential, (username, password) = deposit
+
+    assert client.get("/files/kursus/v1/kursus.pdf", auth=(username, password + "x")).status_code == 401
+    archive.access.revoke(credential.id)
+    assert client.get("/files/kursus/v1/kursus.pdf", auth=(username, password)).status_code == 401
+
+    assert downloads(instance) == []
+
+
+def complete_of(archive, credential_id: int, key: tuple[str, int]) -> str | None:  # noqa: ANN001
+    return harvest_of(archive, credential_id)[key][1]
+
+
+def wait_for_harvest(archive, credential_id: int, key: tuple[str, int], timeout: float = 10):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        row = harvest_of(archive, credential_id)[key]
+        if row[0] is not None or time.monotonic() > deadline:
+            return row
+        time.sleep(0.05)
+
+
+def test_real_server_records_a_full_and_an_abandoned_download(server, instance) -> None:  # noqa: ANN001
+    core = build_archive(instance.settings)
+    full = bytes(range(256)) * (3 * 1024 * 1024 // 256)
+    # What the kernel buffers on both sides (~4 MiB on loopback) counts as sent: the
+    # abandoned file must be larger than that for the server to see the client go.
+    half = bytes(reversed(range(256))) * (16 * 1024 * 1024 // 256)
+    for slug, data in (("stor", full), ("halv", half)):
+        response = requests.post(
+            server.url + "/api/items",
+            params={"filename": f"{slug}.bin", "visibility": "protected"},
+            data=data,
+            auth=instance.owner_auth,
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+    credential, password = issue_credential(core)
+    auth = (credential.username, password)
+
+    response = requests.get(server.url + "/files/stor/v1/stor.bin", auth=auth, timeout=30)
+    assert response.status_code == 200
+    assert response.content == full
+    fetched, complete = wait_for_harvest(core, credential.id, ("stor", 1))
+    assert fetched is not None
+    assert complete == fetched
+
+    with requests.get(server.url + "/files/halv/v1/halv.bin", auth=auth, stream=True, timeout=30) as partial:
+        assert partial.status_code == 200
+        assert len(partial.raw.read(256 * 1024)) == 256 * 1024
+    fetched, complete = wait_for_harvest(core, credential.id, ("halv", 1))
+    assert fetched is not None
+    assert complete is None
+    recorded = {version_id: (status, sent, done) for _, version_id, status, sent, done in downloads(instance)}
+    halv = core.item_versions("halv")[0]
+    status, sent, done = recorded[halv.id]
+    assert (status, done) == (200, 0)
+    assert 256 * 1024 <= sent < len(half)
+    assert recorded[core.item_versions("stor")[0].id] == (200, len(full), 1)
+
+    result = run_cli("harvest", "--json", "--instance", str(instance.path))
+    assert result.returncode == 0, result.stderr
+    shown = {(r["slug"], r["version"]): r for r in json.loads(result.stdout) if r["credential"] == credential.id}
+    assert shown[("stor", 1)]["complete_at"] == complete_of(core, credential.id, ("stor", 1))
+    assert shown[("stor", 1)]["complete_at"] is not None
+    assert shown[("halv", 1)]["fetched_at"] is not None
+    assert shown[("halv", 1)]["complete_at"] is None
+    assert shown[("stor", 1)]["url_path"] == "/files/stor/v1/stor.bin"
+
+
+# -- headers and cookies --------------------------------------------------------------------------
+
+
+def assert_security_headers(response, what: str) -> None:  # noqa: ANN001
+    headers = response.headers
+    assert "default-src 'none'" in headers.get("Content-Security-Policy", ""), what
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], what
+    assert headers.get("X-Content-Type-Options") == "nosniff", what
+    assert headers.get("Referrer-Policy") == "no-referrer", what
+    assert headers.get("X-Frame-Options") == "DENY", what
+
+
+def test_every_response_has_the_security_headers(client, instance, archive, approved) -> None:  # noqa: ANN001
+    archive.publish([pdf_bytes("brochure")], filename="brochure.pdf", visibility="public")
+    token = csrf_token(client)
+    responses = {
+        "index": client.get("/"),
+        "access": client.get("/access/"),
+        "access 400": client.post("/access/", data={}),
+        "access 201": client.post("/access/", data={**REQUEST_FIELDS, "csrf_token": token}),
+        "json filing": client.post("/access/requests", json=REQUEST_FIELDS),
+        "json 415": client.post("/access/requests", data="x"),
+        "release": client.get(release_path(approved.release_token)),
+        "release 404": client.get(release_path("nope")),
+        "protected 401": client.get("/protected/"),
+        "protected": client.get("/protected/", auth=instance.owner_auth),
+        "file": client.get("/files/brochure/v1/brochure.pdf"),
+        "robots": client.get("/robots.txt"),
+        "sitemap": client.get("/sitemap.xml"),
+        "healthz": client.get("/healthz"),
+        "api": client.get("/api/requests", auth=instance.owner_auth),
+        "api 401": client.get("/api/requests"),
+        "404": client.get("/no/such/page"),
+    }
+    assert responses["access 201"].status_code == 201
+    for what, response in responses.items():
+        assert_security_headers(response, what)
+        assert "Strict-Transport-Security" not in response.headers, what
+
+
+def session_cookie(response) -> str:  # noqa: ANN001
+    cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("pligt_session=")]
+    assert len(cookies) == 1, response.headers.getlist("Set-Cookie")
+    return cookies[0]
+
+
+def cookie_flags(cookie: str) -> set[str]:
+    return {part.strip().lower() for part in cookie.split(";")[1:]}
+
+
+def test_session_cookie_is_httponly_and_lax_but_not_secure_over_http(client) -> None:  # noqa: ANN001
+    flags = cookie_flags(session_cookie(client.get("/access/")))
+
+    assert "httponly" in flags
+    assert "samesite=lax" in flags
+    assert "secure" not in flags
+
+
+def test_behind_a_tls_proxy_the_cookie_is_secure_and_hsts_is_sent(instance, clock) -> None:  # noqa: ANN001
+    client, archive = app_with(instance, clock, trusted_proxies="1")
+    tls = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "deposit.example.dk"}
+
+    response = client.get("/access/", headers=tls)
+
+    assert response.status_code == 200
+    flags = cookie_flags(session_cookie(response))
+    assert {"secure", "httponly", "samesite=lax"} <= flags
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert int(response.headers["Strict-Transport-Security"].split("=")[1].split(";")[0]) >= 15552000
+    assert_security_headers(response, "behind TLS")
+
+    # Our pages send no Referer (Referrer-Policy: no-referrer): the form must still work over TLS.
+    token = page(response).hidden["csrf_token"]
+    filed = client.post("/access/", data={**REQUEST_FIELDS, "csrf_token": token}, headers=tls)
+    assert filed.status_code == 201
+    assert len(archive.access.requests()) == 1
+
+    fresh, _ = app_with(instance, clock, trusted_proxies="1")
+    plain = fresh.get("/access/")
+    assert "Strict-Transport-Security" not in plain.headers
+    assert "secure" not in cookie_flags(session_cookie(plain))
+
+
+def test_forwarded_proto_is_ignored_without_a_trusted_proxy(client) -> None:  # noqa: ANN001
+    response = client.get("/access/", headers={"X-Forwarded-Proto": "https"})
+
+    assert "Strict-Transport-Security" not in response.headers
+    assert "secure" not in cookie_flags(session_cookie(response))
