@@ -20,7 +20,6 @@ from .catalog import Catalog
 from .models import Version
 from .storage import Storage
 
-
 #: The characters the service's router leaves unquoted in a path segment, so that
 #: the exported URLs are byte for byte the ones the server answers at.
 _PATH_SAFE = "!$&'()*+,;=:@~"

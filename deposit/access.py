@@ -10,6 +10,8 @@ from flask import jsonify
 from flask import make_response
 from flask import render_template
 from flask import request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms import StringField
@@ -38,13 +40,17 @@ _FIELDS = tuple(FIELD_LIMITS)
 class RequestForm(FlaskForm):
     """The request for credentials; the core checks the same rules again."""
 
-    institution = StringField("Institution", validators=[InputRequired(), Length(max=FIELD_LIMITS["institution"])])
-    contact_name = StringField("Contact name", validators=[InputRequired(), Length(max=FIELD_LIMITS["contact_name"])])
-    contact_email = EmailField("Contact email", validators=[InputRequired(), Length(max=FIELD_LIMITS["contact_email"])])
-    legal_basis = TextAreaField(
-        "Legal basis", default=DEFAULT_LEGAL_BASIS, validators=[Length(max=FIELD_LIMITS["legal_basis"])]
+    institution = StringField(_l("Institution"), validators=[InputRequired(), Length(max=FIELD_LIMITS["institution"])])
+    contact_name = StringField(
+        _l("Contact name"), validators=[InputRequired(), Length(max=FIELD_LIMITS["contact_name"])]
     )
-    message = TextAreaField("Message", validators=[Length(max=FIELD_LIMITS["message"])])
+    contact_email = EmailField(
+        _l("Contact email"), validators=[InputRequired(), Length(max=FIELD_LIMITS["contact_email"])]
+    )
+    legal_basis = TextAreaField(
+        _l("Legal basis"), default=DEFAULT_LEGAL_BASIS, validators=[Length(max=FIELD_LIMITS["legal_basis"])]
+    )
+    message = TextAreaField(_l("Message"), validators=[Length(max=FIELD_LIMITS["message"])])
 
 
 class ReleaseForm(FlaskForm):
@@ -91,7 +97,7 @@ def index() -> Response:
     elif form.is_submitted():
         status = 400
         if form.csrf_token.errors:
-            form.form_errors.append("The form expired or was sent from elsewhere; please send it again.")
+            form.form_errors.append(_("The form expired or was sent from elsewhere; please send it again."))
         else:
             _add_core_errors(form)
     return make_response(render_template("access.html", form=form), status)

@@ -33,6 +33,8 @@ from deposit.instance import init_instance
 from deposit.settings import Settings
 from deposit.settings import load_settings
 
+pytest_plugins = ["tests.s3_fixtures"]
+
 PLIGT = str(Path(sys.executable).with_name("pligt"))
 
 
@@ -80,7 +82,12 @@ def app(instance: Instance, clock: Clock):  # noqa: ANN201
 
 
 class BufferedClient(FlaskClient):
-    """The test client, reading each response whole and closing it (as a WSGI server does)."""
+    """The test client: an English-speaking browser that reads each response whole and
+    closes it (as a WSGI server does). Tests of the Danish pages ask for Danish."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
 
     def open(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         kwargs.setdefault("buffered", True)
