@@ -8,6 +8,7 @@ app servers; keep SQL from leaking out of here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
 from .audit import GENESIS
 from .audit import AuditEntry
@@ -32,6 +34,8 @@ from .models import Release
 from .models import Version
 from .models import from_text
 from .models import to_text
+
+_R = TypeVar("_R")
 
 #: Each entry upgrades the schema by one version (PRAGMA user_version).
 _MIGRATIONS: list[str] = [
@@ -632,70 +636,32 @@ def _statements(script: str) -> Iterator[str]:
         yield pending.strip()
 
 
+#: Columns stored as text by ``to_text`` and handed out as datetimes.
+_TIMES = {"created_at", "published_at", "retain_until", "withdrawn_at", "expires_at", "revoked_at",
+          "decided_at", "closed_at", "purged_at", "released_at"}  # fmt: skip
+
+
+def _record(cls: type[_R], row: sqlite3.Row) -> _R:
+    """Build a model record from a row with the same column names."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: from_text(row[name]) if name in _TIMES else row[name] for name in names})
+
+
 def _item(row: sqlite3.Row) -> Item:
-    return Item(
-        id=row["id"],
-        slug=row["slug"],
-        title=row["title"],
-        visibility=row["visibility"],
-        created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
-    )
+    return _record(Item, row)
 
 
 def _version(row: sqlite3.Row) -> Version:
-    return Version(
-        id=row["id"],
-        slug=row["slug"],
-        title=row["title"],
-        visibility=row["visibility"],
-        number=row["number"],
-        filename=row["filename"],
-        size=row["size"],
-        sha256=row["sha256"],
-        content_type=row["content_type"],
-        storage_key=row["storage_key"],
-        published_at=from_text(row["published_at"]),  # type: ignore[arg-type]
-        retain_until=from_text(row["retain_until"]),  # type: ignore[arg-type]
-        withdrawn_at=from_text(row["withdrawn_at"]),
-    )
+    return _record(Version, row)
 
 
 def _credential(row: sqlite3.Row) -> Credential:
-    return Credential(
-        id=row["id"],
-        request_id=row["request_id"],
-        username=row["username"],
-        password_hash=row["password_hash"],
-        created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
-        expires_at=from_text(row["expires_at"]),  # type: ignore[arg-type]
-        revoked_at=from_text(row["revoked_at"]),
-    )
+    return _record(Credential, row)
 
 
 def _request(row: sqlite3.Row) -> AccessRequest:
-    return AccessRequest(
-        id=row["id"],
-        status=row["status"],
-        institution=row["institution"],
-        contact_name=row["contact_name"],
-        contact_email=row["contact_email"],
-        legal_basis=row["legal_basis"],
-        message=row["message"],
-        created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
-        decided_at=from_text(row["decided_at"]),
-        decision_reason=row["decision_reason"],
-        closed_at=from_text(row["closed_at"]),
-        purged_at=from_text(row["purged_at"]),
-    )
+    return _record(AccessRequest, row)
 
 
 def _release(row: sqlite3.Row) -> Release:
-    return Release(
-        id=row["id"],
-        request_id=row["request_id"],
-        credential_id=row["credential_id"],
-        sealed_password=row["sealed_password"],
-        created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
-        expires_at=from_text(row["expires_at"]),  # type: ignore[arg-type]
-        released_at=from_text(row["released_at"]),
-    )
+    return _record(Release, row)

@@ -11,23 +11,14 @@ import os
 from collections.abc import Callable
 from email.utils import format_datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from .catalog import Catalog
-from .models import Version
+from .errors import StorageError
+from .models import version_path
 from .storage import Storage
-
-#: The characters the service's router leaves unquoted in a path segment, so that
-#: the exported URLs are byte for byte the ones the server answers at.
-_PATH_SAFE = "!$&'()*+,;=:@~"
-
-
-def version_path(version: Version) -> str:
-    """Return the stable path of a version (the same as the service's URL)."""
-    return f"/files/{quote(version.slug, safe='')}/v{version.number}/{quote(version.filename, safe=_PATH_SAFE)}"
 
 
 def export_warc(
@@ -70,7 +61,14 @@ def export_warc(
                     ],
                     protocol="HTTP/1.1",
                 )
-                with storage.open(version.storage_key) as stream:
+                try:
+                    stream = storage.open(version.storage_key)
+                except FileNotFoundError as e:
+                    raise StorageError(
+                        f"the bytes of {version.slug} version {version.number} ({version.storage_key}) are missing; "
+                        "run `pligt fixity`"
+                    ) from e
+                with stream:
                     record = writer.create_warc_record(
                         base_url + version_path(version),
                         "response",

@@ -23,7 +23,6 @@ from archive.archive import read_chunks
 from archive.errors import InvalidInput
 from archive.errors import TooLarge
 from archive.models import Version
-from archive.models import to_text
 
 from . import pligt
 from .auth import owner_auth
@@ -196,22 +195,7 @@ def rotate(credential_id: int) -> Response:
 @owner_auth.login_required
 def harvest() -> Response:
     rows = pligt().archive.harvest()
-    return jsonify(
-        harvest=[
-            {
-                "credential": r.credential_id,
-                "username": r.username,
-                "slug": r.version.slug,
-                "version": r.version.number,
-                "url": version_url(r.version),
-                "visibility": r.version.visibility,
-                "fetched_at": to_text(r.fetched_at),
-                "complete_at": to_text(r.complete_at),
-                "anonymous_complete_at": to_text(r.anonymous_complete_at),
-            }
-            for r in rows
-        ]
-    )
+    return jsonify(harvest=[{**r.to_dict(), "url": version_url(r.version)} for r in rows])
 
 
 @bp.get("/audit")

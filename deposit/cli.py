@@ -390,22 +390,7 @@ def harvest(instance: Path | None, as_json: bool) -> None:
     _, archive = _archive(instance)
     rows = archive.harvest()
     if as_json:
-        _print_json(
-            [
-                {
-                    "credential": r.credential_id,
-                    "username": r.username,
-                    "slug": r.version.slug,
-                    "version": r.version.number,
-                    "url_path": f"/files/{r.version.slug}/v{r.version.number}/{r.version.filename}",
-                    "visibility": r.version.visibility,
-                    "fetched_at": to_text(r.fetched_at),
-                    "complete_at": to_text(r.complete_at),
-                    "anonymous_complete_at": to_text(r.anonymous_complete_at),
-                }
-                for r in rows
-            ]
-        )
+        _print_json([r.to_dict() for r in rows])
         return
     if not rows:
         click.echo("Nothing to show: no crawler credentials or no retained versions yet.")
@@ -469,4 +454,7 @@ def audit_log(instance: Path | None, as_json: bool, limit: int) -> None:
         return
     for e in reversed(entries):
         click.echo(f"{e.seq:>6}  {e.at}  {e.action:<20}  {json.dumps(e.data, ensure_ascii=False)}")
+
+
 from . import cli_keeping  # noqa: E402,F401 - registers its commands on `main`
+from . import cli_storage  # noqa: E402,F401 - registers commands
