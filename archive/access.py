@@ -301,18 +301,20 @@ class AccessDesk:
     # -- expiry ------------------------------------------------------------------
 
     def expire_due(self) -> None:
-        """Mark requests expired whose release link or credential ran out unused."""
+        """Mark requests expired whose release link or credentials ran out unused.
+
+        The request counts as closed when that happened, not when it was noticed:
+        the purge schedule runs from that moment.
+        """
         now = self.clock()
         for request in self.catalog.requests(APPROVED) + self.catalog.requests(RELEASED):
-            credentials = self.catalog.credentials(request.id)
             if request.status == APPROVED:
-                releases = self.catalog.releases(request.id)
-                lapsed = all(r.released_at is None and now >= r.expires_at for r in releases)
+                ends = [r.expires_at for r in self.catalog.releases(request.id) if r.released_at is None]
             else:
-                lapsed = all(c.revoked_at is None and now >= c.expires_at for c in credentials)
-            if lapsed:
+                ends = [c.expires_at for c in self.catalog.credentials(request.id) if c.revoked_at is None]
+            if ends and all(now >= end for end in ends):
                 with self.catalog.transaction():
-                    self.catalog.set_request_status(request.id, EXPIRED, now)
+                    self.catalog.set_request_status(request.id, EXPIRED, max(ends))
                     self.catalog.append_audit("request.expired", {"request": request.id}, None, now)
 
 

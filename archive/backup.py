@@ -51,6 +51,19 @@ def backup(
     if folder.exists() and any(folder.iterdir()):
         raise Conflict(f"{folder} is not empty: a backup goes into a new folder")
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _backup(catalog, storage, folder, progress)
+    except BaseException:
+        # Half a backup is no backup, and it holds personal data: leave the folder empty.
+        for child in folder.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        raise
+
+
+def _backup(catalog: Catalog, storage: Storage, folder: Path, progress: Callable[[int], None] | None) -> BackupSummary:
     catalog.backup_to(folder / CATALOG)
     snapshot = Catalog(folder / CATALOG)  # the copy decides what belongs to the backup
     try:
@@ -60,12 +73,18 @@ def backup(
             target = folder / OBJECTS / version.storage_key
             target.parent.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256()
-            with target.open("wb") as out:
-                for chunk in storage.read_range(version.storage_key):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+            try:
+                with target.open("wb") as out:
+                    for chunk in storage.read_range(version.storage_key):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+            except FileNotFoundError as e:
+                raise StorageError(
+                    f"the bytes of {version.slug} version {version.number} ({version.storage_key}) are missing; "
+                    "run `pligt fixity`"
+                ) from e
             if digest.hexdigest() != version.sha256:
                 raise StorageError(f"{version.slug} v{version.number}: stored bytes do not match the catalog")
             entries.append({"key": version.storage_key, "size": version.size, "sha256": version.sha256})
@@ -73,9 +92,10 @@ def backup(
         last = next(snapshot.audit_entries(newest_first=True, limit=1), None)
         head = last.hash if last else ""
         manifest = {"created_at": to_text(utcnow()), "schema": snapshot.schema_version(), "audit_head": head}
-        (folder / MANIFEST).write_text(json.dumps({**manifest, "objects": entries}, indent=1), encoding="utf-8")
     finally:
         snapshot.close()
+    manifest["catalog_sha256"] = _sha256(folder / CATALOG)  # closed: the file is final
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "objects": entries}, indent=1), encoding="utf-8")
     return BackupSummary(len(entries), total, head)
 
 
@@ -90,17 +110,23 @@ def verify_backup(folder: Path) -> list[dict[str, Any]]:
         raise InvalidInput(f"{folder} is not a Pligt backup: {e}") from e
     if not (folder / CATALOG).is_file():
         raise InvalidInput(f"{folder} is not a Pligt backup: no {CATALOG}")
+    if _sha256(folder / CATALOG) != manifest.get("catalog_sha256"):
+        raise InvalidInput(f"the backup's {CATALOG} is corrupt (its SHA-256 differs from the manifest's)")
     for entry in manifest["objects"]:
         path = folder / OBJECTS / entry["key"]
         if not path.is_file():
             raise InvalidInput(f"backup object {entry['key']} is missing")
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != entry["sha256"]:
+        if _sha256(path) != entry["sha256"]:
             raise InvalidInput(f"backup object {entry['key']} is corrupt (its SHA-256 differs)")
     return manifest["objects"]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def restore(folder: Path, catalog_path: Path, storage: Storage, progress: Callable[[int], None] | None = None) -> int:

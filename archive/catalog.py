@@ -157,6 +157,8 @@ class Catalog:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 db.execute("PRAGMA synchronous=FULL")
+                # Erased personal data must not linger in free pages of the file.
+                db.execute("PRAGMA secure_delete=ON")
             except sqlite3.Error as e:
                 raise StorageError(f"cannot open catalog {self.path}: {e}") from e
             self._local.db = db
@@ -528,6 +530,10 @@ class Catalog:
                    WHERE personal IS NOT NULL AND json_extract(data, '$.request') = ?""",
                 (request_id,),
             )
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and empty it (after an erasure)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def downloads_before(self, moment: datetime, *, delete: bool) -> int:
         """Count (and with ``delete``, remove) download records older than ``moment``."""

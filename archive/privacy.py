@@ -16,10 +16,12 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from .access import _EMAIL
 from .catalog import Catalog
 from .errors import InvalidInput
 from .models import DENIED
 from .models import EXPIRED
+from .models import PENDING
 from .models import AccessRequest
 from .models import to_text
 
@@ -27,6 +29,8 @@ from .models import to_text
 REQUEST_RETENTION_DAYS = 365
 #: Download records: the general rule of 6 months.
 DOWNLOAD_RETENTION_DAYS = 183
+#: Why an erased person's pending request no longer waits for a decision.
+ERASED_REASON = "withdrawn: the requester's personal data was erased at their request (GDPR art. 17)"
 
 
 @dataclass
@@ -64,13 +68,18 @@ class Privacy:
 
     def closed_at(self, request: AccessRequest) -> datetime | None:
         """Return when a request was closed: decided against, lapsed, or its last credential ended."""
-        if request.status in (DENIED, EXPIRED):
+        if request.status == DENIED:
             return request.closed_at or request.decided_at
         credentials = self.catalog.credentials(request.id)
+        ends = [c.revoked_at or c.expires_at for c in credentials]
+        if request.status == EXPIRED:
+            # Expiry is noticed lazily (when someone lists the requests); a request
+            # whose credentials ran out before then closed when they did.
+            noticed = request.closed_at or request.decided_at
+            return min(noticed, max(ends)) if ends and noticed else noticed
         if not credentials:
             return None
         now = self.clock()
-        ends = [c.revoked_at or c.expires_at for c in credentials]
         if any(end > now for end in ends):
             return None
         return max(ends)
@@ -96,6 +105,8 @@ class Privacy:
             report.release_links = self.catalog.finished_releases(now, delete=not dry_run)
             if not dry_run and (report.requests or report.download_records or report.release_links):
                 self.catalog.append_audit("privacy.purged", report.to_dict(), None, now)
+        if not dry_run:
+            self.catalog.checkpoint()  # no copy of erased data left in the write-ahead log
         return report
 
     # -- data-subject requests ---------------------------------------------------
@@ -125,6 +136,8 @@ class Privacy:
     def erase(self, email: str, revoke: Callable[[int], object]) -> dict[str, Any]:
         """Erase the person's personal data and revoke their credentials; audited without the email.
 
+        Their pending requests are closed: nobody is left to release a credential to.
+
         :param revoke: revokes one credential (the access desk's, so it is audited).
         """
         requests = self._requests(email)
@@ -135,14 +148,23 @@ class Privacy:
                 revoke(credential.id)
                 revoked.append(credential.id)
         with self.catalog.transaction():
+            closed = []
             for request in requests:
                 self.catalog.erase_request_personal_data(request.id, now)
-            summary = {"requests_erased": [r.id for r in requests], "credentials_revoked": revoked}
+                if request.status == PENDING:
+                    self.catalog.set_request_status(request.id, DENIED, now, reason=ERASED_REASON)
+                    closed.append(request.id)
+            summary = {
+                "requests_erased": [r.id for r in requests],
+                "credentials_revoked": revoked,
+                "pending_requests_closed": closed,
+            }
             self.catalog.append_audit("privacy.erased", summary, None, now)
+        self.catalog.checkpoint()  # no copy of erased data left in the write-ahead log
         return summary
 
     def _requests(self, email: str) -> list[AccessRequest]:
         email = (email or "").strip()
-        if "@" not in email:
+        if not _EMAIL.fullmatch(email):
             raise InvalidInput(f"{email!r} is not an email address")
         return self.catalog.requests_by_email(email)

@@ -51,6 +51,8 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
     The audit chain still verifies afterwards.
     """
     _, archive = _archive(instance)
+    if not dry_run:
+        archive.access.expire_due()  # lapsed approvals close, so their schedule starts
     report = Privacy(archive.catalog, archive.clock).purge(dry_run=dry_run)
     if as_json:
         _print_json(report.to_dict())
@@ -96,7 +98,10 @@ def gdpr_export(instance: Path | None, email: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
     else:
-        output.write_text(text + "\n", encoding="utf-8")
+        try:
+            output.write_text(text + "\n", encoding="utf-8")
+        except OSError as e:
+            raise InvalidInput(f"cannot write {output}: {e.strerror}") from e
         click.echo(f"wrote {output}", err=True)
 
 
@@ -154,6 +159,8 @@ def export(instance: Path | None, as_json: bool, warc: Path, base_url: str | Non
     settings, archive = _archive(instance)
     if warc.exists():
         raise InvalidInput(f"{warc} exists; choose a new file name")
+    if not warc.parent.is_dir():
+        raise InvalidInput(f"{warc.parent} is not a folder; create it first")
     total = sum(v.size for v in archive.versions())
     with _bar(total, "Exporting", as_json) as bar:
         count = export_warc(
