@@ -35,6 +35,7 @@ DA = {
     "Size": "Størrelse",
     "Type": "Type",
     "Published": "Offentliggjort",
+    "File, type and size": "Fil, type og størrelse",
     "latest": "nyeste",
     "public": "offentlig",
     "protected": "beskyttet",
