@@ -70,3 +70,8 @@ def test_every_message_has_a_compiled_danish_translation(tmp_path: Path) -> None
 def _key(value: object) -> object:
     """Plural messages come as lists or tuples; make them comparable."""
     return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def test_the_switch_keeps_the_page_and_its_query(client) -> None:  # noqa: ANN001
+    page = client.get("/?lang=da&x=1", headers={"Accept-Language": "da"})
+    assert 'href="?lang=en&amp;x=1"' in page.text or 'href="?x=1&amp;lang=en"' in page.text
