@@ -6,6 +6,7 @@ deposit (retention, content checks, atomic publication) is enforced here.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -124,9 +125,13 @@ class Archive:
         head = _take(stream, SNIFF_BYTES)
         detected = check_content(filename, head)
         key = f"{slug}/{secrets.token_hex(12)}"
-        stored = self.storage.save(key, _prepend(head, stream))
+        # The dates first: a storage that enforces retention itself (S3 Object
+        # Lock) stores the object with the very retain-until the catalog gets.
+        # The catalog keeps whole seconds, so the storage gets the same.
+        now = self.clock().replace(microsecond=0)
+        until = retain_until(now, self.retention_days)
+        stored = self.storage.save(key, _prepend(head, stream), retain_until=until)
         try:
-            now = self.clock()
             with self.catalog.transaction():
                 version = self.catalog.add_version(
                     slug=slug,
@@ -138,11 +143,15 @@ class Archive:
                     content_type=detected.content_type,
                     storage_key=key,
                     published_at=now,
-                    retain_until=retain_until(now, self.retention_days),
+                    retain_until=until,
                 )
                 self.catalog.append_audit("version.published", _version_facts(version), None, now)
         except BaseException:
-            self.storage.delete(key)
+            # Object Lock may refuse to remove the object it has just locked; the
+            # original error is what the caller must see (the object, never listed
+            # in the catalog, goes when its lock ends).
+            with contextlib.suppress(StorageError):
+                self.storage.delete(key)
             raise
         warnings = []
         if version.size > self.fetch_budget_bytes:

@@ -22,6 +22,7 @@ from archive.models import utcnow
 
 from .settings import Settings
 from .settings import load_settings
+from .settings import storage_options
 from .throttle import RateLimit
 
 
@@ -45,7 +46,7 @@ def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
     """Open the catalog and storage an instance is configured with."""
     archive = Archive(
         Catalog(settings.catalog),
-        open_backend(settings.storage),
+        open_backend(settings.storage, **storage_options(settings)),
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,
         fetch_budget_bytes=settings.fetch_budget_bytes,

@@ -71,6 +71,18 @@ class Settings:
     smtp_sender: str = ""
     #: Where the owner is told of new access requests.
     owner_email: str = ""
+    #: S3 storage (``storage = "s3://bucket/prefix"``): the endpoint of an S3-compatible
+    #: provider (empty: AWS), the region to sign for (empty: boto3's default chain) and
+    #: how buckets are addressed. Credentials come from boto3's chain, never from here.
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_addressing_style: str = "auto"
+    #: GOVERNANCE (an account with the bypass permission can still delete) or COMPLIANCE (no one can).
+    s3_object_lock_mode: str = "GOVERNANCE"
+    #: Refuse a bucket without Object Lock (retention enforced by the storage itself).
+    s3_require_object_lock: bool = True
+    #: Comma-separated regions the bucket may be in: personal data stays in Scandinavia.
+    allowed_regions: str = "eu-north-1"
 
     @property
     def config_file(self) -> Path:
@@ -151,9 +163,40 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     return value
 
 
+def storage_options(settings: Settings, url: str | None = None) -> dict[str, Any]:
+    """Return the options the storage backend for ``url`` (default: the instance's) is opened with.
+
+    Only ``s3://`` URLs take options; the ``s3_*`` settings may be filled in
+    while the instance still stores locally, ready for ``pligt migrate-storage``.
+    """
+    url = settings.storage if url is None else url
+    if urlsplit(url).scheme != "s3":
+        return {}
+    return {
+        "endpoint_url": settings.s3_endpoint_url or None,
+        "region": settings.s3_region or None,
+        "addressing_style": settings.s3_addressing_style,
+        "object_lock_mode": settings.s3_object_lock_mode,
+        "allowed_regions": [r.strip() for r in settings.allowed_regions.split(",") if r.strip()],
+        "require_object_lock": settings.s3_require_object_lock,
+    }
+
+
 def _validate(s: Settings) -> None:
     check_retention_days(s.retention_days)
-    open_backend(s.storage)  # refuses unknown schemes and malformed URLs
+    if s.s3_addressing_style not in ("auto", "path", "virtual"):
+        raise ConfigurationError(f"s3_addressing_style must be auto, path or virtual, not {s.s3_addressing_style!r}")
+    if s.s3_object_lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
+        raise ConfigurationError(f"s3_object_lock_mode must be GOVERNANCE or COMPLIANCE, not {s.s3_object_lock_mode!r}")
+    if not s.allowed_regions.strip(", "):
+        raise ConfigurationError('allowed_regions must name at least one region, e.g. "eu-north-1"')
+    if s.s3_endpoint_url:
+        parts = urlsplit(s.s3_endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+            raise ConfigurationError(
+                f"s3_endpoint_url {s.s3_endpoint_url!r} must look like https://host[:port] (credentials never go here)"
+            )
+    open_backend(s.storage, **storage_options(s))  # refuses unknown schemes, malformed URLs and options
     for key in (
         "max_upload_bytes",
         "fetch_budget_bytes",

@@ -11,6 +11,14 @@ Run it through ``scripts/bench-memory`` (which sets up .venv). It
    every 0.2 s throughout, and prints a table: throughput of each transfer
    and how far RSS rose above where it stood before.
 
+With ``--storage s3`` the instance stores its files in S3 instead: the
+script starts a moto server (``moto_server``, a real S3 endpoint over HTTP on
+127.0.0.1) as its own process, makes a versioned bucket with Object Lock in
+eu-north-1, and points the instance at it; uploads then go up as multipart
+uploads and downloads come back as ranged GETs. Only the Pligt server's RSS is
+measured; moto keeps every object in its own memory, and its peak RSS is
+printed apart, for scale.
+
 Everything it made is removed afterwards (``--keep`` keeps it). It exits 1 if
 the bytes that came back differ, or anything else failed.
 """
@@ -29,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -108,6 +117,12 @@ class Sampler:
             rss, at = max(((rss, t) for t, rss in self.samples if t >= since), key=lambda s: s[0], default=(0, since))
         return rss, at - since
 
+    def median_between(self, start: float, end: float) -> int:
+        """The median RSS sampled between two moments: the level a transfer ran at, spikes aside."""
+        with self._lock:
+            values = sorted(rss for t, rss in self.samples if start <= t <= end)
+        return values[len(values) // 2] if values else 0
+
     def settled(self, seconds: float = 1.0) -> int:
         """RSS after a short quiet period: the mean of the samples taken in it."""
         start = time.monotonic()
@@ -128,6 +143,8 @@ class Phase:
     rss_after: int
     #: When the peak was sampled, in seconds after the phase began.
     peak_at: float
+    #: The median RSS while the phase ran (a short spike does not move it).
+    rss_median: int = 0
 
     @property
     def mib_per_s(self) -> float:
@@ -145,8 +162,9 @@ def measure(sampler: Sampler, name: str, size: int, action: Callable[[], None]) 
     seconds = time.monotonic() - began
     sampler.sample()
     peak, peak_at = sampler.peak_since(began)
+    median = sampler.median_between(began, time.monotonic())  # with the sample just taken
     after = sampler.settled()
-    return Phase(name, size, seconds, before, max(peak, after), after, peak_at)
+    return Phase(name, size, seconds, before, max(peak, after), after, peak_at, median)
 
 
 # -- the instance, the file, the server ------------------------------------------------
@@ -158,6 +176,69 @@ def clean_env(size: int) -> dict[str, str]:
     if size > DEFAULT_MAX_UPLOAD:
         env["PLIGT_MAX_UPLOAD_BYTES"] = str(size)
     return env
+
+
+# -- S3: a moto server of its own, and a bucket with Object Lock ---------------------------
+
+MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+#: Fake credentials for moto; boto3 finds them first, so no real ones are read.
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "eu-north-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``moto_server`` on a free loopback port; return it and its endpoint URL."""
+    if not MOTO_SERVER.is_file():
+        raise Failed(f"{MOTO_SERVER} is missing: install the test extra (pip install -e '.[test]')")
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise Failed(f"moto_server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            requests.get(f"{endpoint}/moto-api/", timeout=1)
+            return process, endpoint
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    stop_server(process)
+    raise Failed("moto_server did not come up in 30 s")
+
+
+def make_bucket(endpoint: str) -> str:
+    """A versioned bucket with Object Lock in eu-north-1, as Pligt's check demands."""
+    import boto3
+
+    os.environ.update(FAKE_AWS)
+    name = f"pligt-bench-{uuid.uuid4().hex[:12]}"
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="eu-north-1")
+    client.create_bucket(
+        Bucket=name,
+        CreateBucketConfiguration={"LocationConstraint": "eu-north-1"},
+        ObjectLockEnabledForBucket=True,
+    )
+    return name
+
+
+def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
+    """PLIGT_* settings (and fake credentials) that put the instance's files in the bucket."""
+    return {
+        **FAKE_AWS,
+        "PLIGT_STORAGE": f"s3://{bucket}/bench",
+        "PLIGT_S3_ENDPOINT_URL": endpoint,
+        "PLIGT_S3_REGION": "eu-north-1",
+        "PLIGT_S3_ADDRESSING_STYLE": "path",
+    }
 
 
 def init_instance(path: Path, env: dict[str, str]) -> tuple[str, str]:
@@ -234,6 +315,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 @dataclass
 class Result:
     size: int
+    storage: str
     rss_started: int
     rss_warm: int
     upload: Phase
@@ -244,14 +326,33 @@ class Result:
     downloaded_bytes: int
     warnings: list[str]
     worker_restarts: int
+    #: The moto server's peak RSS (S3 runs only): it holds the objects in memory.
+    moto_peak: int | None = None
 
     @property
     def matched(self) -> bool:
         return self.source_sha256 == self.stored_sha256 == self.downloaded_sha256 and self.downloaded_bytes == self.size
 
 
-def run(size: int, workdir: Path) -> Result:
+def run(size: int, workdir: Path, storage: str = "local") -> Result:
     env = clean_env(size)
+    moto: subprocess.Popen[bytes] | None = None
+    moto_sampler: Sampler | None = None
+    if storage == "s3":
+        moto, endpoint = start_moto(workdir / "moto.log")
+        moto_sampler = Sampler(moto.pid)
+        moto_sampler.start()
+        env.update(s3_env(endpoint, make_bucket(endpoint)))
+    try:
+        return _run(size, workdir, env, storage, moto_sampler)
+    finally:
+        if moto_sampler is not None:
+            moto_sampler.stop()
+        if moto is not None:
+            stop_server(moto)
+
+
+def _run(size: int, workdir: Path, env: dict[str, str], storage: str, moto_sampler: Sampler | None) -> Result:
     instance = workdir / "instance"
     username, password = init_instance(instance, env)
     source = workdir / "big.bin"
@@ -325,6 +426,7 @@ def run(size: int, workdir: Path) -> Result:
 
     return Result(
         size=size,
+        storage=storage,
         rss_started=rss_started,
         rss_warm=rss_warm,
         upload=up,
@@ -335,6 +437,7 @@ def run(size: int, workdir: Path) -> Result:
         downloaded_bytes=count,
         warnings=[str(w) for w in published.get("warnings", [])],  # type: ignore[union-attr]
         worker_restarts=restarts,
+        moto_peak=moto_sampler.peak_since(0)[0] if moto_sampler is not None else None,
     )
 
 
@@ -344,9 +447,10 @@ def mib(n: int) -> str:
 
 def report(result: Result) -> None:
     print()
+    where = "local files" if result.storage == "local" else "S3 (moto_server on 127.0.0.1, Object Lock bucket)"
     print(
-        f"Pligt memory benchmark: {result.size / MiB:,.0f} MiB file, pligt serve --workers 1 (gthread), "
-        f"RSS summed over the gunicorn master and its worker, sampled every {SAMPLE_SECONDS} s"
+        f"Pligt memory benchmark: {result.size / MiB:,.0f} MiB file stored in {where}, pligt serve --workers 1 "
+        f"(gthread), RSS summed over the gunicorn master and its worker, sampled every {SAMPLE_SECONDS} s"
     )
     print(f"RSS after start-up: {mib(result.rss_started)} MiB; after warm-up requests: {mib(result.rss_warm)} MiB")
     print()
@@ -357,6 +461,7 @@ def report(result: Result) -> None:
         "RSS before MiB",
         "RSS peak MiB",
         "peak at s",
+        "RSS median MiB",
         "RSS after MiB",
         "peak growth MiB",
     )
@@ -370,6 +475,7 @@ def report(result: Result) -> None:
                 mib(p.rss_before),
                 mib(p.rss_peak),
                 f"{p.peak_at:.1f}",
+                mib(p.rss_median),
                 mib(p.rss_after),
                 f"{p.growth / MiB:+,.1f}",
             )
@@ -384,6 +490,8 @@ def report(result: Result) -> None:
     print(f"stored sha256:     {result.stored_sha256}")
     print(f"downloaded sha256: {result.downloaded_sha256} ({result.downloaded_bytes:,} bytes)")
     print(f"bytes match: {'yes' if result.matched else 'NO'}")
+    if result.moto_peak is not None:
+        print(f"moto_server peak RSS (not Pligt's; moto keeps objects in memory): {mib(result.moto_peak)} MiB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -391,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the test file in MiB (default 1024)")
     parser.add_argument("--tmpdir", type=Path, help="where to put the instance and the file (default: the system's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (and say where it is)")
+    parser.add_argument(
+        "--storage",
+        choices=("local", "s3"),
+        default="local",
+        help="where the instance stores the file: local files (default) or S3 (a moto server the script starts)",
+    )
     args = parser.parse_args(argv)
     if args.size_mib < 1:
         parser.error("--size-mib must be at least 1")
@@ -400,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         free = shutil.disk_usage(workdir).free
         if free < 3 * size:
             raise Failed(f"{workdir} has {free / MiB:,.0f} MiB free; the benchmark needs about {3 * size / MiB:,.0f}")
-        result = run(size, workdir)
+        result = run(size, workdir, args.storage)
     except (Failed, requests.RequestException) as e:
         print(f"bench-memory: error: {e}", file=sys.stderr)
         log = workdir / "server.log"

@@ -33,7 +33,7 @@ from deposit.instance import init_instance
 from deposit.settings import Settings
 from deposit.settings import load_settings
 
-pytest_plugins = ["tests.browser_plugin"]
+pytest_plugins = ["tests.s3_fixtures", "tests.browser_plugin"]
 
 PLIGT = str(Path(sys.executable).with_name("pligt"))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -15,11 +16,14 @@ import requests
 from warcio.archiveiterator import ArchiveIterator
 
 from deposit import build_archive
+from deposit.settings import load_settings
 from tests.conftest import Instance
 from tests.conftest import Server
 from tests.conftest import issue_credential
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
+from tests.conftest import start_server
+from tests.conftest import stop_server
 
 
 def publish_cli(instance: Instance, path: Path, *flags: str) -> None:
@@ -49,10 +53,29 @@ def read_warc(path: Path) -> tuple[dict[str, list], list[tuple[str, bool]]]:
     return responses, requests_seen
 
 
+@pytest.fixture(params=["local", "s3"])
+def storage_instance(request: pytest.FixtureRequest, instance: Instance) -> Instance:
+    """The instance, storing its files locally or in S3 (moto on 127.0.0.1, a locked bucket)."""
+    if request.param == "local":
+        return instance
+    bucket = request.getfixturevalue("bucket")  # also sets fake AWS credentials for the children
+    with instance.settings.config_file.open("a", encoding="utf-8") as config:
+        config.write(bucket.settings_toml())
+    return Instance(load_settings(instance.path, env={}), instance.owner)
+
+
+@pytest.fixture
+def storage_server(storage_instance: Instance, tmp_path: Path) -> Iterator[Server]:
+    running = start_server(storage_instance.path, tmp_path / "server.log")
+    yield running
+    stop_server(running)
+
+
 @pytest.mark.parametrize("scheme_flags", [()])
 def test_wget_harvests_every_retained_version_byte_identical(
-    instance: Instance, server: Server, tmp_path: Path, scheme_flags: tuple[str, ...]
+    storage_instance: Instance, storage_server: Server, tmp_path: Path, scheme_flags: tuple[str, ...]
 ) -> None:
+    instance, server = storage_instance, storage_server
     files = tmp_path / "to-publish"
     files.mkdir()
     (files / "Årsrapport æøå 2026.pdf").write_bytes(pdf_bytes("aarsrapport", pad=300_000))
@@ -113,6 +136,15 @@ def test_wget_harvests_every_retained_version_byte_identical(
     first_protected = responses[f"{server.url}/protected/"][0]
     assert first_protected[0] == 401
     assert any(urlsplit(url).path == "/robots.txt" for url in responses)
+
+    if instance.settings.storage.startswith("s3://"):
+        # The bytes the crawler got came from the bucket: every version is there, locked.
+        storage = build_archive(instance.settings).storage
+        assert sorted(storage.iter_keys()) == sorted(v.storage_key for v in expected)
+        assert not list((instance.path / "files").rglob("*"))
+        for version in expected:
+            head = storage.client.head_object(Bucket=storage.bucket, Key=f"{storage.prefix}/{version.storage_key}")
+            assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]) == ("GOVERNANCE", version.retain_until)
 
     # The server logged the harvest without a single client address.
     access_lines = [line for line in server.log.read_text().splitlines() if '"GET ' in line]

@@ -9,8 +9,9 @@ from ..errors import ConfigurationError
 from .base import Storage
 from .base import StoredObject
 from .local import LocalStorage
+from .s3 import S3Storage
 
-_registry: dict[str, type[Storage]] = {LocalStorage.scheme: LocalStorage}
+_registry: dict[str, type[Storage]] = {LocalStorage.scheme: LocalStorage, S3Storage.scheme: S3Storage}
 #: Read-only view of the backends known by scheme.
 registry = MappingProxyType(_registry)
 
@@ -31,4 +32,4 @@ def open_backend(url: str, **options: object) -> Storage:
     return cls.from_url(url, **options)
 
 
-__all__ = ["LocalStorage", "Storage", "StoredObject", "open_backend", "register_backend", "registry"]
+__all__ = ["LocalStorage", "S3Storage", "Storage", "StoredObject", "open_backend", "register_backend", "registry"]

@@ -14,6 +14,7 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 from typing import ClassVar
 
@@ -75,10 +76,15 @@ class Storage(ABC):
         """Build the backend from its URL (e.g. ``file:///srv/pligt/files``)."""
 
     @abstractmethod
-    def save(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
+    def save(self, key: str, chunks: Iterable[bytes], *, retain_until: datetime | None = None) -> StoredObject:
         """Store the stream under ``key`` atomically and return its size and SHA-256.
 
         If ``chunks`` raises, nothing MUST remain stored and the error MUST propagate.
+
+        :param retain_until: the catalog's retention date for the version. A
+            backend that can enforce retention itself (S3 Object Lock) MUST
+            refuse to delete the object before then; one that cannot (local
+            files, where the archive core enforces it) ignores it.
         """
 
     @abstractmethod
@@ -117,8 +123,12 @@ class Storage(ABC):
         """Yield every complete object's key (never a temporary one)."""
 
     @abstractmethod
-    def check(self) -> None:
-        """Raise :class:`StorageError` unless the backend can read and write now."""
+    def check(self) -> dict[str, object]:
+        """Raise :class:`StorageError` unless the backend is usable now; return what was checked.
+
+        The facts returned (the URL, and e.g. a bucket's region) are for
+        ``pligt check`` to show; callers that only want the verdict ignore them.
+        """
 
     @property
     @abstractmethod

@@ -8,6 +8,7 @@ import secrets
 import stat
 from collections.abc import Iterable
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
@@ -55,7 +56,9 @@ class LocalStorage(Storage):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def save(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
+    def save(self, key: str, chunks: Iterable[bytes], *, retain_until: datetime | None = None) -> StoredObject:
+        # retain_until is not enforced here: a file system has no retention of its
+        # own, so the archive core alone keeps versions until their date.
         target = self._path(key)
         if target.exists():
             raise FileExistsError(f"object {key!r} already exists")
@@ -119,7 +122,7 @@ class LocalStorage(Storage):
                 if not name.startswith(_TEMP_PREFIX):
                     yield Path(dirpath, name).relative_to(self.root).as_posix()
 
-    def check(self) -> None:
+    def check(self) -> dict[str, object]:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             st = os.stat(self.root)
@@ -127,6 +130,7 @@ class LocalStorage(Storage):
             raise StorageError(f"storage folder {self.root} is not usable: {e.strerror}") from e
         if not stat.S_ISDIR(st.st_mode) or not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageError(f"storage folder {self.root} is not writable")
+        return {"url": self.url, "folder": str(self.root), "writable": True}
 
 
 @contextlib.contextmanager
