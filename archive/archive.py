@@ -207,30 +207,63 @@ class Archive:
 
     # -- withdrawing -------------------------------------------------------------
 
-    def withdraw(self, slug: str, number: int | None = None) -> list[Version]:
+    def withdraw(self, slug: str, number: int | None = None, *, override_reason: str | None = None) -> list[Version]:
         """Withdraw one version, or every retained version of an item, once retention has ended.
 
-        Nothing is withdrawn if any of the versions is still retained.
+        Nothing is withdrawn if any of the versions is still retained, unless
+        ``override_reason`` is given (a data subject's erasure, a court order):
+        the override is audited with its reason, and storage-side retention is
+        asked to step aside, which S3 in COMPLIANCE mode refuses. A version
+        withdrawn earlier whose bytes are still stored (the storage refused
+        then) is deleted again.
 
         :raises NotFound: no such item or version.
         :raises RetentionActive: retention has not ended; the message names the date.
+        :raises StorageError: the storage refused to delete; the catalog says what stays.
         """
         versions = [v for v in self.item_versions(slug) if number is None or v.number == number]
         if not versions:
             raise NotFound(f"no version {number} of {slug!r}")
-        if number is not None and versions[0].withdrawn:
+        leftovers = [v for v in versions if v.withdrawn and self.storage.exists(v.storage_key)]
+        if number is not None and versions[0].withdrawn and not leftovers:
             raise Gone(f"{slug} version {number} was already withdrawn")
         versions = [v for v in versions if not v.withdrawn]
         now = self.clock()
+        if override_reason is not None:
+            override_reason = override_reason.strip()
+            if not override_reason:
+                raise InvalidInput("overriding retention needs a reason")
+        else:
+            for version in versions:
+                ensure_withdrawable(version, now)
+        for version in leftovers:
+            self.storage.delete(version.storage_key, bypass_retention=override_reason is not None)
         for version in versions:
-            ensure_withdrawable(version, now)
-        for version in versions:
-            # The catalog first: a version must never be listed without its bytes.
+            overriding = override_reason is not None and not version.withdrawable(now)
+            if overriding:
+                # Storage first: when it refuses (COMPLIANCE), the version stays listed
+                # with its bytes, and the refused attempt is on the record too.
+                facts = {**_version_facts(version), "reason": override_reason}
+                try:
+                    self.storage.delete(version.storage_key, bypass_retention=True)
+                except StorageError as e:
+                    with self.catalog.transaction():
+                        self.catalog.append_audit(
+                            "retention.override_refused", {**facts, "error": e.message}, None, now
+                        )
+                    raise StorageError(
+                        f"{version.slug} version {version.number} was not withdrawn: the storage refuses to delete "
+                        f"it before {version.retain_until:%Y-%m-%d} ({e.message})"
+                    ) from e
             with self.catalog.transaction():
+                if overriding:
+                    self.catalog.append_audit("retention.override", facts, None, now)
                 self.catalog.mark_withdrawn(version.id, now)
                 self.catalog.append_audit("version.withdrawn", _version_facts(version), None, now)
-            self.storage.delete(version.storage_key)
-        return [replace(v, withdrawn_at=now) for v in versions]
+            if not overriding:
+                # After the catalog: a version must never be listed without its bytes.
+                self.storage.delete(version.storage_key)
+        return [replace(v, withdrawn_at=now) for v in versions] + leftovers
 
     # -- credentials and the owner -------------------------------------------------
 

@@ -13,6 +13,8 @@ from archive.backup import backup as make_backup
 from archive.backup import restore as restore_backup
 from archive.errors import ArchiveError
 from archive.errors import InvalidInput
+from archive.errors import RetentionActive
+from archive.errors import StorageError
 from archive.fixity import check_fixity
 from archive.privacy import Privacy
 from archive.warc import export_warc
@@ -109,17 +111,68 @@ def gdpr_export(instance: Path | None, email: str, output: Path | None) -> None:
 @instance_option
 @json_option
 @click.option("--email", required=True, help="The data subject's email address.")
-def gdpr_erase(instance: Path | None, as_json: bool, email: str) -> None:
-    """Erase a person's data, revoke their credentials, and record the erasure in the audit log."""
+@click.option(
+    "--item",
+    "items",
+    multiple=True,
+    metavar="SLUG",
+    help="Also withdraw this deposited item (it holds the person's data); repeatable.",
+)
+@click.option(
+    "--override-retention",
+    is_flag=True,
+    help="Withdraw the items even inside their minimum retention (audited; needs --reason).",
+)
+@click.option("--reason", help="Why retention is overridden (kept in the audit log).")
+def gdpr_erase(
+    instance: Path | None,
+    as_json: bool,
+    email: str,
+    items: tuple[str, ...],
+    override_retention: bool,
+    reason: str | None,
+) -> None:
+    """Erase a person's data, revoke their credentials, and record the erasure in the audit log.
+
+    Deposited material stays for its minimum retention: --item withdraws an
+    item only once its retention has ended, unless --override-retention
+    --reason is given. On S3 in COMPLIANCE mode the storage refuses even then,
+    and the command says so.
+    """
     _, archive = _archive(instance)
+    if override_retention and not (reason or "").strip():
+        raise InvalidInput("--override-retention needs --reason")
+    if reason and not override_retention:
+        raise InvalidInput("--reason goes with --override-retention")
+    now = archive.clock()
+    for slug in items:  # refuse before erasing anything
+        retained = [v for v in archive.item_versions(slug) if not v.withdrawn and not v.withdrawable(now)]
+        if retained and not override_retention:
+            raise RetentionActive(
+                f"{slug} is retained until {max(v.retain_until for v in retained):%Y-%m-%d}; nothing was erased. "
+                "Give --override-retention --reason to withdraw it anyway (audited)"
+            )
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
+    withdrawn: list[str] = []
+    refused: list[str] = []
+    for slug in items:
+        try:
+            done = archive.withdraw(slug, override_reason=reason if override_retention else None)
+            withdrawn += [f"{v.slug} v{v.number}" for v in done]
+        except StorageError as e:
+            refused.append(e.message)
+    summary = {**summary, "items_withdrawn": withdrawn, "items_refused_by_storage": refused}
     if as_json:
         _print_json(summary)
-        return
-    erased = ", ".join(f"#{i}" for i in summary["requests_erased"]) or "none"
-    click.echo(
-        f"erased the personal data of requests {erased}; revoked {len(summary['credentials_revoked'])} credentials"
-    )
+    else:
+        erased = ", ".join(f"#{i}" for i in summary["requests_erased"]) or "none"
+        click.echo(
+            f"erased the personal data of requests {erased}; revoked {len(summary['credentials_revoked'])} credentials"
+        )
+        for label in withdrawn:
+            click.echo(f"withdrew {label}")
+    if refused:
+        raise StorageError("; ".join(refused))
 
 
 @main.command()

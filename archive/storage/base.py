@@ -107,8 +107,13 @@ class Storage(ABC):
                 yield chunk
 
     @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove the object; a missing key MUST NOT raise."""
+    def delete(self, key: str, *, bypass_retention: bool = False) -> None:
+        """Remove the object; a missing key MUST NOT raise.
+
+        :param bypass_retention: ask storage-side retention (S3 GOVERNANCE) to
+            step aside; storage that cannot (COMPLIANCE) MUST refuse with
+            :class:`StorageError`.
+        """
 
     @abstractmethod
     def exists(self, key: str) -> bool:

@@ -97,7 +97,7 @@ class LocalStorage(Storage):
         except OSError as e:
             raise StorageError(f"cannot read {key!r}: {e.strerror}") from e
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, bypass_retention: bool = False) -> None:
         path = self._path(key)
         try:
             path.unlink()

@@ -364,8 +364,12 @@ class S3Storage(Storage):
 
     # -- deleting ----------------------------------------------------------------------
 
-    def delete(self, key: str) -> None:
-        """Delete every version of the object; S3 refuses while Object Lock retains one."""
+    def delete(self, key: str, *, bypass_retention: bool = False) -> None:
+        """Delete every version of the object; S3 refuses while Object Lock retains one.
+
+        With ``bypass_retention`` a GOVERNANCE lock is bypassed (the credentials
+        need s3:BypassGovernanceRetention); a COMPLIANCE lock cannot be.
+        """
         name = self._key(key)
         paginator = self.client.get_paginator("list_object_versions")
         with self._errors("delete", key):
@@ -374,7 +378,12 @@ class S3Storage(Storage):
                     if entry["Key"] != name:
                         continue
                     try:
-                        self.client.delete_object(Bucket=self.bucket, Key=name, VersionId=entry["VersionId"])
+                        self.client.delete_object(
+                            Bucket=self.bucket,
+                            Key=name,
+                            VersionId=entry["VersionId"],
+                            **({"BypassGovernanceRetention": True} if bypass_retention else {}),
+                        )
                     except ClientError as e:
                         if _status(e) == 403:
                             raise StorageError(
