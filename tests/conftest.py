@@ -122,6 +122,16 @@ def pdf_bytes(text: str = "Pligt brochure", pad: int = 0) -> bytes:
     return body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
 
 
+#: A plain start for random test data: about 1 % of purely random blobs look like a
+#: DOS program to libmagic (a jump instruction first) and would be refused.
+BINARY_HEADER = b"Pligt test data, not a program.\n\x00\x01"
+
+
+def binary_bytes(size: int) -> bytes:
+    """Random bytes of ``size`` that libmagic calls application/octet-stream."""
+    return (BINARY_HEADER + os.urandom(max(0, size - len(BINARY_HEADER))))[:size]
+
+
 def zip_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:

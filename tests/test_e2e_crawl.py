@@ -20,6 +20,7 @@ from deposit.settings import load_settings
 from tests.conftest import Instance
 from tests.conftest import Server
 from tests.conftest import issue_credential
+from tests.conftest import binary_bytes
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
 from tests.conftest import start_server
@@ -88,7 +89,7 @@ def test_wget_harvests_every_retained_version_byte_identical(
         server, instance, pdf_bytes("brochure v1"), filename="brochure.pdf", slug="brochure", visibility="public"
     )
     publish_api(server, instance, pdf_bytes("brochure v2"), filename="brochure-2026.pdf", slug="brochure")
-    publish_api(server, instance, os.urandom(2_000_000), filename="data.bin", slug="raadata", visibility="protected")
+    publish_api(server, instance, binary_bytes(2_000_000), filename="data.bin", slug="raadata", visibility="protected")
     publish_api(server, instance, b"Fortrolig opdatering\n", filename="opdatering.txt", slug="kursus")
 
     credential, password = issue_credential(build_archive(instance.settings))

@@ -43,6 +43,7 @@ from tests.conftest import Instance
 from tests.conftest import free_port
 from tests.conftest import issue_credential
 from tests.conftest import make_app
+from tests.conftest import binary_bytes
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
 from tests.conftest import start_server
@@ -172,7 +173,7 @@ def test_published_versions_are_locked_until_the_catalogs_retain_until(
 ) -> None:
     archive = build_archive(on_s3(instance, bucket).settings, now_clock)
     small = pdf_bytes("locked")
-    large = os.urandom(PART_SIZE + 300_000)  # a multipart upload
+    large = binary_bytes(PART_SIZE + 300_000)  # a multipart upload
     for data, name in ((small, "locked.pdf"), (large, "large.bin")):
         version = archive.publish([data], filename=name, visibility="public").version
         assert version.published_at == now_clock.now
@@ -339,7 +340,7 @@ def test_endpoint_stopped_mid_upload_leaves_nothing_and_the_server_recovers(
 ) -> None:
     settings = on_s3(instance, bucket, endpoint=stoppable_endpoint.url).settings
     client = make_app(settings, now_clock).test_client()
-    data = os.urandom(3 * PART_SIZE)
+    data = binary_bytes(3 * PART_SIZE)
     body = StopsEndpoint(data, stoppable_endpoint, after=PART_SIZE + PART_SIZE // 2)  # a part is up by then
 
     with caplog.at_level(logging.ERROR, logger="pligt"):
@@ -373,7 +374,7 @@ def test_endpoint_stopped_mid_download_then_503_then_served_again(
     instance: Instance, bucket: Bucket, stoppable_endpoint: MotoEndpoint, tmp_path: Path
 ) -> None:
     instance = on_s3(instance, bucket, endpoint=stoppable_endpoint.url)
-    data = os.urandom(24 * 1024 * 1024)  # more than the sockets between us buffer
+    data = binary_bytes(24 * 1024 * 1024)  # more than the sockets between us buffer
     server = start_server(instance.path, tmp_path / "server.log", "--workers", "1")
     try:
         published = requests.post(
@@ -442,7 +443,7 @@ def test_a_range_request_fetches_only_its_bytes(instance: Instance, bucket: Buck
     settings = on_s3(instance, bucket).settings
     app = make_app(settings, now_clock)
     storage = app.extensions["pligt"].archive.storage
-    data = os.urandom(5 * 1024 * 1024)
+    data = binary_bytes(5 * 1024 * 1024)
     version = app.extensions["pligt"].archive.publish([data], filename="data.bin", visibility="public").version
     url = f"/files/{version.slug}/v1/data.bin"
     client = app.test_client()
@@ -521,7 +522,7 @@ def test_migrate_storage_from_local_to_s3_verifies_every_byte_and_keeps_retentio
     files.mkdir()
     (files / "brochure.pdf").write_bytes(pdf_bytes("brochure", pad=50_000))
     (files / "kursus.txt").write_bytes(b"Beskyttet kursusmateriale.\n" * 1000)
-    (files / "data.bin").write_bytes(os.urandom(PART_SIZE + 4321))
+    (files / "data.bin").write_bytes(binary_bytes(PART_SIZE + 4321))
     for name, flag in (("brochure.pdf", "--public"), ("kursus.txt", "--protected"), ("data.bin", "--public")):
         result = run_cli("add", "--instance", str(instance.path), flag, str(files / name))
         assert result.returncode == 0, result.stderr
@@ -603,7 +604,7 @@ def test_migration_refuses_bytes_that_differ_from_the_catalog(instance: Instance
 def test_migrate_storage_shows_a_progress_bar_on_a_terminal(instance: Instance, clock: Clock, tmp_path: Path) -> None:
     archive = build_archive(instance.settings, clock)
     for i in range(3):
-        archive.publish([os.urandom(400_000)], filename=f"part-{i}.bin", visibility="public")
+        archive.publish([binary_bytes(400_000)], filename=f"part-{i}.bin", visibility="public")
     leader, follower = pty.openpty()
     target = (tmp_path / "moved").as_uri()
     process = subprocess.Popen(
