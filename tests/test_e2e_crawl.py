@@ -19,8 +19,8 @@ from deposit import build_archive
 from deposit.settings import load_settings
 from tests.conftest import Instance
 from tests.conftest import Server
-from tests.conftest import issue_credential
 from tests.conftest import binary_bytes
+from tests.conftest import issue_credential
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
 from tests.conftest import start_server

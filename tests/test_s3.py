@@ -40,10 +40,10 @@ from deposit.settings import load_settings
 from tests.conftest import PLIGT
 from tests.conftest import Clock
 from tests.conftest import Instance
+from tests.conftest import binary_bytes
 from tests.conftest import free_port
 from tests.conftest import issue_credential
 from tests.conftest import make_app
-from tests.conftest import binary_bytes
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
 from tests.conftest import start_server
