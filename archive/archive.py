@@ -43,6 +43,7 @@ from .names import check_title
 from .names import slugify
 from .passwords import hash_password
 from .passwords import new_password
+from .recorder import DownloadRecorder
 from .retention import MINIMUM_RETENTION_DAYS
 from .retention import check_retention_days
 from .retention import ensure_withdrawable
@@ -85,6 +86,7 @@ class Archive:
         self.fetch_budget_bytes = fetch_budget_bytes
         self.clock = clock
         self.access = AccessDesk(catalog, clock)
+        self.recorder = DownloadRecorder(catalog)
 
     # -- publishing --------------------------------------------------------------
 
@@ -270,12 +272,16 @@ class Archive:
     # -- proof of deposit and the audit log ------------------------------------------
 
     def record_download(self, credential_id: int | None, version: Version, status: int, bytes_sent: int) -> None:
-        """Record what was fetched, by which crawler credential if any (never who or from where)."""
+        """Record what was fetched, by which crawler credential if any (never who or from where).
+
+        Queued and written in batches (see :mod:`archive.recorder`).
+        """
         complete = status == 200 and bytes_sent == version.size
-        self.catalog.record_download(credential_id, version.id, status, bytes_sent, complete, self.clock())
+        self.recorder.record((credential_id, version.id, status, bytes_sent, complete, self.clock()))
 
     def harvest(self) -> list[HarvestRow]:
         """Return, per credential and retained version, whether and when it was fetched."""
+        self.recorder.flush()
         return self.catalog.harvest()
 
     def audit_head(self) -> tuple[int, str]:

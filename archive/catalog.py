@@ -468,14 +468,13 @@ class Catalog:
 
     # -- proof of deposit ------------------------------------------------------
 
-    def record_download(
-        self, credential_id: int | None, version_id: int, status: int, bytes_sent: int, complete: bool, now: datetime
-    ) -> None:
+    def record_downloads(self, rows: list[tuple[int | None, int, int, int, bool, datetime]]) -> None:
+        """Write download records (credential, version, status, bytes, complete, time) in one transaction."""
         with self._write() as db:
-            db.execute(
+            db.executemany(
                 """INSERT INTO downloads (credential_id, version_id, status, bytes_sent, complete, at)
                    VALUES (?, ?, ?, ?, ?, ?)""",
-                (credential_id, version_id, status, bytes_sent, complete, to_text(now)),
+                [(c, v, status, sent, complete, to_text(at)) for c, v, status, sent, complete, at in rows],
             )
 
     def harvest(self) -> list[HarvestRow]:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -157,8 +158,13 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
 
     # Proof of deposit: every protected version fetched completely with this credential;
     # the public one (fetched before wget had been challenged) was fetched without credentials.
-    report = json.loads(run_cli("harvest", "--instance", str(instance.path), "--json").stdout)
-    mine = [row for row in report if row["username"] == username]
+    deadline = time.monotonic() + 10  # the server writes its records every half second
+    while True:
+        report = json.loads(run_cli("harvest", "--instance", str(instance.path), "--json").stdout)
+        mine = [row for row in report if row["username"] == username]
+        if all(row["complete_at"] or row["anonymous_complete_at"] for row in mine) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(mine) == len(versions) == 3
     assert all(row["complete_at"] for row in mine if row["visibility"] == "protected"), json.dumps(mine, indent=1)
     assert all(row["complete_at"] or row["anonymous_complete_at"] for row in mine), mine
