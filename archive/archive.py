@@ -166,9 +166,18 @@ class Archive:
 
     # -- reading -----------------------------------------------------------------
 
-    def versions(self, *, visibility: str | None = None, include_withdrawn: bool = False) -> list[Version]:
-        """Return versions by slug and number; withdrawn ones only when asked."""
-        return self.catalog.versions(visibility=visibility, include_withdrawn=include_withdrawn)
+    def versions(
+        self,
+        *,
+        visibility: str | None = None,
+        include_withdrawn: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Version]:
+        """Return versions by slug and number (a page of them with ``limit``); withdrawn ones only when asked."""
+        return self.catalog.versions(
+            visibility=visibility, include_withdrawn=include_withdrawn, limit=limit, offset=offset
+        )
 
     def item_versions(self, slug: str) -> list[Version]:
         """Return every version of an item, withdrawn ones included.

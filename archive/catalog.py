@@ -117,6 +117,11 @@ _MIGRATIONS: list[str] = [
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('versions_changed', 0);
     CREATE TABLE owner (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         username TEXT NOT NULL,
@@ -131,6 +136,8 @@ _MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+_BUMP_VERSIONS = "UPDATE meta SET value = value + 1 WHERE key = 'versions_changed'"
 
 _VERSION_COLUMNS = """
     v.id, i.slug, i.title, i.visibility, v.number, v.filename, v.size, v.sha256,
@@ -268,6 +275,7 @@ class Catalog:
             number = db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE item_id = ?", (item_id,)
             ).fetchone()[0]
+            db.execute(_BUMP_VERSIONS)
             version_id = db.execute(
                 """INSERT INTO versions (item_id, number, filename, size, sha256, content_type,
                        storage_key, published_at, retain_until)
@@ -291,17 +299,37 @@ class Catalog:
                 ).fetchone()
             )
 
-    def versions(self, *, visibility: str | None = None, include_withdrawn: bool = False) -> list[Version]:
-        """Return versions ordered by slug and number (newest number last)."""
-        sql = f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id WHERE 1=1"
-        params: list[object] = []
+    def versions(
+        self,
+        *,
+        visibility: str | None = None,
+        include_withdrawn: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Version]:
+        """Return versions ordered by slug and number (newest number last), a page at a time."""
+        where, params = self._versions_where(visibility, include_withdrawn)
+        sql = f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id {where}"
+        sql += " ORDER BY i.slug, v.number"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        return [_version(row) for row in self._db.execute(sql, params)]
+
+    def count_versions(self, *, visibility: str | None = None, include_withdrawn: bool = False) -> int:
+        where, params = self._versions_where(visibility, include_withdrawn)
+        sql = f"SELECT COUNT(*) FROM versions v JOIN items i ON i.id = v.item_id {where}"
+        return self._db.execute(sql, params).fetchone()[0]
+
+    @staticmethod
+    def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
+        clauses, params = ["1=1"], []
         if visibility is not None:
-            sql += " AND i.visibility = ?"
+            clauses.append("i.visibility = ?")
             params.append(visibility)
         if not include_withdrawn:
-            sql += " AND v.withdrawn_at IS NULL"
-        sql += " ORDER BY i.slug, v.number"
-        return [_version(row) for row in self._db.execute(sql, params)]
+            clauses.append("v.withdrawn_at IS NULL")
+        return "WHERE " + " AND ".join(clauses), params
 
     def item_versions(self, slug: str) -> list[Version]:
         """Return every version of ``slug``, withdrawn ones included."""
@@ -337,11 +365,11 @@ class Catalog:
                 "UPDATE versions SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
                 (to_text(now), version_id),
             )
+            db.execute(_BUMP_VERSIONS)
 
-    def latest_change(self) -> str | None:
-        """Return a value that changes whenever a version is published or withdrawn."""
-        row = self._db.execute("SELECT MAX(published_at), MAX(withdrawn_at), COUNT(*) FROM versions").fetchone()
-        return f"{row[0]}|{row[1]}|{row[2]}"
+    def versions_generation(self) -> int:
+        """Return a number that grows whenever a version is published or withdrawn (cache key)."""
+        return self._db.execute("SELECT value FROM meta WHERE key = 'versions_changed'").fetchone()[0]
 
     # -- access requests -----------------------------------------------------
 

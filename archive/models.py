@@ -34,7 +34,7 @@ def version_path(version: Version) -> str:
 
 def from_text(text: str | None) -> datetime | None:
     """Parse a time stored by :func:`to_text`."""
-    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return None if text is None else datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from flask import current_app
@@ -25,6 +26,9 @@ from .settings import load_settings
 from .settings import storage_options
 from .throttle import RateLimit
 
+if TYPE_CHECKING:
+    from .listing import PageCache
+
 
 @dataclass
 class Pligt:
@@ -35,6 +39,8 @@ class Pligt:
     authenticator: Authenticator
     #: Access requests per client (in memory only).
     request_limit: RateLimit
+    #: Rendered index pages, per catalog generation.
+    index_cache: PageCache
 
 
 def pligt() -> Pligt:
@@ -81,6 +87,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fl
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https:"),
     )
+    from .listing import PageCache
+
     archive = build_archive(settings, clock)
     archive.catalog.ping()
     app.extensions["pligt"] = Pligt(
@@ -93,6 +101,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fl
             Lockout(settings.auth_max_failures, settings.auth_lockout_seconds),
         ),
         request_limit=RateLimit(settings.requests_per_hour_per_client, 3600),
+        index_cache=PageCache(),
     )
     app.session_interface = _SessionInterface()
     if settings.trusted_proxies:

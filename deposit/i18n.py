@@ -7,8 +7,6 @@ Crawlers send no Accept-Language and get the Danish pages.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import Flask
 from flask import Response
 from flask import g
@@ -44,17 +42,9 @@ def _remember_language(response: Response) -> Response:
     return response
 
 
-def switch_url(language: str) -> str:
-    """Return the current page in another language, keeping its other query parameters."""
-    args = request.args.to_dict(flat=False)
-    args["lang"] = [language]
-    return "?" + urlencode(args, doseq=True)
-
-
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
     Babel(app, locale_selector=select_locale)
     app.after_request(_remember_language)
     app.jinja_env.globals["get_locale"] = get_locale
-    app.jinja_env.globals["switch_url"] = switch_url

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint
-from flask import render_template
 
 from . import pligt
 from .auth import crawler_auth
 from .auth import current_principal
 from .auth import may_read_protected
-from .public import group_by_item
+from .listing import index_page
 
 bp = Blueprint("protected", __name__, url_prefix="/protected")
 
@@ -23,5 +22,4 @@ def index() -> str:
     )
     if not may_read_protected(principal, active):
         return crawler_auth.auth_error_callback(401)
-    versions = pligt().archive.versions()
-    return render_template("protected.html", items=group_by_item(versions))
+    return index_page("protected.html", visibility=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import unicodedata
 
 from flask import Blueprint
@@ -16,13 +15,13 @@ from archive.errors import NotFound
 from archive.errors import StorageError
 from archive.models import PROTECTED
 from archive.models import PUBLIC
-from archive.models import Version
 
 from . import pligt
 from .auth import crawler_auth
 from .auth import current_principal
 from .auth import may_read_protected
 from .downloads import send_version
+from .listing import index_page
 from .urls import external_url
 from .urls import version_path
 from .urls import version_url
@@ -36,19 +35,10 @@ def page_context() -> dict[str, object]:
     return {"site_name": settings.site_name, "realm": settings.realm, "version_path": version_path}
 
 
-def group_by_item(versions: list[Version]) -> list[tuple[Version, list[Version]]]:
-    """Group versions (ordered by slug, number) as (latest, all newest first) per item."""
-    groups = []
-    for _, group in itertools.groupby(versions, key=lambda v: v.slug):
-        newest_first = list(group)[::-1]
-        groups.append((newest_first[0], newest_first))
-    return groups
-
-
 @bp.get("/")
-def index() -> str:
-    versions = pligt().archive.versions(visibility=PUBLIC)
-    return render_template("index.html", items=group_by_item(versions))
+def index() -> Response:
+    """The front page: every retained public version, as plain links (paged)."""
+    return index_page("index.html", visibility=PUBLIC)
 
 
 @bp.get("/robots.txt")

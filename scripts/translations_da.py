@@ -132,6 +132,7 @@ DA = {
     "No crawler credentials yet.": "Ingen adgange til høstning endnu.",
     "Each file becomes a new item, or a new version of the item with the slug you give. Its type is read from its bytes; a file whose bytes contradict its name is refused. Every version stays online for at least six months.": "Hver fil bliver et nyt emne eller en ny version af emnet med det kortnavn, du angiver. Filtypen læses ud fra indholdet; en fil, hvis indhold ikke passer til navnet, afvises. Hver version bliver online i mindst seks måneder.",
     "Refused": "Afvist",
+    "Pages": "Sider",
     "retained until": "bevares til",
     "Files": "Filer",
     "choose, or drag them here": "vælg dem, eller træk dem herhen",

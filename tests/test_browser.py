@@ -454,7 +454,7 @@ def test_language_switch(owner: WebDriver, staff: WebDriver, site: Site) -> None
     assert find(owner, "html").get_attribute("lang") == "da"
     assert find(owner, "#sign-in").text == "Log ind"
     # The switch on the page changes to English, and the choice is remembered.
-    click_and_load(owner, find(owner, "header .lang a[hreflang=en]"))
+    click_and_load(owner, find(owner, "header form.lang button[value=en]"))
     assert find(owner, "#sign-in").text == "Sign in"
     assert find(owner, "html").get_attribute("lang") == "en"
     owner.get(site.url + "/admin/login")

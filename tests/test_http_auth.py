@@ -124,8 +124,9 @@ def test_protected_index_lists_every_item_and_every_retained_version(client, mat
     hrefs = links(response.get_data(as_text=True))
     for path in material:
         assert path in hrefs
-    assert "/files/brochure/latest" in hrefs
-    assert "/files/kursusmateriale/latest" in hrefs
+    # The "latest" redirects work (see test_crawler_credential_reads_protected_files) but are
+    # not linked: a crawler would fetch every item twice, once through the redirect.
+    assert not [href for href in hrefs if href.endswith("/latest")]
 
 
 def test_protected_index_drops_versions_withdrawn_after_retention(client, archive, clock, material, crawler) -> None:  # noqa: ANN001
