@@ -104,6 +104,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fl
         index_cache=PageCache(),
     )
     app.session_interface = _SessionInterface()
+    from .fastpath import FastDownloads
+
+    app.wsgi_app = FastDownloads(app.wsgi_app, app.extensions["pligt"])  # type: ignore[method-assign]
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]

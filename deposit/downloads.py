@@ -26,7 +26,7 @@ from . import pligt
 log = logging.getLogger("pligt")
 
 #: Versions are immutable; their URLs change only by answering 410 after retention.
-_MAX_AGE = 24 * 3600
+MAX_AGE = 24 * 3600
 
 
 def send_version(version: Version, on_sent: Callable[[int, int], None] | None = None) -> Response:
@@ -37,7 +37,7 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
     """
     stream: BinaryIO = pligt().archive.open(version)
     if on_sent is not None:
-        stream = _CountingFile(stream)
+        stream = CountingFile(stream)
     environ = _environ_for_ranges()
     try:
         response = send_file(
@@ -55,7 +55,7 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
         response.headers["Content-Type"] = version.content_type
         response.content_length = version.size
         response.cache_control.no_cache = None
-        response.cache_control.max_age = _MAX_AGE
+        response.cache_control.max_age = MAX_AGE
         if version.visibility == PUBLIC:
             response.cache_control.public = True
         else:
@@ -64,7 +64,7 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
     except RequestedRangeNotSatisfiable:
         stream.close()
         raise
-    if isinstance(stream, _CountingFile) and on_sent is not None:
+    if isinstance(stream, CountingFile) and on_sent is not None:
         start = response.content_range.start if response.content_range and response.status_code == 206 else 0
         length = response.content_length or 0
         report = on_sent
@@ -73,7 +73,7 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
     return response
 
 
-class _CountingFile:
+class CountingFile:
     """A file proxy that reports, on close, how far the file was read or sent.
 
     Reading moves the position, and so does the server's sendfile:

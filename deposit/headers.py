@@ -13,7 +13,7 @@ _PAGES_CSP = (
 )
 # Deposited files are shown as they are; sandboxing keeps an HTML file from
 # running script in the server's origin.
-_FILES_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
+FILES_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
 @bp.after_app_request
@@ -26,6 +26,6 @@ def add_security_headers(response: Response) -> Response:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     headers.setdefault(
         "Content-Security-Policy",
-        _PAGES_CSP if response.mimetype == "text/html" and "Content-Disposition" not in headers else _FILES_CSP,
+        _PAGES_CSP if response.mimetype == "text/html" and "Content-Disposition" not in headers else FILES_CSP,
     )
     return response
