@@ -19,7 +19,9 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -111,6 +113,26 @@ def client(app):  # noqa: ANN001, ANN201
 def archive(app) -> Archive:  # noqa: ANN001
     with app.app_context():
         return pligt().archive
+
+
+# -- reading pages ---------------------------------------------------------------------
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.extend(value for name, value in attrs if name == "href" and value)
+
+
+def links(html: str) -> list[str]:
+    """Return the targets of every plain <a href> link of a page, percent-decoded."""
+    parser = _Links()
+    parser.feed(html)
+    return [unquote(href) for href in parser.hrefs]
 
 
 # -- sample files ---------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import pytest
@@ -14,27 +13,12 @@ import pytest
 from archive import auth as core_auth
 from deposit.settings import load_settings
 from tests.conftest import issue_credential
+from tests.conftest import links
 from tests.conftest import make_app
 from tests.conftest import pdf_bytes
 
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "deposit.example.dk"}
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(value for name, value in attrs if name == "href" and value)
-
-
-def links(html: str) -> list[str]:
-    parser = _Links()
-    parser.feed(html)
-    return [unquote(href) for href in parser.hrefs]
 
 
 @pytest.fixture

@@ -12,33 +12,16 @@ import time
 import unicodedata
 import xml.etree.ElementTree as ET
 from email.utils import format_datetime
-from html.parser import HTMLParser
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 import requests
 
+from tests.conftest import links
 from tests.conftest import pdf_bytes
 
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 DANISH_NAME = "Årsberetning for æbler og øer.pdf"
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(value for name, value in attrs if name == "href" and value)
-
-
-def links(html: str) -> list[str]:
-    """Return the targets of every plain <a href> link of a page, percent-decoded."""
-    parser = _Links()
-    parser.feed(html)
-    return [unquote(href) for href in parser.hrefs]
 
 
 def publish(archive, data: bytes, filename: str, visibility: str = "public", **kwargs):  # noqa: ANN001, ANN201
