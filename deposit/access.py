@@ -58,7 +58,15 @@ class ReleaseForm(FlaskForm):
 
 
 def _client_key() -> str:
-    # In memory only, and hashed there (see throttle.py); never stored or logged.
+    """Who is filing, for the in-memory throttle only (hashed there; never stored or logged).
+
+    Behind trusted proxies every request comes from the proxy, so the client is
+    the entry the nearest trusted proxy added to the forwarded-for list.
+    """
+    proxies = pligt().settings.trusted_proxies
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    if proxies and len(forwarded) >= proxies:
+        return forwarded[-proxies]
     return request.remote_addr or "unknown"
 
 

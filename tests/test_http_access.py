@@ -1197,3 +1197,19 @@ def test_forwarded_proto_is_ignored_without_a_trusted_proxy(client) -> None:  # 
 
     assert "Strict-Transport-Security" not in response.headers
     assert "secure" not in cookie_flags(session_cookie(response))
+
+
+def test_behind_a_proxy_the_throttle_counts_each_client_not_the_proxy(instance, clock) -> None:  # noqa: ANN001
+    from tests.conftest import make_app
+
+    settings = load_settings(
+        instance.path, env={"PLIGT_TRUSTED_PROXIES": "1", "PLIGT_REQUESTS_PER_HOUR_PER_CLIENT": "1"}
+    )
+    client = make_app(settings, clock).test_client()
+    for address in ("198.51.100.7", "203.0.113.9"):
+        response = client.post(
+            "/access/requests", json=REQUEST_FIELDS, headers={"X-Forwarded-For": f"1.2.3.4, {address}"}
+        )
+        assert response.status_code == 201, address
+    again = client.post("/access/requests", json=REQUEST_FIELDS, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert again.status_code == 429
