@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import pty
 import shutil
 import socket
 import subprocess
@@ -229,6 +230,35 @@ def server(instance: Instance, tmp_path: Path) -> Iterator[Server]:
     running = start_server(instance.path, tmp_path / "server.log")
     yield running
     stop_server(running)
+
+
+def run_on_terminal(*args: str) -> tuple[int, bytes]:
+    """Run the `pligt` command with stderr on a pseudo-terminal; return its exit code and what it showed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([PLIGT, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:  # read while it runs, until the child closes the terminal
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return process.wait(timeout=60), seen
+
+
+def assert_json_error(response, status: int, *words: str) -> dict:  # noqa: ANN001
+    """Assert a JSON error answer with ``status`` whose description has every word; return its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["code"] == status
+    for word in words:
+        assert word in body["description"], body["description"]
+    return body
 
 
 def run_cli(

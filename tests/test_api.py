@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from deposit.settings import load_settings
+from tests.conftest import assert_json_error
 from tests.conftest import elf_bytes
 from tests.conftest import issue_credential
 from tests.conftest import make_app
@@ -69,16 +70,6 @@ def assert_nothing_changed(client, instance, existing) -> None:  # noqa: ANN001
     before_listing, before_files = existing
     assert listing(client, instance) == before_listing
     assert stored_files(instance) == before_files
-
-
-def assert_json_error(response, status: int, *words: str) -> str:  # noqa: ANN001
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["code"] == status
-    for word in words:
-        assert word in body["description"], body["description"]
-    return body["description"]
 
 
 # -- publishing, listing -----------------------------------------------------------------------

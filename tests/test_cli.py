@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PLIGT
 from tests.conftest import Instance
 from tests.conftest import elf_bytes
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
+from tests.conftest import run_on_terminal
 from tests.conftest import zip_bytes
 
 
@@ -176,25 +173,7 @@ def test_every_command_explains_itself(command: str) -> None:
 
 def test_add_shows_a_progress_bar_on_a_terminal(instance: Instance, tmp_path: Path) -> None:
     files = [str(write(tmp_path / f"bar-{i}.pdf", pdf_bytes(str(i), pad=200_000))) for i in range(2)]
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [PLIGT, "add", "--instance", str(instance.path), *files],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-    )
-    os.close(follower)
-    process.wait(timeout=60)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    assert process.returncode == 0
+    returncode, seen = run_on_terminal("add", "--instance", str(instance.path), *files)
+    assert returncode == 0
     assert b"Publishing" in seen
     assert b"100%" in seen

@@ -24,6 +24,7 @@ from deposit import pligt
 from deposit.settings import load_settings
 from deposit.urls import public_base
 from tests.conftest import REQUEST_FIELDS
+from tests.conftest import assert_json_error
 from tests.conftest import free_port
 from tests.conftest import issue_credential
 from tests.conftest import make_app
@@ -167,16 +168,6 @@ def app_with(instance, clock, **env: str):  # noqa: ANN001, ANN201
 
 def audit_actions(archive) -> list[str]:  # noqa: ANN001
     return [e.action for e in archive.catalog.audit_entries()]
-
-
-def assert_json_error(response, status: int, *words: str) -> dict:  # noqa: ANN001
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["code"] == status
-    for word in words:
-        assert word in body["description"], body["description"]
-    return body
 
 
 # -- the request page ---------------------------------------------------------------------------

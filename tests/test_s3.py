@@ -15,8 +15,6 @@ import io
 import json
 import logging
 import os
-import pty
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -37,7 +35,6 @@ from archive.storage.s3 import MIN_WINDOW
 from archive.storage.s3 import PART_SIZE
 from deposit import build_archive
 from deposit.settings import load_settings
-from tests.conftest import PLIGT
 from tests.conftest import Clock
 from tests.conftest import Instance
 from tests.conftest import binary_bytes
@@ -46,6 +43,7 @@ from tests.conftest import issue_credential
 from tests.conftest import make_app
 from tests.conftest import pdf_bytes
 from tests.conftest import run_cli
+from tests.conftest import run_on_terminal
 from tests.conftest import start_server
 from tests.conftest import stop_server
 from tests.s3_fixtures import Bucket
@@ -605,25 +603,8 @@ def test_migrate_storage_shows_a_progress_bar_on_a_terminal(instance: Instance, 
     archive = build_archive(instance.settings, clock)
     for i in range(3):
         archive.publish([binary_bytes(400_000)], filename=f"part-{i}.bin", visibility="public")
-    leader, follower = pty.openpty()
     target = (tmp_path / "moved").as_uri()
-    process = subprocess.Popen(
-        [PLIGT, "migrate-storage", "--instance", str(instance.path), "--to", target],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-    )
-    os.close(follower)
-    seen = b""
-    while True:  # read while it runs, until the child closes the terminal
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    assert process.wait(timeout=60) == 0, seen.decode(errors="replace")
+    returncode, seen = run_on_terminal("migrate-storage", "--instance", str(instance.path), "--to", target)
+    assert returncode == 0, seen.decode(errors="replace")
     assert b"Copying to" in seen
     assert b"100%" in seen
