@@ -14,6 +14,11 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # -- build: Pligt and its dependencies as wheels ----------------------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+# gunicorn-h1c (gunicorn's C request parser) is published as source: compile it here.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY archive/ archive/

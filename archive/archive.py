@@ -30,6 +30,7 @@ from .errors import InvalidInput
 from .errors import NotFound
 from .errors import StorageError
 from .errors import TooLarge
+from .lookups import DownloadLookups
 from .models import PROTECTED
 from .models import VISIBILITIES
 from .models import Download
@@ -48,6 +49,7 @@ from .retention import MINIMUM_RETENTION_DAYS
 from .retention import check_retention_days
 from .retention import ensure_withdrawable
 from .retention import retain_until
+from .small_files import SmallFiles
 from .storage import Storage
 
 GiB = 1024**3
@@ -87,6 +89,8 @@ class Archive:
         self.clock = clock
         self.access = AccessDesk(catalog, clock)
         self.recorder = DownloadRecorder(catalog)
+        self.small_files = SmallFiles(storage)
+        self.lookups = DownloadLookups(catalog, clock, on_change=self.small_files.clear)
 
     # -- publishing --------------------------------------------------------------
 
@@ -195,16 +199,16 @@ class Archive:
         :raises NotFound: no such item or version.
         :raises Gone: the version was withdrawn after its retention ended.
         """
-        found = self.catalog.find_download(slug, number, credential_id, self.clock())
-        if found is None:
+        version, credential_active = self.lookups.find(slug, number, credential_id)
+        if version is None:
             what = f"version {number} of {slug!r}" if number is not None else f"item {slug!r}"
             raise NotFound(f"no {what}")
-        if found.version.withdrawn:
+        if version.withdrawn:
             raise Gone(
-                f"{slug} version {found.version.number} was withdrawn on "
-                f"{found.version.withdrawn_at:%Y-%m-%d}, after its retention ended"
+                f"{slug} version {version.number} was withdrawn on "
+                f"{version.withdrawn_at:%Y-%m-%d}, after its retention ended"
             )
-        return found
+        return Download(version, credential_active)
 
     def open(self, version: Version) -> BinaryIO:
         """Open a version's bytes for streaming.
@@ -213,6 +217,18 @@ class Archive:
         """
         try:
             return self.storage.open(version.storage_key)
+        except FileNotFoundError as e:
+            raise StorageError(f"the bytes of {version.slug} version {version.number} are missing") from e
+
+    def read_small(self, version: Version) -> bytes | None:
+        """Return a small version's bytes (kept in memory, checked once), or None for a larger one.
+
+        :raises StorageError: if the bytes are missing, unreadable or damaged.
+        """
+        if not self.small_files.fits(version):
+            return None
+        try:
+            return self.small_files.read(version)
         except FileNotFoundError as e:
             raise StorageError(f"the bytes of {version.slug} version {version.number} are missing") from e
 

@@ -27,7 +27,6 @@ from .errors import Conflict
 from .errors import StorageError
 from .models import AccessRequest
 from .models import Credential
-from .models import Download
 from .models import HarvestRow
 from .models import Item
 from .models import Release
@@ -134,6 +133,15 @@ _MIGRATIONS: list[str] = [
     BEFORE UPDATE OF seq, at, action, data, personal_digest, prev_hash, hash ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 2: a counter that every change to what a download depends on raises, from any
+    # process, so that servers can keep those answers in memory (archive/lookups.py).
+    "INSERT INTO meta (key, value) VALUES ('lookups_changed', 0);\n"
+    + "".join(
+        f"CREATE TRIGGER {table}_{event.lower()}_changes_lookups AFTER {event} ON {table}\n"
+        "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'lookups_changed'; END;\n"
+        for table in ("items", "versions", "credentials")
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -340,24 +348,19 @@ class Catalog:
         )
         return [_version(row) for row in rows]
 
-    def find_download(self, slug: str, number: int | None, credential_id: int | None, now: datetime) -> Download | None:
-        """Look up a version (``None``: the latest retained one) and the credential, in one query.
-
-        This is the download hot path: one round trip to the catalog per request.
-        """
+    def download_version(self, slug: str, number: int | None) -> Version | None:
+        """Return version ``number`` of ``slug``, withdrawn or not (``None``: the latest retained one)."""
         where = "v.number = :number" if number is not None else "v.withdrawn_at IS NULL"
         row = self._db.execute(
-            f"""SELECT {_VERSION_COLUMNS},
-                       c.id IS NOT NULL AND c.revoked_at IS NULL AND c.expires_at > :now AS active
-                FROM items i JOIN versions v ON v.item_id = i.id
-                LEFT JOIN credentials c ON c.id = :credential
-                WHERE i.slug = :slug AND {where}
-                ORDER BY v.number DESC LIMIT 1""",
-            {"slug": slug, "number": number, "credential": credential_id, "now": to_text(now)},
+            f"""SELECT {_VERSION_COLUMNS} FROM items i JOIN versions v ON v.item_id = i.id
+                WHERE i.slug = :slug AND {where} ORDER BY v.number DESC LIMIT 1""",
+            {"slug": slug, "number": number},
         ).fetchone()
-        if row is None:
-            return None
-        return Download(_version(row), None if credential_id is None else bool(row["active"]))
+        return None if row is None else _version(row)
+
+    def lookups_generation(self) -> int:
+        """Return a number that triggers raise on every change to items, versions and credentials."""
+        return self._db.execute("SELECT value FROM meta WHERE key = 'lookups_changed'").fetchone()[0]
 
     def mark_withdrawn(self, version_id: int, now: datetime) -> None:
         with self._write() as db:

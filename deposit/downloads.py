@@ -2,11 +2,13 @@
 
 Range, HEAD, ETag, Last-Modified and the conditional requests are werkzeug's;
 the bytes are streamed from storage (``wsgi.file_wrapper``, so a WSGI server
-that can will use sendfile) and never held in memory.
+that can will use sendfile) and never held in memory, except small versions'
+(archive/small_files.py).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from typing import BinaryIO
@@ -35,7 +37,9 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
     :param on_sent: called once the response is closed, with its status and
         the number of body bytes handed to the client (proof of deposit).
     """
-    stream: BinaryIO = pligt().archive.open(version)
+    archive = pligt().archive
+    small = archive.read_small(version)  # small versions come from memory, checked against their digest
+    stream: BinaryIO = io.BytesIO(small) if small is not None else archive.open(version)
     if on_sent is not None:
         stream = CountingFile(stream)
     environ = _environ_for_ranges()

@@ -14,10 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import logging
 import re
 import unicodedata
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +36,8 @@ from archive.models import Version
 from .downloads import MAX_AGE
 from .downloads import CountingFile
 from .headers import FILES_CSP
+
+log = logging.getLogger("pligt")
 
 _PATH = re.compile(r"/files/([^/]+)/v([0-9]{1,9})/([^/]+)")
 #: Headers that need werkzeug's handling (ranges, conditional requests).
@@ -124,16 +128,19 @@ class FastDownloads:
         if method == "HEAD":
             start_response("200 OK", list(version_headers(version, secure)))
             return []
+        recorded = credential_id or None
         try:
-            stream: Any = archive.open(version)
+            small = archive.read_small(version)
+            stream: Any = None if small is not None else archive.open(version)
         except ArchiveError:
             return None
+        start_response("200 OK", list(version_headers(version, secure)))
+        if small is not None:
+            return SmallBody(small, lambda sent: archive.record_download(recorded, version, 200, sent))
         counting = CountingFile(stream)
-        recorded = credential_id or None
         counting.on_close = lambda position: archive.record_download(
             recorded, version, 200, min(position, version.size)
         )
-        start_response("200 OK", list(version_headers(version, secure)))
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(counting, 1024 * 1024)
@@ -156,6 +163,29 @@ class FastDownloads:
         if principal is None or principal.credential_id is None:
             return False  # not verified yet: Flask verifies (and caches) it
         return principal.credential_id
+
+
+class SmallBody:
+    """A small version's bytes as one piece; on close, reports how many of them the server sent.
+
+    The WSGI server asks for the next piece only after writing this one to the
+    socket, so reaching the end of the iteration means every byte was handed over.
+    """
+
+    def __init__(self, data: bytes, on_close: Callable[[int], None]) -> None:
+        self.data = data
+        self.on_close = on_close
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+        self.sent = len(self.data)
+
+    def close(self) -> None:
+        try:
+            self.on_close(self.sent)
+        except Exception:  # the download itself succeeded; a lost record must not break it
+            log.exception("could not record a download")
 
 
 def _chunks(stream: CountingFile) -> Iterable[bytes]:

@@ -188,6 +188,19 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def log_lines(self, containing: str, at_least: int = 1, timeout: float = 5) -> list[str]:
+        """The server log's lines with ``containing``, once there are ``at_least`` of them.
+
+        The access log is written every half second (deposit/server.py), so a test
+        waits for it a little, as someone tailing the log would.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.log.read_text().splitlines() if containing in line]
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
+
 
 def start_server(
     instance_path: Path, log: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None

@@ -151,6 +151,24 @@ def test_download_has_type_length_dates_strong_etag_and_ranges(client, archive, 
     assert response.headers["Content-Disposition"] == "inline; filename=brochure.pdf"
 
 
+def test_a_small_file_damaged_in_storage_is_refused_not_handed_out(client, archive) -> None:  # noqa: ANN001
+    data = pdf_bytes("damaged", pad=1000)
+    version = publish(archive, data, "brochure.pdf")
+    stored = archive.storage.root / version.storage_key
+    stored.chmod(0o644)
+    stored.write_bytes(data[:-4] + b"XXXX")  # same size, other bytes
+
+    for headers in ({}, {"If-None-Match": '"through-flask"'}, {"Accept": "application/json"}):
+        response = client.get("/files/brochure/v1/brochure.pdf", headers=headers)
+        assert response.status_code == 503, headers
+        assert data[:100] not in response.data
+    assert "differ from the deposit" in response.get_json()["description"]
+
+    stored.write_bytes(data)  # repaired (from a backup, say): served again, nothing was lost
+    assert client.get("/files/brochure/v1/brochure.pdf").data == data
+    assert [v.id for v in archive.versions()] == [version.id]
+
+
 def test_text_download_names_its_charset(client, archive) -> None:  # noqa: ANN001
     data = "Hej med dig og på gensyn\n".encode() * 10
     publish(archive, data, "hilsen.txt")
