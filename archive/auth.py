@@ -3,7 +3,8 @@
 A crawler fetches thousands of files in a burst with the same credentials, and
 one scrypt check costs ~100 ms and 32 MiB. Successful checks are remembered
 (sliding: each use extends them), keyed by an HMAC of the presented username
-and password under a per-process secret, so the cache never holds a password.
+and password under a secret held only in memory, so the cache never holds a
+password; the workers of one server share them (archive/shared_checks.py).
 Whether the credential is still valid (revocation, expiry) is checked on every
 request by the caller, through the catalog.
 
@@ -29,6 +30,7 @@ from .models import Credential
 from .models import utcnow
 from .passwords import dummy_hash
 from .passwords import verify_password
+from .shared_checks import SharedChecks
 
 CRAWLER = "crawler"
 OWNER = "owner"
@@ -59,12 +61,18 @@ class Principal:
 
 
 class VerifiedCache:
-    """A bounded memory of successful password checks that expires when unused."""
+    """A bounded memory of successful password checks that expires when unused.
 
-    def __init__(self, ttl_seconds: float, max_entries: int = 4096) -> None:
+    With ``shared`` (made by the server's master process, see
+    :mod:`archive.shared_checks`), a check one worker made also spares the
+    other workers the slow hash.
+    """
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 4096, shared: SharedChecks | None = None) -> None:
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._key = secrets.token_bytes(32)
+        self._shared = shared
+        self._key = shared.key if shared is not None else secrets.token_bytes(32)
         self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -77,19 +85,28 @@ class VerifiedCache:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(digest)
-            if entry is None:
-                return None
-            if entry[0] < now:
+            if entry is not None and entry[0] >= now:
+                self._entries[digest] = (now + self._ttl, entry[1])
+                self._entries.move_to_end(digest)
+                return entry[1]
+            if entry is not None:
                 del self._entries[digest]
-                return None
-            self._entries[digest] = (now + self._ttl, entry[1])
-            self._entries.move_to_end(digest)
-            return entry[1]
+        credential_id = self._shared.get(digest) if self._shared is not None and kind == CRAWLER else None
+        if credential_id is None:
+            return None
+        principal = Principal(kind, username, credential_id)
+        self._keep(digest, principal)
+        return principal
 
     def put(self, kind: str, username: str, password: str, principal: Principal) -> None:
         if self._ttl <= 0:
             return
         digest = self._digest(kind, username, password)
+        self._keep(digest, principal)
+        if self._shared is not None and principal.credential_id is not None:
+            self._shared.put(digest, principal.credential_id, self._ttl)
+
+    def _keep(self, digest: bytes, principal: Principal) -> None:
         with self._lock:
             self._entries[digest] = (time.monotonic() + self._ttl, principal)
             self._entries.move_to_end(digest)
@@ -137,9 +154,10 @@ class Authenticator:
         cache_seconds: float = 300,
         clock=utcnow,  # noqa: ANN001
         lockout: Lockout | None = None,
+        shared: SharedChecks | None = None,
     ) -> None:
         self.catalog = catalog
-        self.cache = VerifiedCache(cache_seconds)
+        self.cache = VerifiedCache(cache_seconds, shared=shared)
         self.clock = clock
         self.lockout = lockout or Lockout()
         self._slow = threading.BoundedSemaphore(SLOW_CHECKS_AT_ONCE)

@@ -20,6 +20,7 @@ from archive.auth import Authenticator
 from archive.auth import Lockout
 from archive.errors import ConfigurationError
 from archive.models import utcnow
+from archive.shared_checks import SharedChecks
 
 from .settings import Settings
 from .settings import load_settings
@@ -69,11 +70,15 @@ class _SessionInterface(SecureCookieSessionInterface):
         return request.is_secure or super().get_cookie_secure(app)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utcnow, shared_checks: SharedChecks | None = None
+) -> Flask:
     """Build the WSGI app for an initialised instance (``pligt init`` makes one).
 
     :param settings: defaults to :func:`load_settings` from the environment.
     :param clock: the current time; tests pass their own to move through retention.
+    :param shared_checks: password checks shared with the server's other workers
+        (``pligt serve`` makes them before it starts the workers).
     """
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -99,6 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fl
             settings.auth_cache_seconds,
             clock,
             Lockout(settings.auth_max_failures, settings.auth_lockout_seconds),
+            shared=shared_checks,
         ),
         request_limit=RateLimit(settings.requests_per_hour_per_client, 3600),
         index_cache=PageCache(),

@@ -121,8 +121,10 @@ def serve(instance: Path | None, host: str | None, port: int | None, workers: in
     archive.catalog.migrate()
     archive.check()
     archive.catalog.close()
+    from .server import check_port_free
     from .server import serve as run
 
+    check_port_free(settings.host, settings.port)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/", err=True)
     run(settings)

@@ -1,0 +1,86 @@
+"""Successful password checks shared by the worker processes of one server.
+
+Each worker remembers the checks it made (archive/auth.py), but a server runs
+several workers, and a crawler's connections land on all of them: without
+sharing, every worker paid the slow hash (~100 ms, 32 MiB) once more for the
+same credential. The server's master process makes one of these before it
+forks its workers; they inherit it, and with it
+
+- an anonymous shared memory mapping (never a file): fixed slots, each with
+  the HMAC of what was presented, the credential's id and when the slot lapses;
+- the HMAC key, which exists only in the memory of these processes;
+- a lock across the processes, taken with a short timeout: a worker killed
+  while holding it costs the others a slow hash, never a hang.
+
+A slot never holds a password, and a hit only says "this password was right";
+whether the credential is still valid is checked on every request, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import mmap
+import multiprocessing
+import secrets
+import struct
+import time
+
+#: digest, credential id, lapses at (time.monotonic(), the same clock in every process)
+_SLOT = struct.Struct("32sqd")
+_EMPTY = bytes(32)
+#: Where a digest may sit: this many slots from its home slot.
+_PROBES = 8
+_LOCK_TIMEOUT = 0.05
+
+
+class SharedChecks:
+    """A fixed table of verified (username, password) digests in memory shared across fork."""
+
+    def __init__(self, slots: int = 1024) -> None:
+        self.slots = slots
+        self.key = secrets.token_bytes(32)
+        self._memory = mmap.mmap(-1, slots * _SLOT.size)  # anonymous and MAP_SHARED: inherited by fork
+        self._lock = multiprocessing.Lock()
+
+    def digest(self, kind: str, username: str, password: str) -> bytes:
+        return hmac.new(self.key, "\0".join((kind, username, password)).encode("utf-8"), hashlib.sha256).digest()
+
+    def get(self, digest: bytes) -> int | None:
+        """Return the credential id a live slot holds for ``digest``, else None."""
+        if not self._lock.acquire(timeout=_LOCK_TIMEOUT):
+            return None
+        try:
+            now = time.monotonic()
+            for offset in self._probe(digest):
+                stored, credential_id, lapses = _SLOT.unpack_from(self._memory, offset)
+                if hmac.compare_digest(stored, digest) and lapses > now:
+                    return credential_id
+            return None
+        finally:
+            self._lock.release()
+
+    def put(self, digest: bytes, credential_id: int, seconds: float) -> None:
+        """Remember ``digest`` for ``seconds``: in its own slot, a free or lapsed one, or the oldest."""
+        if not self._lock.acquire(timeout=_LOCK_TIMEOUT):
+            return
+        try:
+            now = time.monotonic()
+            chosen, oldest = None, None
+            for offset in self._probe(digest):
+                stored, _, lapses = _SLOT.unpack_from(self._memory, offset)
+                if stored in (digest, _EMPTY) or lapses <= now:
+                    chosen = offset
+                    break
+                if oldest is None or lapses < oldest[1]:
+                    oldest = (offset, lapses)
+            if chosen is None:
+                assert oldest is not None
+                chosen = oldest[0]
+            _SLOT.pack_into(self._memory, chosen, digest, credential_id, now + seconds)
+        finally:
+            self._lock.release()
+
+    def _probe(self, digest: bytes) -> list[int]:
+        home = int.from_bytes(digest[:8], "big") % self.slots
+        return [((home + i) % self.slots) * _SLOT.size for i in range(min(_PROBES, self.slots))]
