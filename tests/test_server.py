@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -122,3 +123,42 @@ def test_a_process_that_died_holding_the_lock_costs_a_slow_check_not_a_hang(fork
     assert shared.get(digest) is None  # not found: the caller checks the password itself
     shared.put(digest, 7, 60)  # and cannot remember it, without waiting either
     assert time.monotonic() - began < 1
+
+
+# -- one connection, many requests ----------------------------------------------------------
+
+
+def read_response(stream) -> tuple[int, bytes]:  # noqa: ANN001
+    """Read one HTTP/1.1 response with a Content-Length from a socket file."""
+    status = int(stream.readline().split()[1])
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, stream.read(length)
+
+
+def test_a_lone_connection_is_served_request_after_request_pipelined_or_not(
+    instance: Instance, tmp_path: Path
+) -> None:
+    archive = build_archive(instance.settings)
+    bodies = {n: f"File {n}\n".encode() * (n + 1) for n in range(5)}
+    for n, body in bodies.items():
+        archive.publish([body], filename=f"f{n}.txt", visibility="public")
+    server = start_server(instance.path, tmp_path / "server.log")
+    try:
+        address = ("127.0.0.1", urlsplit(server.url).port)
+        with socket.create_connection(address, timeout=10) as conn, conn.makefile("rb") as stream:
+            for _ in range(3):  # one after another, as a harvester asks
+                for n, body in bodies.items():
+                    conn.sendall(f"GET /files/f{n}/v1/f{n}.txt HTTP/1.1\r\nHost: pligt\r\n\r\n".encode())
+                    assert read_response(stream) == (200, body)
+            # Several requests in one write (pipelined), and a body nobody reads on the way.
+            burst = b"".join(f"GET /files/f{n}/v1/f{n}.txt HTTP/1.1\r\nHost: pligt\r\n\r\n".encode() for n in bodies)
+            ignored = b"POST /robots.txt HTTP/1.1\r\nHost: pligt\r\nContent-Length: 5\r\n\r\nhello"
+            conn.sendall(ignored + burst)
+            assert read_response(stream)[0] == 405
+            assert [read_response(stream) for _ in bodies] == [(200, body) for body in bodies.values()]
+    finally:
+        stop_server(server)
