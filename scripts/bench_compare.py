@@ -1165,6 +1165,10 @@ def to_json(results: Results) -> dict:
     }
 
 
+#: The plot's widest bar, as a multiple of nginx.
+SHOWN_MAX = 3.0
+
+
 def plot(data: dict, path: Path) -> None:
     """Bars: Pligt's figure as a multiple of nginx's (or sha256sum's), "better" always to the right."""
     import matplotlib
@@ -1187,15 +1191,17 @@ def plot(data: dict, path: Path) -> None:
     bars.reverse()
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(bars) + 1.8))
     ys = list(range(len(bars)))
-    values = [b[1] for b in bars]
+    # Bars beyond SHOWN_MAX (the paged index against a whole autoindex) are cut, with their figure.
+    values = [min(b[1], SHOWN_MAX) for b in bars]
     ax.barh(ys, values, color=["tab:green" if b[3] else "tab:red" for b in bars])
     for y, (_, value, target, _, low, high) in zip(ys, bars, strict=True):
         if high > low:
-            ax.plot([low, high], [y, y], color="dimgrey", linewidth=1)
+            ax.plot([min(low, SHOWN_MAX), min(high, SHOWN_MAX)], [y, y], color="dimgrey", linewidth=1)
         ax.plot([target, target], [y - 0.4, y + 0.4], color="black", linewidth=2)
-        ax.text(max(value, high) + 0.02, y, f"{value:.2f}×", va="center")
+        cut = " (bar cut)" if max(value, high) > SHOWN_MAX else ""
+        ax.text(min(max(value, high), SHOWN_MAX) + 0.02, y, f"{value:.2f}×{cut}", va="center")
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlim(0, max(1.2, max(max(b[1], b[5]) for b in bars) + 0.2))
+    ax.set_xlim(0, min(SHOWN_MAX + 0.8, max(1.2, max(max(b[1], b[5]) for b in bars) + 0.2)))
     ax.set_yticks(ys, [b[0] for b in bars])
     ax.set_xlabel(
         "Pligt as a multiple of nginx (of sha256sum for the upload); higher is better;\n"
