@@ -11,20 +11,17 @@ takes requests (deposit/warm.py).
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
-import os
 import re
 import socket
-import threading
-import time
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from archive.batches import Batches
 from archive.errors import ConfigurationError
 from archive.shared_checks import SharedChecks
 
@@ -49,59 +46,24 @@ class _NoAddresses(logging.Filter):
         return True
 
 
-class AccessLines:
-    """Access-log lines handed to the log in batches, as nginx's ``access_log … buffer= flush=``.
-
-    One logging call (and one write) per request showed as 9 % of a download's
-    Python time under load, mostly waiting for the logging lock and the GIL
-    around the write. Lines are collected and written every half second, when
-    256 are waiting, and when the worker exits.
-    """
-
-    def __init__(self, write: Any, interval: float = 0.5, max_lines: int = 256) -> None:
-        self.write = write
-        self.interval = interval
-        self.max_lines = max_lines
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            if self._pid != os.getpid():  # started in the worker: a thread does not survive fork
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, name="pligt-access-log", daemon=True).start()
-            self._lines.append(line)
-            full = len(self._lines) >= self.max_lines
-        if full:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            lines, self._lines = self._lines, []
-        if lines:
-            self.write("\n".join(lines))
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
-            self.flush()
-
-
 class NoAddressLogger(Logger):
     """Gunicorn's logger with client addresses kept out of the error log, and a lean access log.
 
     The access line has time, request line, status, size and duration, never an
     address; it is formatted directly rather than through gunicorn's atoms (a
     dictionary of every field for every request: 11 % of a download's Python
-    time) and written in batches (:class:`AccessLines`).
+    time) and handed to the log in batches (:class:`archive.batches.Batches`): one
+    logging call per request, with its lock and its write, showed as 9 % of a
+    download's Python time under load.
     """
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         self.error_log.addFilter(_NoAddresses())
-        self.access_lines = AccessLines(self.access_log.info)
-        atexit.register(self.access_lines.flush)
+        self.access_lines: Batches[str] = Batches(self._write_access, "access-log lines", max_items=256)
+
+    def _write_access(self, lines: list[str]) -> None:
+        self.access_log.info("\n".join(lines))
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not self.access_log_enabled:
