@@ -11,6 +11,7 @@ takes requests (deposit/warm.py).
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import re
@@ -142,21 +143,16 @@ def check_port_free(host: str, port: int) -> None:
 
     :raises ConfigurationError: if something listens on ``host:port`` already.
     """
-    try:
-        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror}") from e
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no obstacle
-            try:
-                probe.bind(address)
-            except OSError as e:
-                raise ConfigurationError(
-                    f"cannot listen on {host}:{port}: {e.strerror} (is another server, or Pligt, running there?)"
-                ) from e
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as gunicorn chooses for its sockets
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            hint = " (is another server, or Pligt, running there?)" if e.errno == errno.EADDRINUSE else ""
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from e
 
 
 def serve(settings: Settings) -> None:
-    """Run the server until it is stopped (SIGTERM or Ctrl-C); :func:`check_port_free` first."""
+    """Run the server until it is stopped (SIGTERM or Ctrl-C); the CLI calls :func:`check_port_free` first."""
     PligtServer(settings).run()

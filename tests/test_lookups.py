@@ -116,3 +116,18 @@ def test_kept_bytes_of_small_files_are_dropped_when_the_catalog_changes(
     with pytest.raises(Gone):
         server.find_download(version.slug, 1)
     assert len(server.small_files) == 0  # ...and no longer held by the server either
+
+
+def test_a_catalog_of_the_first_schema_is_upgraded_and_then_counts_changes(tmp_path: Path, clock: Clock) -> None:
+    import sqlite3
+
+    from archive.catalog import _MIGRATIONS  # the schema the first release made
+
+    with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
+        db.executescript(_MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+    archive = open_archive(tmp_path, clock)  # migrates, as `pligt serve` does at start
+    before = archive.catalog.lookups_generation()
+    version = archive.publish([b"report\n"], filename="report.txt").version
+    assert archive.catalog.lookups_generation() > before
+    assert archive.find_download(version.slug, 1).version.id == version.id

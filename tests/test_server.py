@@ -73,6 +73,13 @@ def test_a_second_server_on_the_same_port_is_refused(instance: Instance, tmp_pat
         stop_server(server)
 
 
+def test_an_address_that_cannot_be_listened_on_is_a_clear_error(instance: Instance) -> None:
+    result = run_cli("serve", "--instance", str(instance.path), "--host", "no-such-host.invalid", "--port", "8000")
+    assert result.returncode == 7
+    assert "cannot listen on no-such-host.invalid:8000" in result.stderr
+    assert "Pligt serves" not in result.stderr
+
+
 # -- the shared memory itself, across real forks --------------------------------------------
 
 
