@@ -110,13 +110,24 @@ def _flush_access_log(server: Any, worker: Any) -> None:
         lines.flush()
 
 
+def _shared_checks() -> SharedChecks | None:
+    """Shared password checks, or None where the system has no shared semaphores (no /dev/shm)."""
+    try:
+        return SharedChecks()
+    except OSError as e:
+        logging.getLogger("pligt").warning(
+            "workers cannot share password checks (%s): each pays the slow hash once per credential", e
+        )
+        return None
+
+
 class PligtServer(BaseApplication):  # type: ignore[misc]
     """A gunicorn application that builds Pligt's app in each worker."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # Made here, in the master process, so that every worker forked from it shares them.
-        self.shared_checks = SharedChecks()
+        self.shared_checks = _shared_checks()
         super().__init__()
 
     def load_config(self) -> None:
