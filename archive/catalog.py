@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import sqlite3
 import threading
@@ -677,10 +678,15 @@ _TIMES = {"created_at", "published_at", "retain_until", "withdrawn_at", "expires
           "decided_at", "closed_at", "purged_at", "released_at"}  # fmt: skip
 
 
+@functools.cache
+def _columns(cls: type) -> tuple[tuple[str, bool], ...]:
+    """A record's field names, each with whether it is a stored time (worked out once per class)."""
+    return tuple((f.name, f.name in _TIMES) for f in dataclasses.fields(cls))
+
+
 def _record(cls: type[_R], row: sqlite3.Row) -> _R:
     """Build a model record from a row with the same column names."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    return cls(**{name: from_text(row[name]) if name in _TIMES else row[name] for name in names})
+    return cls(**{name: from_text(row[name]) if is_time else row[name] for name, is_time in _columns(cls)})
 
 
 def _item(row: sqlite3.Row) -> Item:

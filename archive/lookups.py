@@ -23,7 +23,9 @@ from .models import Credential
 from .models import Version
 
 #: Enough for every version a deposit server holds; beyond it, answers are dropped and asked again.
-MAX_ENTRIES = 100_000
+MAX_ENTRIES = 20_000
+#: How many versions :meth:`DownloadLookups.preload` reads at most (about 1 KiB of memory each).
+PRELOAD_VERSIONS = 10_000
 
 
 @dataclass
@@ -65,6 +67,18 @@ class DownloadLookups:
                 return version, False
             self._keep(answers.credentials, credential_id, credential)
         return version, credential.active(self.clock())
+
+    def preload(self) -> int:
+        """Read the retained versions in one query, before a harvest asks for them one by one.
+
+        A new worker does this (deposit/warm.py): a harvest fetches every file once,
+        so each would otherwise be a lookup of its own. Returns how many were read.
+        """
+        answers = self._current()
+        versions = self.catalog.versions(limit=PRELOAD_VERSIONS)
+        for version in versions:
+            self._keep(answers.versions, (version.slug, version.number), version)
+        return len(versions)
 
     def _current(self) -> _Answers:
         """The answers for the catalog as it is now: read the generation, start afresh if it moved.

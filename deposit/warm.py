@@ -24,7 +24,7 @@ FIRST_PAGES = ("/", "/robots.txt", "/protected/", "/access/", "/static/pligt.css
 
 
 def warm_up(app: Flask) -> None:
-    """Compile the templates, answer the first pages once and render both indexes' first page."""
+    """Compile the templates, answer the first pages, render both indexes' first page, read the versions."""
     try:
         for name in app.jinja_env.list_templates(extensions=["html"]):
             app.jinja_env.get_template(name)
@@ -35,5 +35,6 @@ def warm_up(app: Flask) -> None:
             index_page("index.html", visibility=PUBLIC)
         with app.test_request_context("/protected/"):
             index_page("protected.html", visibility=None)
+        app.extensions["pligt"].archive.lookups.preload()
     except Exception:  # a worker that could not warm up still serves, only slower at first
         log.exception("could not prepare the first pages")

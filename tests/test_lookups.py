@@ -131,3 +131,12 @@ def test_a_catalog_of_the_first_schema_is_upgraded_and_then_counts_changes(tmp_p
     version = archive.publish([b"report\n"], filename="report.txt").version
     assert archive.catalog.lookups_generation() > before
     assert archive.find_download(version.slug, 1).version.id == version.id
+
+
+def test_preloaded_versions_are_served_without_asking_the_catalog_again(server: Archive, cli: Archive) -> None:
+    for n in range(3):
+        cli.publish([f"file {n}\n".encode()], filename=f"f{n}.txt")
+    assert server.lookups.preload() == 3
+    for n in range(3):
+        asked = statements_during(server, lambda n=n: server.find_download(f"f{n}", 1))
+        assert len(asked) == 1 and "lookups_changed" in asked[0]
