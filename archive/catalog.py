@@ -135,7 +135,9 @@ _MIGRATIONS: list[str] = [
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
     # 2: a counter that every change to what a download depends on raises, from any
-    # process, so that servers can keep those answers in memory (archive/lookups.py).
+    # process, so that servers can keep those answers in memory (archive/lookups.py) and
+    # their rendered indexes (deposit/listing.py). It replaces 'versions_changed', which
+    # the code had to remember to raise; that row stays, unused.
     "INSERT INTO meta (key, value) VALUES ('lookups_changed', 0);\n"
     + "".join(
         f"CREATE TRIGGER {table}_{event.lower()}_changes_lookups AFTER {event} ON {table}\n"
@@ -146,7 +148,6 @@ _MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_BUMP_VERSIONS = "UPDATE meta SET value = value + 1 WHERE key = 'versions_changed'"
 
 _VERSION_COLUMNS = """
     v.id, i.slug, i.title, i.visibility, v.number, v.filename, v.size, v.sha256,
@@ -284,7 +285,6 @@ class Catalog:
             number = db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE item_id = ?", (item_id,)
             ).fetchone()[0]
-            db.execute(_BUMP_VERSIONS)
             version_id = db.execute(
                 """INSERT INTO versions (item_id, number, filename, size, sha256, content_type,
                        storage_key, published_at, retain_until)
@@ -369,11 +369,6 @@ class Catalog:
                 "UPDATE versions SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
                 (to_text(now), version_id),
             )
-            db.execute(_BUMP_VERSIONS)
-
-    def versions_generation(self) -> int:
-        """Return a number that grows whenever a version is published or withdrawn (cache key)."""
-        return self._db.execute("SELECT value FROM meta WHERE key = 'versions_changed'").fetchone()[0]
 
     # -- access requests -----------------------------------------------------
 

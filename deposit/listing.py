@@ -1,9 +1,10 @@
 """The index pages a crawler walks: paged, rendered once per change, served from memory.
 
 A crawler fetches the indexes again and again; the catalog changes rarely.
-Each page is rendered once per catalog generation (a counter that grows on
-every publication and withdrawal) and language, and kept in memory; pages
-hold at most :data:`PAGE_SIZE` versions, so no page is ever giant.
+Each page is rendered once per catalog generation (a counter the catalog's
+triggers raise on every change to items, versions and credentials) and
+language, and kept in memory; pages hold at most :data:`PAGE_SIZE` versions,
+so no page is ever giant.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def index_page(template: str, *, visibility: str | None) -> Response:
     """
     page = request.args.get("page", 1, type=int) or 1
     archive = pligt().archive
-    generation = archive.catalog.versions_generation()
+    generation = archive.catalog.lookups_generation()
     cacheable = set(request.args) <= {"page", "lang"}
     key = (template, visibility, page, str(get_locale()), request.script_root)
     html = pligt().index_cache.get(key, generation) if cacheable else None

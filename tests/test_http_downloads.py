@@ -65,6 +65,15 @@ def test_index_lists_public_versions_as_plain_links_with_details(client, archive
     assert version.sha256 == hashlib.sha256(data).hexdigest()
 
 
+def test_the_index_shows_a_version_published_by_another_process_at_once(client, instance) -> None:  # noqa: ANN001
+    from deposit import build_archive
+
+    assert "/files/news/v1/news.pdf" not in links(client.get("/").get_data(as_text=True))  # rendered, kept
+    cli = build_archive(instance.settings)  # as `pligt add` would, beside the running server
+    cli.publish([pdf_bytes("news")], filename="news.pdf", visibility="public")
+    assert "/files/news/v1/news.pdf" in links(client.get("/").get_data(as_text=True))
+
+
 def test_index_links_to_the_protected_index_and_the_access_page(client) -> None:  # noqa: ANN001
     hrefs = links(client.get("/").get_data(as_text=True))
     assert "/protected/" in hrefs
