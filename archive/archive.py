@@ -220,6 +220,10 @@ class Archive:
         except FileNotFoundError as e:
             raise StorageError(f"the bytes of {version.slug} version {version.number} are missing") from e
 
+    def credential_active(self, credential_id: int) -> bool:
+        """Tell whether a crawler credential is still valid now (revocation and expiry count at once)."""
+        return self.lookups.credential_active(credential_id)
+
     def read_small(self, version: Version) -> bytes | None:
         """Return a small version's bytes (kept in memory, checked once), or None for a larger one.
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from .catalog import Catalog
 from .errors import ArchiveError
-from .models import Credential
 from .models import utcnow
 from .passwords import dummy_hash
 from .passwords import verify_password
@@ -176,7 +175,7 @@ class Authenticator:
         """Return the crawler principal if the password is right and the credential valid now.
 
         A cached success still needs the caller's per-request validity check
-        (see :meth:`Catalog.find_download` and :meth:`credential_active`).
+        (:meth:`Archive.find_download`, :meth:`Archive.credential_active`).
 
         :raises LockedOut: after too many failures for ``username``.
         """
@@ -192,13 +191,6 @@ class Authenticator:
         principal = Principal(CRAWLER, credential.username, credential.id)
         self.cache.put(CRAWLER, username, password, principal)
         return principal
-
-    def credential_active(self, principal: Principal) -> bool:
-        """Tell whether a crawler principal's credential is still valid (not revoked or expired)."""
-        if principal.credential_id is None:
-            return False
-        credential: Credential | None = self.catalog.get_credential(principal.credential_id)
-        return credential is not None and credential.active(self.clock())
 
     def owner(self, username: str, password: str) -> Principal | None:
         """Return the owner principal if ``username`` and ``password`` are the owner's.

@@ -60,13 +60,20 @@ class DownloadLookups:
             self._keep(answers.versions, (slug, number), version)
         if credential_id is None:
             return version, None
+        return version, self._credential_active(answers, credential_id)
+
+    def credential_active(self, credential_id: int) -> bool:
+        """Tell whether a crawler credential is still valid (not revoked, not expired)."""
+        return self._credential_active(self._current(), credential_id)
+
+    def _credential_active(self, answers: _Answers, credential_id: int) -> bool:
         credential = answers.credentials.get(credential_id)
         if credential is None:
             credential = self.catalog.get_credential(credential_id)
             if credential is None:
-                return version, False
+                return False
             self._keep(answers.credentials, credential_id, credential)
-        return version, credential.active(self.clock())
+        return credential.active(self.clock())
 
     def preload(self) -> int:
         """Read the retained versions in one query, before a harvest asks for them one by one.

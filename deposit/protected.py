@@ -18,7 +18,7 @@ bp = Blueprint("protected", __name__, url_prefix="/protected")
 def index() -> str:
     principal = current_principal()
     active = principal is not None and (
-        principal.credential_id is None or pligt().authenticator.credential_active(principal)
+        principal.credential_id is None or pligt().archive.credential_active(principal.credential_id)
     )
     if not may_read_protected(principal, active):
         return crawler_auth.auth_error_callback(401)

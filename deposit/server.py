@@ -95,19 +95,11 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": "info",
         "logger_class": NoAddressLogger,
-        "worker_exit": _flush_access_log,
         # Forwarded headers are ProxyFix's job, with the configured proxy count.
         "forwarded_allow_ips": "",
         "proc_name": "pligt",
         "control_socket_disable": True,
     }
-
-
-def _flush_access_log(server: Any, worker: Any) -> None:
-    """Write the exiting worker's last access-log lines."""
-    lines = getattr(worker.log, "access_lines", None)
-    if lines is not None:
-        lines.flush()
 
 
 def _shared_checks() -> SharedChecks | None:

@@ -65,7 +65,6 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import PLIGT  # noqa: E402
 from bench_memory import Failed  # noqa: E402
 from bench_memory import MiB  # noqa: E402
 from bench_memory import Phase  # noqa: E402
@@ -74,6 +73,7 @@ from bench_memory import clean_env  # noqa: E402
 from bench_memory import free_port  # noqa: E402
 from bench_memory import init_instance  # noqa: E402
 from bench_memory import measure  # noqa: E402
+from bench_memory import start_server  # noqa: E402
 from bench_memory import stop_server  # noqa: E402
 from bench_memory import tree_rss  # noqa: E402
 
@@ -214,26 +214,14 @@ class Pligt:
 def start_pligt(instance: Path, env: dict[str, str], log_path: Path) -> Pligt:
     """``pligt serve`` with its defaults (2 gthread workers, 32 threads each); only the port is ours."""
     port = free_port()
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            [str(PLIGT), "serve", "--instance", str(instance), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
+    process = start_server(instance, port, env, log_path)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise Failed(f"pligt serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200 and len(workers(process.pid)) >= 2:
-                return Pligt(process, base)
-        except requests.ConnectionError:
-            pass
+    while len(workers(process.pid)) < 2:  # both workers, not only the first to answer /healthz
+        if time.monotonic() > deadline:
+            stop_server(process)
+            raise Failed(f"pligt serve did not start its workers in 30 s:\n{log_path.read_text(errors='replace')}")
         time.sleep(0.1)
-    stop_server(process)
-    raise Failed(f"pligt serve did not come up in 30 s:\n{log_path.read_text(errors='replace')}")
+    return Pligt(process, f"http://127.0.0.1:{port}")
 
 
 def workers(pid: int) -> list[int]:

@@ -284,11 +284,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(instance: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_server(instance: Path, port: int, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """``pligt serve`` on 127.0.0.1:``port`` (with ``extra`` options); return once /healthz answers."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(PLIGT), "serve", "--instance", str(instance), "--host", "127.0.0.1", "--port", str(port)]
-            + ["--workers", "1"],
+            [str(PLIGT), "serve", "--instance", str(instance), "--host", "127.0.0.1", "--port", str(port), *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -370,7 +370,7 @@ def _run(size: int, workdir: Path, env: dict[str, str], storage: str, moto_sampl
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(instance, port, env, workdir / "server.log")
+    server = start_server(instance, port, env, workdir / "server.log", "--workers", "1")
     sampler = Sampler(server.pid)
     sampler.start()
     session = requests.Session()

@@ -288,17 +288,22 @@ def test_oversized_body_with_content_length_is_413(small_client, instance, exist
     assert_nothing_changed(small_client, instance, existing)
 
 
-def test_oversized_chunked_body_is_413(small_client, instance, existing) -> None:  # noqa: ANN001
-    data = pdf_bytes("big", pad=5000)
-
-    response = small_client.post(
+def publish_chunked(client, instance, data: bytes, filename: str):  # noqa: ANN001, ANN201
+    """POST a public file with a chunked body (no Content-Length), as curl -T - sends it."""
+    return client.post(
         "/api/items",
-        query_string={"filename": "big.pdf", "visibility": "public"},
+        query_string={"filename": filename, "visibility": "public"},
         input_stream=io.BytesIO(data),
         headers={"Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
         auth=instance.owner_auth,
     )
+
+
+def test_oversized_chunked_body_is_413(small_client, instance, existing) -> None:  # noqa: ANN001
+    data = pdf_bytes("big", pad=5000)
+
+    response = publish_chunked(small_client, instance, data, "big.pdf")
 
     assert_json_error(response, 413, "1,000")
     assert_nothing_changed(small_client, instance, existing)
@@ -308,14 +313,7 @@ def test_chunked_body_of_exactly_the_limit_is_accepted(small_client, instance) -
     data = pdf_bytes("limit")
     data = pdf_bytes("limit", pad=1000 - len(data))
 
-    response = small_client.post(
-        "/api/items",
-        query_string={"filename": "limit.pdf", "visibility": "public"},
-        input_stream=io.BytesIO(data),
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-        auth=instance.owner_auth,
-    )
+    response = publish_chunked(small_client, instance, data, "limit.pdf")
 
     assert response.status_code == 201, response.get_data(as_text=True)
     assert small_client.get("/files/limit/v1/limit.pdf").data == data

@@ -211,8 +211,10 @@ def test_wrong_owner_password_is_refused(client, instance, material) -> None:  #
     assert_challenge(client.get(PROTECTED_FILE, auth=(username, password + "x")), instance)
 
 
-def test_slow_hash_is_paid_once_for_repeated_requests(client, material, crawler, monkeypatch) -> None:  # noqa: ANN001
-    calls = []
+@pytest.fixture
+def slow_checks(monkeypatch) -> list[str]:  # noqa: ANN001
+    """The stored hashes the slow password check was run against, in order."""
+    calls: list[str] = []
     real = core_auth.verify_password
 
     def counting(stored: str, password: str) -> bool:
@@ -220,31 +222,27 @@ def test_slow_hash_is_paid_once_for_repeated_requests(client, material, crawler,
         return real(stored, password)
 
     monkeypatch.setattr(core_auth, "verify_password", counting)
+    return calls
+
+
+def test_slow_hash_is_paid_once_for_repeated_requests(client, material, crawler, slow_checks) -> None:  # noqa: ANN001
 
     for _ in range(10):
         assert client.get(PROTECTED_FILE, auth=crawler).status_code == 200
         assert client.get("/protected/", auth=crawler).status_code == 200
         assert client.get("/files/kursusmateriale/latest", auth=crawler).status_code == 302
 
-    assert len(calls) == 1
+    assert len(slow_checks) == 1
 
 
-def test_failed_checks_are_not_cached(client, material, crawler, monkeypatch) -> None:  # noqa: ANN001
-    calls = []
-    real = core_auth.verify_password
-
-    def counting(stored: str, password: str) -> bool:
-        calls.append(stored)
-        return real(stored, password)
-
-    monkeypatch.setattr(core_auth, "verify_password", counting)
+def test_failed_checks_are_not_cached(client, material, crawler, slow_checks) -> None:  # noqa: ANN001
     username, password = crawler
 
     for _ in range(3):
         assert client.get(PROTECTED_FILE, auth=(username, password + "x")).status_code == 401
     assert client.get(PROTECTED_FILE, auth=crawler).status_code == 200
 
-    assert len(calls) == 4
+    assert len(slow_checks) == 4
 
 
 def test_public_files_stay_reachable_with_wrong_credentials(client, material) -> None:  # noqa: ANN001

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from deposit import build_archive
 from tests.conftest import REQUEST_FIELDS
 from tests.conftest import Instance
 from tests.conftest import Server
@@ -37,6 +38,8 @@ NEEDLES = (
     CLIENT_IP.encode("utf-16-le"),
     b"7f000009",
 )
+#: The client's address as a trusted proxy forwards it (X-Forwarded-For).
+FORWARDED_IP = "198.51.100.77"
 
 
 class Client:
@@ -96,13 +99,19 @@ def text_of(html: bytes, element_id: str) -> str:
     return match.group(1).decode()
 
 
-def leaks(paths: list[Path]) -> list[str]:
+def needles(address: str) -> tuple[bytes, ...]:
+    """An IPv4 address as text, packed bytes, UTF-16 and hex."""
+    packed = socket.inet_aton(address)
+    return (address.encode(), packed, address.encode("utf-16-le"), packed.hex().encode())
+
+
+def leaks(paths: list[Path], searched: tuple[bytes, ...] = NEEDLES) -> list[str]:
     """Every file among ``paths`` (folders searched whole) holding the client's address."""
     found = []
     for root in paths:
         for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
             data = path.read_bytes()
-            found.extend(f"{path}: {needle!r}" for needle in NEEDLES if needle in data)
+            found.extend(f"{path}: {needle!r}" for needle in searched if needle in data)
     return found
 
 
@@ -278,3 +287,38 @@ def test_a_malformed_request_does_not_log_the_address(instance: Instance, tmp_pa
         stop_server(server)
 
     assert leaks([instance.path, log]) == [], log.read_text()
+
+
+def test_a_forwarded_client_address_is_used_only_in_memory(instance: Instance, tmp_path: Path, smtp) -> None:  # noqa: ANN001
+    """Behind a trusted proxy the request form's throttle counts the forwarded address; nothing keeps it."""
+    _, smtp_port = smtp
+    archive = build_archive(instance.settings)
+    archive.publish([pdf_bytes("offentlig")], filename="offentlig.pdf", visibility="public")
+    archive.publish([pdf_bytes("beskyttet")], filename="beskyttet.pdf", visibility="protected")
+    log = tmp_path / "server.log"
+    env = {
+        **smtp_env(smtp_port),
+        "PLIGT_WORKERS": "1",
+        "PLIGT_TRUSTED_PROXIES": "1",
+        "PLIGT_REQUESTS_PER_HOUR_PER_CLIENT": "2",
+    }
+    server = start_server(instance.path, log, env=env)
+    forwarded = {"X-Forwarded-For": FORWARDED_IP, "X-Forwarded-Proto": "https"}
+    try:
+        with requests.Session() as http:
+            http.headers.update(forwarded)
+            assert http.get(f"{server.url}/access/", timeout=30).status_code == 200
+            filed = [
+                http.post(f"{server.url}/access/requests", json=REQUEST_FIELDS, timeout=30).status_code
+                for _ in range(3)
+            ]
+            assert filed == [201, 201, 429]  # the throttle did count this client
+            assert http.get(f"{server.url}/files/offentlig/v1/offentlig.pdf", timeout=30).status_code == 200
+            assert (
+                http.get(f"{server.url}/files/beskyttet/v1/beskyttet.pdf", auth=("nobody", "wrong"), timeout=30)
+            ).status_code == 401
+    finally:
+        stop_server(server)
+
+    assert log.read_text().count('"POST /access/requests HTTP/1.1"') == 3  # the log was written
+    assert leaks([instance.path, log], needles(FORWARDED_IP)) == [], log.read_text()
