@@ -151,7 +151,7 @@ class Archive:
                     published_at=now,
                     retain_until=until,
                 )
-                self.catalog.append_audit("version.published", _version_facts(version), None, now)
+                self.catalog.append_audit("version.published", version_facts(version), None, now)
         except BaseException:
             # Object Lock may refuse to remove the object it has just locked; the
             # original error is what the caller must see (the object, never listed
@@ -274,7 +274,7 @@ class Archive:
             if overriding:
                 # Storage first: when it refuses (COMPLIANCE), the version stays listed
                 # with its bytes, and the refused attempt is on the record too.
-                facts = {**_version_facts(version), "reason": override_reason}
+                facts = {**version_facts(version), "reason": override_reason}
                 try:
                     self.storage.delete(version.storage_key, bypass_retention=True)
                 except StorageError as e:
@@ -290,7 +290,7 @@ class Archive:
                 if overriding:
                     self.catalog.append_audit("retention.override", facts, None, now)
                 self.catalog.mark_withdrawn(version.id, now)
-                self.catalog.append_audit("version.withdrawn", _version_facts(version), None, now)
+                self.catalog.append_audit("version.withdrawn", version_facts(version), None, now)
             if not overriding:
                 # After the catalog: a version must never be listed without its bytes.
                 self.storage.delete(version.storage_key)
@@ -340,7 +340,7 @@ class Archive:
         self.storage.check()
 
 
-def _version_facts(version: Version) -> dict[str, object]:
+def version_facts(version: Version) -> dict[str, object]:
     return {
         "slug": version.slug,
         "version": version.number,

@@ -12,19 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 
-import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -36,6 +33,11 @@ from archive.models import PUBLIC
 from archive.models import utcnow
 from deposit import build_archive
 from deposit.settings import load_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.support
+from tests.support.net import ServerDidNotStart
+from tests.support.net import free_port
+from tests.support.net import start_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PLIGT = str(Path(sys.executable).with_name("pligt"))
@@ -193,30 +195,15 @@ def _publish(archive, filename: str, title: str, slug: str | None, visibility: s
 # -- the server and the browser ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(instance: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [PLIGT, "serve", "--instance", str(instance), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+    try:
+        process = start_process(
+            [PLIGT, "serve", "--instance", str(instance), "--port", str(port)], log, f"http://127.0.0.1:{port}/healthz"
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"pligt serve exited: {log.read_text()}")
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    sys.exit(f"pligt serve did not come up: {log.read_text()}")
+    except ServerDidNotStart as e:
+        sys.exit(str(e))
+    return process, f"http://127.0.0.1:{port}"
 
 
 def browser(profile: Path, lang: str) -> WebDriver:
