@@ -20,11 +20,12 @@ from datetime import datetime
 from datetime import timedelta
 
 from .catalog import Catalog
-from .errors import ArchiveError
 from .errors import Conflict
 from .errors import Gone
 from .errors import InvalidInput
+from .errors import InvalidRequest
 from .errors import NotFound
+from .errors import TooManyRequests
 from .models import APPROVED
 from .models import EXPIRED
 from .models import PENDING
@@ -49,22 +50,6 @@ FIELD_LIMITS = {"institution": 200, "contact_name": 200, "contact_email": 254, "
 _EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 )
-
-
-class InvalidRequest(InvalidInput):
-    """A request form with errors, by field, so that a form can show each next to its input."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
-        self.errors = errors
-
-
-class TooManyRequests(ArchiveError):
-    """Filing is paused because too many requests wait for a decision."""
-
-    status_code = 429
-    exit_code = 8
-    retry_after = 3600
 
 
 @dataclass(frozen=True)

@@ -22,23 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ArchiveError
+from .errors import AuditBroken
 
 #: The "previous hash" of the first entry.
 GENESIS = hashlib.sha256(b"pligt audit log genesis").hexdigest()
 _DOMAIN = b"pligt-audit-entry-v1\x00"
-
-
-class AuditBroken(ArchiveError):
-    """The audit log does not verify; ``seq`` names the first bad entry."""
-
-    status_code = 409
-    exit_code = 10
-
-    def __init__(self, seq: int | None, reason: str) -> None:
-        where = f"entry {seq}: " if seq is not None else ""
-        super().__init__(f"audit log broken at {where}{reason}")
-        self.seq = seq
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .catalog import Catalog
-from .errors import ArchiveError
+from .errors import LockedOut
 from .models import utcnow
 from .passwords import dummy_hash
 from .passwords import verify_password
@@ -36,17 +36,6 @@ OWNER = "owner"
 #: At most this many slow hashes run at once per process: each takes ~32 MiB and
 #: ~100 ms, so a burst of guesses must queue rather than exhaust memory.
 SLOW_CHECKS_AT_ONCE = 2
-
-
-class LockedOut(ArchiveError):
-    """Too many failed attempts for one username; try again after ``retry_after`` seconds."""
-
-    status_code = 429
-    exit_code = 8
-
-    def __init__(self, username: str, retry_after: int) -> None:
-        super().__init__(f"too many failed attempts for {username!r}; try again in {retry_after} seconds")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

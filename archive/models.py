@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
-from urllib.parse import quote
 
 PUBLIC = "public"
 PROTECTED = "protected"
@@ -20,16 +19,6 @@ def utcnow() -> datetime:
 def to_text(moment: datetime | None) -> str | None:
     """Format a UTC time as the catalog stores it (sortable ISO 8601)."""
     return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-#: The characters the service's router leaves unquoted in a path segment, so that
-#: paths made here (WARC export, reports) are byte for byte the ones the server answers at.
-_PATH_SAFE = "!$&'()*+,;=:@~"
-
-
-def version_path(version: Version) -> str:
-    """Return the stable path of a version (the same as the service's URL)."""
-    return f"/files/{quote(version.slug, safe='')}/v{version.number}/{quote(version.filename, safe=_PATH_SAFE)}"
 
 
 def from_text(text: str | None) -> datetime | None:
@@ -201,7 +190,6 @@ class HarvestRow:
             "slug": self.version.slug,
             "version": self.version.number,
             "filename": self.version.filename,
-            "url_path": version_path(self.version),
             "visibility": self.version.visibility,
             "fetched_at": to_text(self.fetched_at),
             "complete_at": to_text(self.complete_at),

@@ -17,7 +17,7 @@ from warcio.warcwriter import WARCWriter
 
 from .catalog import Catalog
 from .errors import StorageError
-from .models import version_path
+from .models import Version
 from .storage import Storage
 
 
@@ -27,9 +27,13 @@ def export_warc(
     path: Path,
     base_url: str,
     software: str,
+    path_of: Callable[[Version], str],
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write every retained version to ``path`` (gzipped if it ends in .gz); return the count.
+
+    Each record's URL is ``base_url`` and ``path_of(version)``: the service says
+    where it serves a version; the core does not know URL paths.
 
     The file appears only when complete (written beside it, then renamed).
     """
@@ -70,7 +74,7 @@ def export_warc(
                     ) from e
                 with stream:
                     record = writer.create_warc_record(
-                        base_url + version_path(version),
+                        base_url + path_of(version),
                         "response",
                         payload=stream,
                         length=version.size,

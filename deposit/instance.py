@@ -1,16 +1,24 @@
-"""Creating an instance folder: config file, secret key, catalog, owner account."""
+"""An instance folder: creating it (config file, secret key, catalog, owner account) and opening it."""
 
 from __future__ import annotations
 
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
+from archive import Archive
+from archive import Catalog
+from archive import open_backend
+from archive.archive import Clock
 from archive.errors import Conflict
+from archive.errors import NotInitialised
+from archive.models import utcnow
 
-from . import build_archive
 from .settings import Settings
 from .settings import default_config_text
+from .settings import load_settings
+from .settings import storage_options
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,42 @@ class Initialised:
     instance: str
     username: str
     password: str
+
+
+def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
+    """Open the catalog and storage an instance is configured with."""
+    archive = Archive(
+        Catalog(settings.catalog),
+        open_backend(settings.storage, **storage_options(settings)),
+        retention_days=settings.retention_days,
+        max_upload_bytes=settings.max_upload_bytes,
+        fetch_budget_bytes=settings.fetch_budget_bytes,
+        clock=clock,
+    )
+    archive.access.max_pending = settings.max_pending_requests
+    return archive
+
+
+def require_initialised(settings: Settings) -> None:
+    """Refuse an instance that ``pligt init`` has not completed (its secret key is written last).
+
+    :raises NotInitialised: naming the folder and the command that makes it.
+    """
+    if not settings.secret_file.is_file():
+        raise NotInitialised(settings.instance)
+
+
+def open_instance(instance: Path | None) -> tuple[Settings, Archive]:
+    """Load an initialised instance's settings and open its archive.
+
+    :param instance: the folder; None means $PLIGT_INSTANCE, else ./instance.
+    :raises NotInitialised: when ``pligt init`` has not made it.
+    """
+    settings = load_settings(instance)
+    require_initialised(settings)
+    archive = build_archive(settings)
+    archive.catalog.ping()
+    return settings, archive
 
 
 def is_initialised(settings: Settings) -> bool:

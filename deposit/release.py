@@ -8,10 +8,10 @@ from archive import Archive
 from archive.access import Approval
 from archive.models import to_text
 
+from .links import public_base
+from .links import release_link
 from .mail import send_release_link
 from .settings import Settings
-from .urls import public_base
-from .urls import release_link
 
 
 def deliver(settings: Settings, archive: Archive, approval: Approval, show: bool) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 from archive.archive import DEFAULT_FETCH_BUDGET
 from archive.archive import GiB
 from archive.errors import ConfigurationError
+from archive.errors import InvalidOption
 from archive.retention import MINIMUM_RETENTION_DAYS
 from archive.retention import check_retention_days
-from archive.storage import open_backend
+from archive.storage import check_backend
 
 CONFIG_FILE = "pligt.toml"
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -172,31 +173,26 @@ def storage_options(settings: Settings, url: str | None = None) -> dict[str, Any
     url = settings.storage if url is None else url
     if urlsplit(url).scheme != "s3":
         return {}
-    return {
-        "endpoint_url": settings.s3_endpoint_url or None,
-        "region": settings.s3_region or None,
-        "addressing_style": settings.s3_addressing_style,
-        "object_lock_mode": settings.s3_object_lock_mode,
-        "allowed_regions": [r.strip() for r in settings.allowed_regions.split(",") if r.strip()],
-        "require_object_lock": settings.s3_require_object_lock,
-    }
+    return {option: getattr(settings, name) for option, name in _S3_SETTINGS.items()}
+
+
+#: The S3 backend's options, and the settings they come from.
+_S3_SETTINGS = {
+    "endpoint_url": "s3_endpoint_url",
+    "region": "s3_region",
+    "addressing_style": "s3_addressing_style",
+    "object_lock_mode": "s3_object_lock_mode",
+    "allowed_regions": "allowed_regions",
+    "require_object_lock": "s3_require_object_lock",
+}
 
 
 def _validate(s: Settings) -> None:
     check_retention_days(s.retention_days)
-    if s.s3_addressing_style not in ("auto", "path", "virtual"):
-        raise ConfigurationError(f"s3_addressing_style must be auto, path or virtual, not {s.s3_addressing_style!r}")
-    if s.s3_object_lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
-        raise ConfigurationError(f"s3_object_lock_mode must be GOVERNANCE or COMPLIANCE, not {s.s3_object_lock_mode!r}")
-    if not s.allowed_regions.strip(", "):
-        raise ConfigurationError('allowed_regions must name at least one region, e.g. "eu-north-1"')
-    if s.s3_endpoint_url:
-        parts = urlsplit(s.s3_endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
-            raise ConfigurationError(
-                f"s3_endpoint_url {s.s3_endpoint_url!r} must look like https://host[:port] (credentials never go here)"
-            )
-    open_backend(s.storage, **storage_options(s))  # refuses unknown schemes, malformed URLs and options
+    try:  # the backend checks its own URL and options; the message names the setting
+        check_backend(s.storage, **storage_options(s))
+    except InvalidOption as e:
+        raise ConfigurationError(f"{_S3_SETTINGS.get(e.option, e.option)} {e.problem}") from None
     for key in (
         "max_upload_bytes",
         "fetch_budget_bytes",

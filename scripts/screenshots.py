@@ -31,7 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 from archive.models import utcnow
-from deposit import build_archive
+from deposit.instance import build_archive
 from deposit.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.support

@@ -29,12 +29,12 @@ import requests
 from flask.testing import FlaskClient
 
 from archive import Archive
-from deposit import create_app
-from deposit import pligt
 from deposit.instance import Initialised
 from deposit.instance import init_instance
 from deposit.settings import Settings
 from deposit.settings import load_settings
+from deposit.web import create_app
+from deposit.web.services import pligt
 
 pytest_plugins = ["tests.s3_fixtures", "tests.browser_plugin"]
 

@@ -10,12 +10,12 @@ import pytest
 from archive import Archive
 from archive import Catalog
 from archive.access import DEFAULT_LEGAL_BASIS
-from archive.access import InvalidRequest
-from archive.access import TooManyRequests
 from archive.errors import Conflict
 from archive.errors import Gone
 from archive.errors import InvalidInput
+from archive.errors import InvalidRequest
 from archive.errors import NotFound
+from archive.errors import TooManyRequests
 from archive.passwords import verify_password
 from archive.storage import LocalStorage
 from tests.conftest import REQUEST_FIELDS

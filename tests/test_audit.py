@@ -10,8 +10,8 @@ import pytest
 from archive import Archive
 from archive import Catalog
 from archive.audit import GENESIS
-from archive.audit import AuditBroken
 from archive.audit import entry_hash
+from archive.errors import AuditBroken
 from archive.storage import LocalStorage
 from tests.conftest import REQUEST_FIELDS
 from tests.conftest import Clock

@@ -27,10 +27,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-import deposit
+import deposit.web
 from archive import Archive
 from archive.models import utcnow
-from deposit import build_archive
+from deposit.instance import build_archive
 from deposit.settings import Settings
 from deposit.settings import load_settings
 from tests.conftest import REQUEST_FIELDS
@@ -56,7 +56,7 @@ CHROMIUM_FLAGS = (
 )
 
 #: The Danish catalogue the server uses: the tests expect its words on the Danish pages.
-DANISH = gettext.translation("messages", Path(deposit.__file__).parent / "translations", languages=["da"])
+DANISH = gettext.translation("messages", Path(deposit.web.__file__).parent / "translations", languages=["da"])
 
 
 def da(message: str, **values: object) -> str:

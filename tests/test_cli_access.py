@@ -6,7 +6,7 @@ import json
 import re
 import sqlite3
 
-from deposit import build_archive
+from deposit.instance import build_archive
 from tests.conftest import REQUEST_FIELDS
 from tests.conftest import Instance
 from tests.conftest import Mailbox

@@ -15,7 +15,7 @@ import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
-from deposit import build_archive
+from deposit.instance import build_archive
 from deposit.settings import load_settings
 from tests.conftest import Instance
 from tests.conftest import Server

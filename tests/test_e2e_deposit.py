@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
-from deposit import build_archive
+from deposit.instance import build_archive
 from tests.conftest import Instance
 from tests.conftest import Mailbox
 from tests.conftest import free_port

@@ -68,7 +68,7 @@ def test_secure_requests_get_the_same_headers_too(instance: Instance, clock) -> 
     app = make_app(load_settings(instance.path, env={"PLIGT_TRUSTED_PROXIES": "1"}), clock)
     client = app.test_client()
     with app.app_context():
-        from deposit import pligt
+        from deposit.web.services import pligt
 
         pligt().archive.publish([pdf_bytes()], filename="a.pdf", visibility="public")
     proxied = {"X-Forwarded-Proto": "https"}

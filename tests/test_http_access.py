@@ -19,10 +19,10 @@ import requests
 
 from archive.access import DEFAULT_LEGAL_BASIS
 from archive.models import to_text
-from deposit import build_archive
-from deposit import pligt
+from deposit.instance import build_archive
+from deposit.links import public_base
 from deposit.settings import load_settings
-from deposit.urls import public_base
+from deposit.web.services import pligt
 from tests.conftest import REQUEST_FIELDS
 from tests.conftest import assert_json_error
 from tests.conftest import free_port

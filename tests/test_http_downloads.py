@@ -66,7 +66,7 @@ def test_index_lists_public_versions_as_plain_links_with_details(client, archive
 
 
 def test_the_index_shows_a_version_published_by_another_process_at_once(client, instance) -> None:  # noqa: ANN001
-    from deposit import build_archive
+    from deposit.instance import build_archive
 
     assert "/files/news/v1/news.pdf" not in links(client.get("/").get_data(as_text=True))  # rendered, kept
     cli = build_archive(instance.settings)  # as `pligt add` would, beside the running server

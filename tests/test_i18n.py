@@ -10,7 +10,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
-PO = ROOT / "deposit/translations/da/LC_MESSAGES/messages.po"
+PO = ROOT / "deposit/web/translations/da/LC_MESSAGES/messages.po"
 
 
 def test_danish_is_the_default(client) -> None:  # noqa: ANN001

@@ -1,5 +1,5 @@
-"""The architecture stays easy to see: the core knows nothing of Flask or HTTP,
-and the code is lint-clean."""
+"""The architecture stays easy to see: the core knows nothing of Flask or HTTP, each runtime of
+the service stays in its room, no import goes in a circle, and the code is lint-clean."""
 
 from __future__ import annotations
 
@@ -9,32 +9,141 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN_IN_CORE = {"flask", "flask_httpauth", "werkzeug", "deposit", "gunicorn", "click"}
+PACKAGES = ("archive", "deposit")
+FORBIDDEN_IN_CORE = {"flask", "flask_httpauth", "flask_wtf", "flask_babel", "werkzeug", "deposit", "gunicorn", "click"}
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (anywhere in it, but under ``if TYPE_CHECKING``), by full name."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            return
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return found
+
+
+def top_level(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+def offenders(
+    prefix: str, forbidden: set[str] | None = None, forbidden_prefix: str | None = None
+) -> dict[str, list[str]]:
+    """Modules under ``prefix`` that import a forbidden top-level package or a module under ``forbidden_prefix``."""
+    bad: dict[str, list[str]] = {}
+    for name, path in MODULES.items():
+        if name != prefix and not name.startswith(prefix + "."):
+            continue
+        found = imports(path)
+        hits = sorted(top_level(found) & (forbidden or set()))
+        if forbidden_prefix:
+            hits += sorted(n for n in found if n == forbidden_prefix or n.startswith(forbidden_prefix + "."))
+        if hits:
+            bad[name] = hits
+    return bad
 
 
 def test_archive_core_imports_nothing_from_the_service_or_flask() -> None:
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN_IN_CORE)
-        for path in (ROOT / "archive").rglob("*.py")
+    assert offenders("archive", FORBIDDEN_IN_CORE) == {}
+
+
+def test_the_cli_and_the_server_never_import_the_views() -> None:
+    assert offenders("deposit.cli", forbidden_prefix="deposit.web.views") == {}
+    assert offenders("deposit.server", forbidden_prefix="deposit.web.views") == {}
+
+
+def test_the_cli_reaches_the_web_app_only_through_the_server() -> None:
+    assert offenders("deposit.cli", {"flask", "werkzeug", "gunicorn"}, forbidden_prefix="deposit.web") == {}
+
+
+def test_the_web_app_never_imports_click_or_the_cli() -> None:
+    assert offenders("deposit.web", {"click"}, forbidden_prefix="deposit.cli") == {}
+    assert offenders("deposit.web", forbidden_prefix="deposit.server") == {}
+
+
+def test_shared_service_modules_import_no_runtime() -> None:
+    for name in ("deposit.settings", "deposit.instance", "deposit.links", "deposit.mail", "deposit.release"):
+        found = imports(MODULES[name])
+        assert not top_level(found) & {"flask", "click", "gunicorn", "werkzeug"}, name
+        assert not {n for n in found if n.startswith(("deposit.web", "deposit.cli", "deposit.server"))}, name
+
+
+def test_views_import_the_services_not_the_factory() -> None:
+    """No module imports a package it lives in (the factory imports the views, never the reverse)."""
+    bad = {
+        name: sorted(n for n in imports(path) if name.startswith(n + ".") and n in MODULES and n not in PACKAGES)
+        for name, path in MODULES.items()
     }
-    assert {k: v for k, v in offenders.items() if v} == {}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_no_import_goes_in_a_circle() -> None:
+    graph = {name: {n for n in imports(path) if n in MODULES and n != name} for name, path in MODULES.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def walk(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*trail[trail.index(nxt) :], nxt])
+            elif nxt not in state:
+                walk(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [name])
+    assert cycles == []
+
+
+def test_the_command_loads_neither_flask_nor_boto3_before_a_command_needs_them() -> None:
+    probe = (
+        "import sys, contextlib, io\n"
+        "from deposit.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(result.stdout.split())
+    assert "click" in loaded
+    assert loaded & {"flask", "werkzeug", "boto3", "botocore", "gunicorn", "warcio"} == set()
 
 
 def test_sql_lives_only_in_the_catalog_module() -> None:
     users = [
         str(path.relative_to(ROOT))
-        for package in ("archive", "deposit")
+        for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if "import sqlite3" in path.read_text()
     ]

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from deposit import build_archive
+from deposit.instance import build_archive
 from tests.conftest import REQUEST_FIELDS
 from tests.conftest import Instance
 from tests.conftest import Server

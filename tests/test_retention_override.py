@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deposit import build_archive
+from deposit.instance import build_archive
 from deposit.settings import load_settings
 from tests.conftest import REQUEST_FIELDS
 from tests.conftest import Instance

@@ -33,7 +33,7 @@ from archive.storage import S3Storage
 from archive.storage import open_backend
 from archive.storage.s3 import MIN_WINDOW
 from archive.storage.s3 import PART_SIZE
-from deposit import build_archive
+from deposit.instance import build_archive
 from deposit.settings import load_settings
 from tests.conftest import Clock
 from tests.conftest import Instance

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from archive.shared_checks import SharedChecks
-from deposit import build_archive
+from deposit.instance import build_archive
 from tests.conftest import Instance
 from tests.conftest import issue_credential
 from tests.conftest import run_cli

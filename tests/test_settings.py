@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from archive.errors import ConfigurationError
-from deposit import create_app
 from deposit.settings import load_settings
 from deposit.settings import resolve_instance
+from deposit.web import create_app
 
 
 def test_defaults_live_in_the_instance_folder(tmp_path: Path) -> None:

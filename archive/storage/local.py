@@ -41,14 +41,8 @@ class LocalStorage(Storage):
 
     @classmethod
     def from_url(cls, url: str, **options: object) -> LocalStorage:
-        if options:
-            raise ConfigurationError(f"unknown option(s) for file storage: {', '.join(sorted(options))}")
-        parts = urlsplit(url)
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
-            raise ConfigurationError(f"storage URL {url!r} must look like file:///absolute/path")
-        if parts.query or parts.fragment:
-            raise ConfigurationError(f"storage URL {url!r} must not have a query or fragment")
-        return cls(unquote(parts.path))
+        """Build the backend from ``file:///absolute/path``; it takes no options."""
+        return cls(check_url(url, **options))
 
     @property
     def url(self) -> str:
@@ -153,3 +147,18 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_url(url: str, **options: object) -> str:
+    """Check a ``file:///absolute/path`` URL (no options) and return its folder.
+
+    :raises ConfigurationError: for options, a relative or remote path, a query.
+    """
+    if options:
+        raise ConfigurationError(f"unknown option(s) for file storage: {', '.join(sorted(options))}")
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
+        raise ConfigurationError(f"storage URL {url!r} must look like file:///absolute/path")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"storage URL {url!r} must not have a query or fragment")
+    return unquote(parts.path)

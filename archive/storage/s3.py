@@ -31,7 +31,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import re
 import threading
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -40,18 +39,21 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 from typing import BinaryIO
-from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from ..errors import ConfigurationError
 from ..errors import InvalidInput
 from ..errors import StorageError
 from .base import Hasher
 from .base import Storage
 from .base import StoredObject
 from .base import check_key
+from .s3_options import DEFAULT_ALLOWED_REGIONS
+from .s3_options import S3Options
+from .s3_options import check_bucket
+from .s3_options import check_prefix
+from .s3_options import parse_url
 
 log = logging.getLogger("pligt")
 
@@ -63,30 +65,6 @@ MAX_PARTS = 10_000
 MIN_WINDOW = 64 * 1024
 #: ... and double while reading goes on, up to this, so a long download needs few requests.
 MAX_WINDOW = 64 * 1024 * 1024
-
-LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
-ADDRESSING_STYLES = ("auto", "path", "virtual")
-DEFAULT_ALLOWED_REGIONS = ("eu-north-1",)
-
-#: The options ``from_url`` accepts (besides the URL itself).
-OPTIONS = frozenset(
-    {
-        "endpoint_url",
-        "region",
-        "addressing_style",
-        "object_lock_mode",
-        "allowed_regions",
-        "require_object_lock",
-        "connect_timeout",
-        "read_timeout",
-        "max_attempts",
-    }
-)
-
-# S3's own rules for bucket names (the DNS-compatible subset every provider accepts).
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
-
 
 class S3Storage(Storage):
     """Objects in ``bucket`` under ``prefix``, one version each, Object-Locked when asked.
@@ -120,31 +98,28 @@ class S3Storage(Storage):
         read_timeout: float = 20.0,
         max_attempts: int = 3,
     ) -> None:
-        self.bucket = _check_bucket(bucket)
-        self.prefix = _check_prefix(prefix)
-        self.endpoint_url = _check_endpoint(endpoint_url or None)
-        self.region = region or None
-        if addressing_style not in ADDRESSING_STYLES:
-            raise ConfigurationError(
-                f"s3 addressing style must be one of {', '.join(ADDRESSING_STYLES)}, not {addressing_style!r}"
-            )
-        self.addressing_style = addressing_style
-        mode = str(object_lock_mode).upper()
-        if mode not in LOCK_MODES:
-            raise ConfigurationError(f"s3 Object Lock mode must be GOVERNANCE or COMPLIANCE, not {object_lock_mode!r}")
-        self.object_lock_mode = mode
-        self.allowed_regions = _check_regions(allowed_regions)
-        if not isinstance(require_object_lock, bool):
-            raise ConfigurationError(f"require_object_lock must be true or false, not {require_object_lock!r}")
-        self.require_object_lock = require_object_lock
-        try:
-            self.connect_timeout = float(connect_timeout)
-            self.read_timeout = float(read_timeout)
-            self.max_attempts = int(max_attempts)
-        except (TypeError, ValueError) as e:
-            raise ConfigurationError(f"s3 timeouts and attempts must be numbers: {e}") from None
-        if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.max_attempts < 1:
-            raise ConfigurationError("s3 timeouts must be positive and max_attempts at least 1")
+        self.bucket = check_bucket(bucket)
+        self.prefix = check_prefix(prefix)
+        checked = S3Options.of(
+            endpoint_url=endpoint_url,
+            region=region,
+            addressing_style=addressing_style,
+            object_lock_mode=object_lock_mode,
+            allowed_regions=allowed_regions,
+            require_object_lock=require_object_lock,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+        )
+        self.endpoint_url = checked.endpoint_url
+        self.region = checked.region
+        self.addressing_style = checked.addressing_style
+        self.object_lock_mode = checked.object_lock_mode
+        self.allowed_regions = checked.allowed_regions
+        self.require_object_lock = checked.require_object_lock
+        self.connect_timeout = checked.connect_timeout
+        self.read_timeout = checked.read_timeout
+        self.max_attempts = checked.max_attempts
         self._client: Any = None
         self._client_lock = threading.Lock()
         #: Whether the bucket has Object Lock, asked once when it is not required.
@@ -156,30 +131,8 @@ class S3Storage(Storage):
 
         :raises ConfigurationError: for a malformed URL or an unknown option.
         """
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) for s3 storage: {', '.join(sorted(unknown))} (known: {', '.join(sorted(OPTIONS))})"
-            )
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as e:
-            raise ConfigurationError(f"storage URL {url!r} is malformed: {e}") from None
-        if parts.scheme != "s3":
-            raise ConfigurationError(f"storage URL {url!r} must look like s3://bucket/prefix")
-        if "@" in parts.netloc:
-            raise ConfigurationError(
-                f"storage URL {url!r}: credentials never go in the URL; "
-                "boto3 finds them (environment, ~/.aws, instance role)"
-            )
-        if port is not None or not parts.hostname:
-            raise ConfigurationError(f"storage URL {url!r} must look like s3://bucket/prefix (no port)")
-        if parts.query or parts.fragment:
-            raise ConfigurationError(
-                f"storage URL {url!r} must not have a query or fragment; set the endpoint and region as settings"
-            )
-        return cls(parts.netloc, parts.path, **options)  # type: ignore[arg-type]
+        bucket, prefix, _ = parse_url(url, options)
+        return cls(bucket, prefix, **options)  # type: ignore[arg-type]
 
     @property
     def url(self) -> str:
@@ -668,39 +621,3 @@ def _status(e: ClientError) -> int:
 
 def _code(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code") or "")
-
-
-def _check_bucket(bucket: str) -> str:
-    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket) or ".." in bucket or _IP_ADDRESS.fullmatch(bucket):
-        raise ConfigurationError(f"{bucket!r} is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
-    return bucket
-
-
-def _check_prefix(prefix: str) -> str:
-    """Return the prefix without its slashes; each part must be a safe key segment."""
-    prefix = (prefix or "").strip("/")
-    if not prefix:
-        return ""
-    try:
-        return check_key(prefix)
-    except InvalidInput:
-        raise ConfigurationError(
-            f"S3 prefix {prefix!r} must be path segments of letters, digits, '.', '_' and '-'"
-        ) from None
-
-
-def _check_endpoint(url: str | None) -> str | None:
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
-        raise ConfigurationError(f"s3 endpoint URL {url!r} must look like https://host[:port] (no credentials)")
-    return url
-
-
-def _check_regions(regions: Sequence[str] | str) -> tuple[str, ...]:
-    items = regions.split(",") if isinstance(regions, str) else list(regions)
-    cleaned = tuple(str(r).strip() for r in items if str(r).strip())
-    if not cleaned:
-        raise ConfigurationError("allowed_regions must name at least one region (e.g. eu-north-1)")
-    return cleaned

@@ -16,15 +16,17 @@ from archive.errors import StorageError
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 
-from . import pligt
-from .auth import crawler_auth
-from .auth import current_principal
-from .auth import may_read_protected
-from .downloads import send_version
-from .listing import index_page
-from .urls import external_url
-from .urls import version_path
-from .urls import version_url
+from ...links import LATEST_ROUTE
+from ...links import VERSION_ROUTE
+from ..auth import crawler_auth
+from ..auth import current_principal
+from ..auth import may_read_protected
+from ..downloads import send_version
+from ..listing import index_page
+from ..services import pligt
+from ..urls import external_url
+from ..urls import version_path
+from ..urls import version_url
 
 bp = Blueprint("public", __name__)
 
@@ -82,7 +84,7 @@ def healthz() -> tuple[Response, int]:
     return jsonify(status="ok"), 200
 
 
-@bp.get("/files/<slug>/v<int:number>/<filename>")
+@bp.get(VERSION_ROUTE)
 @crawler_auth.login_required(optional=True)
 def version_file(slug: str, number: int, filename: str) -> Response:
     """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
@@ -102,7 +104,7 @@ def version_file(slug: str, number: int, filename: str) -> Response:
     return send_version(version, on_sent)
 
 
-@bp.get("/files/<slug>/latest")
+@bp.get(LATEST_ROUTE)
 @crawler_auth.login_required(optional=True)
 def latest(slug: str) -> Response:
     """Redirect (one hop, absolute) to the item's newest retained version."""

@@ -1,4 +1,8 @@
-"""The one place where errors become HTTP responses: JSON for APIs, HTML for people."""
+"""The one place where errors become HTTP responses: JSON for APIs, HTML for people.
+
+Only here is a JSON error body built or a ``Retry-After`` header written; views
+that show an error on their own page (a form) hand the response here for it.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +22,6 @@ from archive.errors import StorageError
 bp = Blueprint("errors", __name__)
 log = logging.getLogger("pligt")
 
-#: How long a client should wait before retrying after a storage failure.
-RETRY_AFTER_SECONDS = 30
-
-
 def wants_json() -> bool:
     """Tell whether the client asked for JSON (the owner API always does)."""
     if request.path.startswith("/api/"):
@@ -30,33 +30,45 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def error_response(status: int, name: str, description: str) -> Response:
+def json_error(
+    status: int, name: str, description: str, *, retry_after: int | None = None, **extra: object
+) -> Response:
+    """Return the JSON error body every API answers with: ``{"code", "name", "description", …}``."""
+    response = jsonify(code=status, name=name, description=description, **extra)
+    response.status_code = status
+    return with_retry_after(response, retry_after)
+
+
+def error_response(status: int, name: str, description: str, *, retry_after: int | None = None) -> Response:
     """Render an error as JSON or HTML, as the client prefers."""
     if wants_json():
-        response = jsonify(code=status, name=name, description=description)
-    else:
-        response = current_app.response_class(
-            render_template("error.html", code=status, name=name, description=description),
-            mimetype="text/html",
-        )
+        return json_error(status, name, description, retry_after=retry_after)
+    response = current_app.response_class(
+        render_template("error.html", code=status, name=name, description=description),
+        mimetype="text/html",
+    )
     response.status_code = status
+    return with_retry_after(response, retry_after)
+
+
+def with_retry_after(response: Response, seconds: int | None) -> Response:
+    """Tell the client when to try again (nothing when waiting will not help)."""
+    if seconds is not None:
+        response.headers["Retry-After"] = str(seconds)
     return response
 
 
 @bp.app_errorhandler(ArchiveError)
 def handle_archive_error(e: ArchiveError) -> Response:
-    response = error_response(e.status_code, type(e).__name__, e.message)
-    retry_after = getattr(e, "retry_after", None)
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    """Answer a domain error with its status, its message and, where it helps, when to retry."""
     if isinstance(e, StorageError):
         log.error("storage failure on %s %s: %s", request.method, request.path, e.message)
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return error_response(e.status_code, type(e).__name__, e.message, retry_after=e.retry_after)
 
 
 @bp.app_errorhandler(HTTPException)
 def handle_http_error(e: HTTPException) -> Response:
+    """Answer werkzeug's errors (404, 405, 413, …) in the same two shapes."""
     response = e.get_response()
     rendered = error_response(e.code or 500, e.name, e.description or "")
     # Keep headers the exception set (Allow, WWW-Authenticate, Content-Range, Retry-After).

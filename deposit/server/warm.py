@@ -15,7 +15,7 @@ from flask import Flask
 
 from archive.models import PUBLIC
 
-from .listing import index_page
+from ..web.listing import index_page
 
 log = logging.getLogger("pligt")
 

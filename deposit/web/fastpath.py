@@ -15,7 +15,6 @@ import base64
 import binascii
 import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -33,13 +32,13 @@ from archive.models import PROTECTED
 from archive.models import PUBLIC
 from archive.models import Version
 
+from ..links import VERSION_PATTERN
 from .downloads import MAX_AGE
 from .downloads import CountingFile
 from .headers import FILES_CSP
 
 log = logging.getLogger("pligt")
 
-_PATH = re.compile(r"/files/([^/]+)/v([0-9]{1,9})/([^/]+)")
 #: Headers that need werkzeug's handling (ranges, conditional requests).
 _FOR_FLASK = (
     "HTTP_RANGE",
@@ -107,7 +106,7 @@ class FastDownloads:
             path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
         except UnicodeError:
             return None
-        match = _PATH.fullmatch(path)
+        match = VERSION_PATTERN.fullmatch(path)
         if match is None:
             return None
         credential_id = self._cached_credential(environ.get("HTTP_AUTHORIZATION"))

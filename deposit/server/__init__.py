@@ -5,8 +5,8 @@ large file at 500 KB/s: the worker's main loop keeps reporting to the
 arbiter while a thread streams, so no timeout cuts the download off, and the
 other threads go on serving everyone else. Files go out with sendfile.
 The worker class is gthread's, staying with a lone connection between its
-requests (deposit/worker.py); each worker prepares its first pages before it
-takes requests (deposit/warm.py).
+requests (``worker.py``); each worker prepares its first pages before it
+takes requests (``warm.py``).
 """
 
 from __future__ import annotations
@@ -14,66 +14,20 @@ from __future__ import annotations
 import errno
 import gc
 import logging
-import re
 import socket
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
 
-from archive.batches import Batches
 from archive.errors import ConfigurationError
 from archive.shared_checks import SharedChecks
 
-from . import create_app
-from .settings import Settings
+from ..settings import Settings
+from ..web import create_app
+from .access_log import NoAddressLogger
 from .warm import warm_up
 from .worker import LingeringThreadWorker
-
-#: IPv4 and IPv6 addresses, and gunicorn's ``ip=…`` (on malformed requests).
-_ADDRESS = re.compile(r"ip=\S+|\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?")
-
-
-class _NoAddresses(logging.Filter):
-    """Redact client addresses from gunicorn's own messages (e.g. 'Invalid request from ip=…')."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if not message.startswith("Listening at:"):  # our own bind address, not a client's
-            redacted = _ADDRESS.sub("[address removed]", message)
-            if redacted != message:
-                record.msg, record.args = redacted, ()
-        return True
-
-
-class NoAddressLogger(Logger):
-    """Gunicorn's logger with client addresses kept out of the error log, and a lean access log.
-
-    The access line has time, request line, status, size and duration, never an
-    address; it is formatted directly rather than through gunicorn's atoms (a
-    dictionary of every field for every request: 11 % of a download's Python
-    time) and handed to the log in batches (:class:`archive.batches.Batches`): one
-    logging call per request, with its lock and its write, showed as 9 % of a
-    download's Python time under load.
-    """
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        self.error_log.addFilter(_NoAddresses())
-        self.access_lines: Batches[str] = Batches(self._write_access, "access-log lines", max_items=256)
-
-    def _write_access(self, lines: list[str]) -> None:
-        self.access_log.info("\n".join(lines))
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if not self.access_log_enabled:
-            return
-        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        ms = request_time.seconds * 1000 + request_time.microseconds // 1000
-        request_line = f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} {environ.get('SERVER_PROTOCOL')}"
-        size = getattr(resp, "sent", 0) or getattr(resp, "response_length", None) or "-"
-        self.access_lines.add(f'{self.now()} "{request_line}" {status} {size} {ms}ms')
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from jinja2.filters import do_filesizeformat
 from archive.errors import NotFound
 from archive.models import PUBLIC
 from archive.models import Version
-from archive.models import version_path
 
-from . import pligt
+from ..links import version_path
+from .services import pligt
 
 PAGE_SIZE = 1000
 #: Rendered pages kept per process (a few languages × pages × two indexes).

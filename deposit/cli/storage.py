@@ -1,6 +1,4 @@
 """``pligt check`` and ``pligt migrate-storage``: is the storage sound, and moving it.
-
-Registered on :data:`deposit.cli.main` by the import at the end of ``cli.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -23,22 +20,22 @@ from archive.models import Version
 from archive.storage import Storage
 from archive.storage import open_backend
 
-from .cli import _archive
-from .cli import _print_json
-from .cli import instance_option
-from .cli import json_option
-from .cli import main
-from .settings import ENV_PREFIX
-from .settings import Settings
-from .settings import load_settings
-from .settings import storage_options
+from ..instance import open_instance
+from ..settings import ENV_PREFIX
+from ..settings import Settings
+from ..settings import load_settings
+from ..settings import storage_options
+from .common import instance_option
+from .common import json_option
+from .common import print_json
+from .common import progress_bar
 
 #: The ``storage = "…"`` line of pligt.toml (not a commented one).
 _STORAGE_LINE = re.compile(r"^\s*storage\s*=")
 _TABLE_LINE = re.compile(r"^\s*\[")
 
 
-@main.command()
+@click.command()
 @instance_option
 @json_option
 def check(instance: Path | None, as_json: bool) -> None:
@@ -48,7 +45,7 @@ def check(instance: Path | None, as_json: bool) -> None:
     versioning on, Object Lock on (unless s3_require_object_lock = false).
     Exits non-zero with one line saying what is wrong.
     """
-    settings, archive = _archive(instance)
+    settings, archive = open_instance(instance)
     archive.catalog.ping()
     facts = archive.storage.check()
     versions = archive.versions()
@@ -67,7 +64,7 @@ def check(instance: Path | None, as_json: bool) -> None:
             f"{archive.storage.url}: {shown}"
         )
     if as_json:
-        _print_json({"ok": True, "catalog": settings.catalog, "versions": len(versions), "storage": facts})
+        print_json({"ok": True, "catalog": settings.catalog, "versions": len(versions), "storage": facts})
         return
     click.echo(f"catalog: ok ({settings.catalog}, {len(versions)} retained versions)")
     click.echo(f"storage: ok ({_describe(facts)})")
@@ -95,7 +92,7 @@ class _Tally:
     bytes_copied: int = 0
 
 
-@main.command("migrate-storage")
+@click.command("migrate-storage")
 @instance_option
 @json_option
 @click.option("--to", "target_url", required=True, help="The new storage URL, e.g. s3://bucket/prefix.")
@@ -110,12 +107,11 @@ def migrate_storage(instance: Path | None, as_json: bool, target_url: str) -> No
     rewritten; restart pligt serve to serve from the new storage. The old
     storage is left as it was.
     """
-    settings, archive = _archive(instance)
+    settings, archive = open_instance(instance)
     source = archive.storage
     # The same URL as now is allowed: nothing is copied, everything is verified.
     target = open_backend(target_url, **storage_options(settings, target_url))
     target.check()
-    show = sys.stderr.isatty() and not as_json
     tally = _Tally()
     done: set[str] = set()
     while True:  # versions published while copying are picked up by the next round
@@ -124,7 +120,7 @@ def migrate_storage(instance: Path | None, as_json: bool, target_url: str) -> No
             break
         total = sum(v.size for v in versions)
         label = f"Copying to {target.url}"
-        with click.progressbar(length=total, label=label, file=sys.stderr, hidden=not show) as bar:
+        with progress_bar(total, label, hidden=as_json) as bar:
             for version in versions:
                 _copy(version, source, target, bar.update, tally)
                 done.add(version.storage_key)
@@ -140,7 +136,7 @@ def migrate_storage(instance: Path | None, as_json: bool, target_url: str) -> No
         "storage": reloaded.storage,
     }
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         click.echo(
             f"Copied {tally.copied} versions ({tally.bytes_copied:,} bytes) from {source.url} to {target.url}; "
@@ -221,3 +217,6 @@ def _switch_storage(settings: Settings, url: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+COMMANDS = (check, migrate_storage)

@@ -23,7 +23,7 @@ from werkzeug.wsgi import FileWrapper
 from archive.models import PUBLIC
 from archive.models import Version
 
-from . import pligt
+from .services import pligt
 
 log = logging.getLogger("pligt")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -11,37 +10,27 @@ import click
 
 from archive.backup import backup as make_backup
 from archive.backup import restore as restore_backup
-from archive.errors import ArchiveError
+from archive.errors import IntegrityFailed
 from archive.errors import InvalidInput
 from archive.errors import RetentionActive
 from archive.errors import StorageError
 from archive.fixity import check_fixity
 from archive.privacy import Privacy
-from archive.warc import export_warc
 
-from . import build_archive
-from .cli import _archive
-from .cli import _print_json
-from .cli import instance_option
-from .cli import json_option
-from .cli import main
-from .instance import make_folder
-from .instance import write_secret
-from .settings import load_settings
-from .urls import public_base
-
-
-class IntegrityFailed(ArchiveError):
-    """Fixity found missing, corrupt or unexpected objects."""
-
-    exit_code = 9
+from ..instance import build_archive
+from ..instance import make_folder
+from ..instance import open_instance
+from ..instance import write_secret
+from ..links import public_base
+from ..links import version_path
+from ..settings import load_settings
+from .common import instance_option
+from .common import json_option
+from .common import print_json
+from .common import progress_bar
 
 
-def _bar(length: int, label: str, quiet: bool):  # noqa: ANN202 - click's progress bar
-    return click.progressbar(length=length, label=label, file=sys.stderr, hidden=quiet or not sys.stderr.isatty())
-
-
-@main.command()
+@click.command()
 @instance_option
 @json_option
 @click.option("--dry-run", is_flag=True, help="Only say what would be erased.")
@@ -52,12 +41,12 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
     download records after 6 months, spent and expired release links at once.
     The audit chain still verifies afterwards.
     """
-    _, archive = _archive(instance)
+    _, archive = open_instance(instance)
     if not dry_run:
         archive.access.expire_due()  # lapsed approvals close, so their schedule starts
     report = Privacy(archive.catalog, archive.clock).purge(dry_run=dry_run)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return
     verb = "would erase" if dry_run else "erased"
     requests = ", ".join(f"#{i}" for i in report.requests) or "none"
@@ -65,23 +54,23 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
                f"{report.release_links} release links")  # fmt: skip
 
 
-@main.command()
+@click.command()
 @instance_option
 @json_option
 def retention(instance: Path | None, as_json: bool) -> None:
     """List every retained version: retained until when, and whether it may be withdrawn now."""
-    _, archive = _archive(instance)
+    _, archive = open_instance(instance)
     now = archive.clock()
     versions = archive.versions()
     if as_json:
-        _print_json([{**v.to_dict(), "withdrawable_now": v.withdrawable(now)} for v in versions])
+        print_json([{**v.to_dict(), "withdrawable_now": v.withdrawable(now)} for v in versions])
         return
     for v in versions:
         state = "withdrawable now" if v.withdrawable(now) else f"{(v.retain_until - now).days} days left"
         click.echo(f"{v.slug} v{v.number}  retained until {v.retain_until:%Y-%m-%d}  {state}")
 
 
-@main.group()
+@click.group()
 def gdpr() -> None:
     """Answer data-subject requests: list or erase what is held about a person."""
 
@@ -94,7 +83,7 @@ def gdpr() -> None:
 )
 def gdpr_export(instance: Path | None, email: str, output: Path | None) -> None:
     """Write everything the instance holds about a person, as JSON."""
-    _, archive = _archive(instance)
+    _, archive = open_instance(instance)
     data = Privacy(archive.catalog, archive.clock).export(email)
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if output is None:
@@ -139,7 +128,7 @@ def gdpr_erase(
     --reason is given. On S3 in COMPLIANCE mode the storage refuses even then,
     and the command says so.
     """
-    _, archive = _archive(instance)
+    _, archive = open_instance(instance)
     if override_retention and not (reason or "").strip():
         raise InvalidInput("--override-retention needs --reason")
     if reason and not override_retention:
@@ -163,7 +152,7 @@ def gdpr_erase(
             refused.append(e.message)
     summary = {**summary, "items_withdrawn": withdrawn, "items_refused_by_storage": refused}
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         erased = ", ".join(f"#{i}" for i in summary["requests_erased"]) or "none"
         click.echo(
@@ -175,7 +164,7 @@ def gdpr_erase(
         raise StorageError("; ".join(refused))
 
 
-@main.command()
+@click.command()
 @instance_option
 @json_option
 def fixity(instance: Path | None, as_json: bool) -> None:
@@ -184,14 +173,14 @@ def fixity(instance: Path | None, as_json: bool) -> None:
     Reports missing, corrupt and unexpected objects, records the result in the
     audit log, and exits non-zero if anything is wrong.
     """
-    _, archive = _archive(instance)
+    _, archive = open_instance(instance)
     total = sum(v.size for v in archive.versions())
-    with _bar(total, "Checking", as_json) as bar:
+    with progress_bar(total, "Checking", as_json) as bar:
         report = check_fixity(archive.catalog, archive.storage, bar.update)
     with archive.catalog.transaction():
         archive.catalog.append_audit("fixity.checked", report.to_dict(), None, archive.clock())
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         click.echo(f"checked {report.checked} versions, {report.bytes_read:,} bytes")
         for kind in ("missing", "corrupt", "unexpected"):
@@ -202,52 +191,55 @@ def fixity(instance: Path | None, as_json: bool) -> None:
         raise IntegrityFailed(f"fixity check failed: {problems} problem(s)")
 
 
-@main.command("export")
+@click.command("export")
 @instance_option
 @json_option
 @click.option("--warc", "warc", required=True, type=click.Path(dir_okay=False, path_type=Path), help="FILE.warc.gz")
 @click.option("--base-url", help="The public URL the records are filed under (default: base_url).")
 def export(instance: Path | None, as_json: bool, warc: Path, base_url: str | None) -> None:
     """Write every retained version to a WARC 1.1 file, at its public URL."""
-    settings, archive = _archive(instance)
+    settings, archive = open_instance(instance)
     if warc.exists():
         raise InvalidInput(f"{warc} exists; choose a new file name")
     if not warc.parent.is_dir():
         raise InvalidInput(f"{warc.parent} is not a folder; create it first")
+    from archive.warc import export_warc  # warcio loads only for this command
+
     total = sum(v.size for v in archive.versions())
-    with _bar(total, "Exporting", as_json) as bar:
+    with progress_bar(total, "Exporting", as_json) as bar:
         count = export_warc(
             archive.catalog,
             archive.storage,
             warc,
             base_url or public_base(settings),
             f"Pligt {package_version('pligt')}",
+            version_path,
             bar.update,
         )
     if as_json:
-        _print_json({"warc": str(warc), "records": count})
+        print_json({"warc": str(warc), "records": count})
     else:
         click.echo(f"wrote {count} versions to {warc}")
 
 
-@main.command()
+@click.command()
 @instance_option
 @json_option
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
     """Copy the catalog (online, consistent) and every retained version into a new FOLDER."""
-    _, archive = _archive(instance)
+    _, archive = open_instance(instance)
     total = sum(v.size for v in archive.versions())
-    with _bar(total, "Backing up", as_json) as bar:
+    with progress_bar(total, "Backing up", as_json) as bar:
         summary = make_backup(archive.catalog, archive.storage, folder, bar.update)
     if as_json:
-        _print_json({"folder": str(folder), **summary.to_dict()})
+        print_json({"folder": str(folder), **summary.to_dict()})
     else:
         click.echo(f"backed up {summary.versions} versions ({summary.bytes:,} bytes) to {folder}")
         click.echo(f"audit head at backup: {summary.audit_head}")
 
 
-@main.command()
+@click.command()
 @instance_option
 @json_option
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -260,12 +252,15 @@ def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
     settings = load_settings(instance)
     make_folder(settings)
     archive = build_archive(settings)
-    with _bar(0, "Restoring", as_json) as bar:
+    with progress_bar(0, "Restoring", as_json) as bar:
         count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update)
     write_secret(settings)
     archive.catalog.migrate()
     archive.verify_audit()
     if as_json:
-        _print_json({"instance": str(settings.instance), "versions": count})
+        print_json({"instance": str(settings.instance), "versions": count})
     else:
         click.echo(f"restored {count} versions into {settings.instance}; every byte verified")
+
+
+COMMANDS = (purge, retention, gdpr, fixity, export, backup, restore)

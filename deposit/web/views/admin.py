@@ -39,17 +39,19 @@ from wtforms.validators import NumberRange
 from archive.access import DEFAULT_VALID_DAYS
 from archive.archive import OWNER_USERNAME
 from archive.archive import read_chunks
-from archive.audit import AuditBroken
-from archive.auth import LockedOut
 from archive.errors import ArchiveError
+from archive.errors import AuditBroken
 from archive.errors import InvalidInput
+from archive.errors import LockedOut
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 from archive.models import Version
 
-from . import pligt
-from .release import deliver
-from .urls import version_path
+from ...release import deliver
+from ..errors import json_error
+from ..errors import with_retry_after
+from ..services import pligt
+from ..urls import version_path
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -101,7 +103,7 @@ def owner_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if session.get("owner") is None or session.get("owner") != _owner_epoch():
             session.pop("owner", None)
             if request.accept_mimetypes.best == "application/json":
-                return jsonify(code=401, name="Unauthorized", description=_("Please sign in.")), 401
+                return json_error(401, "Unauthorized", _("Please sign in."))
             return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
         return view(*args, **kwargs)
 
@@ -119,9 +121,7 @@ def login() -> Response | str:
             form.password.errors.append(
                 _("Too many failed attempts; try again in %(seconds)d seconds.", seconds=e.retry_after)
             )
-            response = Response(render_template("admin/login.html", form=form), 429)
-            response.headers["Retry-After"] = str(e.retry_after)
-            return response
+            return with_retry_after(Response(render_template("admin/login.html", form=form), 429), e.retry_after)
         if principal is not None:
             session.clear()
             session["owner"] = _owner_epoch()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import pligt
-from .auth import crawler_auth
-from .auth import current_principal
-from .auth import may_read_protected
-from .listing import index_page
+from ..auth import crawler_auth
+from ..auth import current_principal
+from ..auth import may_read_protected
+from ..listing import index_page
+from ..services import pligt
 
 bp = Blueprint("protected", __name__, url_prefix="/protected")
 

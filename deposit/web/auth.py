@@ -12,11 +12,11 @@ from flask_httpauth import HTTPBasicAuth
 
 from archive.archive import OWNER_USERNAME
 from archive.auth import OWNER
-from archive.auth import LockedOut
 from archive.auth import Principal
+from archive.errors import LockedOut
 
-from . import pligt
 from .errors import error_response
+from .services import pligt
 
 
 class _Basic(HTTPBasicAuth):
@@ -63,9 +63,7 @@ def _verify_owner(username: str, password: str) -> Principal | None:
 def _challenge(status: int):  # noqa: ANN202 - flask-httpauth's callback
     locked: LockedOut | None = g.pop("pligt_locked_out", None)
     if locked is not None:
-        response = error_response(429, "Too Many Requests", locked.message)
-        response.headers["Retry-After"] = str(locked.retry_after)
-        return response
+        return error_response(429, "Too Many Requests", locked.message, retry_after=locked.retry_after)
     if status == 401:
         return error_response(401, "Unauthorized", "This area needs the credentials the owner released to you.")
     return error_response(status, "Forbidden", "These credentials do not give access here.")

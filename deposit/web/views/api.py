@@ -24,10 +24,11 @@ from archive.errors import InvalidInput
 from archive.errors import TooLarge
 from archive.models import Version
 
-from . import pligt
-from .auth import owner_auth
-from .release import deliver
-from .urls import version_url
+from ...links import version_path
+from ...release import deliver
+from ..auth import owner_auth
+from ..services import pligt
+from ..urls import version_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -195,7 +196,9 @@ def rotate(credential_id: int) -> Response:
 @owner_auth.login_required
 def harvest() -> Response:
     rows = pligt().archive.harvest()
-    return jsonify(harvest=[{**r.to_dict(), "url": version_url(r.version)} for r in rows])
+    return jsonify(
+        harvest=[{**r.to_dict(), "url_path": version_path(r.version), "url": version_url(r.version)} for r in rows]
+    )
 
 
 @bp.get("/audit")

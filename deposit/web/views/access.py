@@ -21,16 +21,18 @@ from wtforms.validators import Length
 
 from archive.access import DEFAULT_LEGAL_BASIS
 from archive.access import FIELD_LIMITS
-from archive.access import InvalidRequest
-from archive.access import TooManyRequests
 from archive.access import clean_request
 from archive.errors import ArchiveError
+from archive.errors import InvalidRequest
+from archive.errors import TooManyRequests
 from archive.models import AccessRequest
 
-from . import pligt
-from .mail import notify_owner
-from .urls import external_url
-from .urls import public_base
+from ...links import public_base
+from ...mail import notify_owner
+from ..errors import json_error
+from ..errors import with_retry_after
+from ..services import pligt
+from ..urls import external_url
 
 bp = Blueprint("access", __name__, url_prefix="/access")
 
@@ -74,9 +76,7 @@ def _file(fields: dict[str, str | None]) -> AccessRequest:
     """Throttle, file and notify; raise TooManyRequests when a client sends too many."""
     wait = pligt().request_limit.hit(_client_key())
     if wait:
-        error = TooManyRequests("too many requests from this client; please try again later")
-        error.retry_after = wait
-        raise error
+        raise TooManyRequests("too many requests from this client; please try again later", retry_after=wait)
     filed = pligt().archive.access.file(fields)
     # The owner's email must not hold up the answer; the catalog has the request either way.
     threading.Thread(target=notify_owner, args=(pligt().settings, filed), daemon=True).start()
@@ -97,9 +97,7 @@ def index() -> Response:
             status = 400
         except TooManyRequests as e:
             form.form_errors.append(e.message)
-            response = make_response(render_template("access.html", form=form), 429)
-            response.headers["Retry-After"] = str(e.retry_after)
-            return response
+            return with_retry_after(make_response(render_template("access.html", form=form), 429), e.retry_after)
         else:
             return make_response(render_template("access_filed.html", request_=filed), 201)
     elif form.is_submitted():
@@ -129,31 +127,26 @@ def _add_core_errors(form: RequestForm) -> None:
 
 
 @bp.post("/requests")
-def file_json() -> tuple[Response, int]:
+def file_json() -> Response:
     """File a request as JSON (``Content-Type: application/json``): 201 with the request's id.
 
     Its errors are JSON too, whatever the client's Accept header says.
     """
     if not request.is_json:
-        return _json_error(415, "UnsupportedMediaType", "send a JSON object with Content-Type: application/json")
+        return json_error(415, "UnsupportedMediaType", "send a JSON object with Content-Type: application/json")
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return _json_error(400, "InvalidRequest", "the body is not a JSON object")
+        return json_error(400, "InvalidRequest", "the body is not a JSON object")
     try:
         filed = _file({name: _text(data.get(name)) for name in _FIELDS})
     except InvalidRequest as e:
-        return _json_error(400, "InvalidRequest", e.message, errors=e.errors)
+        return json_error(400, "InvalidRequest", e.message, errors=e.errors)
     except TooManyRequests as e:
-        response, status = _json_error(429, "TooManyRequests", e.message)
-        response.headers["Retry-After"] = str(e.retry_after)
-        return response, status
+        return json_error(429, "TooManyRequests", e.message, retry_after=e.retry_after)
     response = jsonify(id=filed.id, status=filed.status)
+    response.status_code = 201
     response.headers["Location"] = external_url("access.index")
-    return response, 201
-
-
-def _json_error(status: int, name: str, description: str, **extra: object) -> tuple[Response, int]:
-    return jsonify(code=status, name=name, description=description, **extra), status
+    return response
 
 
 def _text(value: object) -> str | None:

@@ -1,0 +1,176 @@
+"""Access requests and crawler credentials: decide, hand over, revoke, and the proof of deposit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from archive.access import Approval
+from archive.archive import Archive
+from archive.models import REQUEST_STATUSES
+
+from ..instance import open_instance
+from ..links import version_path
+from ..release import deliver
+from ..settings import Settings
+from .common import instance_option
+from .common import json_option
+from .common import print_json
+from .common import show_option
+from .common import valid_for_option
+
+
+@click.command("requests")
+@instance_option
+@json_option
+@click.option("--status", type=click.Choice(REQUEST_STATUSES), help="Only requests with this status.")
+def list_requests(instance: Path | None, as_json: bool, status: str | None) -> None:
+    """List the deposit institution's access requests, newest last."""
+    _, archive = open_instance(instance)
+    found = archive.access.requests(status)
+    if as_json:
+        print_json([r.to_dict() for r in found])
+        return
+    if not found:
+        click.echo("No access requests.")
+        return
+    for r in found:
+        click.echo(f"#{r.id}  {r.status:<8}  {r.created_at:%Y-%m-%d}  {r.institution or '(purged)'}")
+        if r.contact_email:
+            click.echo(f"      {r.contact_name} <{r.contact_email}>")
+        if r.decision_reason:
+            click.echo(f"      reason: {r.decision_reason}")
+
+
+@click.command()
+@instance_option
+@json_option
+@click.argument("request_id", type=int)
+@valid_for_option
+@show_option
+def approve(instance: Path | None, as_json: bool, request_id: int, valid_days: int, show: bool) -> None:
+    """Approve access request REQUEST_ID: one new crawler credential, released once.
+
+    By default the requester gets a single-use release link by email (or, with
+    no SMTP configured, you are shown the link to pass on).
+    """
+    settings, archive = open_instance(instance)
+    approval = archive.access.approve(request_id, valid_days)
+    _deliver(settings, archive, approval, show, as_json)
+
+
+@click.command()
+@instance_option
+@json_option
+@click.argument("credential_id", type=int)
+@valid_for_option
+@show_option
+def rotate(instance: Path | None, as_json: bool, credential_id: int, valid_days: int, show: bool) -> None:
+    """Replace credential CREDENTIAL_ID with a new one for the same request (the old is revoked)."""
+    settings, archive = open_instance(instance)
+    approval = archive.access.rotate(credential_id, valid_days)
+    _deliver(settings, archive, approval, show, as_json)
+
+
+def _deliver(settings: Settings, archive: Archive, approval: Approval, show: bool, as_json: bool) -> None:
+    result = deliver(settings, archive, approval, show)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"Approved request #{result['request']}: credential {result['credential']} ({result['username']})")
+    if show:
+        click.echo(f"  Protected index: {result['protected_index']}")
+        click.echo(f"  Realm:           {result['realm']}")
+        click.echo(f"  Username:        {result['username']}")
+        click.echo(f"  Password:        {result['password']}")
+        click.echo(f"  Expires:         {result['expires_at']}")
+        click.echo("The password is shown only this once. It is for the deposit institution alone.")
+    elif result["release_emailed_to"]:
+        click.echo(
+            f"The single-use release link was emailed to {result['release_emailed_to']}; "
+            f"valid until {result['release_expires_at']}."
+        )
+    else:
+        click.echo(
+            f"Send this single-use release link to {approval.request.contact_email} "
+            f"(valid until {result['release_expires_at']}):"
+        )
+        click.echo(f"  {result['release_link']}")
+
+
+@click.command()
+@instance_option
+@json_option
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="Why the request is denied (kept in the audit log).")
+def deny(instance: Path | None, as_json: bool, request_id: int, reason: str) -> None:
+    """Deny access request REQUEST_ID, with a reason."""
+    _, archive = open_instance(instance)
+    request = archive.access.deny(request_id, reason)
+    if as_json:
+        print_json(request.to_dict())
+        return
+    click.echo(f"Denied request #{request.id}.")
+
+
+@click.command()
+@instance_option
+@json_option
+def credentials(instance: Path | None, as_json: bool) -> None:
+    """List crawler credentials (never their passwords) with expiry and revocation."""
+    _, archive = open_instance(instance)
+    found = archive.access.credentials()
+    if as_json:
+        print_json([c.to_dict() for c in found])
+        return
+    if not found:
+        click.echo("No crawler credentials.")
+        return
+    for c in found:
+        state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else f"expires {c.expires_at:%Y-%m-%d}"
+        click.echo(f"{c.id}  {c.username}  request #{c.request_id}  {state}")
+
+
+@click.command()
+@instance_option
+@json_option
+@click.argument("credential_id", type=int)
+def revoke(instance: Path | None, as_json: bool, credential_id: int) -> None:
+    """Revoke crawler credential CREDENTIAL_ID: refused from the very next request on."""
+    _, archive = open_instance(instance)
+    credential = archive.access.revoke(credential_id)
+    if as_json:
+        print_json(credential.to_dict())
+        return
+    click.echo(f"Revoked credential {credential.id} ({credential.username}).")
+
+
+@click.command()
+@instance_option
+@json_option
+def harvest(instance: Path | None, as_json: bool) -> None:
+    """Show, per credential and retained version, whether the institution fetched it completely."""
+    _, archive = open_instance(instance)
+    rows = archive.harvest()
+    if as_json:
+        print_json([{**r.to_dict(), "url_path": version_path(r.version)} for r in rows])
+        return
+    if not rows:
+        click.echo("Nothing to show: no crawler credentials or no retained versions yet.")
+        return
+    for credential_id in dict.fromkeys(r.credential_id for r in rows):
+        mine = [r for r in rows if r.credential_id == credential_id]
+        done = [r for r in mine if r.complete_at]
+        click.echo(f"Credential {credential_id} ({mine[0].username}): {len(done)} of {len(mine)} versions fetched")
+        for r in mine:
+            if r.complete_at:
+                when = f"fetched {r.complete_at:%Y-%m-%d %H:%M}"
+            elif r.anonymous_complete_at:
+                when = f"public, fetched without credentials {r.anonymous_complete_at:%Y-%m-%d %H:%M}"
+            else:
+                when = "NOT FETCHED"
+            click.echo(f"  {r.version.slug} v{r.version.number}  {when}")
+
+
+COMMANDS = (list_requests, approve, rotate, deny, credentials, revoke, harvest)

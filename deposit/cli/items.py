@@ -1,0 +1,128 @@
+"""Publishing, listing and withdrawing items: ``pligt add``, ``items``, ``withdraw``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from archive.archive import read_chunks
+from archive.errors import InvalidInput
+from archive.models import PROTECTED
+from archive.models import PUBLIC
+from archive.models import Version
+from archive.models import to_text
+
+from ..instance import open_instance
+from .common import counted
+from .common import instance_option
+from .common import json_option
+from .common import print_json
+from .common import progress_bar
+
+#: Show a progress bar for uploads at least this large (or for several files).
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+
+
+@click.command()
+@instance_option
+@json_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public", "visibility", flag_value=PUBLIC, help="Anyone may fetch it.")
+@click.option(
+    "--protected",
+    "visibility",
+    flag_value=PROTECTED,
+    help="Only behind the crawler's credentials (the default for new items).",
+)
+@click.option("--title", help="The title shown in the indexes (default: the file name).")
+@click.option("--slug", help="The item's slug in its URL; an existing slug gets a new version.")
+def add(
+    instance: Path | None,
+    as_json: bool,
+    files: tuple[Path, ...],
+    visibility: str | None,
+    title: str | None,
+    slug: str | None,
+) -> None:
+    """Publish FILES, each as a new version of its item.
+
+    New items are protected unless --public is given; a new version keeps its
+    item's visibility. A file whose bytes contradict its name is refused.
+    """
+    if len(files) > 1 and (slug or title):
+        raise InvalidInput("--slug and --title apply to one file at a time")
+    _, archive = open_instance(instance)
+    total = sum(f.stat().st_size for f in files)
+    show_progress = not as_json and (len(files) > 1 or total >= PROGRESS_MIN_BYTES)
+    results = []
+    with progress_bar(total, "Publishing", hidden=not show_progress) as bar:
+        for path in files:
+            with path.open("rb") as stream:
+                publication = archive.publish(
+                    counted(read_chunks(stream), bar.update),
+                    filename=path.name,
+                    slug=slug,
+                    title=title,
+                    visibility=visibility,
+                )
+            results.append(publication)
+    if as_json:
+        print_json([{**p.version.to_dict(), "warnings": p.warnings} for p in results])
+        return
+    for publication in results:
+        v = publication.version
+        click.echo(
+            f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
+            f"retained until {v.retain_until:%Y-%m-%d}"
+        )
+        for warning in publication.warnings:
+            click.echo(f"pligt: warning: {warning}", err=True)
+
+
+@click.command()
+@instance_option
+@json_option
+@click.option("--all", "include_withdrawn", is_flag=True, help="Include withdrawn versions.")
+def items(instance: Path | None, as_json: bool, include_withdrawn: bool) -> None:
+    """List every item's versions with their retention dates."""
+    _, archive = open_instance(instance)
+    versions = archive.versions(include_withdrawn=include_withdrawn)
+    if as_json:
+        print_json([v.to_dict() for v in versions])
+        return
+    if not versions:
+        click.echo("Nothing is published yet.")
+        return
+    rows = [("SLUG", "V", "ACCESS", "SIZE", "PUBLISHED", "RETAINED UNTIL", "FILE")]
+    rows += [_row(v) for v in versions]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
+def _row(v: Version) -> tuple[str, ...]:
+    until = "withdrawn " + f"{v.withdrawn_at:%Y-%m-%d}" if v.withdrawn_at else f"{v.retain_until:%Y-%m-%d}"
+    return (v.slug, str(v.number), v.visibility, f"{v.size:,}", f"{v.published_at:%Y-%m-%d}", until, v.filename)
+
+
+@click.command()
+@instance_option
+@json_option
+@click.argument("slug")
+@click.option("--version", "number", type=int, help="Withdraw only this version (default: every version).")
+def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None) -> None:
+    """Withdraw an item (or one version) whose minimum retention has ended.
+
+    Its URL then answers 410 Gone. Before the retention date this is refused.
+    """
+    _, archive = open_instance(instance)
+    withdrawn = archive.withdraw(slug, number)
+    if as_json:
+        print_json([{**v.to_dict(), "withdrawn_at": to_text(v.withdrawn_at)} for v in withdrawn])
+        return
+    for v in withdrawn:
+        click.echo(f"withdrew {v.slug} version {v.number} ({v.filename})")
+
+
+COMMANDS = (add, items, withdraw)

@@ -1,0 +1,94 @@
+"""Pligt's web app: the factory; views per audience live in ``views/``."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask import request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import generate_csrf
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from archive.archive import Clock
+from archive.auth import Authenticator
+from archive.auth import Lockout
+from archive.models import utcnow
+from archive.shared_checks import SharedChecks
+
+from ..instance import build_archive
+from ..instance import require_initialised
+from ..settings import Settings
+from ..settings import load_settings
+from .services import Pligt
+from .throttle import RateLimit
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Session cookies marked Secure whenever the request came over TLS (after ProxyFix)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utcnow, shared_checks: SharedChecks | None = None
+) -> Flask:
+    """Build the WSGI app for an initialised instance (``pligt init`` makes one).
+
+    :param settings: defaults to :func:`load_settings` from the environment.
+    :param clock: the current time; tests pass their own to move through retention.
+    :param shared_checks: password checks shared with the server's other workers
+        (``pligt serve`` makes them before it starts the workers).
+    """
+    settings = settings or load_settings()
+    require_initialised(settings)
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_file.read_bytes(),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        JSON_SORT_KEYS=False,
+        PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https:") else "http",
+        SESSION_COOKIE_NAME="pligt_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https:"),
+    )
+    from .listing import PageCache
+
+    archive = build_archive(settings, clock)
+    archive.catalog.ping()
+    app.extensions["pligt"] = Pligt(
+        settings=settings,
+        archive=archive,
+        authenticator=Authenticator(
+            archive.catalog,
+            settings.auth_cache_seconds,
+            clock,
+            Lockout(settings.auth_max_failures, settings.auth_lockout_seconds),
+            shared=shared_checks,
+        ),
+        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600),
+        index_cache=PageCache(),
+    )
+    app.session_interface = _SessionInterface()
+    from .fastpath import FastDownloads
+
+    app.wsgi_app = FastDownloads(app.wsgi_app, app.extensions["pligt"])  # type: ignore[method-assign]
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]
+
+    from . import errors
+    from . import headers
+    from . import i18n
+    from .views import access
+    from .views import admin
+    from .views import api
+    from .views import protected
+    from .views import public
+
+    i18n.init_app(app)
+
+    app.jinja_env.globals["csrf_token"] = generate_csrf
+    for module in (errors, headers, public, protected, access, api, admin):
+        app.register_blueprint(module.bp)
+    return app
