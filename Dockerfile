@@ -11,19 +11,30 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# -- build: Pligt and its dependencies as wheels ----------------------------------
+# -- build: Pligt and its dependencies in a virtual environment, from the lock ----------
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
 # gunicorn-h1c (gunicorn's C request parser) is published as source: compile it here.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Every package is pinned with its hashes (scripts/lock writes these files): first pip and the
+# build tools, which isolated builds may use only at those versions and hashes (--build-constraint);
+# then the dependencies, into a virtual environment that has no pip of its own.
+COPY requirements/build.txt requirements/runtime.txt requirements/
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements/build.txt \
+    && python -m venv --without-pip /opt/pligt \
+    && pip --python /opt/pligt/bin/python install --no-cache-dir --require-hashes \
+       --build-constraint requirements/build.txt -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY archive/ archive/
 COPY deposit/ deposit/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Pligt itself: its dependencies are all in already, from the lock.
+RUN pip --python /opt/pligt/bin/python install --no-cache-dir --no-deps \
+       --build-constraint requirements/build.txt .
 
 # -- runtime ------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -38,11 +49,11 @@ RUN apt-get update \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PLIGT_INSTANCE=/var/lib/pligt
+    PLIGT_INSTANCE=/var/lib/pligt \
+    PATH=/opt/pligt/bin:$PATH
 
-# Only the wheels built above, offline; they are mounted, not copied, so no layer keeps them.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/pligt-*.whl
+# The environment built above, at the same path: python, pligt and only the locked packages.
+COPY --from=build /opt/pligt /opt/pligt
 
 RUN groupadd --system --gid 10001 pligt \
     && useradd --system --uid 10001 --gid pligt --home-dir /var/lib/pligt --no-create-home \

@@ -1,6 +1,7 @@
 # Shared set-up for scripts/serve, scripts/test and the benchmarks (sourced, not run).
-# Creates .venv when missing, installs Pligt into it (again only when pyproject.toml
-# changed), and installs the system packages it needs with apt-get when missing.
+# Creates .venv when missing, installs Pligt into it from the lock files in requirements/ (again
+# only when they or pyproject.toml changed), and installs the system packages it needs with
+# apt-get when missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +28,12 @@ apt_install_missing() {
   _apt_missing=()
 }
 
-# make_venv EXTRAS: create .venv and install Pligt (with EXTRAS, e.g. "test").
+# make_venv EXTRAS: create .venv and install Pligt (with EXTRAS, e.g. "test") from the
+# hash-pinned lock file requirements/<EXTRAS or runtime>.txt (scripts/lock writes them): pip
+# and the build tools from requirements/build.txt, then the dependencies with --require-hashes,
+# then Pligt itself with --no-deps. Isolated builds (Pligt's, gunicorn-h1c's) take their
+# setuptools and wheel from build.txt too, hashes checked (--build-constraint). Installs again
+# only when pyproject.toml or one of those lock files changed.
 make_venv() {
   local extras="${1:-}"
   if [ ! -x "$VENV/bin/python" ]; then
@@ -38,15 +44,21 @@ make_venv() {
       python3 -m venv "$VENV"
     fi
   fi
-  local spec="$ROOT"
-  [ -n "$extras" ] && spec="$ROOT[$extras]"
+  local lock="$ROOT/requirements/${extras:-runtime}.txt"
+  local build="$ROOT/requirements/build.txt"
+  if [ ! -f "$lock" ] || [ ! -f "$build" ]; then
+    echo "No lock file ${lock#"$ROOT/"} (or requirements/build.txt): run scripts/lock" >&2
+    return 1
+  fi
   local stamp="$VENV/.pligt-installed-${extras:-base}"
   local want
-  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  want="$(cat "$ROOT/pyproject.toml" "$lock" "$build" | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "Installing Pligt into $VENV ..." >&2
-    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-    "$VENV/bin/python" -m pip install -q -e "$spec" >&2
+    echo "Installing Pligt into $VENV from ${lock#"$ROOT/"} ..." >&2
+    local pip=("$VENV/bin/python" -m pip install -q)
+    "${pip[@]}" --require-hashes --only-binary=:all: -r "$build" >&2
+    "${pip[@]}" --require-hashes --build-constraint "$build" -r "$lock" >&2
+    "${pip[@]}" --no-deps --build-constraint "$build" -e "$ROOT" >&2
     echo "$want" > "$stamp"
   fi
 }

@@ -2,19 +2,24 @@
 
 No Docker engine is needed: hadolint lints the file, and the rest are static
 checks of its instructions (non-root user, HEALTHCHECK on /healthz, the
-instance on a volume, `pligt serve` as the command) and of the entry point.
+instance on a volume, `pligt serve` as the command, every package from the
+hash-pinned lock files) and of the entry point.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from deposit.settings import Settings
 
@@ -23,6 +28,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENTRYPOINT_SCRIPT = ROOT / "scripts" / "docker-entrypoint.sh"
 HADOLINT = Path(sys.executable).with_name("hadolint")
+PYPROJECT = ROOT / "pyproject.toml"
+RUNTIME_LOCK = "requirements/runtime.txt"
+BUILD_LOCK = "requirements/build.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,3 +185,80 @@ def test_dockerignore_keeps_local_state_out() -> None:
     rules = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
     for rule in (".venv", ".git", "instance", "tests/artifacts", "**/__pycache__"):
         assert rule in rules, f".dockerignore does not leave out {rule}"
+
+
+def pip_installs(instructions: list[Instruction]) -> list[list[str]]:
+    """The words of every `pip install` (also `pip --python X install`, `python -m pip install`) in a RUN."""
+    commands = []
+    for instruction in only(instructions, "RUN"):
+        for command in re.split(r"&&|\|\||;", instruction.args):
+            argv = shlex.split(command)
+            if "pip" in argv and "install" in argv[argv.index("pip") :]:
+                commands.append(argv)
+            assert not ("pip" in argv and "wheel" in argv), f"pip wheel bypasses the lock: {command!r}"
+    return commands
+
+
+def test_installs_only_from_the_hash_pinned_locks() -> None:
+    installs = pip_installs(parse(DOCKERFILE.read_text(encoding="utf-8")))
+    assert installs, "no pip install in the Dockerfile"
+    for argv in installs:
+        shown = " ".join(argv)
+        if "--no-deps" in argv:
+            # Pligt itself: the source tree, nothing from an index.
+            assert "-r" not in argv, shown
+            assert argv[-1] == ".", f"--no-deps is for Pligt itself (.), not {argv[-1]!r}: {shown}"
+        else:
+            assert "--require-hashes" in argv, f"installs without hashes: {shown}"
+            assert "-r" in argv, f"not from a lock file: {shown}"
+            lock = argv[argv.index("-r") + 1]
+            assert lock in (RUNTIME_LOCK, BUILD_LOCK), f"{lock} is not one of the lock files: {shown}"
+        # Whatever pip builds from source gets its build tools from the lock too, hashes checked.
+        assert "--only-binary=:all:" in argv or argv[argv.index("--build-constraint") + 1] == BUILD_LOCK, shown
+    locks = [argv[argv.index("-r") + 1] for argv in installs if "-r" in argv]
+    assert RUNTIME_LOCK in locks, f"the dependencies are not installed from {RUNTIME_LOCK}"
+    assert any(argv[-1] == "." and "--no-deps" in argv for argv in installs), "Pligt is not installed --no-deps"
+
+
+def test_the_image_gets_its_packages_from_the_build_stage(stage: list[Instruction]) -> None:
+    # The final stage installs nothing itself: it copies the environment built from the lock.
+    assert not pip_installs(stage), "the final stage runs pip install"
+    copies = [words(i.args) for i in only(stage, "COPY") if "--from=build" in i.args]
+    assert any(c[-2:] == ["/opt/pligt", "/opt/pligt"] for c in copies), copies
+    env = " ".join(i.args for i in only(stage, "ENV"))
+    assert "PATH=/opt/pligt/bin:$PATH" in env
+
+
+def locked(path: str) -> dict[str, str]:
+    """name -> version of a lock file, each asserted to be pinned with at least one SHA-256."""
+    text = (ROOT / path).read_text(encoding="utf-8").replace("\\\n", " ")
+    pins: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *options = line.split()
+        name, sep, version = requirement.partition("==")
+        assert sep, f"{path}: {requirement!r} is not pinned with =="
+        assert any(o.startswith("--hash=sha256:") for o in options), f"{path}: {name} has no hash"
+        pins[canonicalize_name(name.split("[")[0])] = version
+    return pins
+
+
+@pytest.mark.parametrize(
+    ("lock", "table"),
+    [(RUNTIME_LOCK, ("project", "dependencies")), (BUILD_LOCK, ("build-system", "requires"))],
+)
+def test_locks_cover_pyproject(lock: str, table: tuple[str, str]) -> None:
+    """Every requirement in pyproject.toml is in the lock, at a version it allows: else run scripts/lock."""
+    pins = locked(lock)
+    section = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))[table[0]][table[1]]
+    for spec in section:
+        requirement = Requirement(spec)
+        if requirement.marker and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{spec} is not in {lock}: run scripts/lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{lock} pins {name}=={pins[name]}, outside {spec}: run scripts/lock"
+        )
