@@ -29,7 +29,6 @@ from .errors import TooManyRequests
 from .models import APPROVED
 from .models import EXPIRED
 from .models import PENDING
-from .models import PERSONAL_FIELDS
 from .models import RELEASED
 from .models import AccessRequest
 from .models import Credential
@@ -301,10 +300,6 @@ class AccessDesk:
                 with self.catalog.transaction():
                     self.catalog.set_request_status(request.id, EXPIRED, max(ends))
                     self.catalog.append_audit("request.expired", {"request": request.id}, None, now)
-
-
-def personal_fields(request: AccessRequest) -> dict[str, str | None]:
-    return {name: getattr(request, name) for name in PERSONAL_FIELDS}
 
 
 def _token_hash(token: str) -> str:

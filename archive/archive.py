@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
-from datetime import datetime
 from pathlib import PurePosixPath
+from typing import IO
 from typing import BinaryIO
 
 from .access import AccessDesk
@@ -33,6 +32,7 @@ from .errors import TooLarge
 from .lookups import DownloadLookups
 from .models import PROTECTED
 from .models import VISIBILITIES
+from .models import Clock
 from .models import Download
 from .models import HarvestRow
 from .models import Version
@@ -51,14 +51,12 @@ from .retention import ensure_withdrawable
 from .retention import retain_until
 from .small_files import SmallFiles
 from .storage import Storage
+from .storage.base import CHUNK_SIZE
 
 GiB = 1024**3
 #: Netarkivet's crawl settings allow ~500 KB/s for at most 1200 s per fetch.
 DEFAULT_FETCH_BUDGET = 500_000_000
 OWNER_USERNAME = "owner"
-
-Clock = Callable[[], datetime]
-
 
 @dataclass(frozen=True)
 class Publication:
@@ -296,8 +294,6 @@ class Archive:
                 self.storage.delete(version.storage_key)
         return [replace(v, withdrawn_at=now) for v in versions] + leftovers
 
-    # -- credentials and the owner -------------------------------------------------
-
     # -- proof of deposit and the audit log ------------------------------------------
 
     def record_download(self, credential_id: int | None, version: Version, status: int, bytes_sent: int) -> None:
@@ -380,6 +376,6 @@ def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def read_chunks(stream: BinaryIO, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+def read_chunks(stream: IO[bytes], chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield a binary stream's content in chunks."""
     return iter(lambda: stream.read(chunk_size), b"")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from .catalog import Catalog
 from .errors import LockedOut
+from .models import Clock
 from .models import utcnow
 from .passwords import dummy_hash
 from .passwords import verify_password
@@ -140,7 +141,7 @@ class Authenticator:
         self,
         catalog: Catalog,
         cache_seconds: float = 300,
-        clock=utcnow,  # noqa: ANN001
+        clock: Clock = utcnow,
         lockout: Lockout | None = None,
         shared: SharedChecks | None = None,
     ) -> None:

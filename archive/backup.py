@@ -118,7 +118,8 @@ def verify_backup(folder: Path) -> list[dict[str, Any]]:
             raise InvalidInput(f"backup object {entry['key']} is missing")
         if _sha256(path) != entry["sha256"]:
             raise InvalidInput(f"backup object {entry['key']} is corrupt (its SHA-256 differs)")
-    return manifest["objects"]
+    objects: list[dict[str, Any]] = manifest["objects"]
+    return objects
 
 
 def _sha256(path: Path) -> str:

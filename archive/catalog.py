@@ -13,11 +13,13 @@ import functools
 import json
 import sqlite3
 import threading
+from collections.abc import Hashable
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
+from typing import cast
 
 from .audit import GENESIS
 from .audit import AuditEntry
@@ -136,8 +138,8 @@ _MIGRATIONS: list[str] = [
     """,
     # 2: a counter that every change to what a download depends on raises, from any
     # process, so that servers can keep those answers in memory (archive/lookups.py) and
-    # their rendered indexes (deposit/listing.py). It replaces 'versions_changed', which
-    # the code had to remember to raise; that row stays, unused.
+    # their rendered indexes (deposit/web/listing.py). It replaces 'versions_changed', which
+    # the code had to remember to raise.
     "INSERT INTO meta (key, value) VALUES ('lookups_changed', 0);\n"
     + "".join(
         f"CREATE TRIGGER {table}_{event.lower()}_changes_lookups AFTER {event} ON {table}\n"
@@ -145,6 +147,8 @@ _MIGRATIONS: list[str] = [
         for table in ("items", "versions", "credentials")
         for event in ("INSERT", "UPDATE", "DELETE")
     ),
+    # 3: 'versions_changed' (the counter migration 2 replaced) is read by nothing.
+    "DELETE FROM meta WHERE key = 'versions_changed';",
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -228,7 +232,7 @@ class Catalog:
             target.close()
 
     def schema_version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+        return _scalar(self._db.execute("PRAGMA user_version"))
 
     def ping(self) -> None:
         """Raise :class:`StorageError` unless the catalog answers with the expected schema."""
@@ -328,11 +332,12 @@ class Catalog:
     def count_versions(self, *, visibility: str | None = None, include_withdrawn: bool = False) -> int:
         where, params = self._versions_where(visibility, include_withdrawn)
         sql = f"SELECT COUNT(*) FROM versions v JOIN items i ON i.id = v.item_id {where}"
-        return self._db.execute(sql, params).fetchone()[0]
+        return _scalar(self._db.execute(sql, params))
 
     @staticmethod
     def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
-        clauses, params = ["1=1"], []
+        clauses: list[str] = ["1=1"]
+        params: list[object] = []
         if visibility is not None:
             clauses.append("i.visibility = ?")
             params.append(visibility)
@@ -361,7 +366,7 @@ class Catalog:
 
     def lookups_generation(self) -> int:
         """Return a number that triggers raise on every change to items, versions and credentials."""
-        return self._db.execute("SELECT value FROM meta WHERE key = 'lookups_changed'").fetchone()[0]
+        return _scalar(self._db.execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
 
     def mark_withdrawn(self, version_id: int, now: datetime) -> None:
         with self._write() as db:
@@ -380,6 +385,7 @@ class Catalog:
                    VALUES (:institution, :contact_name, :contact_email, :legal_basis, :message, :now)""",
                 {**fields, "now": to_text(now)},
             ).lastrowid
+        assert request_id is not None
         found = self.get_request(request_id)
         assert found is not None
         return found
@@ -389,13 +395,13 @@ class Catalog:
         return _request(row) if row else None
 
     def requests(self, status: str | None = None) -> list[AccessRequest]:
-        sql, params = "SELECT * FROM access_requests", ()
+        sql, params = "SELECT * FROM access_requests", tuple[object, ...]()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (status,)
         return [_request(row) for row in self._db.execute(sql + " ORDER BY id", params)]
 
     def count_requests(self, status: str) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)).fetchone()[0]
+        return _scalar(self._db.execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)))
 
     def set_request_status(
         self, request_id: int, status: str, now: datetime, *, reason: str | None = None, decided: bool = False
@@ -444,7 +450,7 @@ class Catalog:
         return _credential(row) if row else None
 
     def credentials(self, request_id: int | None = None) -> list[Credential]:
-        sql, params = "SELECT * FROM credentials", ()
+        sql, params = "SELECT * FROM credentials", tuple[object, ...]()
         if request_id is not None:
             sql, params = sql + " WHERE request_id = ?", (request_id,)
         return [_credential(row) for row in self._db.execute(sql + " ORDER BY id", params)]
@@ -564,7 +570,7 @@ class Catalog:
     def downloads_before(self, moment: datetime, *, delete: bool) -> int:
         """Count (and with ``delete``, remove) download records older than ``moment``."""
         with self._write() as db:
-            count = db.execute("SELECT COUNT(*) FROM downloads WHERE at < ?", (to_text(moment),)).fetchone()[0]
+            count = _scalar(db.execute("SELECT COUNT(*) FROM downloads WHERE at < ?", (to_text(moment),)))
             if delete:
                 db.execute("DELETE FROM downloads WHERE at < ?", (to_text(moment),))
         return count
@@ -573,7 +579,7 @@ class Catalog:
         """Count (and with ``delete``, remove) release links that were spent or have expired."""
         where = "released_at IS NOT NULL OR expires_at <= ?"
         with self._write() as db:
-            count = db.execute(f"SELECT COUNT(*) FROM releases WHERE {where}", (to_text(now),)).fetchone()[0]
+            count = _scalar(db.execute(f"SELECT COUNT(*) FROM releases WHERE {where}", (to_text(now),)))
             if delete:
                 db.execute(f"DELETE FROM releases WHERE {where}", (to_text(now),))
         return count
@@ -674,14 +680,20 @@ _TIMES = {"created_at", "published_at", "retain_until", "withdrawn_at", "expires
 
 
 @functools.cache
-def _columns(cls: type) -> tuple[tuple[str, bool], ...]:
+def _columns(cls: Hashable) -> tuple[tuple[str, bool], ...]:
     """A record's field names, each with whether it is a stored time (worked out once per class)."""
-    return tuple((f.name, f.name in _TIMES) for f in dataclasses.fields(cls))
+    return tuple((f.name, f.name in _TIMES) for f in dataclasses.fields(cast(Any, cls)))
+
+
+def _scalar(cursor: sqlite3.Cursor) -> int:
+    """The one whole number a query answers (a count, a version, a counter)."""
+    return int(cursor.fetchone()[0])
 
 
 def _record(cls: type[_R], row: sqlite3.Row) -> _R:
     """Build a model record from a row with the same column names."""
-    return cls(**{name: from_text(row[name]) if is_time else row[name] for name, is_time in _columns(cls)})
+    columns = _columns(cast(Hashable, cls))
+    return cls(**{name: from_text(row[name]) if is_time else row[name] for name, is_time in columns})
 
 
 def _item(row: sqlite3.Row) -> Item:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from typing import Any
 
 from .catalog import Catalog
 from .models import Credential
@@ -106,7 +107,7 @@ class DownloadLookups:
         return answers
 
     @staticmethod
-    def _keep(table: dict, key: object, value: object) -> None:
+    def _keep(table: dict[Any, Any], key: object, value: object) -> None:
         if len(table) >= MAX_ENTRIES:
             table.clear()
         table[key] = value

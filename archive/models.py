@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -9,6 +10,10 @@ from datetime import datetime
 PUBLIC = "public"
 PROTECTED = "protected"
 VISIBILITIES = (PUBLIC, PROTECTED)
+
+
+#: Where the archive gets the current time (tests pass their own to move through retention).
+Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:

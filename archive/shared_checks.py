@@ -55,7 +55,7 @@ class SharedChecks:
             for offset in self._probe(digest):
                 stored, credential_id, lapses = _SLOT.unpack_from(self._memory, offset)
                 if hmac.compare_digest(stored, digest) and lapses > now:
-                    return credential_id
+                    return int(credential_id)
             return None
         finally:
             self._lock.release()

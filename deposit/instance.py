@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from archive import Archive
 from archive import Catalog
 from archive import open_backend
-from archive.archive import Clock
 from archive.errors import Conflict
 from archive.errors import NotInitialised
+from archive.models import Clock
 from archive.models import utcnow
 
 from .settings import Settings
@@ -53,13 +55,14 @@ def require_initialised(settings: Settings) -> None:
         raise NotInitialised(settings.instance)
 
 
-def open_instance(instance: Path | None) -> tuple[Settings, Archive]:
+def open_instance(instance: Path | None, overrides: Mapping[str, Any] | None = None) -> tuple[Settings, Archive]:
     """Load an initialised instance's settings and open its archive.
 
     :param instance: the folder; None means $PLIGT_INSTANCE, else ./instance.
+    :param overrides: settings given on the command line (they win over file and environment).
     :raises NotInitialised: when ``pligt init`` has not made it.
     """
-    settings = load_settings(instance)
+    settings = load_settings(instance, overrides=overrides)
     require_initialised(settings)
     archive = build_archive(settings)
     archive.catalog.ping()

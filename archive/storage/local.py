@@ -87,7 +87,7 @@ class LocalStorage(Storage):
         # A plain string join: this is the download path, and pathlib's parsing showed in its profile.
         path = os.path.join(self._root_text, check_key(key))
         try:
-            return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+            return open(path, "rb")
         except FileNotFoundError:
             raise
         except OSError as e:

@@ -479,7 +479,8 @@ class _Multipart:
                 MultipartUpload={"Parts": self.parts},
                 IfNoneMatch="*",
             )
-        return done.get("VersionId")
+        version: str | None = done.get("VersionId")
+        return version
 
     def abort(self) -> None:
         """Drop the parts; if S3 cannot be told now, say so (a lifecycle rule cleans up)."""

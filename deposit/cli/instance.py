@@ -50,8 +50,7 @@ def serve(instance: Path | None, host: str | None, port: int | None, workers: in
     overrides = {
         k: v for k, v in {"host": host, "port": port, "workers": workers, "threads": threads}.items() if v is not None
     }
-    settings = load_settings(instance, overrides=overrides)
-    _, archive = open_instance(settings.instance)
+    settings, archive = open_instance(instance, overrides)
     archive.catalog.migrate()
     archive.check()
     archive.catalog.close()

@@ -94,7 +94,7 @@ def items(instance: Path | None, as_json: bool, include_withdrawn: bool) -> None
     if not versions:
         click.echo("Nothing is published yet.")
         return
-    rows = [("SLUG", "V", "ACCESS", "SIZE", "PUBLISHED", "RETAINED UNTIL", "FILE")]
+    rows: list[tuple[str, ...]] = [("SLUG", "V", "ACCESS", "SIZE", "PUBLISHED", "RETAINED UNTIL", "FILE")]
     rows += [_row(v) for v in versions]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

@@ -67,7 +67,7 @@ def _shared_checks() -> SharedChecks | None:
         return None
 
 
-class PligtServer(BaseApplication):  # type: ignore[misc]
+class PligtServer(BaseApplication):
     """A gunicorn application that builds Pligt's app in each worker."""
 
     def __init__(self, settings: Settings) -> None:

@@ -24,7 +24,7 @@ from gunicorn.workers.gthread import ThreadWorker
 LINGER_SECONDS = 0.002
 
 
-class LingeringThreadWorker(ThreadWorker):  # type: ignore[misc]
+class LingeringThreadWorker(ThreadWorker):
     def handle(self, conn: Any) -> Any:
         keepalive = super().handle(conn)
         while keepalive is True and self._next_request_comes(conn):

@@ -8,9 +8,9 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from archive.archive import Clock
 from archive.auth import Authenticator
 from archive.auth import Lockout
+from archive.models import Clock
 from archive.models import utcnow
 from archive.shared_checks import SharedChecks
 

@@ -7,6 +7,12 @@ never a redirect to a login page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+from typing import cast
+
+from flask import Response
 from flask import g
 from flask_httpauth import HTTPBasicAuth
 
@@ -34,7 +40,6 @@ crawler_auth = _Basic()
 owner_auth = _Basic(" (owner)")
 
 
-@crawler_auth.verify_password
 def _verify_crawler(username: str, password: str) -> Principal | None:
     if not username:
         return None
@@ -49,7 +54,6 @@ def _verify_crawler(username: str, password: str) -> Principal | None:
         return None
 
 
-@owner_auth.verify_password
 def _verify_owner(username: str, password: str) -> Principal | None:
     if not username:
         return None
@@ -60,7 +64,7 @@ def _verify_owner(username: str, password: str) -> Principal | None:
         return None
 
 
-def _challenge(status: int):  # noqa: ANN202 - flask-httpauth's callback
+def _challenge(status: int) -> Response:
     locked: LockedOut | None = g.pop("pligt_locked_out", None)
     if locked is not None:
         return error_response(429, "Too Many Requests", locked.message, retry_after=locked.retry_after)
@@ -69,8 +73,32 @@ def _challenge(status: int):  # noqa: ANN202 - flask-httpauth's callback
     return error_response(status, "Forbidden", "These credentials do not give access here.")
 
 
+crawler_auth.verify_password(_verify_crawler)
+owner_auth.verify_password(_verify_owner)
 crawler_auth.error_handler(_challenge)
 owner_auth.error_handler(_challenge)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def crawler_may_authenticate(view: F) -> F:
+    """Let a request present the crawler's (or the owner's) credentials; anonymous ones pass too."""
+    return cast(F, crawler_auth.login_required(optional=True)(view))
+
+
+def crawler_required(view: F) -> F:
+    """Answer 401 with the challenge unless the request carries valid credentials."""
+    return cast(F, crawler_auth.login_required(view))
+
+
+def owner_required(view: F) -> F:
+    """Answer 401 with the owner's challenge unless the owner's password came with the request."""
+    return cast(F, owner_auth.login_required(view))
+
+
+def challenge() -> Response:
+    """The 401 a protected URL answers without valid credentials, with the realm's challenge."""
+    return cast(Response, crawler_auth.auth_error_callback(401))
 
 
 def may_read_protected(principal: Principal | None, credential_active: bool | None) -> bool:
@@ -80,6 +108,11 @@ def may_read_protected(principal: Principal | None, credential_active: bool | No
     if principal.kind == OWNER:
         return True
     return bool(credential_active)
+
+
+def credential_of(principal: Principal | None) -> int | None:
+    """The crawler credential a request authenticated with (None: anonymous, or the owner)."""
+    return principal.credential_id if principal is not None else None
 
 
 def current_principal() -> Principal | None:

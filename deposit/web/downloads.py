@@ -12,6 +12,7 @@ import io
 import logging
 from collections.abc import Callable
 from typing import BinaryIO
+from typing import cast
 
 from flask import Response
 from flask import request
@@ -39,9 +40,10 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
     """
     archive = pligt().archive
     small = archive.read_small(version)  # small versions come from memory, checked against their digest
-    stream: BinaryIO = io.BytesIO(small) if small is not None else archive.open(version)
-    if on_sent is not None:
-        stream = CountingFile(stream)
+    source: BinaryIO = io.BytesIO(small) if small is not None else archive.open(version)
+    counting = CountingFile(source) if on_sent is not None else None
+    # A counting proxy reads, seeks and hands out its descriptor like the file itself.
+    stream = cast(BinaryIO, counting) if counting is not None else source
     environ = _environ_for_ranges()
     try:
         response = send_file(
@@ -64,16 +66,17 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
             response.cache_control.public = True
         else:
             response.cache_control.private = True
-        response = response.make_conditional(environ, accept_ranges=True, complete_length=version.size)
+        response.make_conditional(environ, accept_ranges=True, complete_length=version.size)
     except RequestedRangeNotSatisfiable:
         stream.close()
         raise
-    if isinstance(stream, CountingFile) and on_sent is not None:
-        start = response.content_range.start if response.content_range and response.status_code == 206 else 0
+    if counting is not None and on_sent is not None:
+        content_range = response.content_range
+        start = content_range.start or 0 if content_range and response.status_code == 206 else 0
         length = response.content_length or 0
         report = on_sent
         status = response.status_code
-        stream.on_close = lambda position: report(status, max(0, min(position - start, length)))
+        counting.on_close = lambda position: report(status, max(0, min(position - start, length)))
     return response
 
 

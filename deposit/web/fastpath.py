@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
+from typing import cast
 from urllib.parse import quote
 
 from werkzeug.datastructures import Headers
@@ -31,6 +32,7 @@ from archive.errors import ArchiveError
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 from archive.models import Version
+from archive.storage.base import CHUNK_SIZE
 
 from ..links import VERSION_PATTERN
 from .downloads import MAX_AGE
@@ -142,7 +144,7 @@ class FastDownloads:
         )
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
-            return wrapper(counting, 1024 * 1024)
+            return cast(Iterable[bytes], wrapper(counting, CHUNK_SIZE))
         return _chunks(counting)
 
     def _cached_credential(self, header: str | None) -> int | bool | None:
@@ -161,7 +163,7 @@ class FastDownloads:
         principal = self.services.authenticator.cache.get(CRAWLER, username, password)
         if principal is None or principal.credential_id is None:
             return False  # not verified yet: Flask verifies (and caches) it
-        return principal.credential_id
+        return int(principal.credential_id)
 
 
 class SmallBody:
@@ -189,7 +191,7 @@ class SmallBody:
 
 def _chunks(stream: CountingFile) -> Iterable[bytes]:
     try:
-        while chunk := stream.read(1024 * 1024):
+        while chunk := stream.read(CHUNK_SIZE):
             yield chunk
     finally:
         stream.close()

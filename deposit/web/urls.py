@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 from flask import url_for
 
@@ -11,7 +13,7 @@ from .. import links
 from .services import pligt
 
 
-def external_url(endpoint: str, **values: object) -> str:
+def external_url(endpoint: str, **values: Any) -> str:
     """Return an absolute URL, on ``base_url`` when configured, else on the request's host."""
     base = pligt().settings.base_url
     if base:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint
@@ -21,6 +22,7 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -111,7 +113,7 @@ def owner_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> ResponseReturnValue:
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
@@ -135,7 +137,7 @@ def login() -> Response | str:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     form = ActionForm()
     if form.validate_on_submit():
         session.clear()
@@ -158,7 +160,8 @@ def items() -> str:
     visibility = request.args.get("visibility")
     if visibility in (PUBLIC, PROTECTED):
         versions = [v for v in versions if v.visibility == visibility]
-    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "slug"
+    asked = request.args.get("sort") or ""
+    sort = asked if asked in SORTS else "slug"
     descending = request.args.get("order") == "desc"
     versions.sort(key=SORTS[sort], reverse=descending)
     return render_template(
@@ -190,7 +193,7 @@ def _fetched() -> dict[int, str]:
 
 @bp.post("/items/<slug>/versions/<int:number>/withdraw")
 @owner_required
-def withdraw(slug: str, number: int) -> Response:
+def withdraw(slug: str, number: int) -> ResponseReturnValue:
     form = ActionForm()
     if form.validate_on_submit():
         try:
@@ -206,7 +209,7 @@ def withdraw(slug: str, number: int) -> Response:
 
 @bp.route("/upload", methods=["GET", "POST"])
 @owner_required
-def upload() -> Response | str:
+def upload() -> ResponseReturnValue:
     """The upload page; without JavaScript the form posts the files as multipart."""
     form = UploadForm()
     results: list[dict[str, Any]] = []
@@ -239,7 +242,7 @@ def upload_raw() -> tuple[Response, int]:
     """Publish one file sent as the raw request body (the page's script, with progress)."""
     try:
         validate_csrf(request.headers.get("X-CSRFToken", ""))
-    except Exception as e:  # noqa: BLE001 - wtforms raises ValidationError with a reason
+    except Exception as e:
         raise CSRFError(str(e)) from e
     result = _publish(
         read_chunks(request.stream),
@@ -295,7 +298,7 @@ def requests_() -> str:
 
 @bp.post("/requests/<int:request_id>/approve")
 @owner_required
-def approve(request_id: int) -> Response:
+def approve(request_id: int) -> ResponseReturnValue:
     form = ApproveForm()
     if form.validate_on_submit():
         try:
@@ -310,7 +313,7 @@ def approve(request_id: int) -> Response:
 
 @bp.post("/requests/<int:request_id>/deny")
 @owner_required
-def deny(request_id: int) -> Response:
+def deny(request_id: int) -> ResponseReturnValue:
     form = DenyForm()
     if form.validate_on_submit():
         try:
@@ -325,7 +328,7 @@ def deny(request_id: int) -> Response:
 
 @bp.post("/credentials/<int:credential_id>/revoke")
 @owner_required
-def revoke(credential_id: int) -> Response:
+def revoke(credential_id: int) -> ResponseReturnValue:
     form = ActionForm()
     if form.validate_on_submit():
         try:
@@ -355,8 +358,9 @@ def audit() -> str:
     return render_template("admin/audit.html", entries=entries, head=archive.audit_head(), form=form, verified=verified)
 
 
-def days_left(version: Version, now: Any) -> int:
-    return max(0, (version.retain_until - now).days)
+def days_left(version: Version, now: datetime) -> int:
+    """Whole days until the version's minimum retention ends (0 once it has)."""
+    return max(0, int((version.retain_until - now).days))
 
 
 bp.add_app_template_global(days_left, "days_left")

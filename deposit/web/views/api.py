@@ -26,7 +26,7 @@ from archive.models import Version
 
 from ...links import version_path
 from ...release import deliver
-from ..auth import owner_auth
+from ..auth import owner_required
 from ..services import pligt
 from ..urls import version_url
 
@@ -51,7 +51,7 @@ def item_json(versions: list[Version]) -> dict[str, object]:
 
 
 @bp.get("/items")
-@owner_auth.login_required
+@owner_required
 def list_items() -> Response:
     """List every item with all its versions (withdrawn ones included)."""
     versions = pligt().archive.versions(include_withdrawn=True)
@@ -62,13 +62,13 @@ def list_items() -> Response:
 
 
 @bp.get("/items/<slug>")
-@owner_auth.login_required
+@owner_required
 def get_item(slug: str) -> Response:
     return jsonify(item_json(pligt().archive.item_versions(slug)))
 
 
 @bp.post("/items")
-@owner_auth.login_required
+@owner_required
 def publish() -> tuple[Response, int]:
     """Publish the request body as a new version (a new item unless ``slug`` exists)."""
     filename = request.args.get("filename", "")
@@ -109,14 +109,14 @@ def _complete_body(expected: int | None) -> Iterator[bytes]:
 
 
 @bp.delete("/items/<slug>")
-@owner_auth.login_required
+@owner_required
 def withdraw_item(slug: str) -> Response:
     withdrawn = pligt().archive.withdraw(slug)
     return jsonify(withdrawn=[version_json(v) for v in withdrawn])
 
 
 @bp.delete("/items/<slug>/versions/<int:number>")
-@owner_auth.login_required
+@owner_required
 def withdraw_version(slug: str, number: int) -> Response:
     withdrawn = pligt().archive.withdraw(slug, number)
     return jsonify(withdrawn=[version_json(v) for v in withdrawn])
@@ -150,14 +150,14 @@ def _int(data: dict[str, Any], key: str, default: int) -> int:
 
 
 @bp.get("/requests")
-@owner_auth.login_required
+@owner_required
 def list_requests() -> Response:
     status = request.args.get("status")
     return jsonify(requests=[r.to_dict() for r in pligt().archive.access.requests(status)])
 
 
 @bp.post("/requests/<int:request_id>/approve")
-@owner_auth.login_required
+@owner_required
 def approve(request_id: int) -> Response:
     """Approve: ``{"valid_days": 365, "show": false}``; the password only with ``show``."""
     data = _json_body()
@@ -166,26 +166,26 @@ def approve(request_id: int) -> Response:
 
 
 @bp.post("/requests/<int:request_id>/deny")
-@owner_auth.login_required
+@owner_required
 def deny(request_id: int) -> Response:
     reason = _json_body().get("reason")
     return jsonify(pligt().archive.access.deny(request_id, reason if isinstance(reason, str) else "").to_dict())
 
 
 @bp.get("/credentials")
-@owner_auth.login_required
+@owner_required
 def list_credentials() -> Response:
     return jsonify(credentials=[c.to_dict() for c in pligt().archive.access.credentials()])
 
 
 @bp.post("/credentials/<int:credential_id>/revoke")
-@owner_auth.login_required
+@owner_required
 def revoke(credential_id: int) -> Response:
     return jsonify(pligt().archive.access.revoke(credential_id).to_dict())
 
 
 @bp.post("/credentials/<int:credential_id>/rotate")
-@owner_auth.login_required
+@owner_required
 def rotate(credential_id: int) -> Response:
     data = _json_body()
     approval = pligt().archive.access.rotate(credential_id, _int(data, "valid_days", DEFAULT_VALID_DAYS))
@@ -193,7 +193,7 @@ def rotate(credential_id: int) -> Response:
 
 
 @bp.get("/harvest")
-@owner_auth.login_required
+@owner_required
 def harvest() -> Response:
     rows = pligt().archive.harvest()
     return jsonify(
@@ -202,7 +202,7 @@ def harvest() -> Response:
 
 
 @bp.get("/audit")
-@owner_auth.login_required
+@owner_required
 def audit_log() -> Response:
     limit = request.args.get("limit", default=50, type=int) or 50
     entries = pligt().archive.catalog.audit_entries(newest_first=True, limit=min(limit, 1000))
@@ -210,7 +210,7 @@ def audit_log() -> Response:
 
 
 @bp.get("/audit/verify")
-@owner_auth.login_required
+@owner_required
 def audit_verify() -> Response:
     seq, head = pligt().archive.verify_audit(request.args.get("head") or None)
     return jsonify(ok=True, entries=seq, head=head)

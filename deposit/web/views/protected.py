@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import Response
 
-from ..auth import crawler_auth
+from ..auth import challenge
+from ..auth import crawler_required
 from ..auth import current_principal
 from ..auth import may_read_protected
 from ..listing import index_page
@@ -14,12 +16,12 @@ bp = Blueprint("protected", __name__, url_prefix="/protected")
 
 
 @bp.get("/")
-@crawler_auth.login_required
-def index() -> str:
+@crawler_required
+def index() -> Response:
     principal = current_principal()
     active = principal is not None and (
         principal.credential_id is None or pligt().archive.credential_active(principal.credential_id)
     )
     if not may_read_protected(principal, active):
-        return crawler_auth.auth_error_callback(401)
+        return challenge()
     return index_page("protected.html", visibility=None)

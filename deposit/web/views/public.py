@@ -10,6 +10,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask.typing import ResponseReturnValue
 
 from archive.errors import NotFound
 from archive.errors import StorageError
@@ -18,7 +19,9 @@ from archive.models import PUBLIC
 
 from ...links import LATEST_ROUTE
 from ...links import VERSION_ROUTE
-from ..auth import crawler_auth
+from ..auth import challenge
+from ..auth import crawler_may_authenticate
+from ..auth import credential_of
 from ..auth import current_principal
 from ..auth import may_read_protected
 from ..downloads import send_version
@@ -85,33 +88,33 @@ def healthz() -> tuple[Response, int]:
 
 
 @bp.get(VERSION_ROUTE)
-@crawler_auth.login_required(optional=True)
+@crawler_may_authenticate
 def version_file(slug: str, number: int, filename: str) -> Response:
     """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
     principal = current_principal()
-    found = pligt().archive.find_download(slug, number, principal.credential_id if principal else None)
+    found = pligt().archive.find_download(slug, number, credential_of(principal))
     version = found.version
     if version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
-        return crawler_auth.auth_error_callback(401)
+        return challenge()
     if unicodedata.normalize("NFC", filename) != version.filename:
         raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
     on_sent = None
     # Proof of deposit: what crawler credentials (and anonymous clients, for public
     # material) fetched. The owner's own downloads prove nothing and are not kept.
     if request.method == "GET" and (principal is None or principal.credential_id is not None):
-        archive, credential_id = pligt().archive, principal.credential_id if principal else None
+        archive, credential_id = pligt().archive, credential_of(principal)
         on_sent = lambda status, sent: archive.record_download(credential_id, version, status, sent)  # noqa: E731
     return send_version(version, on_sent)
 
 
 @bp.get(LATEST_ROUTE)
-@crawler_auth.login_required(optional=True)
-def latest(slug: str) -> Response:
+@crawler_may_authenticate
+def latest(slug: str) -> ResponseReturnValue:
     """Redirect (one hop, absolute) to the item's newest retained version."""
     principal = current_principal()
-    found = pligt().archive.find_download(slug, None, principal.credential_id if principal else None)
+    found = pligt().archive.find_download(slug, None, credential_of(principal))
     if found.version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
-        return crawler_auth.auth_error_callback(401)
+        return challenge()
     response = redirect(version_url(found.version), code=302)
     response.cache_control.no_cache = True
     return response
