@@ -44,7 +44,6 @@ def create_app(
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_file.read_bytes(),
-        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         JSON_SORT_KEYS=False,
         PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https:") else "http",
         SESSION_COOKIE_NAME="pligt_session",
@@ -80,6 +79,7 @@ def create_app(
     from . import errors
     from . import headers
     from . import i18n
+    from . import limits
     from .views import access
     from .views import admin
     from .views import api
@@ -87,6 +87,7 @@ def create_app(
     from .views import public
 
     i18n.init_app(app)
+    limits.init_app(app)
 
     app.jinja_env.globals["csrf_token"] = generate_csrf
     for module in (errors, headers, public, protected, access, api, admin):
