@@ -127,13 +127,13 @@ class TooManyRequests(ArchiveError):
 
 
 class LockedOut(ArchiveError):
-    """Too many failed attempts for one username; try again after ``retry_after`` seconds."""
+    """Too many failed password checks from one client; it may try again after ``retry_after`` seconds."""
 
     status_code = 429
     exit_code = 8
 
-    def __init__(self, username: str, retry_after: int) -> None:
-        super().__init__(f"too many failed attempts for {username!r}; try again in {retry_after} seconds")
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed password attempts from this client; try again in {retry_after} seconds")
         self.retry_after = retry_after
 
 

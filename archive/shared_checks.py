@@ -14,6 +14,11 @@ forks its workers; they inherit it, and with it
 
 A slot never holds a password, and a hit only says "this password was right";
 whether the credential is still valid is checked on every request, as before.
+
+A second table of the same shape counts failed checks per client (the HMAC of
+its address, never the address), so that a guesser is stopped after the same
+number of tries whichever worker its connections land on (archive/auth.py,
+:class:`~archive.auth.Guessers`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import secrets
 import struct
 import time
 
-#: digest, credential id, lapses at (time.monotonic(), the same clock in every process)
+#: digest, credential id, lapses at (time.monotonic(), the same clock in every process);
+#: in the failures table: the client's digest, its failures, when the last one was counted.
 _SLOT = struct.Struct("32sqd")
 _EMPTY = bytes(32)
 #: Where a digest may sit: this many slots from its home slot.
@@ -37,10 +43,12 @@ _LOCK_TIMEOUT = 0.05
 class SharedChecks:
     """A fixed table of verified (username, password) digests in memory shared across fork."""
 
-    def __init__(self, slots: int = 1024) -> None:
+    def __init__(self, slots: int = 1024, clients: int = 4096) -> None:
         self.slots = slots
+        self.clients = clients
         self.key = secrets.token_bytes(32)
         self._memory = mmap.mmap(-1, slots * _SLOT.size)  # anonymous and MAP_SHARED: inherited by fork
+        self._failures = mmap.mmap(-1, clients * _SLOT.size)
         self._lock = multiprocessing.Lock()
 
     def digest(self, kind: str, username: str, password: str) -> bytes:
@@ -81,6 +89,56 @@ class SharedChecks:
         finally:
             self._lock.release()
 
-    def _probe(self, digest: bytes) -> list[int]:
-        home = int.from_bytes(digest[:8], "big") % self.slots
-        return [((home + i) % self.slots) * _SLOT.size for i in range(min(_PROBES, self.slots))]
+    def count_failures(
+        self, client: bytes, delta: int, limit: int, quiet: float, now: float
+    ) -> tuple[int, float, bool] | None:
+        """Change a client's failure count by ``delta`` as :func:`failures_after` says; None without the lock.
+
+        A full table forgets the client whose last failure is oldest.
+        """
+        if not self._lock.acquire(timeout=_LOCK_TIMEOUT):
+            return None
+        try:
+            chosen, oldest = None, None
+            for offset in self._probe(client, self.clients):
+                stored, count, last = _SLOT.unpack_from(self._failures, offset)
+                if stored == client:
+                    chosen = offset
+                    break
+                if stored == _EMPTY or last + quiet <= now:
+                    chosen = chosen if chosen is not None else offset
+                elif oldest is None or last < oldest[1]:
+                    oldest = (offset, last)
+            if chosen is None:
+                assert oldest is not None
+                chosen = oldest[0]
+            stored, count, last = _SLOT.unpack_from(self._failures, chosen)
+            after = failures_after((count, last) if stored == client else (0, 0.0), delta, limit, quiet, now)
+            _SLOT.pack_into(self._failures, chosen, client, after[0], after[1])
+            return after
+        finally:
+            self._lock.release()
+
+    def _probe(self, digest: bytes, slots: int | None = None) -> list[int]:
+        slots = slots or self.slots
+        home = int.from_bytes(digest[:8], "big") % slots
+        return [((home + i) % slots) * _SLOT.size for i in range(min(_PROBES, slots))]
+
+
+def failures_after(
+    counted: tuple[int, float], delta: int, limit: int, quiet: float, now: float
+) -> tuple[int, float, bool]:
+    """Return a client's failures and when the last was counted, after ``delta``; and whether it is refused.
+
+    One rule for the shared table and the per-process one: failures lapse after
+    ``quiet`` seconds without a new one; a client at ``limit`` is refused, and
+    a refused attempt is not counted (so it does not prolong the refusal).
+    """
+    count, last = counted
+    if last + quiet <= now:
+        count, last = 0, 0.0
+    if count >= limit and delta >= 0:
+        return count, last, True
+    if delta > 0:
+        return count + delta, now, False
+    return max(0, count + delta), last, False

@@ -55,9 +55,9 @@ class Settings:
     threads: int = 32
     #: How long a successful crawler password check is remembered (sliding, per worker).
     auth_cache_seconds: int = 300
-    #: Failed Basic-auth attempts per username before a temporary lock-out.
+    #: Failed password checks per client (counted in memory only) before its passwords are refused unchecked.
     auth_max_failures: int = 10
-    #: How long the lock-out lasts (and the window failures are counted in).
+    #: How long a client must stay quiet after its last failure for its count to lapse (and refusal to end).
     auth_lockout_seconds: int = 300
     #: No new access requests while this many wait for a decision.
     max_pending_requests: int = 50

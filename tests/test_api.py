@@ -184,14 +184,18 @@ def test_withdraw_unknown_version_is_404(client, instance, existing) -> None:  #
 def test_api_without_owner_credentials_is_401_json(client, instance, archive, existing) -> None:  # noqa: ANN001
     credential, password = issue_credential(archive)
     owner, owner_password = instance.owner_auth
-    for auth in (None, (owner, owner_password + "x"), ("nobody", owner_password), (credential.username, password)):
+    attempts = (None, (owner, owner_password + "x"), ("nobody", owner_password), (credential.username, password))
+    for n, auth in enumerate(attempts):
+        address = f"192.0.2.{n}"  # one client each: twelve failures from one would be refused (429)
         for method, path in (
             ("GET", "/api/items"),
             ("GET", "/api/items/kept"),
             ("POST", "/api/items?filename=intruder.pdf&visibility=public"),
             ("DELETE", "/api/items/kept/versions/1"),
         ):
-            response = client.open(path, method=method, data=pdf_bytes("intruder"), auth=auth)
+            response = client.open(
+                path, method=method, data=pdf_bytes("intruder"), auth=auth, environ_base={"REMOTE_ADDR": address}
+            )
             assert_json_error(response, 401)
             assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
     assert_nothing_changed(client, instance, existing)

@@ -1,6 +1,6 @@
 """The access-request workflow over HTTP: the public request page and its JSON twin, the
 owner told by a real SMTP server, the single-use release page, the owner's API for
-deciding, revoking, rotating and auditing, the lock-out that defends the Basic-auth door,
+deciding, revoking, rotating and auditing, the cost of a wrong password,
 the proof of deposit written as downloads close, and the headers and cookies of every page."""
 
 from __future__ import annotations
@@ -839,82 +839,7 @@ def test_api_refuses_cross_site_requests(client, instance, archive, filed, prote
     assert same_site.status_code == 200
 
 
-# -- the lock-out -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def locking(instance, clock):  # noqa: ANN001, ANN201
-    """A client whose app locks a username out after 3 failures for a minute, with material."""
-    client, archive = app_with(instance, clock, auth_max_failures="3", auth_lockout_seconds="60")
-    archive.publish([pdf_bytes("offentlig")], filename="brochure.pdf", visibility="public")
-    archive.publish([pdf_bytes("beskyttet")], filename="kursus.pdf", visibility="protected")
-    return client, archive
-
-
-def test_lockout_after_too_many_failures_even_for_the_right_password(locking) -> None:  # noqa: ANN001
-    client, archive = locking
-    credential, password = issue_credential(archive)
-    wrong = (credential.username, password + "x")
-
-    for _ in range(3):
-        assert client.get("/protected/", auth=wrong).status_code == 401
-
-    for auth in (wrong, (credential.username, password)):
-        for path in ("/protected/", "/files/kursus/v1/kursus.pdf"):
-            response = client.get(path, auth=auth)
-            assert response.status_code == 429, (auth, path)
-            assert 1 <= int(response.headers["Retry-After"]) <= 60
-            assert pdf_bytes("beskyttet") not in response.data
-
-    public = client.get("/files/brochure/v1/brochure.pdf", auth=wrong)
-    assert public.status_code == 200
-    assert public.data == pdf_bytes("offentlig")
-    assert client.get("/", auth=wrong).status_code == 200
-    assert client.get("/files/brochure/v1/brochure.pdf", auth=(credential.username, password)).status_code == 200
-
-    other, other_password = issue_credential(archive)
-    assert client.get("/protected/", auth=(other.username, other_password)).status_code == 200
-
-
-def test_lockout_spares_a_crawler_verified_before(locking) -> None:  # noqa: ANN001
-    client, archive = locking
-    credential, password = issue_credential(archive)
-    right = (credential.username, password)
-    assert client.get("/protected/", auth=right).status_code == 200
-
-    for _ in range(4):
-        client.get("/protected/", auth=(credential.username, "guess"))
-    assert client.get("/protected/", auth=(credential.username, "guess")).status_code == 429
-
-    for _ in range(3):
-        assert client.get("/protected/", auth=right).status_code == 200
-        response = client.get("/files/kursus/v1/kursus.pdf", auth=right)
-        assert response.status_code == 200
-        assert response.data == pdf_bytes("beskyttet")
-
-
-def test_lockout_of_an_unknown_username(locking) -> None:  # noqa: ANN001
-    client, _ = locking
-    for _ in range(3):
-        assert client.get("/protected/", auth=("crawler-deadbeef", "guess")).status_code == 401
-    response = client.get("/protected/", auth=("crawler-deadbeef", "guess"))
-    assert response.status_code == 429
-    assert "Retry-After" in response.headers
-
-
-def test_lockout_lifts_by_itself(instance, clock) -> None:  # noqa: ANN001
-    client, archive = app_with(instance, clock, auth_max_failures="3", auth_lockout_seconds="2")
-    credential, password = issue_credential(archive)
-    for _ in range(3):
-        assert client.get("/protected/", auth=(credential.username, "guess")).status_code == 401
-    locked = client.get("/protected/", auth=(credential.username, password))
-    assert locked.status_code == 429
-    retry_after = int(locked.headers["Retry-After"])
-    assert 1 <= retry_after <= 2
-
-    time.sleep(retry_after + 0.1)
-
-    assert client.get("/protected/", auth=(credential.username, password)).status_code == 200
+# -- the slow check (guessing is stopped per client: tests/test_guessing.py) ------------------
 
 
 def test_unknown_username_costs_as_much_as_a_wrong_password(client, archive) -> None:  # noqa: ANN001

@@ -9,7 +9,6 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from archive.auth import Authenticator
-from archive.auth import Lockout
 from archive.models import Clock
 from archive.models import utcnow
 from archive.shared_checks import SharedChecks
@@ -62,7 +61,8 @@ def create_app(
             archive.catalog,
             settings.auth_cache_seconds,
             clock,
-            Lockout(settings.auth_max_failures, settings.auth_lockout_seconds),
+            max_failures=settings.auth_max_failures,
+            refusal_seconds=settings.auth_lockout_seconds,
             shared=shared_checks,
         ),
         request_limit=RateLimit(settings.requests_per_hour_per_client, 3600),

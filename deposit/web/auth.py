@@ -21,6 +21,7 @@ from archive.auth import OWNER
 from archive.auth import Principal
 from archive.errors import LockedOut
 
+from .clients import client_address
 from .errors import error_response
 from .services import pligt
 
@@ -46,10 +47,10 @@ def _verify_crawler(username: str, password: str) -> Principal | None:
     authenticator = pligt().authenticator
     try:
         if username == OWNER_USERNAME:
-            return authenticator.owner(username, password)
-        return authenticator.crawler(username, password)
+            return authenticator.owner(username, password, client=client_address())
+        return authenticator.crawler(username, password, client=client_address())
     except LockedOut as e:
-        # Public material stays reachable; only a challenge becomes a 429.
+        # This client failed too often. Public material stays reachable; only a challenge becomes a 429.
         g.pligt_locked_out = e
         return None
 
@@ -58,7 +59,7 @@ def _verify_owner(username: str, password: str) -> Principal | None:
     if not username:
         return None
     try:
-        return pligt().authenticator.owner(username, password)
+        return pligt().authenticator.owner(username, password, client=client_address())
     except LockedOut as e:
         g.pligt_locked_out = e
         return None

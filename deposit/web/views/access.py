@@ -29,6 +29,7 @@ from archive.models import AccessRequest
 
 from ...links import public_base
 from ...mail import notify_owner
+from ..clients import client_address
 from ..errors import json_error
 from ..errors import with_retry_after
 from ..services import pligt
@@ -59,22 +60,9 @@ class ReleaseForm(FlaskForm):
     """Only a CSRF token: revealing the credentials takes a deliberate POST."""
 
 
-def _client_key() -> str:
-    """Who is filing, for the in-memory throttle only (hashed there; never stored or logged).
-
-    Behind trusted proxies every request comes from the proxy, so the client is
-    the entry the nearest trusted proxy added to the forwarded-for list.
-    """
-    proxies = pligt().settings.trusted_proxies
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-    if proxies and len(forwarded) >= proxies:
-        return forwarded[-proxies]
-    return request.remote_addr or "unknown"
-
-
 def _file(fields: dict[str, str | None]) -> AccessRequest:
     """Throttle, file and notify; raise TooManyRequests when a client sends too many."""
-    wait = pligt().request_limit.hit(_client_key())
+    wait = pligt().request_limit.hit(client_address())
     if wait:
         raise TooManyRequests("too many requests from this client; please try again later", retry_after=wait)
     filed = pligt().archive.access.file(fields)

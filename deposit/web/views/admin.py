@@ -50,6 +50,7 @@ from archive.models import PUBLIC
 from archive.models import Version
 
 from ...release import deliver
+from ..clients import client_address
 from ..errors import json_error
 from ..errors import with_retry_after
 from ..services import pligt
@@ -118,7 +119,7 @@ def login() -> ResponseReturnValue:
     status = 200
     if form.validate_on_submit():
         try:
-            principal = pligt().authenticator.owner(OWNER_USERNAME, form.password.data or "")
+            principal = pligt().authenticator.owner(OWNER_USERNAME, form.password.data or "", client=client_address())
         except LockedOut as e:
             form.password.errors.append(
                 _("Too many failed attempts; try again in %(seconds)d seconds.", seconds=e.retry_after)
