@@ -7,6 +7,8 @@ and down, run by ``scripts/bench-memory``), with ``scripts`` on ``PYTHONPATH``.
 - ``servers``: ``pligt init`` and ``pligt serve``, nginx, and a moto S3 server;
 - ``rss``: the resident memory of a process tree, sampled through a transfer;
 - ``measure``: wrk, slow clients, the wget harvest, curl uploads and downloads;
+- ``patterns``: the deposit crawler's patterns as wrk Lua scripts (401, 401 then 200, 304),
+  and copyparty beside Pligt and nginx;
 - ``compare``: the run that measures Pligt beside nginx, step by step;
 - ``report``: the table, the JSON and the medians of several runs;
 - ``plot``: the ratios as a bar chart;

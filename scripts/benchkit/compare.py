@@ -23,7 +23,12 @@ Run it through ``scripts/bench`` (which installs nginx, wrk, wget, curl and
    of the whole process tree while a 1 GiB file is received and served, the
    1 GiB upload against ``sha256sum``, a recursive wget harvest with a WARC,
    and the time to fetch the protected index beside nginx's autoindex;
-5. prints one table with the ratios and the issue's targets.
+5. measures the deposit crawler's patterns over the small files (``patterns``):
+   the 401 challenge alone, Heritrix's 401-then-200 per URL (also in HTTP/1.0 with
+   ``Connection: close``), the 304 revisit and the 200 with credentials up front,
+   on Pligt, nginx and copyparty (installed into a virtual environment of its own
+   in the temporary folder; left out, with a note, if it cannot be installed);
+6. prints one table with the ratios and the issue's targets.
 
 ``--profile DIR`` instead runs py-spy on the Pligt workers while wrk loads the
 4 KiB download and then the protected index, saves the collapsed stacks in DIR
@@ -57,8 +62,18 @@ from .measure import sha256sum_seconds
 from .measure import timed_fetches
 from .measure import wget_harvest
 from .measure import wrk
+from .patterns import PATTERNS
+from .patterns import PatternRun
+from .patterns import Target
+from .patterns import check
+from .patterns import copyparty_server
+from .patterns import small_paths
+from .patterns import validators
+from .patterns import write_script
+from .patterns import wrk_pattern
 from .report import Results
 from .report import Row
+from .report import fmt
 from .rss import Phase
 from .rss import Sampler
 from .rss import measure_tree
@@ -161,6 +176,7 @@ def bench(plan: Plan, work: Path, results: Results, stack: Stack) -> None:
     b = prepare(plan, work, results, stack)
     measure_harvest(b)  # first: the main instance holds only the small items yet
     small = measure_small(b)
+    measure_patterns(b)
     big = measure_big(b)
     measure_slow_clients(b, small, big)
     uploaded, up = measure_large_upload(b)
@@ -246,6 +262,118 @@ def measure_small(b: Bench) -> Pair:
     b.results.add(Row("4 KiB GET p99 latency (ms)", p_small.p99_ms, n_small.p99_ms, "ms", ("max", 3.0), "≤ 3×"))
     b.results.add(Row("4 KiB GET p50 latency (ms)", p_small.p50_ms, n_small.p50_ms, "ms"))
     return Pair(small_pligt, small_nginx, p_small, n_small)
+
+
+def measure_patterns(b: Bench) -> None:
+    """(h) The deposit crawler's patterns over every small file, on Pligt, nginx and copyparty."""
+    plan, count = b.plan, b.plan.harvest_items
+    folder = b.work / "patterns"
+    folder.mkdir()
+    targets = [
+        Target("pligt", b.server.base, small_paths("", count, pligt=True), [], []),
+        Target("nginx", b.nginx.base, small_paths("/harvest", count, pligt=False), [], []),
+    ]
+    copyparty = copyparty_server(b.work, b.www / "harvest", b.auth, b.stack)
+    if copyparty is not None:
+        targets.append(Target("copyparty", copyparty.base, small_paths("/harvest", count, pligt=False), [], []))
+    for target in targets:
+        validators(target, b.auth, revisit=target.name != "copyparty")
+    runs: dict[tuple[str, str], PatternRun] = {}
+    for pattern in PATTERNS:
+        for target in targets:
+            if pattern == "revisit" and target.name == "copyparty":
+                continue  # no ETag to revisit with
+            script = write_script(folder, target, pattern, b.auth)
+            log(f"pattern {pattern} on {target.name}")
+            wrk_pattern(script, target.base, plan.warm_seconds)
+            result = runs[(target.name, pattern)] = wrk_pattern(script, target.base, plan.wrk_seconds)
+            problem = check(result, pattern)
+            if problem:
+                b.results.notes.append(f"pattern {pattern} on {target.name}: {problem}")
+    if copyparty is not None:
+        copyparty.stop()
+
+    def rate(server: str, pattern: str) -> float | None:
+        found = runs.get((server, pattern))
+        return found.requests_per_s if found else None
+
+    def beside(pattern: str) -> str:
+        other = rate("copyparty", pattern)
+        return f"copyparty {fmt(other)} req/s" if other is not None else "copyparty not measured"
+
+    urls = f"{count:,} URLs"
+    b.results.add(
+        Row(
+            f"crawler, 200 with credentials up front, {urls} (req/s)",
+            rate("pligt", "auth"),
+            rate("nginx", "auth"),
+            "req/s",
+            note=beside("auth"),
+        )
+    )
+    b.results.add(
+        Row(
+            "crawler, 401 challenge, no credentials (req/s)",
+            rate("pligt", "challenge"),
+            rate("nginx", "challenge"),
+            "req/s",
+            note=beside("challenge"),
+        )
+    )
+    b.results.add(
+        Row(
+            "crawler, 401 rate ÷ Pligt's own 200 rate",
+            rate("pligt", "challenge"),
+            rate("pligt", "auth"),
+            "req/s",
+            ("min", 0.9),
+            "≥ 0.9× own 200",
+            nginx_label="Pligt 200",
+        )
+    )
+    heritrix = runs[("pligt", "heritrix")]
+    b.results.add(
+        Row(
+            "Heritrix pattern, 401 then 200 per URL (req/s)",
+            rate("pligt", "heritrix"),
+            rate("nginx", "heritrix"),
+            "req/s",
+            ("min", 0.35),
+            "≥ 0.35× (stretch 0.5×)",
+            note=f"requests, each URL twice; {beside('heritrix')}; Pligt p99 {heritrix.wrk.p99_ms:.1f} ms, "
+            f"nginx p99 {runs[('nginx', 'heritrix')].wrk.p99_ms:.1f} ms",
+        )
+    )
+    b.results.add(
+        Row(
+            "Heritrix pattern beside copyparty (req/s)",
+            rate("pligt", "heritrix"),
+            rate("copyparty", "heritrix"),
+            "req/s",
+            ("min", 1.0),
+            "ahead of copyparty",
+            nginx_label="copyparty",
+        )
+    )
+    b.results.add(
+        Row(
+            "Heritrix pattern, HTTP/1.0 + Connection: close (req/s)",
+            rate("pligt", "heritrix-close"),
+            rate("nginx", "heritrix-close"),
+            "req/s",
+            note=f"a TCP connection per request; {beside('heritrix-close')}",
+        )
+    )
+    b.results.add(
+        Row(
+            "304 revisit, credentials + If-None-Match (req/s)",
+            rate("pligt", "revisit"),
+            rate("nginx", "revisit"),
+            "req/s",
+            ("min", 0.5),
+            "≥ 0.5×",
+        )
+    )
 
 
 def measure_big(b: Bench) -> Pair:

@@ -182,6 +182,7 @@ def to_json(results: Results) -> dict[str, Any]:
                 "ratio": r.ratio,
                 "target": r.target,
                 "target_text": r.target_text,
+                "nginx_label": r.nginx_label,
                 "passed": r.passed,
                 "note": r.note,
                 "run_ratios": r.run_ratios,
@@ -207,7 +208,7 @@ def _combine_row(row: dict[str, Any], same: list[dict[str, Any]]) -> Row:
         row["unit"],
         (row["target"][0], row["target"][1]) if row["target"] else None,
         row["target_text"],
-        nginx_label="sha256sum" if "sha256sum" in row["target_text"] else "",
+        nginx_label=row.get("nginx_label") or ("sha256sum" if "sha256sum" in row["target_text"] else ""),
     )
     absolute = row["unit"] in ("%", "MiB") or (row["target"] and row["target"][0] == "abs-max")
     ratios = [] if absolute else [r["ratio"] for r in same if r["ratio"] is not None]
