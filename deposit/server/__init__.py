@@ -27,14 +27,14 @@ from ..settings import Settings
 from ..web import create_app
 from .access_log import NoAddressLogger
 from .warm import warm_up
-from .worker import LingeringThreadWorker
+from .worker import PligtWorker
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
-        "worker_class": LingeringThreadWorker,
+        "worker_class": PligtWorker,
         "threads": settings.threads,
         # The arbiter's heartbeat timeout; gthread workers beat while threads stream.
         "timeout": 60,

@@ -1,41 +1,227 @@
-"""Gunicorn's threaded worker, staying with a lone connection while its client keeps asking.
+"""Gunicorn's threaded worker, made to withstand slow clients and to stay with a lone connection.
 
-In gunicorn's gthread worker every request on a kept-alive connection makes a
-round trip between threads: the main thread's poller sees the request and
-hands the connection to a pool thread, which serves it and hands it back to be
-watched again (two thread wake-ups and four system calls per request). A
-harvester fetching files one after another on one connection (wget; a crawler
-without a politeness delay) pays that on each of its thousands of requests.
+Slow clients. In gunicorn's gthread worker a pool thread reads each request's
+line and headers itself, blocking: a few dozen clients sending one header byte
+a second (slowloris) hold every thread, and nobody else is served. Here the
+worker's main loop gathers the request line and headers without a thread
+(non-blocking reads on its poller) and hands a connection to the pool only
+once its headers are complete; what is not complete within
+:data:`~deposit.server.pacing.HEADER_SECONDS` is dropped with a 408. Bodies are
+read under a minimum pace (:mod:`deposit.server.pacing`).
 
-So when a worker has just this one connection, the pool thread that answered
-waits a moment for the next request and serves it itself. With more
-connections open nothing changes: threads that stayed with their connections
-would compete for the GIL, and the latency of all would grow (measured).
+A lone connection. Every request on a kept-alive connection makes a round
+trip between threads: the main thread's poller sees the request and hands the
+connection to a pool thread, which serves it and hands it back (two thread
+wake-ups and four system calls per request). A harvester fetching files one
+after another on one connection pays that on each of its thousands of
+requests. So when a worker has just this one connection, the pool thread that
+answered waits a moment for the next request and serves it itself, if its
+headers are already complete. With more connections open nothing changes:
+threads that stayed with their connections would compete for the GIL, and the
+latency of all would grow (measured).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import select
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
+
+from .pacing import HEADER_MAX_BYTES
+from .pacing import HEADER_SECONDS
+from .pacing import PacedUnreader
 
 #: How long a thread waits for the next request of a lone connection before handing it back.
 LINGER_SECONDS = 0.002
 
+_TIMEOUT_ANSWER = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_TOO_LARGE_ANSWER = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+)
 
-class LingeringThreadWorker(ThreadWorker):
+
+#: A graceful close waits this long (and for this much) for the client's last bytes, off-thread.
+CLOSE_LINGER_SECONDS = 2.0
+CLOSE_DRAIN_BYTES = 65536
+
+
+def _headers_complete(data: bytes | bytearray) -> bool:
+    return b"\r\n\r\n" in data or b"\n\n" in data
+
+
+class PligtConn(TConn):
+    """A connection whose graceful close lingers in the worker's poller, not on its main thread.
+
+    Gunicorn's graceful close (RFC 9112 §9.6: send FIN, then read what the client
+    still sends, up to 2 s) blocks the main loop; a client that trickles keeps
+    it there for the whole 2 s, and forty of them stop the worker for a minute.
+    """
+
+    linger: Callable[[PligtConn], None] | None = None
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful and self.linger is not None:
+            self.linger(self)
+        else:
+            super().close(graceful)
+
+
+class PligtWorker(ThreadWorker):
+    """gthread with the request head gathered off-thread, paced bodies, and a lingering lone connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Connections whose request head is still arriving: connection -> (deadline, bytes so far).
+        self.gathering: dict[Any, tuple[float, bytearray]] = {}
+        #: Connections closing gracefully: connection -> (deadline, bytes drained).
+        self.closing: dict[Any, tuple[float, int]] = {}
+
+    # -- gathering the request head in the main loop --------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        """Accept a connection and wait, without a thread, for its first request head."""
+        try:
+            client, address = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = PligtConn(self.cfg, client, address, listener.getsockname())  # non-blocking from here
+        conn.linger = self._close_lingering
+        if self.cfg.is_ssl:  # TLS is the proxy's job; a TLS socket is left to gunicorn's own path
+            client.setblocking(True)
+            self.enqueue_req(conn)
+            return
+        self._gather(conn)
+
+    def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
+        """A kept-alive connection starts its next request: gather its head first."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._gather(conn)
+
+    def _gather(self, conn: Any) -> None:
+        self.gathering[conn] = (time.monotonic() + HEADER_SECONDS, bytearray())
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_bytes, conn))
+
+    def _on_head_bytes(self, conn: Any, client: socket.socket) -> None:
+        try:
+            data = client.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        head = self.gathering[conn][1]
+        head += data
+        if _headers_complete(head):
+            del self.gathering[conn]
+            self.poller.unregister(client)
+            conn.init()  # blocking again, and the parser exists
+            conn.parser.unreader.unread(bytes(head))
+            conn.data_ready = True
+            self.enqueue_req(conn)
+        elif len(head) > HEADER_MAX_BYTES:
+            self._drop(conn, _TOO_LARGE_ANSWER)
+
+    def _drop(self, conn: Any, answer: bytes = b"") -> None:
+        self.gathering.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        if answer:
+            with contextlib.suppress(OSError):
+                conn.sock.send(answer)  # best effort: the socket is non-blocking
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        """Drop connections whose request head did not arrive in time; end lingering closes."""
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in [c for c, (deadline, _) in self.gathering.items() if deadline <= now]:
+            self._drop(conn, _TIMEOUT_ANSWER)
+        for conn in [c for c, (deadline, _) in self.closing.items() if deadline <= now]:
+            self._closed(conn)
+
+    # -- closing gracefully without blocking the main loop ---------------------------------------
+
+    def _close_lingering(self, conn: PligtConn) -> None:
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_closing_bytes, conn))
+        except (OSError, ValueError, KeyError):
+            TConn.close(conn)
+            return
+        self.closing[conn] = (time.monotonic() + CLOSE_LINGER_SECONDS, 0)
+
+    def _on_closing_bytes(self, conn: PligtConn, client: socket.socket) -> None:
+        try:
+            data = client.recv(CLOSE_DRAIN_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        deadline, drained = self.closing[conn]
+        drained += len(data)
+        if not data or drained >= CLOSE_DRAIN_BYTES:
+            self._closed(conn)
+        else:
+            self.closing[conn] = (deadline, drained)
+
+    def _closed(self, conn: PligtConn) -> None:
+        del self.closing[conn]
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        TConn.close(conn)
+
+    # -- paced bodies and the lone connection, in the pool's threads ---------------------------
+
     def handle(self, conn: Any) -> Any:
+        """Serve the request whose head was gathered (and, on a lone connection, the ones that follow)."""
+        self._pace(conn)
         keepalive = super().handle(conn)
         while keepalive is True and self._next_request_comes(conn):
+            self._pace(conn)
             keepalive = super().handle(conn)
         return keepalive
 
+    @staticmethod
+    def _pace(conn: Any) -> None:
+        parser = conn.parser
+        if parser is None or conn.is_http2:
+            return
+        if not isinstance(parser.unreader, PacedUnreader):
+            paced = PacedUnreader(conn.sock)
+            paced.unread(parser.unreader.take_buffered())
+            parser.unreader = paced
+        parser.unreader.restart()
+
     def _next_request_comes(self, conn: Any) -> bool:
+        """Tell whether the next request's whole head is already here (read ahead, or in the socket)."""
         if not self.alive or conn.is_http2 or self.nr_conns != 1:
             return False
-        if conn.parser.unreader.buf.getvalue():  # already read ahead
-            return True
+        buffered = conn.parser.unreader.buf.getvalue()
+        if buffered:
+            return _headers_complete(buffered)
         poller = select.poll()
         poller.register(conn.sock, select.POLLIN)
-        return bool(poller.poll(LINGER_SECONDS * 1000))
+        if not poller.poll(LINGER_SECONDS * 1000):
+            return False
+        try:
+            waiting = conn.sock.recv(HEADER_MAX_BYTES, socket.MSG_PEEK)
+        except OSError:
+            return False
+        return _headers_complete(waiting)
