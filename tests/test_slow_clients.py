@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -83,17 +84,50 @@ class Trickle:
             sock.close()
 
 
-@pytest.fixture
-def served(instance: Instance, tmp_path: object) -> Iterator[tuple[Server, str]]:
-    archive = build_archive(instance.settings)
-    published = archive.publish([pdf_bytes("slow clients")], filename="brochure.pdf", visibility="public")
-    from pathlib import Path
+@dataclass
+class Site:
+    server: Server
+    small: str
+    large: str
 
-    folder = Path(str(tmp_path))
-    running = start_server(instance.path, folder / "server.log")
-    v = published.version
-    yield running, f"{running.url}/files/{v.slug}/v{v.number}/{v.filename}"
+
+@pytest.fixture
+def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
+    archive = build_archive(instance.settings)
+    small = archive.publish([pdf_bytes("slow clients")], filename="brochure.pdf", visibility="public").version
+    large = archive.publish([pdf_bytes("large", pad=4 * 1024 * 1024)], filename="stor.pdf", visibility="public")
+    running = start_server(instance.path, tmp_path / "server.log")
+    yield Site(
+        running,
+        f"{running.url}/files/{small.slug}/v{small.number}/{small.filename}",
+        f"{running.url}/files/{large.version.slug}/v1/stor.pdf",
+    )
     stop_server(running)
+
+
+class SlowReaders:
+    """Downloads read at ``rate`` bytes a second, each on its own connection."""
+
+    def __init__(self, url: str, count: int, rate: int) -> None:
+        self.stop = threading.Event()
+        self.read = [0] * count
+        self.threads = [threading.Thread(target=self._read, args=(url, n, rate), daemon=True) for n in range(count)]
+        for thread in self.threads:
+            thread.start()
+
+    def _read(self, url: str, n: int, rate: int) -> None:
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.sendall(f"GET {address.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            while not self.stop.wait(0.1):
+                data = sock.recv(rate // 10)
+                if not data:
+                    return
+                self.read[n] += len(data)
+
+    def close(self) -> None:
+        self.stop.set()
 
 
 def _probe_while(trickle: Trickle, download: str, seconds: float) -> list[float]:
@@ -115,23 +149,26 @@ def _wait_until_dropped(trickle: Trickle, by: float) -> None:
         time.sleep(0.2)
 
 
-def test_slowloris_holds_no_thread_and_is_dropped_at_the_header_deadline(served: tuple[Server, str]) -> None:
-    server, download = served
+def test_slowloris_holds_no_thread_and_is_dropped_at_the_header_deadline(site: Site) -> None:
+    server, download = site.server, site.small
+    readers = SlowReaders(site.large, count=50, rate=50_000)
     trickle = Trickle(server.url, b"GET / HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: lorisloris\r\n", every=1.0)
     trickle.open(200)
     try:
         times = _probe_while(trickle, download, seconds=4)
         assert max(times) < 1.0, times
+        assert min(readers.read) > 0  # the slow downloads are being served all along
         _wait_until_dropped(trickle, by=HEADER_SECONDS + 5)
         assert len(trickle.closed_at) == len(trickle.sockets)
         assert min(trickle.closed_at.values()) >= HEADER_SECONDS - 1.5
         assert set(trickle.answers.values()) <= {b"", b"HTTP/1.1 408 Request Timeout"}
     finally:
         trickle.close()
+        readers.close()
 
 
-def test_a_trickled_body_holds_its_thread_only_until_the_pace_fails(served: tuple[Server, str]) -> None:
-    server, download = served
+def test_a_trickled_body_holds_its_thread_only_until_the_pace_fails(site: Site) -> None:
+    server, download = site.server, site.small
     head = (
         b"POST /access/requests HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: 60000\r\n\r\n"
