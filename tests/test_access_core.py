@@ -18,8 +18,8 @@ from archive.errors import NotFound
 from archive.errors import TooManyRequests
 from archive.passwords import verify_password
 from archive.storage import LocalStorage
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import Clock
+from tests.support.access import REQUEST_FIELDS
+from tests.support.app import Clock
 
 
 @pytest.fixture

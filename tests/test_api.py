@@ -16,15 +16,15 @@ import pytest
 import requests
 
 from deposit.settings import load_settings
-from tests.conftest import assert_json_error
-from tests.conftest import elf_bytes
-from tests.conftest import issue_credential
-from tests.conftest import make_app
-from tests.conftest import pdf_bytes
-from tests.conftest import pe_bytes
-from tests.conftest import start_server
-from tests.conftest import stop_server
-from tests.conftest import zip_bytes
+from tests.support.access import issue_credential
+from tests.support.app import make_app
+from tests.support.data import elf_bytes
+from tests.support.data import pdf_bytes
+from tests.support.data import pe_bytes
+from tests.support.data import zip_bytes
+from tests.support.pages import assert_json_error
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 RETAIN_UNTIL = "2026-07-07T12:00:00Z"  # the clock's start, 2026-01-05 12:00, plus 183 days
 

@@ -19,12 +19,12 @@ from archive.errors import NotFound
 from archive.errors import RetentionActive
 from archive.errors import TooLarge
 from archive.storage import LocalStorage
-from tests.conftest import Clock
-from tests.conftest import elf_bytes
-from tests.conftest import issue_credential
-from tests.conftest import pdf_bytes
-from tests.conftest import pe_bytes
-from tests.conftest import zip_bytes
+from tests.support.access import issue_credential
+from tests.support.app import Clock
+from tests.support.data import elf_bytes
+from tests.support.data import pdf_bytes
+from tests.support.data import pe_bytes
+from tests.support.data import zip_bytes
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from archive.audit import GENESIS
 from archive.audit import entry_hash
 from archive.errors import AuditBroken
 from archive.storage import LocalStorage
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import Clock
-from tests.conftest import pdf_bytes
+from tests.support.access import REQUEST_FIELDS
+from tests.support.app import Clock
+from tests.support.data import pdf_bytes
 
 
 @pytest.fixture

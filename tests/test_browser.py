@@ -33,12 +33,12 @@ from archive.models import utcnow
 from deposit.instance import build_archive
 from deposit.settings import Settings
 from deposit.settings import load_settings
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.conftest import start_server
-from tests.conftest import stop_server
-from tests.conftest import zip_bytes
+from tests.support.access import REQUEST_FIELDS
+from tests.support.cli import run_cli
+from tests.support.data import pdf_bytes
+from tests.support.data import zip_bytes
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Instance
-from tests.conftest import elf_bytes
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.conftest import run_on_terminal
-from tests.conftest import zip_bytes
+from tests.support.app import Instance
+from tests.support.cli import run_cli
+from tests.support.cli import run_on_terminal
+from tests.support.data import elf_bytes
+from tests.support.data import pdf_bytes
+from tests.support.data import zip_bytes
 
 
 def write(path: Path, data: bytes) -> Path:

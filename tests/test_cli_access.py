@@ -7,11 +7,11 @@ import re
 import sqlite3
 
 from deposit.instance import build_archive
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import Instance
-from tests.conftest import Mailbox
-from tests.conftest import run_cli
-from tests.conftest import smtp_env
+from tests.support.access import REQUEST_FIELDS
+from tests.support.app import Instance
+from tests.support.cli import run_cli
+from tests.support.mail import Mailbox
+from tests.support.mail import smtp_env
 
 
 def file_request(instance: Instance, **change: str) -> int:

@@ -17,14 +17,14 @@ from warcio.archiveiterator import ArchiveIterator
 
 from deposit.instance import build_archive
 from deposit.settings import load_settings
-from tests.conftest import Instance
-from tests.conftest import Server
-from tests.conftest import binary_bytes
-from tests.conftest import issue_credential
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.conftest import start_server
-from tests.conftest import stop_server
+from tests.support.access import issue_credential
+from tests.support.app import Instance
+from tests.support.cli import run_cli
+from tests.support.data import binary_bytes
+from tests.support.data import pdf_bytes
+from tests.support.servers import Server
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 
 def publish_cli(instance: Instance, path: Path, *flags: str) -> None:

@@ -18,14 +18,14 @@ import requests
 from warcio.archiveiterator import ArchiveIterator
 
 from deposit.instance import build_archive
-from tests.conftest import Instance
-from tests.conftest import Mailbox
-from tests.conftest import free_port
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.conftest import smtp_env
-from tests.conftest import start_server
-from tests.conftest import stop_server
+from tests.support.app import Instance
+from tests.support.cli import run_cli
+from tests.support.data import pdf_bytes
+from tests.support.mail import Mailbox
+from tests.support.mail import smtp_env
+from tests.support.net import free_port
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 
 class _Inputs(HTMLParser):

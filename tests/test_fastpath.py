@@ -6,9 +6,9 @@ import pytest
 from flask import request_started
 
 from archive import Archive
-from tests.conftest import Instance
-from tests.conftest import issue_credential
-from tests.conftest import pdf_bytes
+from tests.support.access import issue_credential
+from tests.support.app import Instance
+from tests.support.data import pdf_bytes
 
 #: Forces the Flask path without changing the answer (no ETag matches it).
 THROUGH_FLASK = {"If-None-Match": '"not-this-one"'}
@@ -63,7 +63,7 @@ def test_the_fast_path_answers_exactly_as_flask(
 
 def test_secure_requests_get_the_same_headers_too(instance: Instance, clock) -> None:  # noqa: ANN001
     from deposit.settings import load_settings
-    from tests.conftest import make_app
+    from tests.support.app import make_app
 
     app = make_app(load_settings(instance.path, env={"PLIGT_TRUSTED_PROXIES": "1"}), clock)
     client = app.test_client()

@@ -23,14 +23,14 @@ from deposit.instance import build_archive
 from deposit.links import public_base
 from deposit.settings import load_settings
 from deposit.web.services import pligt
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import assert_json_error
-from tests.conftest import free_port
-from tests.conftest import issue_credential
-from tests.conftest import make_app
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.conftest import smtp_env
+from tests.support.access import REQUEST_FIELDS
+from tests.support.access import issue_credential
+from tests.support.app import make_app
+from tests.support.cli import run_cli
+from tests.support.data import pdf_bytes
+from tests.support.mail import smtp_env
+from tests.support.net import free_port
+from tests.support.pages import assert_json_error
 
 FORM_FIELDS = ("institution", "contact_name", "contact_email", "legal_basis", "message")
 CSRF_MESSAGE = "The form expired or was sent from elsewhere; please send it again."
@@ -1116,7 +1116,7 @@ def test_forwarded_proto_is_ignored_without_a_trusted_proxy(client) -> None:  # 
 
 
 def test_behind_a_proxy_the_throttle_counts_each_client_not_the_proxy(instance, clock) -> None:  # noqa: ANN001
-    from tests.conftest import make_app
+    from tests.support.app import make_app
 
     settings = load_settings(
         instance.path, env={"PLIGT_TRUSTED_PROXIES": "1", "PLIGT_REQUESTS_PER_HOUR_PER_CLIENT": "1"}

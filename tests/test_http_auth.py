@@ -12,10 +12,10 @@ import pytest
 
 from archive import auth as core_auth
 from deposit.settings import load_settings
-from tests.conftest import issue_credential
-from tests.conftest import links
-from tests.conftest import make_app
-from tests.conftest import pdf_bytes
+from tests.support.access import issue_credential
+from tests.support.app import make_app
+from tests.support.data import pdf_bytes
+from tests.support.pages import links
 
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "deposit.example.dk"}

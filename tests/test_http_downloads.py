@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.conftest import links
-from tests.conftest import pdf_bytes
+from tests.support.data import pdf_bytes
+from tests.support.pages import links
 
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 DANISH_NAME = "Årsberetning for æbler og øer.pdf"

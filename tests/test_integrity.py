@@ -25,17 +25,17 @@ import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import start_server
-from tests.conftest import stop_server
-from tests.realistic import END
-from tests.realistic import World
-from tests.realistic import copy_instance
-from tests.realistic import dump
-from tests.realistic import fake_env
-from tests.realistic import pligt_at
-from tests.realistic import pligt_json
-from tests.realistic import shared_world
-from tests.realistic import stored_files
+from tests.support.realistic import END
+from tests.support.realistic import World
+from tests.support.realistic import copy_instance
+from tests.support.realistic import dump
+from tests.support.realistic import fake_env
+from tests.support.realistic import pligt_at
+from tests.support.realistic import pligt_json
+from tests.support.realistic import shared_world
+from tests.support.realistic import stored_files
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 NOW = END + timedelta(days=1)
 WARCIO = str(Path(sys.executable).with_name("warcio"))

@@ -16,8 +16,8 @@ from archive import Catalog
 from archive.errors import Gone
 from archive.errors import NotFound
 from archive.storage import LocalStorage
-from tests.conftest import Clock
-from tests.conftest import issue_credential
+from tests.support.access import issue_credential
+from tests.support.app import Clock
 
 
 def open_archive(folder: Path, clock: Clock) -> Archive:

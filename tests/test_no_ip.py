@@ -23,13 +23,13 @@ import pytest
 import requests
 
 from deposit.instance import build_archive
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import Instance
-from tests.conftest import Server
-from tests.conftest import pdf_bytes
-from tests.conftest import smtp_env
-from tests.conftest import start_server
-from tests.conftest import stop_server
+from tests.support.access import REQUEST_FIELDS
+from tests.support.app import Instance
+from tests.support.data import pdf_bytes
+from tests.support.mail import smtp_env
+from tests.support.servers import Server
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 CLIENT_IP = "127.0.0.9"
 NEEDLES = (

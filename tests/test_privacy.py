@@ -2,7 +2,7 @@
 
 `pligt purge` (the schedules), `pligt retention`, and the data-subject
 commands `pligt gdpr export` and `pligt gdpr erase`, run as real processes
-under faketime against an instance that lived ten months (tests/realistic.py).
+under faketime against an instance that lived ten months (tests/support/realistic.py).
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import start_server
-from tests.conftest import stop_server
-from tests.realistic import END
-from tests.realistic import PERSON_A
-from tests.realistic import PERSON_B
-from tests.realistic import PERSON_C
-from tests.realistic import World
-from tests.realistic import copy_instance
-from tests.realistic import day
-from tests.realistic import dump
-from tests.realistic import fake_env
-from tests.realistic import pligt_at
-from tests.realistic import pligt_json
-from tests.realistic import shared_world
-from tests.realistic import stored_files
+from tests.support.realistic import END
+from tests.support.realistic import PERSON_A
+from tests.support.realistic import PERSON_B
+from tests.support.realistic import PERSON_C
+from tests.support.realistic import World
+from tests.support.realistic import copy_instance
+from tests.support.realistic import day
+from tests.support.realistic import dump
+from tests.support.realistic import fake_env
+from tests.support.realistic import pligt_at
+from tests.support.realistic import pligt_json
+from tests.support.realistic import shared_world
+from tests.support.realistic import stored_files
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 PERSONAL = ("institution", "contact_name", "contact_email", "legal_basis", "message")
 YEAR = timedelta(days=365)

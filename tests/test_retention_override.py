@@ -9,11 +9,11 @@ import pytest
 
 from deposit.instance import build_archive
 from deposit.settings import load_settings
-from tests.conftest import REQUEST_FIELDS
-from tests.conftest import Instance
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.s3_fixtures import Bucket
+from tests.support.access import REQUEST_FIELDS
+from tests.support.app import Instance
+from tests.support.cli import run_cli
+from tests.support.data import pdf_bytes
+from tests.support.s3 import Bucket
 
 
 def setup(instance: Instance, tmp_path: Path, config: str = "") -> tuple[Path, str]:

@@ -35,20 +35,20 @@ from archive.storage.s3 import MIN_WINDOW
 from archive.storage.s3 import PART_SIZE
 from deposit.instance import build_archive
 from deposit.settings import load_settings
-from tests.conftest import Clock
-from tests.conftest import Instance
-from tests.conftest import binary_bytes
-from tests.conftest import free_port
-from tests.conftest import issue_credential
-from tests.conftest import make_app
-from tests.conftest import pdf_bytes
-from tests.conftest import run_cli
-from tests.conftest import run_on_terminal
-from tests.conftest import start_server
-from tests.conftest import stop_server
-from tests.s3_fixtures import Bucket
-from tests.s3_fixtures import MakeBucket
-from tests.s3_fixtures import MotoEndpoint
+from tests.support.access import issue_credential
+from tests.support.app import Clock
+from tests.support.app import Instance
+from tests.support.app import make_app
+from tests.support.cli import run_cli
+from tests.support.cli import run_on_terminal
+from tests.support.data import binary_bytes
+from tests.support.data import pdf_bytes
+from tests.support.net import free_port
+from tests.support.s3 import Bucket
+from tests.support.s3 import MakeBucket
+from tests.support.s3 import MotoEndpoint
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 
 @pytest.fixture(autouse=True)

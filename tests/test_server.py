@@ -16,11 +16,11 @@ import requests
 
 from archive.shared_checks import SharedChecks
 from deposit.instance import build_archive
-from tests.conftest import Instance
-from tests.conftest import issue_credential
-from tests.conftest import run_cli
-from tests.conftest import start_server
-from tests.conftest import stop_server
+from tests.support.access import issue_credential
+from tests.support.app import Instance
+from tests.support.cli import run_cli
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 
 def worker_connections(server_pid: int, port: int) -> dict[int, int]:

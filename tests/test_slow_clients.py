@@ -23,7 +23,7 @@ import requests
 from deposit.instance import build_archive
 from deposit.server.pacing import BODY_WINDOW_SECONDS
 from deposit.server.pacing import HEADER_SECONDS
-from tests.conftest import Instance
+from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.servers import Server
 from tests.support.servers import start_server

@@ -28,12 +28,13 @@ from typing import Any
 
 from flask import url_for
 
+from archive.models import Version
 from deposit.instance import init_instance
 from deposit.settings import load_settings
-from tests.conftest import PLIGT
-from tests.conftest import Clock
-from tests.conftest import make_app
-from tests.conftest import pdf_bytes
+from tests.support.app import Clock
+from tests.support.app import make_app
+from tests.support.cli import PLIGT
+from tests.support.data import pdf_bytes
 
 #: The day the server went live; every moment of the story is counted from here.
 T0 = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
@@ -165,7 +166,7 @@ def build_world(folder: Path) -> World:
     archive = app.extensions["pligt"].archive
     desk = archive.access
     client = app.test_client()
-    versions: dict[str, list[Any]] = {}
+    versions: dict[str, list[Version]] = {}
 
     def at(moment: datetime) -> None:
         assert moment >= clock.now, "the story moves forward only"
@@ -177,7 +178,7 @@ def build_world(folder: Path) -> World:
         ).version
         versions.setdefault(published.slug, []).append(published)
 
-    def path_of(version: Any) -> str:
+    def path_of(version: Version) -> str:
         with app.test_request_context():
             return url_for("public.version_file", slug=version.slug, number=version.number, filename=version.filename)
 

@@ -1,0 +1,22 @@
+"""The access-request workflow, as a test shortcut: a request's fields, a released credential."""
+
+from __future__ import annotations
+
+from archive import Archive
+from archive.models import Credential
+
+REQUEST_FIELDS = {
+    "institution": "Det Kgl. Bibliotek",
+    "contact_name": "Netarkivet Høstning",
+    "contact_email": "netarkivet@example.dk",
+    "legal_basis": "",
+    "message": "Vi anmoder om adgang til beskyttet materiale.",
+}
+
+
+def issue_credential(archive: Archive, valid_days: int = 365) -> tuple[Credential, str]:
+    """File, approve and release a request; return (credential, password) as the crawler gets them."""
+    request = archive.access.file(dict(REQUEST_FIELDS))
+    approval = archive.access.approve(request.id, valid_days=valid_days)
+    archive.access.release(approval.release_token)
+    return approval.credential, approval.password
