@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Collection
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,14 +75,16 @@ def is_initialised(settings: Settings) -> bool:
     return settings.secret_file.is_file() and build_archive(settings).has_owner()
 
 
-def init_instance(settings: Settings) -> Initialised:
+def init_instance(settings: Settings, chosen: Collection[str] = ()) -> Initialised:
     """Create the instance's files and the owner account.
+
+    :param chosen: settings given on the command line, written into pligt.toml as they are.
 
     :raises Conflict: if the instance was initialised before.
     """
     if settings.secret_file.is_file():
         raise Conflict(f"{settings.instance} is already initialised")
-    make_folder(settings)
+    make_folder(settings, chosen)
     archive = build_archive(settings)
     archive.catalog.migrate()
     archive.storage.check()
@@ -91,12 +94,12 @@ def init_instance(settings: Settings) -> Initialised:
     return Initialised(str(settings.instance), username, password)
 
 
-def make_folder(settings: Settings) -> None:
-    """Create the instance folder (owner-only) with a commented config file."""
+def make_folder(settings: Settings, chosen: Collection[str] = ()) -> None:
+    """Create the instance folder (owner-only) with a commented config file (``chosen`` settings in force)."""
     settings.instance.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.instance, 0o700)
     if not settings.config_file.exists():
-        settings.config_file.write_text(default_config_text(settings), encoding="utf-8")
+        settings.config_file.write_text(default_config_text(settings, chosen), encoding="utf-8")
 
 
 def write_secret(settings: Settings) -> None:

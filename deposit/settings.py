@@ -7,8 +7,10 @@ came from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
+from collections.abc import Collection
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,8 +224,8 @@ def _validate(s: Settings) -> None:
             raise ConfigurationError(f"base_url {s.base_url!r} must look like https://host[:port]")
 
 
-def default_config_text(settings: Settings) -> str:
-    """Return the commented config file that ``pligt init`` writes."""
+def default_config_text(settings: Settings, chosen: Collection[str] = ()) -> str:
+    """Return the commented config file that ``pligt init`` writes; the ``chosen`` settings are in force."""
     lines = [
         "# Pligt instance configuration. Every setting is optional; PLIGT_<NAME> environment",
         "# variables override what is here. See README.md for what each one does.",
@@ -234,5 +236,8 @@ def default_config_text(settings: Settings) -> str:
         if name.endswith("password"):
             value = ""
         shown = f'"{value}"' if field.type == "str" else str(value).lower() if field.type == "bool" else str(value)
-        lines.append(f"# {name} = {shown}")
+        if name in chosen:  # JSON's string escapes are TOML's
+            lines.append(f"{name} = {json.dumps(value) if field.type == 'str' else shown}")
+        else:
+            lines.append(f"# {name} = {shown}")
     return "\n".join(lines) + "\n"

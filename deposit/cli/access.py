@@ -11,6 +11,7 @@ from archive.archive import Archive
 from archive.models import REQUEST_STATUSES
 
 from ..instance import open_instance
+from ..links import base_is_known
 from ..links import version_path
 from ..release import deliver
 from ..settings import Settings
@@ -75,16 +76,27 @@ def rotate(instance: Path | None, as_json: bool, credential_id: int, valid_days:
 
 def _deliver(settings: Settings, archive: Archive, approval: Approval, show: bool, as_json: bool) -> None:
     result = deliver(settings, archive, approval, show)
+    if not base_is_known(settings):
+        click.echo(
+            f"pligt: warning: base_url is not set and pligt serve is not running: the addresses below assume "
+            f"{result['base_url']}; set base_url in {settings.config_file} (or pligt init --base-url) "
+            "to the address the crawler reaches",
+            err=True,
+        )
     if as_json:
         print_json(result)
         return
     click.echo(f"Approved request #{result['request']}: credential {result['credential']} ({result['username']})")
     if show:
-        click.echo(f"  Protected index: {result['protected_index']}")
+        click.echo("For NetarchiveSuite's password entry (and Heritrix's HttpAuthenticationCredential):")
+        click.echo(f"  Domain:          {result['domain']}")
         click.echo(f"  Realm:           {result['realm']}")
         click.echo(f"  Username:        {result['username']}")
         click.echo(f"  Password:        {result['password']}")
+        click.echo(f"  Protected index: {result['protected_index']}")
         click.echo(f"  Expires:         {result['expires_at']}")
+        click.echo("The same for Heritrix's credential store (crawler-beans.cxml):")
+        click.echo(result["heritrix_credential"])
         click.echo("The password is shown only this once. It is for the deposit institution alone.")
     elif result["release_emailed_to"]:
         click.echo(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -9,6 +12,10 @@ import click
 from ..instance import init_instance
 from ..instance import is_initialised
 from ..instance import open_instance
+from ..links import SERVED_AT
+from ..links import listening_base
+from ..links import served_settings
+from ..settings import Settings
 from ..settings import load_settings
 from .common import instance_option
 from .common import json_option
@@ -19,17 +26,23 @@ from .common import print_json
 @instance_option
 @json_option
 @click.option("--exist-ok", is_flag=True, help="Do nothing (and succeed) if the instance exists.")
-def init(instance: Path | None, as_json: bool, exist_ok: bool) -> None:
+@click.option(
+    "--base-url",
+    help="The public address the crawler reaches the server at (https://host[:port]), written into pligt.toml.",
+)
+def init(instance: Path | None, as_json: bool, exist_ok: bool, base_url: str | None) -> None:
     """Create an instance: config file, catalog, storage and the owner account.
 
-    The owner's password is printed once and stored only as a slow hash.
+    The owner's password is printed once and stored only as a slow hash. With
+    --base-url, every address handed out (release page, approve --json,
+    sitemap, WARC export) is on it; an existing instance is left as it is.
     """
-    settings = load_settings(instance)
+    settings = load_settings(instance, overrides={"base_url": base_url} if base_url else None)
     if exist_ok and is_initialised(settings):
         if as_json:
             print_json({"instance": str(settings.instance), "created": False})
         return
-    made = init_instance(settings)
+    made = init_instance(settings, chosen=("base_url",) if base_url else ())
     if as_json:
         print_json({"instance": made.instance, "created": True, "username": made.username, "password": made.password})
         return
@@ -45,11 +58,25 @@ def init(instance: Path | None, as_json: bool, exist_ok: bool) -> None:
 @click.option("--port", type=int, help="Port to listen on (default 8000).")
 @click.option("--workers", type=int, help="Worker processes (default 2).")
 @click.option("--threads", type=int, help="Threads per worker (default 32).")
-def serve(instance: Path | None, host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
-    """Serve the instance with gunicorn until stopped."""
-    overrides = {
-        k: v for k, v in {"host": host, "port": port, "workers": workers, "threads": threads}.items() if v is not None
-    }
+@click.option(
+    "--base-url",
+    help="The public address clients reach it at, for this run (default: base_url, else http://HOST:PORT).",
+)
+def serve(
+    instance: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    base_url: str | None,
+) -> None:
+    """Serve the instance with gunicorn until stopped.
+
+    Without a base_url, a server on one address is reached at http://HOST:PORT
+    and says so in its pages; the other commands find that address while it runs.
+    """
+    given = {"host": host, "port": port, "workers": workers, "threads": threads, "base_url": base_url}
+    overrides = {k: v for k, v in given.items() if v is not None}
     settings, archive = open_instance(instance, overrides)
     archive.catalog.migrate()
     archive.check()
@@ -58,9 +85,32 @@ def serve(instance: Path | None, host: str | None, port: int | None, workers: in
     from ..server import serve as run
 
     check_port_free(settings.host, settings.port)
+    settings = served_settings(settings)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-    click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/", err=True)
-    run(settings)
+    public = f" (public address {settings.base_url})" if settings.base_url else ""
+    click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/{public}", err=True)
+    with _serving_at(settings):
+        run(settings)
+
+
+@contextmanager
+def _serving_at(settings: Settings) -> Iterator[None]:
+    """Tell the commands run beside the server where it is reached (deposit/links.py), while it runs.
+
+    Behind proxies without a base_url the public address is unknown, and nothing is written.
+    """
+    address = settings.base_url or (None if settings.trusted_proxies else listening_base(settings))
+    record = settings.instance / SERVED_AT
+    if address is None:
+        yield
+        return
+    record.write_text(address.rstrip("/") + "\n", encoding="utf-8")
+    master = os.getpid()
+    try:
+        yield
+    finally:
+        if os.getpid() == master:  # gunicorn's workers leave through here too, by SystemExit
+            record.unlink(missing_ok=True)
 
 
 COMMANDS = (init, serve)

@@ -13,6 +13,12 @@ from .. import links
 from .services import pligt
 
 
+def public_base() -> str:
+    """Return the server's public address: ``base_url`` when configured, else the one the request came to."""
+    base = pligt().settings.base_url
+    return base.rstrip("/") if base else request.url_root.rstrip("/")
+
+
 def external_url(endpoint: str, **values: Any) -> str:
     """Return an absolute URL, on ``base_url`` when configured, else on the request's host."""
     base = pligt().settings.base_url

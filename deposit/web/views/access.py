@@ -27,13 +27,14 @@ from archive.errors import InvalidRequest
 from archive.errors import TooManyRequests
 from archive.models import AccessRequest
 
-from ...links import public_base
 from ...mail import notify_owner
+from ...release import credential_facts
 from ..clients import client_address
 from ..errors import json_error
 from ..errors import with_retry_after
 from ..services import pligt
 from ..urls import external_url
+from ..urls import public_base
 
 bp = Blueprint("access", __name__, url_prefix="/access")
 
@@ -153,9 +154,8 @@ def release(token: str) -> Response:
                 "release.html",
                 state="released",
                 credential=credential,
-                password=password,
+                facts=credential_facts(public_base(), pligt().settings.realm, credential.username, password),
                 request_=filed,
-                host=public_base(pligt().settings),
                 protected_url=external_url("protected.index"),
             )
             status = 200

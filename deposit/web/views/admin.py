@@ -54,6 +54,7 @@ from ..clients import client_address
 from ..errors import json_error
 from ..errors import with_retry_after
 from ..services import pligt
+from ..urls import public_base
 from ..urls import version_path
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -304,7 +305,8 @@ def approve(request_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             approval = pligt().archive.access.approve(request_id, form.valid_days.data or DEFAULT_VALID_DAYS)
-            session["delivered"] = deliver(pligt().settings, pligt().archive, approval, bool(form.show.data))
+            shown = bool(form.show.data)
+            session["delivered"] = deliver(pligt().settings, pligt().archive, approval, shown, public_base())
         except ArchiveError as e:
             flash(e.message, "error")
     else:

@@ -28,6 +28,7 @@ from ...links import version_path
 from ...release import deliver
 from ..auth import owner_required
 from ..services import pligt
+from ..urls import public_base
 from ..urls import version_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -162,7 +163,7 @@ def approve(request_id: int) -> Response:
     """Approve: ``{"valid_days": 365, "show": false}``; the password only with ``show``."""
     data = _json_body()
     approval = pligt().archive.access.approve(request_id, _int(data, "valid_days", DEFAULT_VALID_DAYS))
-    return jsonify(deliver(pligt().settings, pligt().archive, approval, bool(data.get("show"))))
+    return jsonify(deliver(pligt().settings, pligt().archive, approval, bool(data.get("show")), public_base()))
 
 
 @bp.post("/requests/<int:request_id>/deny")
@@ -189,7 +190,7 @@ def revoke(credential_id: int) -> Response:
 def rotate(credential_id: int) -> Response:
     data = _json_body()
     approval = pligt().archive.access.rotate(credential_id, _int(data, "valid_days", DEFAULT_VALID_DAYS))
-    return jsonify(deliver(pligt().settings, pligt().archive, approval, bool(data.get("show"))))
+    return jsonify(deliver(pligt().settings, pligt().archive, approval, bool(data.get("show")), public_base()))
 
 
 @bp.get("/harvest")
