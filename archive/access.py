@@ -134,11 +134,9 @@ class AccessDesk:
         """Approve a pending request: one new credential, bound to it, with a release link."""
         if not 1 <= valid_days <= 3660:
             raise InvalidInput("a credential is valid for 1 to 3660 days")
-        request = self.get(request_id)
-        if request.status != PENDING:
-            raise Conflict(f"request {request_id} is {request.status}, not pending")
         now = self.clock()
-        with self.catalog.transaction():
+        with self.catalog.transaction():  # decided under the write lock: one credential per approval
+            self._require_pending(request_id)
             self.catalog.set_request_status(request_id, APPROVED, now, decided=True)
             self.catalog.append_audit("request.approved", {"request": request_id, "valid_days": valid_days}, None, now)
             approval = self._issue(request_id, valid_days, now)
@@ -148,14 +146,21 @@ class AccessDesk:
         reason = (reason or "").strip()
         if not reason or len(reason) > 1000:
             raise InvalidInput("a denial needs a reason of 1 to 1000 characters")
-        request = self.get(request_id)
-        if request.status != PENDING:
-            raise Conflict(f"request {request_id} is {request.status}, not pending")
         now = self.clock()
         with self.catalog.transaction():
+            self._require_pending(request_id)
             self.catalog.set_request_status(request_id, "denied", now, reason=reason, decided=True)
             self.catalog.append_audit("request.denied", {"request": request_id, "reason": reason}, None, now)
         return self.get(request_id)
+
+    def _require_pending(self, request_id: int) -> None:
+        """Refuse a decision on a request that is not pending (call inside the write transaction).
+
+        :raises NotFound: no such request. :raises Conflict: it was decided already.
+        """
+        request = self.get(request_id)
+        if request.status != PENDING:
+            raise Conflict(f"request {request_id} is {request.status}, not pending")
 
     def _issue(self, request_id: int, valid_days: int, now: datetime) -> Approval:
         """Create a credential and its sealed release (inside the caller's transaction)."""
@@ -245,9 +250,16 @@ class AccessDesk:
 
     def rotate(self, credential_id: int, valid_days: int = DEFAULT_VALID_DAYS) -> Approval:
         """Replace a credential (same request): the old one is revoked, a new one released."""
-        old = self._credential(credential_id)
+        if not 1 <= valid_days <= 3660:
+            raise InvalidInput("a credential is valid for 1 to 3660 days")
         now = self.clock()
-        with self.catalog.transaction():
+        with self.catalog.transaction():  # one replacement however many rotations run at once
+            old = self._credential(credential_id)
+            newer = [c for c in self.catalog.credentials(old.request_id) if c.id != old.id and c.active(now)]
+            if newer:
+                raise Conflict(
+                    f"request {old.request_id} already has credential {newer[-1].id} in force; rotate that one instead"
+                )
             self._revoke(old, now, "rotated")
             self.catalog.set_request_status(old.request_id, APPROVED, now)
             self.catalog.append_audit(
@@ -258,10 +270,10 @@ class AccessDesk:
 
     def revoke(self, credential_id: int) -> Credential:
         """Revoke a credential: refused from the very next request on."""
-        credential = self._credential(credential_id)
-        if credential.revoked_at is not None:
-            raise Conflict(f"credential {credential_id} was already revoked on {credential.revoked_at:%Y-%m-%d}")
         with self.catalog.transaction():
+            credential = self._credential(credential_id)
+            if credential.revoked_at is not None:
+                raise Conflict(f"credential {credential_id} was already revoked on {credential.revoked_at:%Y-%m-%d}")
             self._revoke(credential, self.clock(), "revoked")
         return self._credential(credential_id)
 
