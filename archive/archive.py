@@ -30,6 +30,9 @@ from .errors import NotFound
 from .errors import StorageError
 from .errors import TooLarge
 from .lookups import DownloadLookups
+from .models import BY_CONNECTION
+from .models import BY_CREDENTIAL
+from .models import BY_USER_AGENT
 from .models import PROTECTED
 from .models import VISIBILITIES
 from .models import Clock
@@ -52,11 +55,16 @@ from .retention import retain_until
 from .small_files import SmallFiles
 from .storage import Storage
 from .storage.base import CHUNK_SIZE
+from .storage.base import Sha1Tap
 
 GiB = 1024**3
 #: Netarkivet's crawl settings allow ~500 KB/s for at most 1200 s per fetch.
 DEFAULT_FETCH_BUDGET = 500_000_000
 OWNER_USERNAME = "owner"
+#: What the Royal Danish Library's crawler names itself in its User-Agent
+#: ("Mozilla/5.0 (compatible; heritrix/3.4.0 +https://www.kb.dk/netarkivindsamling/)";
+#: earlier harvests pointed to netarkivet.dk). Not "heritrix": every Heritrix user sends that.
+DEFAULT_CRAWLER_USER_AGENTS = ("kb.dk/netarkivindsamling", "netarkivet.dk")
 
 @dataclass(frozen=True)
 class Publication:
@@ -77,6 +85,7 @@ class Archive:
         retention_days: int = MINIMUM_RETENTION_DAYS,
         max_upload_bytes: int = 2 * GiB,
         fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET,
+        crawler_user_agents: Iterable[str] = DEFAULT_CRAWLER_USER_AGENTS,
         clock: Clock = utcnow,
     ) -> None:
         self.catalog = catalog
@@ -84,6 +93,10 @@ class Archive:
         self.retention_days = check_retention_days(retention_days)
         self.max_upload_bytes = max_upload_bytes
         self.fetch_budget_bytes = fetch_budget_bytes
+        #: Substrings (matched without regard to case) of the User-Agent of crawlers whose
+        #: anonymous downloads count as the deposit crawler's; see :meth:`record_download`.
+        self.crawler_user_agents = tuple(p.strip() for p in crawler_user_agents if p.strip())
+        self._crawler_patterns = tuple((p.lower(), p) for p in self.crawler_user_agents)
         self.clock = clock
         self.access = AccessDesk(catalog, clock)
         self.recorder = DownloadRecorder(catalog)
@@ -134,8 +147,12 @@ class Archive:
         # The catalog keeps whole seconds, so the storage gets the same.
         now = self.clock().replace(microsecond=0)
         until = retain_until(now, self.retention_days)
-        stored = self.storage.save(key, _prepend(head, stream), retain_until=until)
+        # The SHA-1 (the deposit institution's digest) of the very chunks the backend hashes and stores.
+        sha1 = Sha1Tap()
+        stored = self.storage.save(key, sha1.tap(_prepend(head, stream)), retain_until=until)
         try:
+            if sha1.size != stored.size:
+                raise StorageError(f"the storage stored {stored.size:,} bytes of {sha1.size:,} for {filename}")
             with self.catalog.transaction():
                 version = self.catalog.add_version(
                     slug=slug,
@@ -144,6 +161,7 @@ class Archive:
                     filename=filename,
                     size=stored.size,
                     sha256=stored.sha256,
+                    sha1=sha1.digest(),
                     content_type=detected.content_type,
                     storage_key=key,
                     published_at=now,
@@ -296,16 +314,52 @@ class Archive:
 
     # -- proof of deposit and the audit log ------------------------------------------
 
-    def record_download(self, credential_id: int | None, version: Version, status: int, bytes_sent: int) -> None:
-        """Record what was fetched, by which crawler credential if any (never who or from where).
+    def record_download(
+        self,
+        credential_id: int | None,
+        version: Version,
+        status: int,
+        bytes_sent: int,
+        *,
+        via: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        """Record what was fetched and how it is tied to the deposit crawler (never who or from where).
 
         Queued and written in batches (see :mod:`archive.recorder`).
+
+        :param credential_id: the crawler credential the request carried (or, with
+            ``via="connection"``, the one its connection carried); None for anonymous.
+        :param status: 200 or 206; or 304 (with 0 bytes) for a revisit that presented
+            this version's ETag or a date at or after its Last-Modified: it holds the bytes.
+        :param via: ``"connection"`` for an anonymous request on a connection that had
+            carried ``credential_id``; else ``"credential"`` whenever a credential is given.
+        :param user_agent: the client's User-Agent. Only the listed pattern it matches
+            (:attr:`crawler_user_agents`) is kept, never the header: an anonymous
+            download by such a client is attributed to the deposit crawler, weakly.
+        :raises ValueError: for an unknown ``via``, or one without a credential.
         """
+        if via is None:
+            via = BY_CREDENTIAL if credential_id is not None else None
+        elif via not in (BY_CREDENTIAL, BY_CONNECTION) or credential_id is None:
+            raise ValueError(f"via={via!r} needs a credential and is 'credential' or 'connection'")
+        crawler = self.crawler_named_by(user_agent) if user_agent else None
+        if via is None and crawler is not None:
+            via = BY_USER_AGENT
         complete = status == 200 and bytes_sent == version.size
-        self.recorder.record((credential_id, version.id, status, bytes_sent, complete, self.clock()))
+        self.recorder.record((credential_id, version.id, status, bytes_sent, complete, self.clock(), via, crawler))
+
+    def crawler_named_by(self, user_agent: str) -> str | None:
+        """Return the first listed crawler pattern that ``user_agent`` contains (any case), or None."""
+        lowered = user_agent.lower()
+        return next((pattern for folded, pattern in self._crawler_patterns if folded in lowered), None)
 
     def harvest(self) -> list[HarvestRow]:
-        """Return, per credential and retained version, whether and when it was fetched."""
+        """Return, per access request (across its credentials) and retained version, what its crawler did.
+
+        Fetched whole (when, by which credential), held (a revisit answered 304),
+        fetched in part, or not fetched; each with how the record is attributed.
+        """
         self.recorder.flush()
         return self.catalog.harvest()
 
@@ -342,6 +396,7 @@ def version_facts(version: Version) -> dict[str, object]:
         "version": version.number,
         "filename": version.filename,
         "sha256": version.sha256,
+        "sha1": version.sha1,
         "size": version.size,
         "visibility": version.visibility,
         "retain_until": to_text(version.retain_until),

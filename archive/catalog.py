@@ -13,6 +13,7 @@ import functools
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from collections.abc import Hashable
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,8 +29,10 @@ from .audit import entry_hash
 from .audit import seal_personal
 from .errors import Conflict
 from .errors import StorageError
+from .models import ATTRIBUTIONS
 from .models import AccessRequest
 from .models import Credential
+from .models import Evidence
 from .models import HarvestRow
 from .models import Item
 from .models import Release
@@ -149,13 +152,22 @@ _MIGRATIONS: list[str] = [
     ),
     # 3: 'versions_changed' (the counter migration 2 replaced) is read by nothing.
     "DELETE FROM meta WHERE key = 'versions_changed';",
+    # 4: the SHA-1 the deposit institution identifies files by (`pligt fixity` fills it in for
+    # versions published before); how each download is tied to the deposit crawler, and the
+    # listed User-Agent pattern the client matched (never the User-Agent itself).
+    """
+    ALTER TABLE versions ADD COLUMN sha1 TEXT;
+    ALTER TABLE downloads ADD COLUMN via TEXT CHECK (via IN ('credential', 'connection', 'user-agent'));
+    ALTER TABLE downloads ADD COLUMN crawler TEXT;
+    UPDATE downloads SET via = 'credential' WHERE credential_id IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 _VERSION_COLUMNS = """
     v.id, i.slug, i.title, i.visibility, v.number, v.filename, v.size, v.sha256,
-    v.content_type, v.storage_key, v.published_at, v.retain_until, v.withdrawn_at
+    v.content_type, v.storage_key, v.published_at, v.retain_until, v.withdrawn_at, v.sha1
 """
 
 
@@ -240,6 +252,11 @@ class Catalog:
             version = self.schema_version()
         except sqlite3.Error as e:
             raise StorageError(f"catalog {self.path} is not readable: {e}") from e
+        if version < SCHEMA_VERSION:
+            raise StorageError(
+                f"catalog {self.path} has schema {version}, expected {SCHEMA_VERSION}: "
+                "`pligt serve` upgrades it when it starts"
+            )
         if version != SCHEMA_VERSION:
             raise StorageError(f"catalog {self.path} has schema {version}, expected {SCHEMA_VERSION}")
 
@@ -269,6 +286,7 @@ class Catalog:
         storage_key: str,
         published_at: datetime,
         retain_until: datetime,
+        sha1: str | None = None,
     ) -> Version:
         """Add the next version of ``slug``, creating the item on first publication.
 
@@ -290,15 +308,16 @@ class Catalog:
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE item_id = ?", (item_id,)
             ).fetchone()[0]
             version_id = db.execute(
-                """INSERT INTO versions (item_id, number, filename, size, sha256, content_type,
+                """INSERT INTO versions (item_id, number, filename, size, sha256, sha1, content_type,
                        storage_key, published_at, retain_until)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     item_id,
                     number,
                     filename,
                     size,
                     sha256,
+                    sha1,
                     content_type,
                     storage_key,
                     to_text(published_at),
@@ -367,6 +386,11 @@ class Catalog:
     def lookups_generation(self) -> int:
         """Return a number that triggers raise on every change to items, versions and credentials."""
         return _scalar(self._db.execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
+
+    def set_sha1(self, version_id: int, sha1: str) -> None:
+        """Record the SHA-1 of a version published before it was kept (never replaces one)."""
+        with self._write() as db:
+            db.execute("UPDATE versions SET sha1 = ? WHERE id = ? AND sha1 IS NULL", (sha1, version_id))
 
     def mark_withdrawn(self, version_id: int, now: datetime) -> None:
         with self._write() as db:
@@ -501,41 +525,39 @@ class Catalog:
 
     # -- proof of deposit ------------------------------------------------------
 
-    def record_downloads(self, rows: list[tuple[int | None, int, int, int, bool, datetime]]) -> None:
-        """Write download records (credential, version, status, bytes, complete, time) in one transaction."""
+    def record_downloads(self, rows: list[DownloadRow]) -> None:
+        """Write download records in one transaction.
+
+        Each: (credential, version, status, bytes, complete, time, attributed by, crawler pattern).
+        """
         with self._write() as db:
             db.executemany(
-                """INSERT INTO downloads (credential_id, version_id, status, bytes_sent, complete, at)
-                   VALUES (?, ?, ?, ?, ?, ?)""",
-                [(c, v, status, sent, complete, to_text(at)) for c, v, status, sent, complete, at in rows],
-            )
+                """INSERT INTO downloads (credential_id, version_id, status, bytes_sent, complete, at, via, crawler)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(c, v, status, sent, complete, to_text(at), via, crawler)
+                 for c, v, status, sent, complete, at, via, crawler in rows],
+            )  # fmt: skip
 
     def harvest(self) -> list[HarvestRow]:
-        """Return, per credential and retained version, the first fetch and the first complete one."""
-        rows = self._db.execute(
-            f"""SELECT c.id AS credential_id, c.username, {_VERSION_COLUMNS},
-                       (SELECT MIN(d.at) FROM downloads d
-                         WHERE d.credential_id = c.id AND d.version_id = v.id) AS fetched_at,
-                       (SELECT MIN(d.at) FROM downloads d
-                         WHERE d.credential_id = c.id AND d.version_id = v.id AND d.complete) AS complete_at,
-                       (SELECT MIN(d.at) FROM downloads d
-                         WHERE d.credential_id IS NULL AND d.version_id = v.id AND d.complete) AS anonymous_at
-                FROM credentials c
-                CROSS JOIN versions v JOIN items i ON i.id = v.item_id
-                WHERE v.withdrawn_at IS NULL
-                ORDER BY c.id, i.slug, v.number"""
-        )
-        return [
-            HarvestRow(
-                credential_id=row["credential_id"],
-                username=row["username"],
-                version=_version(row),
-                fetched_at=from_text(row["fetched_at"]),
-                complete_at=from_text(row["complete_at"]),
-                anonymous_complete_at=from_text(row["anonymous_at"]),
-            )
-            for row in rows
-        ]
+        """Return, per access request with credentials and per retained version, the best evidence.
+
+        The download records are summed up in SQL (first and last time per request,
+        version, credential, attribution and kind); :func:`_harvest_rows` picks from those.
+        """
+        db = self._db
+        requests: dict[int, tuple[str | None, list[tuple[int, str]]]] = {}
+        for row in db.execute(
+            """SELECT r.id, r.institution, c.id AS credential_id, c.username
+               FROM access_requests r JOIN credentials c ON c.request_id = r.id ORDER BY r.id, c.id"""
+        ):
+            requests.setdefault(row["id"], (row["institution"], []))[1].append((row["credential_id"], row["username"]))
+        summary = db.execute(
+            """SELECT c.request_id, d.version_id, d.credential_id, d.via, d.crawler,
+                      d.status = 304 AS revisit, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
+               FROM downloads d LEFT JOIN credentials c ON c.id = d.credential_id
+               GROUP BY c.request_id, d.version_id, d.credential_id, d.via, d.crawler, d.status = 304, d.complete"""
+        ).fetchall()
+        return _harvest_rows(requests, self.versions(), summary)
 
     # -- personal data: purge, export, erasure ---------------------------------------
 
@@ -660,6 +682,82 @@ class Catalog:
         """Return the owner's username and password hash, if the owner exists."""
         row = self._db.execute("SELECT username, password_hash FROM owner WHERE id = 1").fetchone()
         return (row["username"], row["password_hash"]) if row else None
+
+
+#: What the recorder hands over per download (see :mod:`archive.recorder`).
+DownloadRow = tuple[int | None, int, int, int, bool, datetime, str | None, str | None]
+
+#: Strongest attribution first.
+_STRENGTH = {via: rank for rank, via in enumerate(ATTRIBUTIONS)}
+_Key = tuple[int | None, int]  # (request, version); request None: attributed by User-Agent alone
+_Order = Callable[[Evidence], tuple[int, float]]
+
+
+def _first(evidence: Evidence) -> tuple[int, float]:
+    """Order evidence by strength, then the earliest first."""
+    return _STRENGTH[evidence.via], evidence.at.timestamp()
+
+
+def _latest(evidence: Evidence) -> tuple[int, float]:
+    """Order evidence by strength, then the latest first."""
+    return _STRENGTH[evidence.via], -evidence.at.timestamp()
+
+
+def _keep(found: dict[_Key, Evidence], key: _Key, new: Evidence, order: _Order) -> None:
+    old = found.get(key)
+    if old is None or order(new) < order(old):
+        found[key] = new
+
+
+def _harvest_rows(
+    requests: dict[int, tuple[str | None, list[tuple[int, str]]]],
+    versions: list[Version],
+    summary: list[sqlite3.Row],
+) -> list[HarvestRow]:
+    """Pick, per request and version, the best first fetch, first complete fetch and latest revisit.
+
+    Records with a credential count for its request; records attributed by
+    User-Agent alone count for every request (they cannot tell which); other
+    anonymous records only as ``anonymous_complete_at``.
+    """
+    fetched: dict[_Key, Evidence] = {}
+    complete: dict[_Key, Evidence] = {}
+    revisit: dict[_Key, Evidence] = {}
+    anonymous: dict[int, datetime] = {}
+    for row in summary:
+        version_id = row["version_id"]
+        first_at, last_at = datetime.fromisoformat(row["first_at"]), datetime.fromisoformat(row["last_at"])
+        if row["credential_id"] is None and row["complete"]:
+            anonymous[version_id] = min(first_at, anonymous.get(version_id, first_at))
+        if row["via"] is None:
+            continue  # anonymous, and nothing ties it to the deposit crawler
+        key = (row["request_id"], version_id)
+        if row["revisit"]:
+            _keep(revisit, key, Evidence(last_at, row["via"], row["credential_id"], row["crawler"]), _latest)
+            continue
+        evidence = Evidence(first_at, row["via"], row["credential_id"], row["crawler"])
+        _keep(fetched, key, evidence, _first)
+        if row["complete"]:
+            _keep(complete, key, evidence, _first)
+
+    def best(found: dict[_Key, Evidence], order: _Order, request_id: int, version_id: int) -> Evidence | None:
+        own, by_user_agent = found.get((request_id, version_id)), found.get((None, version_id))
+        return min((e for e in (own, by_user_agent) if e is not None), key=order, default=None)
+
+    return [
+        HarvestRow(
+            request_id=request_id,
+            institution=institution,
+            credentials=tuple(credentials),
+            version=version,
+            fetched=best(fetched, _first, request_id, version.id),
+            complete=best(complete, _first, request_id, version.id),
+            revisit=best(revisit, _latest, request_id, version.id),
+            anonymous_complete_at=anonymous.get(version.id),
+        )
+        for request_id, (institution, credentials) in requests.items()
+        for version in versions
+    ]
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -59,6 +59,9 @@ class Version:
     published_at: datetime
     retain_until: datetime
     withdrawn_at: datetime | None
+    #: ``sha1:`` and the base32 SHA-1, as Heritrix and warcio write a payload digest (WARC, CDX);
+    #: None for a version published before it was kept, until ``pligt fixity`` reads its bytes.
+    sha1: str | None = None
 
     @property
     def withdrawn(self) -> bool:
@@ -77,6 +80,7 @@ class Version:
             "filename": self.filename,
             "size": self.size,
             "sha256": self.sha256,
+            "sha1": self.sha1,
             "content_type": self.content_type,
             "published_at": to_text(self.published_at),
             "retain_until": to_text(self.retain_until),
@@ -175,28 +179,112 @@ class Release:
     released_at: datetime | None
 
 
+#: How a download record is tied to the deposit institution, strongest first (see the README):
+#: the request carried a crawler credential; an anonymous request came on a connection that had
+#: carried one; an anonymous client named itself, in its User-Agent, as a crawler the owner listed.
+BY_CREDENTIAL = "credential"
+BY_CONNECTION = "connection"
+BY_USER_AGENT = "user-agent"
+ATTRIBUTIONS = (BY_CREDENTIAL, BY_CONNECTION, BY_USER_AGENT)
+
+#: What the proof of deposit says of one version for one access request.
+FETCHED = "fetched"  # every byte handed to the network
+HELD = "held"  # a revisit answered 304: the institution presented this version's ETag or date
+PARTIAL = "partial"  # some bytes only (a range, or a fetch cut off)
+NOT_FETCHED = "not fetched"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One download record (or the best of several) that ties a version to the deposit crawler."""
+
+    at: datetime
+    #: One of :data:`ATTRIBUTIONS`.
+    via: str
+    #: The crawler credential (None when only the User-Agent tells).
+    credential_id: int | None
+    #: The listed User-Agent pattern the client matched, if any (never the User-Agent itself).
+    crawler: str | None = None
+
+
 @dataclass(frozen=True)
 class HarvestRow:
-    """Whether one credential fetched one retained version, completely and when."""
+    """What one access request's crawler (across all its credentials) did with one retained version.
 
-    credential_id: int
-    username: str
+    The strongest attribution wins; among equals, the first fetch and the latest revisit.
+    """
+
+    request_id: int
+    institution: str | None
+    #: The request's credentials (id, username), oldest first: a rotation adds one.
+    credentials: tuple[tuple[int, str], ...]
     version: Version
-    fetched_at: datetime | None
-    complete_at: datetime | None
+    #: The first fetch of any of its bytes (whole or in part).
+    fetched: Evidence | None
+    #: The first fetch of every byte.
+    complete: Evidence | None
+    #: The latest revisit answered 304 (the crawler holds these bytes).
+    revisit: Evidence | None
     #: For public versions: when anyone fetched it whole without credentials (it may
     #: have been the crawler before it authenticated; nothing tells who it was).
     anonymous_complete_at: datetime | None
 
+    @property
+    def state(self) -> str:
+        """:data:`FETCHED`, :data:`HELD`, :data:`PARTIAL` or :data:`NOT_FETCHED`."""
+        if self.complete is not None:
+            return FETCHED
+        if self.revisit is not None:
+            return HELD
+        return PARTIAL if self.fetched is not None else NOT_FETCHED
+
+    @property
+    def evidence(self) -> Evidence | None:
+        """The record the state rests on."""
+        return self.complete or self.revisit or self.fetched
+
+    @property
+    def credential_id(self) -> int | None:
+        """The credential behind :attr:`evidence` (None: not fetched, or known by User-Agent only)."""
+        return self.evidence.credential_id if self.evidence else None
+
+    @property
+    def username(self) -> str | None:
+        return dict(self.credentials).get(self.credential_id) if self.credential_id is not None else None
+
+    @property
+    def fetched_at(self) -> datetime | None:
+        return self.fetched.at if self.fetched else None
+
+    @property
+    def complete_at(self) -> datetime | None:
+        return self.complete.at if self.complete else None
+
+    @property
+    def revisit_confirmed_at(self) -> datetime | None:
+        return self.revisit.at if self.revisit else None
+
     def to_dict(self) -> dict[str, object]:
+        evidence = self.evidence
         return {
+            "request": self.request_id,
+            "institution": self.institution,
+            "credentials": [credential_id for credential_id, _ in self.credentials],
             "credential": self.credential_id,
             "username": self.username,
             "slug": self.version.slug,
             "version": self.version.number,
             "filename": self.version.filename,
             "visibility": self.version.visibility,
+            "size": self.version.size,
+            "sha256": self.version.sha256,
+            "sha1": self.version.sha1,
+            "state": self.state,
+            "attributed_by": evidence.via if evidence else None,
+            "crawler": evidence.crawler if evidence else None,
             "fetched_at": to_text(self.fetched_at),
             "complete_at": to_text(self.complete_at),
+            "revisit_confirmed_at": to_text(self.revisit_confirmed_at),
+            "revisit_credential": self.revisit.credential_id if self.revisit else None,
             "anonymous_complete_at": to_text(self.anonymous_complete_at),
         }

@@ -14,7 +14,8 @@ from datetime import datetime
 from .batches import Batches
 from .catalog import Catalog
 
-Row = tuple[int | None, int, int, int, bool, datetime]
+#: (credential, version, status, bytes sent, complete, time, attributed by, crawler pattern).
+Row = tuple[int | None, int, int, int, bool, datetime, str | None, str | None]
 
 
 class DownloadRecorder:
@@ -24,7 +25,7 @@ class DownloadRecorder:
         self._batches: Batches[Row] = Batches(catalog.record_downloads, "download records", interval, max_batch)
 
     def record(self, row: Row) -> None:
-        """Queue one record: (credential, version, status, bytes sent, complete, time)."""
+        """Queue one record (see :data:`Row`)."""
         self._batches.add(row)
 
     def flush(self) -> None:

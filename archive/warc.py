@@ -2,7 +2,10 @@
 
 The records carry each version at its public URL with the HTTP headers Pligt
 serves it with, so the file reads like a harvest of this server; warcio
-computes the payload and block digests from the bytes as they stream.
+computes the payload and block digests from the bytes as they stream. The
+payload digest is SHA-1 in base32 (``sha1:…``), as Heritrix writes it in its own
+WARC and CDX files: it must equal the catalog's SHA-1 of the version, or the
+export stops (the bytes are not what was published).
 """
 
 from __future__ import annotations
@@ -81,6 +84,12 @@ def export_warc(
                         http_headers=http_headers,
                         warc_headers_dict={"WARC-Date": version.published_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
                     )
+                    digest = record.rec_headers.get_header("WARC-Payload-Digest")
+                    if version.sha1 is not None and digest != version.sha1:
+                        raise StorageError(
+                            f"the bytes of {version.slug} version {version.number} ({version.storage_key}) have "
+                            f"SHA-1 {digest}, not the published {version.sha1}; run `pligt fixity`"
+                        )
                     writer.write_record(record)
                 count += 1
                 if progress is not None:

@@ -19,6 +19,7 @@ from archive.models import Clock
 from archive.models import utcnow
 
 from .settings import Settings
+from .settings import crawler_user_agents
 from .settings import default_config_text
 from .settings import load_settings
 from .settings import storage_options
@@ -41,6 +42,7 @@ def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,
         fetch_budget_bytes=settings.fetch_budget_bytes,
+        crawler_user_agents=crawler_user_agents(settings),
         clock=clock,
     )
     archive.access.max_pending = settings.max_pending_requests
@@ -56,16 +58,22 @@ def require_initialised(settings: Settings) -> None:
         raise NotInitialised(settings.instance)
 
 
-def open_instance(instance: Path | None, overrides: Mapping[str, Any] | None = None) -> tuple[Settings, Archive]:
+def open_instance(
+    instance: Path | None, overrides: Mapping[str, Any] | None = None, *, upgrade: bool = False
+) -> tuple[Settings, Archive]:
     """Load an initialised instance's settings and open its archive.
 
     :param instance: the folder; None means $PLIGT_INSTANCE, else ./instance.
     :param overrides: settings given on the command line (they win over file and environment).
+    :param upgrade: bring an older catalog's schema up to date first (``pligt serve``);
+        otherwise a catalog of another schema is refused.
     :raises NotInitialised: when ``pligt init`` has not made it.
     """
     settings = load_settings(instance, overrides=overrides)
     require_initialised(settings)
     archive = build_archive(settings)
+    if upgrade:
+        archive.catalog.migrate()
     archive.catalog.ping()
     return settings, archive
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from archive.archive import DEFAULT_CRAWLER_USER_AGENTS
 from archive.archive import DEFAULT_FETCH_BUDGET
 from archive.archive import GiB
 from archive.errors import ConfigurationError
@@ -86,6 +87,10 @@ class Settings:
     s3_require_object_lock: bool = True
     #: Comma-separated regions the bucket may be in: personal data stays in Scandinavia.
     allowed_regions: str = "eu-north-1"
+    #: Comma-separated parts of a User-Agent (any case) that name the deposit crawler: an
+    #: anonymous download by such a client is credited to it in the proof of deposit (weakly:
+    #: anyone can send them). Only the part matched is stored. Empty: credit none this way.
+    crawler_user_agents: str = ",".join(DEFAULT_CRAWLER_USER_AGENTS)
 
     @property
     def config_file(self) -> Path:
@@ -189,6 +194,15 @@ _S3_SETTINGS = {
 }
 
 
+#: A shorter part of a User-Agent would credit the deposit crawler with almost anyone's downloads.
+MIN_CRAWLER_PATTERN = 6
+
+
+def crawler_user_agents(settings: Settings) -> list[str]:
+    """Return the listed parts of a crawler's User-Agent, without blanks."""
+    return [part.strip() for part in settings.crawler_user_agents.split(",") if part.strip()]
+
+
 def _validate(s: Settings) -> None:
     check_retention_days(s.retention_days)
     try:  # the backend checks its own URL and options; the message names the setting
@@ -218,6 +232,12 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError("smtp_sender must be an email address when smtp_host is set")
     if s.owner_email and "@" not in s.owner_email:
         raise ConfigurationError(f"owner_email {s.owner_email!r} is not an email address")
+    for pattern in crawler_user_agents(s):
+        if len(pattern) < MIN_CRAWLER_PATTERN:
+            raise ConfigurationError(
+                f"crawler_user_agents: {pattern!r} is shorter than {MIN_CRAWLER_PATTERN} characters; "
+                "it would credit the deposit crawler with almost anyone's downloads"
+            )
     if s.base_url:
         parts = urlsplit(s.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):

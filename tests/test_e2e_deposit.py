@@ -161,12 +161,13 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     deadline = time.monotonic() + 10  # the server writes its records every half second
     while True:
         report = json.loads(run_cli("harvest", "--instance", str(instance.path), "--json").stdout)
-        mine = [row for row in report if row["username"] == username]
+        mine = [row for row in report if row["request"] == request_id]
         if all(row["complete_at"] or row["anonymous_complete_at"] for row in mine) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert len(mine) == len(versions) == 3
-    assert all(row["complete_at"] for row in mine if row["visibility"] == "protected"), json.dumps(mine, indent=1)
+    protected_rows = [row for row in mine if row["visibility"] == "protected"]
+    assert all(row["complete_at"] and row["username"] == username for row in protected_rows), json.dumps(mine, indent=1)
     assert all(row["complete_at"] or row["anonymous_complete_at"] for row in mine), mine
 
     # A revoked credential is refused on the very next request.

@@ -876,10 +876,12 @@ def deposit(archive):  # noqa: ANN001, ANN201
 
 
 def harvest_of(archive, credential_id: int) -> dict[tuple[str, int], tuple[str | None, str | None]]:  # noqa: ANN001
+    """Per version: the first fetch and the first complete one, for the request the credential is of."""
+    request_id = archive.catalog.get_credential(credential_id).request_id
     return {
         (r.version.slug, r.version.number): (to_text(r.fetched_at), to_text(r.complete_at))
         for r in archive.harvest()
-        if r.credential_id == credential_id
+        if r.request_id == request_id
     }
 
 
@@ -1018,11 +1020,16 @@ def test_real_server_records_a_full_and_an_abandoned_download(server, instance) 
 
     result = run_cli("harvest", "--json", "--instance", str(instance.path))
     assert result.returncode == 0, result.stderr
-    shown = {(r["slug"], r["version"]): r for r in json.loads(result.stdout) if r["credential"] == credential.id}
+    shown = {(r["slug"], r["version"]): r for r in json.loads(result.stdout) if r["request"] == credential.request_id}
     assert shown[("stor", 1)]["complete_at"] == complete_of(core, credential.id, ("stor", 1))
     assert shown[("stor", 1)]["complete_at"] is not None
+    assert shown[("stor", 1)]["state"] == "fetched"
     assert shown[("halv", 1)]["fetched_at"] is not None
     assert shown[("halv", 1)]["complete_at"] is None
+    assert shown[("halv", 1)]["state"] == "partial"
+    for row in shown.values():  # each by this credential, which the request carried
+        assert (row["credential"], row["credentials"]) == (credential.id, [credential.id])
+        assert row["attributed_by"] == "credential"
     assert shown[("stor", 1)]["url_path"] == "/files/stor/v1/stor.bin"
 
 

@@ -95,6 +95,7 @@ def test_fixity_passes_on_an_intact_instance_and_is_audited(inst: Path) -> None:
         "missing": [],
         "corrupt": [],
         "unexpected": [],
+        "sha1_recorded": 0,  # every version was published with its SHA-1
     }
     assert len(versions) == 38
     log = dump(inst, "audit_log")["audit_log"]
@@ -136,7 +137,7 @@ def test_fixity_names_the_corrupt_the_missing_and_the_unexpected_object(inst: Pa
     result = pligt_at(NOW, "fixity", "--json", "--instance", str(inst))
     assert result.returncode == said.returncode
     report = json.loads(result.stdout)
-    assert set(report) == {"ok", "checked", "bytes_read", "missing", "corrupt", "unexpected"}
+    assert set(report) == {"ok", "checked", "bytes_read", "missing", "corrupt", "unexpected", "sha1_recorded"}
     assert report["ok"] is False
     assert report["checked"] == len(versions) - 1
     assert [m for m in report["missing"] if missing["storage_key"] in m] == report["missing"] != []
@@ -187,7 +188,7 @@ def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_ch
             version = urls[uri]
             assert hashlib.sha256(payload).hexdigest() == version["sha256"]
             assert len(payload) == version["size"]
-            assert rec_headers.get_header("WARC-Payload-Digest")
+            assert rec_headers.get_header("WARC-Payload-Digest") == version["sha1"]  # as Heritrix's CDX has it
             assert http_headers.get_statuscode() == "200"
             served = fetch(uri, world, version["visibility"])
             assert served.content == payload

@@ -8,7 +8,13 @@ import click
 
 from archive.access import Approval
 from archive.archive import Archive
+from archive.models import BY_CONNECTION
+from archive.models import BY_USER_AGENT
+from archive.models import FETCHED
+from archive.models import HELD
 from archive.models import REQUEST_STATUSES
+from archive.models import Evidence
+from archive.models import HarvestRow
 
 from ..instance import open_instance
 from ..links import base_is_known
@@ -162,7 +168,12 @@ def revoke(instance: Path | None, as_json: bool, credential_id: int) -> None:
 @instance_option
 @json_option
 def harvest(instance: Path | None, as_json: bool) -> None:
-    """Show, per credential and retained version, whether the institution fetched it completely."""
+    """Show, per access request and retained version, whether the institution fetched it or holds it.
+
+    Across all of a request's credentials (a rotation adds one): fetched
+    completely, held (a revisit answered 304), fetched in part, or not fetched,
+    each with the credential and how the download is tied to the crawler.
+    """
     _, archive = open_instance(instance)
     rows = archive.harvest()
     if as_json:
@@ -171,18 +182,41 @@ def harvest(instance: Path | None, as_json: bool) -> None:
     if not rows:
         click.echo("Nothing to show: no crawler credentials or no retained versions yet.")
         return
-    for credential_id in dict.fromkeys(r.credential_id for r in rows):
-        mine = [r for r in rows if r.credential_id == credential_id]
-        done = [r for r in mine if r.complete_at]
-        click.echo(f"Credential {credential_id} ({mine[0].username}): {len(done)} of {len(mine)} versions fetched")
+    for request_id in dict.fromkeys(r.request_id for r in rows):
+        mine = [r for r in rows if r.request_id == request_id]
+        done = [r for r in mine if r.state in (FETCHED, HELD)]
+        credentials = ", ".join(str(credential_id) for credential_id, _ in mine[0].credentials)
+        click.echo(
+            f"Request #{request_id} ({mine[0].institution or 'personal data purged'}), credentials {credentials}: "
+            f"{len(done)} of {len(mine)} versions fetched or held"
+        )
         for r in mine:
-            if r.complete_at:
-                when = f"fetched {r.complete_at:%Y-%m-%d %H:%M}"
-            elif r.anonymous_complete_at:
-                when = f"public, fetched without credentials {r.anonymous_complete_at:%Y-%m-%d %H:%M}"
-            else:
-                when = "NOT FETCHED"
-            click.echo(f"  {r.version.slug} v{r.version.number}  {when}")
+            click.echo(f"  {r.version.slug} v{r.version.number}  {_proof(r)}  {r.version.sha1 or 'sha1 unknown'}")
+
+
+def _proof(row: HarvestRow) -> str:
+    """Say what a harvest row proves, in words, with how each record is attributed."""
+    parts = []
+    if row.complete:
+        parts.append(f"fetched {_evidence(row.complete)}")
+    if row.revisit:
+        parts.append(f"{'' if row.complete else 'held, '}revisit confirmed {_evidence(row.revisit)}")
+    if not parts and row.fetched:
+        parts.append(f"fetched PARTIALLY {_evidence(row.fetched)}")
+    if not parts:
+        parts.append("NOT FETCHED")
+        if row.anonymous_complete_at:
+            parts.append(f"(fetched whole without credentials {row.anonymous_complete_at:%Y-%m-%d %H:%M}, by someone)")
+    return "; ".join(parts)
+
+
+def _evidence(evidence: Evidence) -> str:
+    when = f"{evidence.at:%Y-%m-%d %H:%M}"
+    if evidence.via == BY_USER_AGENT:
+        return f"{when} by a client naming itself {evidence.crawler!r} (User-Agent only)"
+    if evidence.via == BY_CONNECTION:
+        return f"{when} on a connection that carried credential {evidence.credential_id}"
+    return f"{when} with credential {evidence.credential_id}"
 
 
 COMMANDS = (list_requests, approve, rotate, deny, credentials, revoke, harvest)

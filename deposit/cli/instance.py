@@ -77,8 +77,7 @@ def serve(
     """
     given = {"host": host, "port": port, "workers": workers, "threads": threads, "base_url": base_url}
     overrides = {k: v for k, v in given.items() if v is not None}
-    settings, archive = open_instance(instance, overrides)
-    archive.catalog.migrate()
+    settings, archive = open_instance(instance, overrides, upgrade=True)
     archive.check()
     archive.catalog.close()
     from ..server import check_port_free  # Flask and gunicorn load only here

@@ -183,6 +183,8 @@ def fixity(instance: Path | None, as_json: bool) -> None:
         print_json(report.to_dict())
     else:
         click.echo(f"checked {report.checked} versions, {report.bytes_read:,} bytes")
+        if report.sha1_recorded:
+            click.echo(f"recorded the SHA-1 of {report.sha1_recorded} versions published before it was kept")
         for kind in ("missing", "corrupt", "unexpected"):
             for label in getattr(report, kind):
                 click.echo(f"{kind}: {label}")

@@ -45,6 +45,10 @@ from archive.errors import ArchiveError
 from archive.errors import AuditBroken
 from archive.errors import InvalidInput
 from archive.errors import LockedOut
+from archive.models import BY_USER_AGENT
+from archive.models import FETCHED
+from archive.models import HELD
+from archive.models import PARTIAL
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 from archive.models import Version
@@ -182,15 +186,32 @@ def items() -> str:
 
 
 def _fetched() -> dict[int, str]:
-    """Map version id to when the deposit institution fetched it whole (or anyone, if public)."""
-    fetched: dict[int, str] = {}
+    """Map version id to what the proof of deposit says of it, over every access request.
+
+    The best state wins (fetched whole, then held: a revisit answered 304, then
+    fetched in part), then the earliest date. A download by anyone without
+    credentials that nothing ties to the deposit crawler does not count.
+    """
+    best: dict[int, tuple[int, datetime, str]] = {}
     for row in pligt().archive.harvest():
-        moment = row.complete_at or row.anonymous_complete_at
-        if moment is not None:
-            text = moment.strftime("%Y-%m-%d")
-            current = fetched.get(row.version.id)
-            fetched[row.version.id] = min(current, text) if current else text
-    return fetched
+        evidence = row.evidence
+        if evidence is None:
+            continue
+        rank = _STATES.index(row.state)
+        date = evidence.at.strftime("%Y-%m-%d")
+        if row.state == FETCHED:
+            text = date if evidence.via != BY_USER_AGENT else _("%(date)s (by its User-Agent)", date=date)
+        elif row.state == HELD:
+            text = _("held, revisit confirmed %(date)s", date=date)
+        else:
+            text = _("partly, %(date)s", date=date)
+        current = best.get(row.version.id)
+        if current is None or (rank, evidence.at) < current[:2]:
+            best[row.version.id] = (rank, evidence.at, text)
+    return {version_id: text for version_id, (_rank, _at, text) in best.items()}
+
+
+_STATES = (FETCHED, HELD, PARTIAL)
 
 
 @bp.post("/items/<slug>/versions/<int:number>/withdraw")
