@@ -34,7 +34,7 @@ from deposit.instance import build_archive
 from deposit.settings import Settings
 from deposit.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
 from tests.support.data import zip_bytes
 from tests.support.servers import start_server
@@ -80,8 +80,8 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser")
     instance = root / "instance"
-    initialised = run_cli("init", "--json", "--instance", str(instance))
-    assert initialised.returncode == 0, initialised.stderr
+    initialised = invoke("init", "--json", "--instance", str(instance))
+    assert initialised.exit_code == 0, initialised.stderr
     settings = load_settings(instance, env={})
     server = start_server(instance, root / "server.log")
     archive = build_archive(settings)

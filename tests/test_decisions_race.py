@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from deposit.instance import build_archive
-from tests.conftest import Instance
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
+from tests.support.app import Instance
 from tests.support.cli import PLIGT
 from tests.support.servers import Server
 

@@ -19,7 +19,7 @@ from deposit.instance import build_archive
 from deposit.settings import load_settings
 from tests.support.access import issue_credential
 from tests.support.app import Instance
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 from tests.support.data import binary_bytes
 from tests.support.data import pdf_bytes
 from tests.support.servers import Server
@@ -28,8 +28,8 @@ from tests.support.servers import stop_server
 
 
 def publish_cli(instance: Instance, path: Path, *flags: str) -> None:
-    result = run_cli("add", "--instance", str(instance.path), *flags, str(path))
-    assert result.returncode == 0, result.stderr
+    result = invoke("add", "--instance", str(instance.path), *flags, str(path))
+    assert result.exit_code == 0, result.stderr
 
 
 def publish_api(server: Server, instance: Instance, data: bytes, **params: str) -> dict:

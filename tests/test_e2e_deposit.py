@@ -19,7 +19,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from deposit.instance import build_archive
 from tests.support.app import Instance
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
 from tests.support.mail import Mailbox
 from tests.support.mail import smtp_env
@@ -81,8 +81,8 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
         ("Kursusmappe øvet.pdf", "--protected"),
         ("facit.txt", "--protected"),
     ]:
-        result = run_cli("add", "--instance", str(instance.path), flag, str(folder / name))
-        assert result.returncode == 0, result.stderr
+        result = invoke("add", "--instance", str(instance.path), flag, str(folder / name))
+        assert result.exit_code == 0, result.stderr
 
     # The deposit institution files its request through the web form.
     browser = requests.Session()
@@ -108,12 +108,12 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     [to_owner] = mailbox.wait_for(1)
     assert to_owner["To"] == "owner@publisher.example.dk"
     assert f"#{request_id}" in to_owner["Subject"]
-    listed = json.loads(run_cli("requests", "--instance", str(instance.path), "--json", env=env).stdout)
+    listed = json.loads(invoke("requests", "--instance", str(instance.path), "--json", env=env).stdout)
     assert [(r["id"], r["status"]) for r in listed] == [(request_id, "pending")]
 
     # The owner approves; the requester gets the single-use release link.
-    approved = run_cli("approve", str(request_id), "--instance", str(instance.path), env=env)
-    assert approved.returncode == 0, approved.stderr
+    approved = invoke("approve", str(request_id), "--instance", str(instance.path), env=env)
+    assert approved.exit_code == 0, approved.stderr
     messages = mailbox.wait_for(2)
     to_requester = messages[1]
     assert to_requester["To"] == "netarkivet@kb.example.dk"
@@ -160,7 +160,7 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     # the public one (fetched before wget had been challenged) was fetched without credentials.
     deadline = time.monotonic() + 10  # the server writes its records every half second
     while True:
-        report = json.loads(run_cli("harvest", "--instance", str(instance.path), "--json").stdout)
+        report = json.loads(invoke("harvest", "--instance", str(instance.path), "--json").stdout)
         mine = [row for row in report if row["request"] == request_id]
         if all(row["complete_at"] or row["anonymous_complete_at"] for row in mine) or time.monotonic() > deadline:
             break
@@ -174,21 +174,19 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     protected = f"{url}/protected/"
     assert requests.get(protected, auth=(username, password), timeout=10).status_code == 200
     credential_id = next(
-        c["id"] for c in json.loads(run_cli("credentials", "--instance", str(instance.path), "--json").stdout)
+        c["id"] for c in json.loads(invoke("credentials", "--instance", str(instance.path), "--json").stdout)
     )
-    assert run_cli("revoke", str(credential_id), "--instance", str(instance.path)).returncode == 0
+    assert invoke("revoke", str(credential_id), "--instance", str(instance.path)).exit_code == 0
     refused = requests.get(protected, auth=(username, password), timeout=10)
     assert refused.status_code == 401
     assert refused.headers["WWW-Authenticate"].startswith(f'Basic realm="{instance.settings.realm}"')
 
     # Every step is in the audit log, and the log verifies.
-    verified = run_cli("audit", "verify", "--instance", str(instance.path))
-    assert verified.returncode == 0, verified.stderr
+    verified = invoke("audit", "verify", "--instance", str(instance.path))
+    assert verified.exit_code == 0, verified.stderr
     actions = [
         e["action"]
-        for e in json.loads(
-            run_cli("audit", "log", "--instance", str(instance.path), "--json", "--limit", "100").stdout
-        )
+        for e in json.loads(invoke("audit", "log", "--instance", str(instance.path), "--json", "--limit", "100").stdout)
     ]
     for action in (
         "version.published",

@@ -25,7 +25,7 @@ from deposit.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import make_app
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
 from tests.support.mail import smtp_env
 from tests.support.net import free_port
@@ -1018,8 +1018,8 @@ def test_real_server_records_a_full_and_an_abandoned_download(server, instance) 
     assert 256 * 1024 <= sent < len(half)
     assert recorded[core.item_versions("stor")[0].id] == (200, len(full), 1)
 
-    result = run_cli("harvest", "--json", "--instance", str(instance.path))
-    assert result.returncode == 0, result.stderr
+    result = invoke("harvest", "--json", "--instance", str(instance.path))
+    assert result.exit_code == 0, result.stderr
     shown = {(r["slug"], r["version"]): r for r in json.loads(result.stdout) if r["request"] == credential.request_id}
     assert shown[("stor", 1)]["complete_at"] == complete_of(core, credential.id, ("stor", 1))
     assert shown[("stor", 1)]["complete_at"] is not None

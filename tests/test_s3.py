@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from archive.errors import ConfigurationError
 from archive.errors import RetentionActive
 from archive.errors import StorageError
+from archive.models import Version
 from archive.models import utcnow
 from archive.storage import S3Storage
 from archive.storage import open_backend
@@ -39,6 +40,7 @@ from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.app import make_app
+from tests.support.cli import invoke
 from tests.support.cli import run_cli
 from tests.support.cli import run_on_terminal
 from tests.support.data import binary_bytes
@@ -75,7 +77,7 @@ def b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def object_key(version: Any, prefix: str = "pligt") -> str:
+def object_key(version: Version, prefix: str = "pligt") -> str:
     return f"{prefix}/{version.storage_key}"
 
 
@@ -245,8 +247,8 @@ def test_withdrawal_after_retention_deletes_the_object_version(instance: Instanc
 
 def test_check_describes_a_good_bucket(instance: Instance, bucket: Bucket) -> None:
     on_s3(instance, bucket)
-    result = run_cli("check", "--instance", str(instance.path), "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("check", "--instance", str(instance.path), "--json")
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["storage"]["region"] == "eu-north-1"
     assert report["storage"]["versioning"] == "Enabled"
@@ -263,12 +265,12 @@ def test_bucket_outside_the_allowed_regions_is_refused_saying_where_it_is(
     bucket.storage(allowed_regions=["eu-north-1", "us-east-2"]).check()  # a list of one's own is possible
 
     on_s3(instance, bucket)
-    for command in ("check", "serve"):
-        args = ("--port", str(free_port())) if command == "serve" else ()
-        result = run_cli(command, "--instance", str(instance.path), *args)
-        assert result.returncode == StorageError.exit_code, result.stderr
-        assert "us-east-2" in result.stderr
-        assert "Scandinavia" in result.stderr
+    checked = invoke("check", "--instance", str(instance.path))
+    served = run_cli("serve", "--instance", str(instance.path), "--port", str(free_port()))  # a real `pligt serve`
+    for code, stderr in ((checked.exit_code, checked.stderr), (served.returncode, served.stderr)):
+        assert code == StorageError.exit_code, stderr
+        assert "us-east-2" in stderr
+        assert "Scandinavia" in stderr
 
 
 def test_bucket_without_versioning_is_refused(make_bucket: MakeBucket) -> None:
@@ -522,8 +524,8 @@ def test_migrate_storage_from_local_to_s3_verifies_every_byte_and_keeps_retentio
     (files / "kursus.txt").write_bytes(b"Beskyttet kursusmateriale.\n" * 1000)
     (files / "data.bin").write_bytes(binary_bytes(PART_SIZE + 4321))
     for name, flag in (("brochure.pdf", "--public"), ("kursus.txt", "--protected"), ("data.bin", "--public")):
-        result = run_cli("add", "--instance", str(instance.path), flag, str(files / name))
-        assert result.returncode == 0, result.stderr
+        result = invoke("add", "--instance", str(instance.path), flag, str(files / name))
+        assert result.exit_code == 0, result.stderr
     versions = build_archive(instance.settings).versions()
     with instance.settings.config_file.open("a", encoding="utf-8") as config:  # the target's endpoint
         config.write(bucket.settings_toml().split("\n", 1)[1])
@@ -533,9 +535,9 @@ def test_migrate_storage_from_local_to_s3_verifies_every_byte_and_keeps_retentio
         first.storage_key, [(instance.path / "files" / first.storage_key).read_bytes()], retain_until=first.retain_until
     )
 
-    result = run_cli("migrate-storage", "--instance", str(instance.path), "--to", bucket.url(), "--json")
+    result = invoke("migrate-storage", "--instance", str(instance.path), "--to", bucket.url(), "--json")
 
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["copied"], report["already_there"]) == (2, 1)
     assert report["storage"] == bucket.url()
@@ -567,15 +569,15 @@ def test_migrate_storage_from_local_to_s3_verifies_every_byte_and_keeps_retentio
 
     # A second run copies nothing: everything is there and verified.
     objects_before = len(bucket.versions())
-    again = run_cli("migrate-storage", "--instance", str(instance.path), "--to", bucket.url(), "--json")
-    assert again.returncode == 0, again.stderr
+    again = invoke("migrate-storage", "--instance", str(instance.path), "--to", bucket.url(), "--json")
+    assert again.exit_code == 0, again.stderr
     assert (json.loads(again.stdout)["copied"], json.loads(again.stdout)["already_there"]) == (0, 3)
     assert len(bucket.versions()) == objects_before
 
     # And back to local files, verified the same way.
     back = (tmp_path / "back").as_uri()
-    result = run_cli("migrate-storage", "--instance", str(instance.path), "--to", back)
-    assert result.returncode == 0, result.stderr
+    result = invoke("migrate-storage", "--instance", str(instance.path), "--to", back)
+    assert result.exit_code == 0, result.stderr
     assert "Copied 3 versions" in result.stdout
     assert load_settings(instance.path, env={}).storage == back
     for v in versions:
@@ -591,9 +593,9 @@ def test_migration_refuses_bytes_that_differ_from_the_catalog(instance: Instance
     with instance.settings.config_file.open("a", encoding="utf-8") as config:
         config.write(bucket.settings_toml().split("\n", 1)[1])
 
-    result = run_cli("migrate-storage", "--instance", str(instance.path), "--to", bucket.url())
+    result = invoke("migrate-storage", "--instance", str(instance.path), "--to", bucket.url())
 
-    assert result.returncode == StorageError.exit_code
+    assert result.exit_code == StorageError.exit_code
     assert "differ from the catalog" in result.stderr
     assert bucket.versions() == []  # nothing made visible at the target
     assert load_settings(instance.path, env={}).storage == instance.settings.storage  # not switched
