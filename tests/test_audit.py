@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,7 @@ from archive import Archive
 from archive import Catalog
 from archive.audit import GENESIS
 from archive.audit import entry_hash
+from archive.audit import verify_chain
 from archive.errors import AuditBroken
 from archive.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
@@ -151,3 +155,66 @@ def _json(value: object) -> str:
 
 def _sql(value: str | None) -> str:
     return "NULL" if value is None else f"'{value}'"
+
+
+# -- known answers: the chain's hashes are part of the format ----------------------------------
+
+#: A fixed sequence of entries (without personal fields: those are keyed by a fresh random key).
+KNOWN_ENTRIES: list[tuple[str, dict[str, Any], datetime]] = [
+    (
+        "version.published",
+        {"slug": "brochure", "version": 1, "filename": "Forårsbrochure.pdf", "size": 1234},
+        datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC),
+    ),
+    (
+        "request.approved",
+        {"request": 1, "credential": 1, "valid_days": 365},
+        datetime(2026, 1, 6, 9, 30, 0, tzinfo=UTC),
+    ),
+    ("credential.revoked", {"credential": 1}, datetime(2026, 3, 1, 8, 0, 5, tzinfo=UTC)),
+    ("version.withdrawn", {"slug": "brochure", "version": 1}, datetime(2026, 7, 8, 12, 0, 0, tzinfo=UTC)),
+]
+#: The head those entries give, computed once: a head kept by an owner must verify on every later Pligt.
+KNOWN_HEAD = "bf071bc8181826c2da456ae4a7a49ce2e34839836efe7082a42b19acb03ad000"
+
+
+def head_of(folder: Path, entries: list[tuple[str, dict[str, Any], datetime]]) -> str:
+    """Append ``entries`` to a fresh catalog in ``folder``; return the verified head."""
+    catalog = Catalog(folder / "catalog.sqlite3")
+    catalog.migrate()
+    for action, data, at in entries:
+        catalog.append_audit(action, data, None, at)
+    seq, head = verify_chain(catalog.audit_entries())
+    catalog.close()
+    assert seq == len(entries)
+    return head
+
+
+def test_a_fixed_sequence_of_entries_has_a_known_head(tmp_path: Path) -> None:
+    assert GENESIS == "748a2cfc1af043089f7896125c164b5101d933089f1c3a5868872c987ce2de04"
+    assert head_of(tmp_path, KNOWN_ENTRIES) == KNOWN_HEAD
+
+
+def test_the_personal_digest_is_covered_by_a_known_hash() -> None:
+    digest = "ab" * 32
+    known = "aab43a68b8be91f06798d0509ee592d579c258c4829b25e30eb523a94abc91a0"
+    assert entry_hash(1, GENESIS, "2026-01-05T12:00:00Z", "request.filed", {"request": 1}, digest) == known
+    assert entry_hash(1, GENESIS, "2026-01-05T12:00:00Z", "request.filed", {"request": 1}, "ac" * 32) != known
+
+
+@pytest.mark.parametrize(
+    ("index", "changed"),
+    [
+        (0, ("version.publishee", KNOWN_ENTRIES[0][1], KNOWN_ENTRIES[0][2])),  # one byte of the action
+        (0, (KNOWN_ENTRIES[0][0], {**KNOWN_ENTRIES[0][1], "filename": "Forårsbrochure.pdg"}, KNOWN_ENTRIES[0][2])),
+        (1, (KNOWN_ENTRIES[1][0], {**KNOWN_ENTRIES[1][1], "valid_days": 366}, KNOWN_ENTRIES[1][2])),
+        (2, (KNOWN_ENTRIES[2][0], KNOWN_ENTRIES[2][1], datetime(2026, 3, 1, 8, 0, 6, tzinfo=UTC))),  # one second
+        (3, (KNOWN_ENTRIES[3][0], {"slug": "brochurf", "version": 1}, KNOWN_ENTRIES[3][2])),  # the last entry
+    ],
+)
+def test_changing_one_byte_of_one_entry_changes_the_head(
+    tmp_path: Path, index: int, changed: tuple[str, dict[str, Any], datetime]
+) -> None:
+    entries = [*KNOWN_ENTRIES]
+    entries[index] = changed
+    assert head_of(tmp_path, entries) != KNOWN_HEAD
