@@ -69,8 +69,11 @@ def create_app(
         index_cache=PageCache(),
     )
     app.session_interface = _SessionInterface()
+    from . import sanity
     from .fastpath import FastDownloads
 
+    sanity.init_app(app)
+    app.wsgi_app = sanity.ValidHost(app.wsgi_app)  # type: ignore[method-assign]
     app.wsgi_app = FastDownloads(app.wsgi_app, app.extensions["pligt"])  # type: ignore[method-assign]
     if settings.trusted_proxies:
         n = settings.trusted_proxies

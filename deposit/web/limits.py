@@ -10,9 +10,15 @@ temporary folder stay flat whatever is sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Flask
 from flask import request
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from archive.archive import read_chunks
+from archive.errors import InvalidInput
 
 from .services import pligt
 
@@ -39,6 +45,29 @@ def _limit_body() -> None:
         request.max_content_length = SMALL_BODY_BYTES + 1
         if len(request.get_data(cache=True)) > SMALL_BODY_BYTES:
             raise RequestEntityTooLarge(f"a request body here may have at most {SMALL_BODY_BYTES:,} bytes")
+
+
+def body_chunks() -> Iterator[bytes]:
+    """Yield the request body in chunks; a body that breaks off or is badly framed is the client's error.
+
+    Gunicorn reports a bad chunk size, a chunk without its CRLF and a body cut
+    short with exceptions of its own; the archive then keeps nothing, and the
+    client gets a 400 naming the problem instead of a 500.
+
+    :raises InvalidInput: for a body that cannot be read to its end.
+    """
+    expected = request.content_length
+    received = 0
+    try:
+        for chunk in read_chunks(request.stream):
+            received += len(chunk)
+            yield chunk
+    except HTTPException:
+        raise  # a body too large or too slow already has its answer
+    except Exception as e:  # the WSGI server's read errors share no base class (gunicorn: ParseException, OSError)
+        raise InvalidInput(f"the request body could not be read to its end ({e or type(e).__name__})") from None
+    if expected is not None and received < expected:
+        raise InvalidInput(f"the upload ended after {received:,} of {expected:,} bytes: the connection was cut off")
 
 
 def init_app(app: Flask) -> None:

@@ -57,6 +57,7 @@ from ...release import deliver
 from ..clients import client_address
 from ..errors import json_error
 from ..errors import with_retry_after
+from ..limits import body_chunks
 from ..services import pligt
 from ..urls import public_base
 from ..urls import version_path
@@ -133,13 +134,23 @@ def login() -> ResponseReturnValue:
         if principal is not None:
             session.clear()
             session["owner"] = _owner_epoch()
-            target = request.args.get("next") or ""
-            return redirect(target if target.startswith("/admin") else url_for("admin.items"))
+            return redirect(_console_path(request.args.get("next")) or url_for("admin.items"))
         form.password.errors.append(_("Wrong password."))
         status = 401
     elif form.is_submitted():
         status = 400
     return Response(render_template("admin/login.html", form=form), status)
+
+
+def _console_path(target: str | None) -> str | None:
+    """Return ``target`` if it is a path inside the console (the sign-in page's ``next``), else None.
+
+    Nothing with control characters (a CR/LF would split the Location header),
+    or backslashes (which some browsers read as slashes, making another host).
+    """
+    if not target or not target.startswith("/admin") or not target.isprintable() or "\\" in target:
+        return None
+    return target
 
 
 @bp.post("/logout")
@@ -268,7 +279,7 @@ def upload_raw() -> tuple[Response, int]:
     except Exception as e:
         raise CSRFError(str(e)) from e
     result = _publish(
-        read_chunks(request.stream),
+        body_chunks(),
         request.args.get("filename", ""),
         request.args.get("title"),
         request.args.get("slug"),

@@ -9,7 +9,6 @@ file as the raw request body, so it streams straight into storage::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint
@@ -19,7 +18,6 @@ from flask import request
 from werkzeug.exceptions import Forbidden
 
 from archive.access import DEFAULT_VALID_DAYS
-from archive.archive import read_chunks
 from archive.errors import InvalidInput
 from archive.errors import TooLarge
 from archive.models import Version
@@ -27,6 +25,7 @@ from archive.models import Version
 from ...links import version_path
 from ...release import deliver
 from ..auth import owner_required
+from ..limits import body_chunks
 from ..services import pligt
 from ..urls import public_base
 from ..urls import version_url
@@ -83,7 +82,7 @@ def publish() -> tuple[Response, int]:
     # bytes, so it only stops reading one byte beyond.
     request.max_content_length = limit + 1
     publication = pligt().archive.publish(
-        _complete_body(request.content_length),
+        body_chunks(),
         filename=filename,
         slug=request.args.get("slug") or None,
         title=request.args.get("title") or None,
@@ -94,19 +93,6 @@ def publish() -> tuple[Response, int]:
     response.headers["Location"] = version_url(publication.version)
     return response, 201
 
-
-def _complete_body(expected: int | None) -> Iterator[bytes]:
-    """Yield the request body, refusing one cut off before its Content-Length.
-
-    A WSGI server (gunicorn) hands out a short body when the client goes away
-    half-way; raising here, inside the archive's write, leaves nothing stored.
-    """
-    received = 0
-    for chunk in read_chunks(request.stream):
-        received += len(chunk)
-        yield chunk
-    if expected is not None and received < expected:
-        raise InvalidInput(f"the upload ended after {received:,} of {expected:,} bytes: the connection was cut off")
 
 
 @bp.delete("/items/<slug>")
