@@ -146,7 +146,9 @@ def read_response(stream) -> tuple[int, bytes]:  # noqa: ANN001
     return status, stream.read(length)
 
 
-def test_a_lone_connection_is_served_request_after_request_pipelined_or_not(instance: Instance, tmp_path: Path) -> None:
+def test_a_lone_connection_is_served_request_after_request_pipelined_or_not(
+    instance: Instance, tmp_path: Path
+) -> None:
     archive = build_archive(instance.settings)
     bodies = {n: f"File {n}\n".encode() * (n + 1) for n in range(5)}
     for n, body in bodies.items():
