@@ -2,7 +2,9 @@
 
 The crawler sends credentials only after a 401 challenge with a realm, so
 every protected URL answers 401 with ``WWW-Authenticate: Basic realm="…"``,
-never a redirect to a login page.
+never a redirect to a login page. A protected file's challenge comes once per
+URL and harvest: it has a small fixed body (:data:`FILE_CHALLENGE_BODY`), which
+the fast path sends without Flask when a request carries no credentials at all.
 """
 
 from __future__ import annotations
@@ -34,7 +36,22 @@ class _Basic(HTTPBasicAuth):
         self._suffix = suffix
 
     def authenticate_header(self) -> str:
-        return f'Basic realm="{pligt().settings.realm}{self._suffix}", charset="UTF-8"'
+        return challenge_header(f"{pligt().settings.realm}{self._suffix}")
+
+
+def challenge_header(realm: str) -> str:
+    """Return the ``WWW-Authenticate`` value that challenges for ``realm`` (the fast path sends it too)."""
+    return f'Basic realm="{realm}", charset="UTF-8"'
+
+
+#: The body of a protected file's 401: fixed, so that the fast path answers it without a template.
+FILE_CHALLENGE_BODY = (
+    b"401 Unauthorized\n"
+    b"Denne fil er beskyttet: pligtafleveringsinstitutionen henter den med de adgangsoplysninger,\n"
+    b"som ejeren har udleveret til den.\n"
+    b"This file is protected: the deposit institution fetches it with the credentials the owner released to it.\n"
+)
+FILE_CHALLENGE_TYPE = "text/plain; charset=utf-8"
 
 
 crawler_auth = _Basic()
@@ -100,6 +117,18 @@ def owner_required(view: F) -> F:
 def challenge() -> Response:
     """The 401 a protected URL answers without valid credentials, with the realm's challenge."""
     return cast(Response, crawler_auth.auth_error_callback(401))
+
+
+def file_challenge() -> Response:
+    """The 401 a protected file answers without valid credentials: the realm's challenge, a fixed body.
+
+    A client locked out by its failures gets the 429 every challenge becomes.
+    """
+    if g.get("pligt_locked_out") is not None:
+        return challenge()
+    response = Response(FILE_CHALLENGE_BODY, 401, content_type=FILE_CHALLENGE_TYPE)
+    response.headers["WWW-Authenticate"] = crawler_auth.authenticate_header()
+    return response
 
 
 def may_read_protected(principal: Principal | None, credential_active: bool | None) -> bool:

@@ -1,12 +1,23 @@
-"""The crawler's common case, served without Flask: a plain GET or HEAD of one version.
+"""The crawler's common cases, served without Flask: a GET or HEAD of one version.
 
 A harvest is thousands of such requests, and Flask's request machinery costs
 more than the rest of the request together (profiled: ~0.6 ms of ~1.2 ms).
-This WSGI layer answers the plain case itself — no Range, no conditional
-headers, no credentials or credentials already verified (cached) — with one
-catalog query and the same headers as the Flask path (a test compares them).
-Everything else (errors, challenges, ranges, 304s, first verifications) falls
-through to Flask unchanged.
+This WSGI layer answers, with one in-memory catalog lookup and no template,
+the three answers a harvest is made of, and the same headers as the Flask path
+(tests/test_fastpath.py compares them):
+
+- the challenge: a protected version asked for without an Authorization header
+  (Heritrix asks for every protected URL so first) gets the 401 with the
+  realm and a small fixed body;
+- the download, whole or a range (200, 206), anonymous or with a crawler
+  credential the worker has already verified (cached);
+- the revisit: conditional requests, decided by :func:`~.downloads.evaluate`
+  as the Flask path decides them (304; a revisit is recorded like a download).
+
+Everything else falls through to Flask unchanged: a credential not verified
+yet, a wrong or malformed one (Flask checks it and counts the failure), the
+owner's, 404s and 410s, a failed precondition (412) or an unsatisfiable range
+(416), storage errors.
 """
 
 from __future__ import annotations
@@ -30,26 +41,24 @@ from archive.archive import OWNER_USERNAME
 from archive.auth import CRAWLER
 from archive.errors import ArchiveError
 from archive.models import PROTECTED
-from archive.models import PUBLIC
 from archive.models import Version
 from archive.storage.base import CHUNK_SIZE
 
 from ..links import VERSION_PATTERN
-from .downloads import MAX_AGE
+from .auth import FILE_CHALLENGE_BODY
+from .auth import FILE_CHALLENGE_TYPE
+from .auth import challenge_header
+from .downloads import CONNECTIONS
+from .downloads import ConnectionCredentials
 from .downloads import CountingFile
+from .downloads import cache_control
+from .downloads import download_record
+from .downloads import evaluate
+from .downloads import not_modified_headers
 from .headers import FILES_CSP
+from .headers import security_headers
 
 log = logging.getLogger("pligt")
-
-#: Headers that need werkzeug's handling (ranges, conditional requests).
-_FOR_FLASK = (
-    "HTTP_RANGE",
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_RANGE",
-    "HTTP_IF_MATCH",
-    "HTTP_IF_UNMODIFIED_SINCE",
-)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -71,38 +80,61 @@ def content_disposition(filename: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def version_headers(version: Version, secure: bool) -> list[tuple[str, str]]:
     """The headers of a whole-file 200 response for ``version`` (versions are immutable: cached)."""
-    headers = [
+    return [
         ("Content-Disposition", content_disposition(version.filename)),
         ("Content-Type", version.content_type),
         ("Last-Modified", http_date(version.published_at)),
         ("ETag", f'"{version.sha256}"'),
         ("Content-Length", str(version.size)),
-        ("Cache-Control", f"max-age={MAX_AGE}, {'public' if version.visibility == PUBLIC else 'private'}"),
+        ("Cache-Control", cache_control(version)),
         ("Accept-Ranges", "bytes"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Frame-Options", "DENY"),
+        *security_headers(secure=secure, csp=FILES_CSP),
     ]
-    if secure:
-        headers.append(("Strict-Transport-Security", "max-age=31536000"))
-    headers.append(("Content-Security-Policy", FILES_CSP))
+
+
+def partial_headers(version: Version, secure: bool, start: int, stop: int) -> list[tuple[str, str]]:
+    """The headers of a 206 response with the bytes ``start`` up to (not including) ``stop``."""
+    headers = [(k, v) for k, v in version_headers(version, secure) if k != "Content-Length"]
+    headers.append(("Content-Length", str(stop - start)))
+    headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{version.size}"))
     return headers
 
 
+_not_modified = functools.lru_cache(maxsize=4096)(not_modified_headers)
+
+
+def challenge_headers(realm: str, secure: bool) -> list[tuple[str, str]]:
+    """The headers of a protected file's 401 (the Flask path's :func:`~.auth.file_challenge`)."""
+    return [
+        ("Content-Type", FILE_CHALLENGE_TYPE),
+        ("Content-Length", str(len(FILE_CHALLENGE_BODY))),
+        ("WWW-Authenticate", challenge_header(realm)),
+        *security_headers(secure=secure, csp=FILES_CSP),
+    ]
+
+
 class FastDownloads:
-    """WSGI middleware: serve plain version downloads directly, pass the rest to ``app``."""
+    """WSGI middleware: serve challenges, downloads and revisits of versions directly, pass the rest to ``app``.
+
+    It also holds the worker's :class:`~.downloads.ConnectionCredentials` and
+    hands them to the Flask path in each request's environ.
+    """
 
     def __init__(self, app: WSGIApp, services: Any) -> None:
         self.app = app
         self.services = services
+        settings = services.settings
+        self.connections = ConnectionCredentials(enabled=not settings.trusted_proxies)
+        self._challenges = {secure: challenge_headers(settings.realm, secure) for secure in (False, True)}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        environ[CONNECTIONS] = self.connections
         served = self._serve(environ, start_response)
         return self.app(environ, start_response) if served is None else served
 
     def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
         method = environ.get("REQUEST_METHOD")
-        if method not in ("GET", "HEAD") or any(name in environ for name in _FOR_FLASK):
+        if method not in ("GET", "HEAD"):
             return None
         try:
             path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
@@ -111,41 +143,65 @@ class FastDownloads:
         match = VERSION_PATTERN.fullmatch(path)
         if match is None:
             return None
-        credential_id = self._cached_credential(environ.get("HTTP_AUTHORIZATION"))
-        if credential_id is False:
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        cached = self._cached_credential(authorization)
+        if cached is False:
             return None
+        credential_id = cached or None
         slug, number, filename = match.group(1), int(match.group(2)), match.group(3)
         archive = self.services.archive
         try:
-            found = archive.find_download(slug, number, credential_id or None)
+            found = archive.find_download(slug, number, credential_id)
         except ArchiveError:
             return None
         version = found.version
+        secure = environ.get("wsgi.url_scheme") == "https"
+        if credential_id is not None:
+            self.connections.carried(environ, credential_id if found.credential_active else None)
         if version.visibility == PROTECTED and not found.credential_active:
-            return None
+            if authorization is not None:
+                return None  # a credential that lapsed since it was cached: Flask answers it
+            start_response("401 Unauthorized", list(self._challenges[secure]))
+            return [] if method == "HEAD" else [FILE_CHALLENGE_BODY]
         if unicodedata.normalize("NFC", filename) != version.filename:
             return None
-        secure = environ.get("wsgi.url_scheme") == "https"
-        if method == "HEAD":
+        outcome = evaluate(environ, version)
+        if outcome.status in (412, 416):
+            return None  # rare, and an error page: Flask renders it
+        record = download_record(archive, environ, credential_id, version) if method == "GET" else None
+        if outcome.status == 304:
+            start_response("304 Not Modified", list(_not_modified(version, secure)))
+            if record is None or not outcome.revisit:
+                return []
+            revisit = record
+            return SmallBody(b"", lambda sent: revisit(304, 0))
+        if record is None:  # HEAD
             start_response("200 OK", list(version_headers(version, secure)))
             return []
-        recorded = credential_id or None
         try:
             small = archive.read_small(version)
             stream: Any = None if small is not None else archive.open(version)
         except ArchiveError:
             return None
+        report = record
+        if outcome.span is not None:
+            start, stop = outcome.span
+            start_response("206 Partial Content", partial_headers(version, secure, start, stop))
+            if small is not None:
+                return SmallBody(small[start:stop], lambda sent: report(206, sent))
+            counting = CountingFile(stream)
+            counting.seek(start)
+            counting.on_close = lambda position: report(206, max(0, min(position, stop) - start))
+            return _chunks(counting, stop - start)
         start_response("200 OK", list(version_headers(version, secure)))
         if small is not None:
-            return SmallBody(small, lambda sent: archive.record_download(recorded, version, 200, sent))
+            return SmallBody(small, lambda sent: report(200, sent))
         counting = CountingFile(stream)
-        counting.on_close = lambda position: archive.record_download(
-            recorded, version, 200, min(position, version.size)
-        )
+        counting.on_close = lambda position: report(200, min(position, version.size))
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return cast(Iterable[bytes], wrapper(counting, CHUNK_SIZE))
-        return _chunks(counting)
+        return _chunks(counting, version.size)
 
     def _cached_credential(self, header: str | None) -> int | bool | None:
         """Return the crawler credential behind a cached Authorization, None without one, False otherwise."""
@@ -189,9 +245,11 @@ class SmallBody:
             log.exception("could not record a download")
 
 
-def _chunks(stream: CountingFile) -> Iterable[bytes]:
+def _chunks(stream: CountingFile, length: int) -> Iterable[bytes]:
+    """Read ``length`` bytes from where ``stream`` stands, in pieces; close it at the end."""
     try:
-        while chunk := stream.read(CHUNK_SIZE):
+        while length > 0 and (chunk := stream.read(min(CHUNK_SIZE, length))):
+            length -= len(chunk)
             yield chunk
     finally:
         stream.close()

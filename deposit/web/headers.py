@@ -1,4 +1,8 @@
-"""Security headers on every response."""
+"""Security headers on every response.
+
+The fast path (``fastpath.py``) answers without Flask; it sends the same
+headers, built by :func:`security_headers`, so that the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from flask import request
 
 bp = Blueprint("headers", __name__)
 
-_PAGES_CSP = (
+PAGES_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # Deposited files are shown as they are; sandboxing keeps an HTML file from
@@ -16,16 +20,18 @@ _PAGES_CSP = (
 FILES_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
+def security_headers(*, secure: bool, csp: str) -> list[tuple[str, str]]:
+    """Return the security headers of a response (``secure``: it goes out over TLS)."""
+    headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY")]
+    if secure:
+        headers.append(("Strict-Transport-Security", "max-age=31536000"))
+    headers.append(("Content-Security-Policy", csp))
+    return headers
+
+
 @bp.after_app_request
 def add_security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    headers.setdefault(
-        "Content-Security-Policy",
-        _PAGES_CSP if response.mimetype == "text/html" and "Content-Disposition" not in headers else FILES_CSP,
-    )
+    is_page = response.mimetype == "text/html" and "Content-Disposition" not in response.headers
+    for name, value in security_headers(secure=request.is_secure, csp=PAGES_CSP if is_page else FILES_CSP):
+        response.headers.setdefault(name, value)
     return response

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import Response
+from flask import request
 
 from ..auth import challenge
 from ..auth import crawler_required
 from ..auth import current_principal
 from ..auth import may_read_protected
+from ..downloads import remember_connection
 from ..listing import index_page
 from ..services import pligt
 
@@ -22,6 +24,8 @@ def index() -> Response:
     active = principal is not None and (
         principal.credential_id is None or pligt().archive.credential_active(principal.credential_id)
     )
+    if principal is not None:
+        remember_connection(request.environ, principal.credential_id if active else None)
     if not may_read_protected(principal, active):
         return challenge()
     return index_page("protected.html", visibility=None)

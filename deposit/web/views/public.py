@@ -23,7 +23,10 @@ from ..auth import challenge
 from ..auth import crawler_may_authenticate
 from ..auth import credential_of
 from ..auth import current_principal
+from ..auth import file_challenge
 from ..auth import may_read_protected
+from ..downloads import download_record
+from ..downloads import remember_connection
 from ..downloads import send_version
 from ..listing import index_page
 from ..services import pligt
@@ -92,18 +95,20 @@ def healthz() -> tuple[Response, int]:
 def version_file(slug: str, number: int, filename: str) -> Response:
     """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
     principal = current_principal()
-    found = pligt().archive.find_download(slug, number, credential_of(principal))
+    archive = pligt().archive
+    found = archive.find_download(slug, number, credential_of(principal))
+    if principal is not None:
+        remember_connection(request.environ, principal.credential_id if found.credential_active else None)
     version = found.version
     if version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
-        return challenge()
+        return file_challenge()
     if unicodedata.normalize("NFC", filename) != version.filename:
         raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
     on_sent = None
     # Proof of deposit: what crawler credentials (and anonymous clients, for public
     # material) fetched. The owner's own downloads prove nothing and are not kept.
     if request.method == "GET" and (principal is None or principal.credential_id is not None):
-        archive, credential_id = pligt().archive, credential_of(principal)
-        on_sent = lambda status, sent: archive.record_download(credential_id, version, status, sent)  # noqa: E731
+        on_sent = download_record(archive, request.environ, credential_of(principal), version)
     return send_version(version, on_sent)
 
 
@@ -113,6 +118,8 @@ def latest(slug: str) -> ResponseReturnValue:
     """Redirect (one hop, absolute) to the item's newest retained version."""
     principal = current_principal()
     found = pligt().archive.find_download(slug, None, credential_of(principal))
+    if principal is not None:
+        remember_connection(request.environ, principal.credential_id if found.credential_active else None)
     if found.version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
         return challenge()
     response = redirect(version_url(found.version), code=302)
