@@ -2,7 +2,8 @@
 
 Pligt promises that no IP address is ever persisted: not in the catalog, not in
 logs. Gunicorn's own messages can carry one ("Invalid request from ip=…"), so
-they are redacted here; the access line is Pligt's own and has none.
+they are redacted here; the access line is Pligt's own and has none, nor the
+token of a release link.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from archive.batches import Batches
+
+from ..links import RELEASE_PATH
 
 #: IPv4 and IPv6 addresses, and gunicorn's ``ip=…`` (on malformed requests).
 _ADDRESS = re.compile(r"ip=\S+|\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?")
@@ -29,6 +32,19 @@ class _NoAddresses(logging.Filter):
             if redacted != message:
                 record.msg, record.args = redacted, ()
         return True
+
+
+def _without_secrets(uri: str) -> str:
+    """The request URI as logged: a release link's token is a password in waiting, so it is left out.
+
+    Anyone who can read the log could otherwise spend the link before the
+    institution does.
+    """
+    if uri.startswith(RELEASE_PATH):
+        rest = uri[len(RELEASE_PATH) :]
+        query = rest.find("?")
+        return RELEASE_PATH + "[token]" + (rest[query:] if query >= 0 else "")
+    return uri
 
 
 class NoAddressLogger(Logger):
@@ -55,6 +71,7 @@ class NoAddressLogger(Logger):
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         ms = request_time.seconds * 1000 + request_time.microseconds // 1000
-        request_line = f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} {environ.get('SERVER_PROTOCOL')}"
+        uri = _without_secrets(str(environ.get("RAW_URI", "")))
+        request_line = f"{environ.get('REQUEST_METHOD')} {uri} {environ.get('SERVER_PROTOCOL')}"
         size = getattr(resp, "sent", 0) or getattr(resp, "response_length", None) or "-"
         self.access_lines.add(f'{self.now()} "{request_line}" {status} {size} {ms}ms')
