@@ -12,9 +12,11 @@ FILENAME_MAX_BYTES = 200
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 _TRANSLITERATE = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae", "Ø": "Oe", "Å": "Aa", "ß": "ss"})
-# Characters that are legal on most filesystems but break URLs, shells or
-# Content-Disposition headers; refused rather than silently changed.
-_FILENAME_FORBIDDEN = set('/\\:*?"<>|%#')
+# A name is published as the desktop named it (``Prisliste #2 (100%).pdf``, ``Q&A?.pdf``):
+# URLs percent-encode it (deposit/links.py), Content-Disposition carries it as UTF-8
+# (deposit/web/disposition.py). Only the path separators are refused, since no URL
+# segment or file name can hold them as what they are.
+_FILENAME_FORBIDDEN = set("/\\")
 
 
 def check_slug(slug: str) -> str:
@@ -39,8 +41,9 @@ def slugify(text: str) -> str:
 def check_filename(name: str) -> str:
     """Return the NFC form of a file name fit for the last segment of a URL.
 
-    Unicode letters (æ, ø, å) are welcome; path separators, traversal, control
-    characters and URL-special characters are refused with a reason.
+    Unicode letters (æ, ø, å) and URL-special characters (``# % ? &``) are
+    welcome; path separators, a leading dot, control characters and white
+    space around the name are refused with a reason.
     """
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("file name is empty")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from archive.archive import Archive
+from archive.archive import Publication
 from archive.archive import read_chunks
+from archive.errors import ArchiveError
 from archive.errors import InvalidInput
 from archive.models import PROTECTED
 from archive.models import PUBLIC
@@ -45,39 +51,68 @@ def add(
     title: str | None,
     slug: str | None,
 ) -> None:
-    """Publish FILES, each as a new version of its item.
+    """Publish FILES, each as a new version of its item, each on its own.
 
     New items are protected unless --public is given; a new version keeps its
-    item's visibility. A file whose bytes contradict its name is refused.
+    item's visibility. A file whose bytes contradict its name is refused; the
+    others are published all the same, and the exit code says that one failed
+    (the failures' own code when they agree, else 1).
     """
     if len(files) > 1 and (slug or title):
         raise InvalidInput("--slug and --title apply to one file at a time")
     _, archive = open_instance(instance)
     total = sum(f.stat().st_size for f in files)
     show_progress = not as_json and (len(files) > 1 or total >= PROGRESS_MIN_BYTES)
-    results = []
+    results: list[tuple[Path, Publication | ArchiveError]] = []
     with progress_bar(total, "Publishing", hidden=not show_progress) as bar:
         for path in files:
-            with path.open("rb") as stream:
-                publication = archive.publish(
-                    counted(read_chunks(stream), bar.update),
-                    filename=path.name,
-                    slug=slug,
-                    title=title,
-                    visibility=visibility,
-                )
-            results.append(publication)
+            results.append((path, _publish_one(archive, path, bar.update, slug, title, visibility)))
+    failed = [outcome for _, outcome in results if isinstance(outcome, ArchiveError)]
     if as_json:
-        print_json([{**p.version.to_dict(), "warnings": p.warnings} for p in results])
-        return
-    for publication in results:
-        v = publication.version
-        click.echo(
-            f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
-            f"retained until {v.retain_until:%Y-%m-%d}"
-        )
-        for warning in publication.warnings:
+        print_json([_as_json(path, outcome) for path, outcome in results])
+    for path, outcome in results:
+        if isinstance(outcome, ArchiveError):
+            click.echo(f"pligt: error: {path}: {outcome.message}", err=True)
+            continue
+        v = outcome.version
+        if not as_json:
+            click.echo(
+                f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
+                f"retained until {v.retain_until:%Y-%m-%d}"
+            )
+        for warning in outcome.warnings:
             click.echo(f"pligt: warning: {warning}", err=True)
+    if failed:
+        if len(files) > 1:
+            click.echo(f"pligt: {len(failed)} of {len(files)} files were not published", err=True)
+        codes = {e.exit_code for e in failed}
+        sys.exit(codes.pop() if len(codes) == 1 else 1)
+
+
+def _publish_one(
+    archive: Archive,
+    path: Path,
+    update: Callable[[int], None],
+    slug: str | None,
+    title: str | None,
+    visibility: str | None,
+) -> Publication | ArchiveError:
+    """Publish one file of a batch: its publication, or the error that refused it (the batch goes on)."""
+    try:
+        with path.open("rb") as stream:
+            return archive.publish(
+                counted(read_chunks(stream), update), filename=path.name, slug=slug, title=title, visibility=visibility
+            )
+    except ArchiveError as e:
+        return e
+    except OSError as e:
+        return ArchiveError(f"cannot read it: {e.strerror or e}")
+
+
+def _as_json(path: Path, outcome: Publication | ArchiveError) -> dict[str, Any]:
+    if isinstance(outcome, ArchiveError):
+        return {"file": str(path), "error": outcome.message, "exit_code": outcome.exit_code}
+    return {"file": str(path), **outcome.version.to_dict(), "warnings": outcome.warnings}
 
 
 @click.command()

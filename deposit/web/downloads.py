@@ -39,6 +39,7 @@ from archive.models import BY_CONNECTION
 from archive.models import PUBLIC
 from archive.models import Version
 
+from .disposition import content_disposition
 from .headers import FILES_CSP
 from .headers import security_headers
 from .services import pligt
@@ -202,6 +203,7 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
         etag=version.sha256,
         last_modified=version.published_at,
     )
+    response.headers["Content-Disposition"] = content_disposition(version.filename)
     response.headers["Content-Type"] = version.content_type
     response.content_length = version.size
     response.cache_control.no_cache = None

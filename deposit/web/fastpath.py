@@ -32,9 +32,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
 from typing import cast
-from urllib.parse import quote
 
-from werkzeug.datastructures import Headers
 from werkzeug.http import http_date
 
 from archive.archive import OWNER_USERNAME
@@ -48,6 +46,7 @@ from ..links import VERSION_PATTERN
 from .auth import FILE_CHALLENGE_BODY
 from .auth import FILE_CHALLENGE_TYPE
 from .auth import challenge_header
+from .disposition import content_disposition
 from .downloads import CONNECTIONS
 from .downloads import ConnectionCredentials
 from .downloads import CountingFile
@@ -62,19 +61,6 @@ log = logging.getLogger("pligt")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-def content_disposition(filename: str) -> str:
-    """Return ``inline`` with the file's name, RFC 6266 ``filename*`` for non-ASCII names (as werkzeug)."""
-    headers = Headers()
-    try:
-        filename.encode("ascii")
-        names = {"filename": filename}
-    except UnicodeEncodeError:
-        simple = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
-        names = {"filename": simple, "filename*": f"UTF-8''{quote(filename, safe='!#$&+-.^_`|~')}"}
-    headers.set("Content-Disposition", "inline", **names)
-    return headers["Content-Disposition"]
 
 
 @functools.lru_cache(maxsize=4096)
