@@ -37,6 +37,7 @@ from .models import to_text
 from .passwords import hash_password
 from .passwords import new_password
 from .passwords import new_username
+from .text import hidden_characters
 
 DEFAULT_LEGAL_BASIS = (
     "Pligtafleveringsloven (lov nr. 1439 af 22. december 2004), § 8 og § 10: "
@@ -75,6 +76,8 @@ def clean_request(fields: dict[str, str | None]) -> dict[str, str]:
             errors[name] = f"at most {limit} characters"
         elif any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in value):
             errors[name] = "contains control characters"
+        elif invisible := hidden_characters(value, allowed_controls):
+            errors[name] = f"contains invisible characters ({', '.join(dict.fromkeys(invisible))})"
         cleaned[name] = value
     for name in ("institution", "contact_name", "contact_email"):
         if not cleaned[name] and name not in errors:

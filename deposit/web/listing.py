@@ -106,7 +106,11 @@ def index_page(template: str, *, visibility: str | None) -> Response:
     page = request.args.get("page", 1, type=int) or 1
     archive = pligt().archive
     generation = archive.catalog.lookups_generation()
-    cacheable = set(request.args) <= {"page", "lang"}
+    # Only the canonical query is cached: the page echoes its query back (the language
+    # switch keeps it), and ``?page=1&page=TEXT`` must not reach the next visitor.
+    cacheable = set(request.args) <= {"page", "lang"} and all(
+        len(request.args.getlist(name)) == 1 for name in request.args
+    ) and request.args.get("page", str(page)) == str(page)
     key = (template, visibility, page, str(get_locale()), request.script_root)
     html = pligt().index_cache.get(key, generation) if cacheable else None
     if html is None:
