@@ -129,7 +129,8 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     codes = parse(shown.text).codes
     username, password = codes["username"], codes["password"]
     assert codes["realm"] == instance.settings.realm
-    assert codes["host"] == url
+    assert codes["domain"] == urlsplit(url).netloc  # host:port, as Heritrix files the server
+    assert f'<property name="password" value="{password}"/>' in codes["heritrix-credential"]
     assert staff.get(link, timeout=10).status_code == 410
 
     # The crawler harvests with them (credentials after the challenge, from .netrc).
