@@ -9,37 +9,47 @@ import io
 import random
 import socket
 import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
+from archive import Archive
 from deposit.settings import load_settings
 from tests.support.access import issue_credential
+from tests.support.app import Clock
+from tests.support.app import Instance
 from tests.support.app import make_app
 from tests.support.data import elf_bytes
 from tests.support.data import pdf_bytes
 from tests.support.data import pe_bytes
 from tests.support.data import zip_bytes
 from tests.support.pages import assert_json_error
+from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+#: What the listing and the stored files were before a request that must change nothing.
+Existing = tuple[dict[str, Any], dict[str, str]]
 RETAIN_UNTIL = "2026-07-07T12:00:00Z"  # the clock's start, 2026-01-05 12:00, plus 183 days
 
 
-def client_with(instance, clock, **env: str):  # noqa: ANN001, ANN201
+def client_with(instance: Instance, clock: Clock, **env: str) -> FlaskClient:
     """A test client of an app on the same instance with some PLIGT_* settings."""
     settings = load_settings(instance.path, env={f"PLIGT_{k.upper()}": v for k, v in env.items()})
     return make_app(settings, clock).test_client()
 
 
-def publish(client, instance, data: bytes, **params: str):  # noqa: ANN001, ANN201
+def publish(client: FlaskClient, instance: Instance, data: bytes, **params: str) -> TestResponse:
     return client.post("/api/items", query_string=params, data=data, auth=instance.owner_auth)
 
 
-def stored_files(instance) -> dict[str, str]:  # noqa: ANN001
+def stored_files(instance: Instance) -> dict[str, str]:
     """Every file (not folder) below the instance's storage, temporary ones included, with its SHA-256."""
     root = instance.path / "files"
     return {
@@ -49,14 +59,14 @@ def stored_files(instance) -> dict[str, str]:  # noqa: ANN001
     }
 
 
-def listing(client, instance):  # noqa: ANN001, ANN201
+def listing(client: FlaskClient, instance: Instance) -> dict[str, Any]:
     response = client.get("/api/items", auth=instance.owner_auth)
     assert response.status_code == 200
     return response.get_json()
 
 
 @pytest.fixture
-def existing(client, instance, archive):  # noqa: ANN001, ANN201
+def existing(client: FlaskClient, instance: Instance, archive: Archive) -> Existing:
     """Two items already published; returns what a refused request must leave intact."""
     archive.publish([pdf_bytes("kept")], filename="kept.pdf", visibility="public")
     archive.publish([pdf_bytes("secret")], filename="secret.pdf", visibility="protected")
@@ -65,7 +75,7 @@ def existing(client, instance, archive):  # noqa: ANN001, ANN201
     return listing(client, instance), files
 
 
-def assert_nothing_changed(client, instance, existing) -> None:  # noqa: ANN001
+def assert_nothing_changed(client: FlaskClient, instance: Instance, existing: Existing) -> None:
     """The API lists the same, and the storage holds the same files with the same bytes."""
     before_listing, before_files = existing
     assert listing(client, instance) == before_listing
@@ -75,7 +85,7 @@ def assert_nothing_changed(client, instance, existing) -> None:  # noqa: ANN001
 # -- publishing, listing -----------------------------------------------------------------------
 
 
-def test_publish_returns_the_new_version_and_its_location(client, instance) -> None:  # noqa: ANN001
+def test_publish_returns_the_new_version_and_its_location(client: FlaskClient, instance: Instance) -> None:
     data = pdf_bytes("new brochure")
 
     response = publish(client, instance, data, filename="Forårsbrochure.pdf", visibility="public", title="Forår")
@@ -101,7 +111,7 @@ def test_publish_returns_the_new_version_and_its_location(client, instance) -> N
     assert download.data == data
 
 
-def test_publish_with_slug_adds_versions_and_keeps_the_old_ones(client, instance) -> None:  # noqa: ANN001
+def test_publish_with_slug_adds_versions_and_keeps_the_old_ones(client: FlaskClient, instance: Instance) -> None:
     first = publish(client, instance, pdf_bytes("one"), filename="prices.pdf", slug="prices", visibility="protected")
     second = publish(client, instance, pdf_bytes("two"), filename="prices-2026.pdf", slug="prices")
 
@@ -117,7 +127,7 @@ def test_publish_with_slug_adds_versions_and_keeps_the_old_ones(client, instance
     assert [v["filename"] for v in body["versions"]] == ["prices.pdf", "prices-2026.pdf"]
 
 
-def test_new_items_are_protected_unless_said_otherwise(client, instance) -> None:  # noqa: ANN001
+def test_new_items_are_protected_unless_said_otherwise(client: FlaskClient, instance: Instance) -> None:
     response = publish(client, instance, pdf_bytes("default"), filename="default.pdf")
 
     assert response.status_code == 201
@@ -125,7 +135,7 @@ def test_new_items_are_protected_unless_said_otherwise(client, instance) -> None
     assert client.get("/files/default/v1/default.pdf").status_code == 401
 
 
-def test_list_items_shows_every_item_and_version(client, instance, existing) -> None:  # noqa: ANN001
+def test_list_items_shows_every_item_and_version(client: FlaskClient, instance: Instance, existing: Existing) -> None:
     body = listing(client, instance)
 
     assert [item["slug"] for item in body["items"]] == ["kept", "secret"]
@@ -136,7 +146,7 @@ def test_list_items_shows_every_item_and_version(client, instance, existing) -> 
         assert version["url"].startswith("http://localhost/files/")
 
 
-def test_unknown_item_is_404_json(client, instance) -> None:  # noqa: ANN001
+def test_unknown_item_is_404_json(client: FlaskClient, instance: Instance) -> None:
     assert_json_error(client.get("/api/items/nothing", auth=instance.owner_auth), 404, "nothing")
     assert client.get("/api/items/..%2f..", auth=instance.owner_auth).status_code == 404
 
@@ -144,7 +154,9 @@ def test_unknown_item_is_404_json(client, instance) -> None:  # noqa: ANN001
 # -- withdrawing -----------------------------------------------------------------------------
 
 
-def test_withdraw_inside_retention_is_refused_naming_the_date(client, instance, existing) -> None:  # noqa: ANN001
+def test_withdraw_inside_retention_is_refused_naming_the_date(
+    client: FlaskClient, instance: Instance, existing: Existing
+) -> None:
     response = client.delete("/api/items/kept/versions/1", auth=instance.owner_auth)
 
     assert_json_error(response, 409, "2026-07-07")
@@ -153,7 +165,9 @@ def test_withdraw_inside_retention_is_refused_naming_the_date(client, instance, 
     assert_nothing_changed(client, instance, existing)
 
 
-def test_withdraw_after_retention_makes_the_url_gone(client, instance, clock, existing) -> None:  # noqa: ANN001
+def test_withdraw_after_retention_makes_the_url_gone(
+    client: FlaskClient, instance: Instance, clock: Clock, existing: Existing
+) -> None:
     clock.advance(days=184)
 
     response = client.delete("/api/items/kept/versions/1", auth=instance.owner_auth)
@@ -172,7 +186,7 @@ def test_withdraw_after_retention_makes_the_url_gone(client, instance, clock, ex
     assert client.get("/files/secret/v1/secret.pdf", auth=instance.owner_auth).data == pdf_bytes("secret")
 
 
-def test_withdraw_unknown_version_is_404(client, instance, existing) -> None:  # noqa: ANN001
+def test_withdraw_unknown_version_is_404(client: FlaskClient, instance: Instance, existing: Existing) -> None:
     assert_json_error(client.delete("/api/items/kept/versions/7", auth=instance.owner_auth), 404)
     assert_json_error(client.delete("/api/items/nothing/versions/1", auth=instance.owner_auth), 404)
     assert_nothing_changed(client, instance, existing)
@@ -181,7 +195,9 @@ def test_withdraw_unknown_version_is_404(client, instance, existing) -> None:  #
 # -- who may use the API -------------------------------------------------------------------------
 
 
-def test_api_without_owner_credentials_is_401_json(client, instance, archive, existing) -> None:  # noqa: ANN001
+def test_api_without_owner_credentials_is_401_json(
+    client: FlaskClient, instance: Instance, archive: Archive, existing: Existing
+) -> None:
     credential, password = issue_credential(archive)
     owner, owner_password = instance.owner_auth
     attempts = (None, (owner, owner_password + "x"), ("nobody", owner_password), (credential.username, password))
@@ -223,28 +239,32 @@ def test_api_without_owner_credentials_is_401_json(client, instance, archive, ex
         ({"filename": "ok.pdf", "visibility": "secret"}, ["visibility"]),
     ],
 )
-def test_bad_names_and_parameters_are_refused(client, instance, existing, params, words) -> None:  # noqa: ANN001
+def test_bad_names_and_parameters_are_refused(
+    client: FlaskClient, instance: Instance, existing: Existing, params: dict[str, str], words: list[str]
+) -> None:
     response = publish(client, instance, pdf_bytes("bad input"), **params)
 
     assert_json_error(response, 400, *words)
     assert_nothing_changed(client, instance, existing)
 
 
-def test_empty_body_is_refused(client, instance, existing) -> None:  # noqa: ANN001
+def test_empty_body_is_refused(client: FlaskClient, instance: Instance, existing: Existing) -> None:
     response = publish(client, instance, b"", filename="empty.pdf", visibility="public")
 
     assert_json_error(response, 415, "empty")
     assert_nothing_changed(client, instance, existing)
 
 
-def test_pdf_that_is_a_zip_is_refused_saying_what_it_is(client, instance, existing) -> None:  # noqa: ANN001
+def test_pdf_that_is_a_zip_is_refused_saying_what_it_is(
+    client: FlaskClient, instance: Instance, existing: Existing
+) -> None:
     response = publish(client, instance, zip_bytes(), filename="brochure.pdf", visibility="public")
 
     assert_json_error(response, 415, "Zip", ".pdf")
     assert_nothing_changed(client, instance, existing)
 
 
-def test_elf_executable_named_txt_is_refused(client, instance, existing) -> None:  # noqa: ANN001
+def test_elf_executable_named_txt_is_refused(client: FlaskClient, instance: Instance, existing: Existing) -> None:
     response = publish(client, instance, elf_bytes(), filename="readme.txt", visibility="public")
 
     assert_json_error(response, 415, "ELF", "executable")
@@ -252,14 +272,18 @@ def test_elf_executable_named_txt_is_refused(client, instance, existing) -> None
 
 
 @pytest.mark.parametrize("filename", ["setup.exe", "brochure.pdf", "data.bin"])
-def test_pe_executable_is_refused_under_any_name(client, instance, existing, filename) -> None:  # noqa: ANN001
+def test_pe_executable_is_refused_under_any_name(
+    client: FlaskClient, instance: Instance, existing: Existing, filename: str
+) -> None:
     response = publish(client, instance, pe_bytes(), filename=filename, visibility="public")
 
     assert_json_error(response, 415, "PE", "executable")
     assert_nothing_changed(client, instance, existing)
 
 
-def test_changing_an_items_visibility_is_a_conflict(client, instance, existing) -> None:  # noqa: ANN001
+def test_changing_an_items_visibility_is_a_conflict(
+    client: FlaskClient, instance: Instance, existing: Existing
+) -> None:
     response = publish(client, instance, pdf_bytes("v2"), filename="kept.pdf", slug="kept", visibility="protected")
 
     assert_json_error(response, 409, "public", "protected")
@@ -268,11 +292,11 @@ def test_changing_an_items_visibility_is_a_conflict(client, instance, existing) 
 
 
 @pytest.fixture
-def small_client(instance, clock):  # noqa: ANN001, ANN201
+def small_client(instance: Instance, clock: Clock) -> FlaskClient:
     return client_with(instance, clock, max_upload_bytes="1000")
 
 
-def test_upload_at_the_size_limit_is_accepted(small_client, instance) -> None:  # noqa: ANN001
+def test_upload_at_the_size_limit_is_accepted(small_client: FlaskClient, instance: Instance) -> None:
     data = pdf_bytes("limit")
     data = pdf_bytes("limit", pad=1000 - len(data))
     assert len(data) == 1000
@@ -283,7 +307,9 @@ def test_upload_at_the_size_limit_is_accepted(small_client, instance) -> None:  
     assert response.get_json()["version"]["size"] == 1000
 
 
-def test_oversized_body_with_content_length_is_413(small_client, instance, existing) -> None:  # noqa: ANN001
+def test_oversized_body_with_content_length_is_413(
+    small_client: FlaskClient, instance: Instance, existing: Existing
+) -> None:
     data = pdf_bytes("big", pad=1000)
 
     response = publish(small_client, instance, data, filename="big.pdf", visibility="public")
@@ -292,7 +318,7 @@ def test_oversized_body_with_content_length_is_413(small_client, instance, exist
     assert_nothing_changed(small_client, instance, existing)
 
 
-def publish_chunked(client, instance, data: bytes, filename: str):  # noqa: ANN001, ANN201
+def publish_chunked(client: FlaskClient, instance: Instance, data: bytes, filename: str) -> TestResponse:
     """POST a public file with a chunked body (no Content-Length), as curl -T - sends it."""
     return client.post(
         "/api/items",
@@ -304,7 +330,7 @@ def publish_chunked(client, instance, data: bytes, filename: str):  # noqa: ANN0
     )
 
 
-def test_oversized_chunked_body_is_413(small_client, instance, existing) -> None:  # noqa: ANN001
+def test_oversized_chunked_body_is_413(small_client: FlaskClient, instance: Instance, existing: Existing) -> None:
     data = pdf_bytes("big", pad=5000)
 
     response = publish_chunked(small_client, instance, data, "big.pdf")
@@ -313,7 +339,7 @@ def test_oversized_chunked_body_is_413(small_client, instance, existing) -> None
     assert_nothing_changed(small_client, instance, existing)
 
 
-def test_chunked_body_of_exactly_the_limit_is_accepted(small_client, instance) -> None:  # noqa: ANN001
+def test_chunked_body_of_exactly_the_limit_is_accepted(small_client: FlaskClient, instance: Instance) -> None:
     data = pdf_bytes("limit")
     data = pdf_bytes("limit", pad=1000 - len(data))
 
@@ -323,7 +349,7 @@ def test_chunked_body_of_exactly_the_limit_is_accepted(small_client, instance) -
     assert small_client.get("/files/limit/v1/limit.pdf").data == data
 
 
-def test_publish_beyond_the_fetch_budget_succeeds_with_a_warning(instance, clock) -> None:  # noqa: ANN001
+def test_publish_beyond_the_fetch_budget_succeeds_with_a_warning(instance: Instance, clock: Clock) -> None:
     client = client_with(instance, clock, fetch_budget_bytes="100")
     data = pdf_bytes("large", pad=500)
 
@@ -343,7 +369,7 @@ def _basic(auth: tuple[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
 
 
-def test_upload_cut_off_half_way_leaves_nothing(server, instance) -> None:  # noqa: ANN001
+def test_upload_cut_off_half_way_leaves_nothing(server: Server, instance: Instance) -> None:
     url = urlsplit(server.url)
     head = (
         "POST /api/items?filename=cut.bin&visibility=public HTTP/1.1\r\n"
@@ -372,7 +398,7 @@ def test_upload_cut_off_half_way_leaves_nothing(server, instance) -> None:  # no
     assert requests.get(server.url + "/files/cut/latest", timeout=10).status_code == 404
 
 
-def test_publishing_the_same_slug_twice_gives_two_downloadable_versions(server, instance) -> None:  # noqa: ANN001
+def test_publishing_the_same_slug_twice_gives_two_downloadable_versions(server: Server, instance: Instance) -> None:
     datas = [pdf_bytes("first edition"), pdf_bytes("second edition")]
     versions = []
     for data in datas:
@@ -396,7 +422,7 @@ def test_publishing_the_same_slug_twice_gives_two_downloadable_versions(server, 
     assert latest.headers["Location"] == versions[1]["url"]
 
 
-def test_real_server_takes_chunked_uploads_up_to_the_limit_and_refuses_more(instance, tmp_path) -> None:  # noqa: ANN001
+def test_real_server_takes_chunked_uploads_up_to_the_limit_and_refuses_more(instance: Instance, tmp_path: Path) -> None:
     running = start_server(instance.path, tmp_path / "small.log", env={"PLIGT_MAX_UPLOAD_BYTES": "1000"})
     try:
         data = pdf_bytes("fits")

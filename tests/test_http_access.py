@@ -12,24 +12,36 @@ import time
 from dataclasses import dataclass
 from dataclasses import field
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
+from archive import Archive
 from archive.access import DEFAULT_LEGAL_BASIS
+from archive.access import Approval
+from archive.models import AccessRequest
+from archive.models import Credential
 from archive.models import to_text
 from deposit.instance import build_archive
 from deposit.settings import load_settings
 from deposit.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
+from tests.support.app import Clock
+from tests.support.app import Instance
 from tests.support.app import make_app
 from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
+from tests.support.mail import Mailbox
 from tests.support.mail import smtp_env
 from tests.support.net import free_port
 from tests.support.pages import assert_json_error
+from tests.support.servers import Server
 
 FORM_FIELDS = ("institution", "contact_name", "contact_email", "legal_basis", "message")
 CSRF_MESSAGE = "The form expired or was sent from elsewhere; please send it again."
@@ -138,12 +150,12 @@ class Page(HTMLParser):
             parts.append(data)
 
 
-def page(response) -> Page:  # noqa: ANN001
+def page(response: TestResponse) -> Page:
     assert response.mimetype == "text/html"
     return Page(response.get_data(as_text=True))
 
 
-def csrf_token(client, path: str = "/access/", **kwargs) -> str:  # noqa: ANN001, ANN003
+def csrf_token(client: FlaskClient, path: str = "/access/", **kwargs: Any) -> str:
     response = client.get(path, **kwargs)
     assert response.status_code == 200
     token = page(response).hidden["csrf_token"]
@@ -151,13 +163,13 @@ def csrf_token(client, path: str = "/access/", **kwargs) -> str:  # noqa: ANN001
     return token
 
 
-def post_form(client, fields: dict[str, str] | None = None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+def post_form(client: FlaskClient, fields: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
     """File the request form as a browser does: GET for the token, then POST with it."""
     token = csrf_token(client, **kwargs)
     return client.post("/access/", data={**REQUEST_FIELDS, **(fields or {}), "csrf_token": token}, **kwargs)
 
 
-def app_with(instance, clock, **env: str):  # noqa: ANN001, ANN201
+def app_with(instance: Instance, clock: Clock, **env: str) -> tuple[FlaskClient, Archive]:
     """An app on the same instance with some PLIGT_* settings: (test client, its archive)."""
     settings = load_settings(instance.path, env={f"PLIGT_{k.upper()}": v for k, v in env.items()})
     app = make_app(settings, clock)
@@ -165,14 +177,14 @@ def app_with(instance, clock, **env: str):  # noqa: ANN001, ANN201
         return app.test_client(), pligt().archive
 
 
-def audit_actions(archive) -> list[str]:  # noqa: ANN001
+def audit_actions(archive: Archive) -> list[str]:
     return [e.action for e in archive.catalog.audit_entries()]
 
 
 # -- the request page ---------------------------------------------------------------------------
 
 
-def test_access_page_explains_and_shows_the_request_form(client, instance) -> None:  # noqa: ANN001
+def test_access_page_explains_and_shows_the_request_form(client: FlaskClient, instance: Instance) -> None:
     response = client.get("/access/")
 
     assert response.status_code == 200
@@ -199,7 +211,7 @@ def test_access_page_explains_and_shows_the_request_form(client, instance) -> No
     assert [b for b in shown.buttons if b not in ("Dansk", "English")] == ["Send request"]  # beside the language switch
 
 
-def test_form_with_csrf_token_files_a_pending_request(client, archive) -> None:  # noqa: ANN001
+def test_form_with_csrf_token_files_a_pending_request(client: FlaskClient, archive: Archive) -> None:
     response = post_form(client, {"legal_basis": DEFAULT_LEGAL_BASIS})
 
     assert response.status_code == 201
@@ -220,7 +232,7 @@ def test_form_with_csrf_token_files_a_pending_request(client, archive) -> None: 
     assert entries[0].personal["institution"] == REQUEST_FIELDS["institution"]
 
 
-def test_form_legal_basis_left_empty_gets_the_act(client, archive) -> None:  # noqa: ANN001
+def test_form_legal_basis_left_empty_gets_the_act(client: FlaskClient, archive: Archive) -> None:
     assert post_form(client, {"legal_basis": ""}).status_code == 201
     assert archive.access.requests()[0].legal_basis == DEFAULT_LEGAL_BASIS
 
@@ -228,7 +240,7 @@ def test_form_legal_basis_left_empty_gets_the_act(client, archive) -> None:  # n
 @pytest.mark.parametrize(
     "token", [None, "", "not-a-token", "IjAxMjM0NTY3ODkwYWJjZGVmIg.aaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbb"]
 )
-def test_form_without_a_valid_csrf_token_is_refused(client, archive, token) -> None:  # noqa: ANN001
+def test_form_without_a_valid_csrf_token_is_refused(client: FlaskClient, archive: Archive, token: str | None) -> None:
     client.get("/access/")  # a session exists, but the token sent is not its own
     data = {**REQUEST_FIELDS, "institution": "Skjult forsøg"}
     if token is not None:
@@ -246,7 +258,7 @@ def test_form_without_a_valid_csrf_token_is_refused(client, archive, token) -> N
     assert audit_actions(archive) == []
 
 
-def test_form_with_another_sessions_csrf_token_is_refused(app, client, archive) -> None:  # noqa: ANN001
+def test_form_with_another_sessions_csrf_token_is_refused(app: Flask, client: FlaskClient, archive: Archive) -> None:
     foreign = csrf_token(app.test_client())
     client.get("/access/")
 
@@ -257,7 +269,7 @@ def test_form_with_another_sessions_csrf_token_is_refused(app, client, archive) 
     assert archive.access.requests() == []
 
 
-def test_form_without_a_session_cookie_is_refused(app, archive) -> None:  # noqa: ANN001
+def test_form_without_a_session_cookie_is_refused(app: Flask, archive: Archive) -> None:
     token = csrf_token(app.test_client())
     cookieless = app.test_client(use_cookies=False)
 
@@ -285,7 +297,9 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("changes", "bad", "words"), BAD_INPUT)
-def test_bad_input_reshows_the_form_with_the_error_next_to_the_field(client, archive, changes, bad, words) -> None:  # noqa: ANN001
+def test_bad_input_reshows_the_form_with_the_error_next_to_the_field(
+    client: FlaskClient, archive: Archive, changes: dict[str, str], bad: str, words: str
+) -> None:
     typed = {
         **REQUEST_FIELDS,
         "legal_basis": "Pligtafleveringsloven § 8",
@@ -315,14 +329,14 @@ def test_bad_input_reshows_the_form_with_the_error_next_to_the_field(client, arc
     assert audit_actions(archive) == []
 
 
-def test_a_legal_basis_typed_over_several_lines_is_one_line(client, archive) -> None:  # noqa: ANN001
+def test_a_legal_basis_typed_over_several_lines_is_one_line(client: FlaskClient, archive: Archive) -> None:
     response = post_form(client, {"legal_basis": "Pligtafleveringsloven\r\n§ 8 og § 10\r\n"})
 
     assert response.status_code == 201
     assert archive.access.requests()[0].legal_basis == "Pligtafleveringsloven § 8 og § 10"
 
 
-def test_several_bad_fields_each_get_their_error(client, archive) -> None:  # noqa: ANN001
+def test_several_bad_fields_each_get_their_error(client: FlaskClient, archive: Archive) -> None:
     response = post_form(client, {"contact_email": "nobody", "contact_name": "x" * 201})
 
     assert response.status_code == 400
@@ -333,7 +347,7 @@ def test_several_bad_fields_each_get_their_error(client, archive) -> None:  # no
     assert archive.access.requests() == []
 
 
-def test_the_page_does_not_inject_what_was_typed(client, archive) -> None:  # noqa: ANN001
+def test_the_page_does_not_inject_what_was_typed(client: FlaskClient, archive: Archive) -> None:
     evil = '"><script>alert(1)</script>'
     response = post_form(client, {"institution": evil, "contact_email": "nobody"})
 
@@ -342,7 +356,7 @@ def test_the_page_does_not_inject_what_was_typed(client, archive) -> None:  # no
     assert page(response).fields["institution"].value == evil
 
 
-def test_filing_is_throttled_per_client(instance, clock) -> None:  # noqa: ANN001
+def test_filing_is_throttled_per_client(instance: Instance, clock: Clock) -> None:
     client, archive = app_with(instance, clock, requests_per_hour_per_client="2")
 
     assert post_form(client, {"institution": "Første"}).status_code == 201
@@ -364,7 +378,7 @@ def test_filing_is_throttled_per_client(instance, clock) -> None:  # noqa: ANN00
     assert len(archive.access.requests()) == 3
 
 
-def test_filing_stops_while_too_many_requests_are_pending(instance, clock) -> None:  # noqa: ANN001
+def test_filing_stops_while_too_many_requests_are_pending(instance: Instance, clock: Clock) -> None:
     client, archive = app_with(instance, clock, max_pending_requests="2")
     for n in (1, 2):
         response = post_form(client, {"institution": f"Institution {n}"}, environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
@@ -387,7 +401,7 @@ def test_filing_stops_while_too_many_requests_are_pending(instance, clock) -> No
 # -- the JSON twin ---------------------------------------------------------------------------
 
 
-def test_json_filing_answers_201_with_the_id(client, archive) -> None:  # noqa: ANN001
+def test_json_filing_answers_201_with_the_id(client: FlaskClient, archive: Archive) -> None:
     response = client.post("/access/requests", json=REQUEST_FIELDS)
 
     assert response.status_code == 201
@@ -411,7 +425,9 @@ def test_json_filing_answers_201_with_the_id(client, archive) -> None:  # noqa: 
         ("institution=KB&contact_name=N&contact_email=n%40kb.dk", "application/x-www-form-urlencoded"),
     ],
 )
-def test_json_filing_needs_the_json_content_type(client, archive, body, content_type) -> None:  # noqa: ANN001
+def test_json_filing_needs_the_json_content_type(
+    client: FlaskClient, archive: Archive, body: str, content_type: str | None
+) -> None:
     kwargs = {"content_type": content_type} if content_type else {}
     response = client.post("/access/requests", data=body, **kwargs)
 
@@ -420,14 +436,14 @@ def test_json_filing_needs_the_json_content_type(client, archive, body, content_
 
 
 @pytest.mark.parametrize("body", ["{not json", "[1, 2]", '"text"', "null"])
-def test_json_filing_that_is_not_an_object_is_refused(client, archive, body) -> None:  # noqa: ANN001
+def test_json_filing_that_is_not_an_object_is_refused(client: FlaskClient, archive: Archive, body: str) -> None:
     response = client.post("/access/requests", data=body, content_type="application/json")
 
     assert_json_error(response, 400, "JSON object")
     assert archive.access.requests() == []
 
 
-def test_json_filing_names_each_bad_field(client, archive) -> None:  # noqa: ANN001
+def test_json_filing_names_each_bad_field(client: FlaskClient, archive: Archive) -> None:
     response = client.post(
         "/access/requests",
         json={**REQUEST_FIELDS, "institution": " ", "contact_email": "nobody@", "message": "m" * 5001},
@@ -448,7 +464,7 @@ def test_json_filing_names_each_bad_field(client, archive) -> None:  # noqa: ANN
 # -- the owner is told --------------------------------------------------------------------------
 
 
-def test_filing_notifies_the_owner_through_smtp(instance, clock, smtp) -> None:  # noqa: ANN001
+def test_filing_notifies_the_owner_through_smtp(instance: Instance, clock: Clock, smtp: tuple[Mailbox, int]) -> None:
     mailbox, port = smtp
     app = make_app(load_settings(instance.path, env=smtp_env(port)), clock)
     client = app.test_client()
@@ -472,7 +488,7 @@ def test_filing_notifies_the_owner_through_smtp(instance, clock, smtp) -> None: 
     assert f"pligt approve {request.id}" in body
 
 
-def test_filing_succeeds_while_smtp_is_down(instance, clock) -> None:  # noqa: ANN001
+def test_filing_succeeds_while_smtp_is_down(instance: Instance, clock: Clock) -> None:
     app = make_app(load_settings(instance.path, env=smtp_env(free_port())), clock)
     client = app.test_client()
 
@@ -491,7 +507,7 @@ def test_filing_succeeds_while_smtp_is_down(instance, clock) -> None:  # noqa: A
 
 
 @pytest.fixture
-def approved(archive):  # noqa: ANN001, ANN201
+def approved(archive: Archive) -> Approval:
     """A filed and approved request, its release link not yet followed."""
     request = archive.access.file(dict(REQUEST_FIELDS))
     return archive.access.approve(request.id)
@@ -501,12 +517,14 @@ def release_path(token: str) -> str:
     return f"/access/release/{token}"
 
 
-def reveal(client, token: str):  # noqa: ANN001, ANN201
+def reveal(client: FlaskClient, token: str) -> TestResponse:
     path = release_path(token)
     return client.post(path, data={"csrf_token": csrf_token(client, path)})
 
 
-def test_release_link_shows_a_button_not_the_password(client, archive, approved) -> None:  # noqa: ANN001
+def test_release_link_shows_a_button_not_the_password(
+    client: FlaskClient, archive: Archive, approved: Approval
+) -> None:
     path = release_path(approved.release_token)
 
     for _ in range(2):  # a link scanner may GET it any number of times
@@ -523,7 +541,9 @@ def test_release_link_shows_a_button_not_the_password(client, archive, approved)
     assert "credential.released" not in audit_actions(archive)
 
 
-def test_release_post_shows_the_credentials_once(client, archive, instance, approved) -> None:  # noqa: ANN001
+def test_release_post_shows_the_credentials_once(
+    client: FlaskClient, archive: Archive, instance: Instance, approved: Approval
+) -> None:
     response = reveal(client, approved.release_token)
 
     assert response.status_code == 200
@@ -555,7 +575,9 @@ def test_release_post_shows_the_credentials_once(client, archive, instance, appr
     assert audit_actions(archive).count("credential.released") == 1
 
 
-def test_release_post_without_csrf_token_reveals_nothing(client, archive, approved) -> None:  # noqa: ANN001
+def test_release_post_without_csrf_token_reveals_nothing(
+    client: FlaskClient, archive: Archive, approved: Approval
+) -> None:
     path = release_path(approved.release_token)
     client.get(path)
 
@@ -567,7 +589,7 @@ def test_release_post_without_csrf_token_reveals_nothing(client, archive, approv
     assert reveal(client, approved.release_token).status_code == 200
 
 
-def test_unknown_release_link_is_404(client, approved) -> None:  # noqa: ANN001
+def test_unknown_release_link_is_404(client: FlaskClient, approved: Approval) -> None:
     for token in ("x" * 43, approved.release_token[:-1] + ("A" if approved.release_token[-1] != "A" else "B")):
         response = client.get(release_path(token))
         assert response.status_code == 404
@@ -575,7 +597,9 @@ def test_unknown_release_link_is_404(client, approved) -> None:  # noqa: ANN001
         assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_expired_release_link_says_it_expired(client, archive, clock, approved) -> None:  # noqa: ANN001
+def test_expired_release_link_says_it_expired(
+    client: FlaskClient, archive: Archive, clock: Clock, approved: Approval
+) -> None:
     path = release_path(approved.release_token)
     token = csrf_token(client, path)
     clock.advance(days=8)
@@ -590,7 +614,7 @@ def test_expired_release_link_says_it_expired(client, archive, clock, approved) 
     assert "credential.released" not in audit_actions(archive)
 
 
-def test_revoked_credentials_link_is_gone(client, archive, approved) -> None:  # noqa: ANN001
+def test_revoked_credentials_link_is_gone(client: FlaskClient, archive: Archive, approved: Approval) -> None:
     path = release_path(approved.release_token)
     token = csrf_token(client, path)
     archive.access.revoke(approved.credential.id)
@@ -606,16 +630,18 @@ def test_revoked_credentials_link_is_gone(client, archive, approved) -> None:  #
 # -- the owner's API ------------------------------------------------------------------------------
 
 
-def api(client, instance, method: str, path: str, **kwargs):  # noqa: ANN001, ANN003, ANN201
+def api(client: FlaskClient, instance: Instance, method: str, path: str, **kwargs: Any) -> TestResponse:
     return client.open("/api" + path, method=method, auth=instance.owner_auth, **kwargs)
 
 
 @pytest.fixture
-def filed(archive):  # noqa: ANN001, ANN201
+def filed(archive: Archive) -> AccessRequest:
     return archive.access.file(dict(REQUEST_FIELDS))
 
 
-def test_api_lists_requests_for_the_owner_only(client, instance, archive, filed) -> None:  # noqa: ANN001
+def test_api_lists_requests_for_the_owner_only(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest
+) -> None:
     assert client.get("/api/requests").status_code == 401
     assert client.get("/api/requests", auth=("owner", "wrong")).status_code == 401
 
@@ -632,7 +658,9 @@ def test_api_lists_requests_for_the_owner_only(client, instance, archive, filed)
     assert pending.get_json() == {"requests": []}
 
 
-def test_api_approve_returns_a_release_link_that_works_once(client, instance, archive, filed) -> None:  # noqa: ANN001
+def test_api_approve_returns_a_release_link_that_works_once(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest
+) -> None:
     response = api(client, instance, "POST", f"/requests/{filed.id}/approve", json={"valid_days": 30})
 
     assert response.status_code == 200
@@ -660,7 +688,9 @@ def test_api_approve_returns_a_release_link_that_works_once(client, instance, ar
     assert api(client, instance, "POST", f"/requests/{filed.id}/approve", json={}).status_code == 409
 
 
-def test_api_approve_with_show_returns_the_password_once(client, instance, archive, filed) -> None:  # noqa: ANN001
+def test_api_approve_with_show_returns_the_password_once(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest
+) -> None:
     response = api(client, instance, "POST", f"/requests/{filed.id}/approve", json={"valid_days": 30, "show": True})
 
     assert response.status_code == 200
@@ -679,7 +709,9 @@ def test_api_approve_with_show_returns_the_password_once(client, instance, archi
     assert body["password"] not in listed
 
 
-def test_api_approve_emails_the_release_link_when_smtp_is_set(instance, clock, smtp) -> None:  # noqa: ANN001
+def test_api_approve_emails_the_release_link_when_smtp_is_set(
+    instance: Instance, clock: Clock, smtp: tuple[Mailbox, int]
+) -> None:
     mailbox, port = smtp
     app = make_app(load_settings(instance.path, env=smtp_env(port)), clock)
     client = app.test_client()
@@ -703,7 +735,9 @@ def test_api_approve_emails_the_release_link_when_smtp_is_set(instance, clock, s
 @pytest.mark.parametrize(
     "payload", [{"valid_days": "30"}, {"valid_days": 0}, {"valid_days": 3661}, {"valid_days": True}]
 )
-def test_api_approve_refuses_bad_validity(client, instance, archive, filed, payload) -> None:  # noqa: ANN001
+def test_api_approve_refuses_bad_validity(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest, payload: dict[str, object]
+) -> None:
     response = api(client, instance, "POST", f"/requests/{filed.id}/approve", json=payload)
 
     assert_json_error(response, 400)
@@ -711,7 +745,9 @@ def test_api_approve_refuses_bad_validity(client, instance, archive, filed, payl
     assert archive.access.credentials() == []
 
 
-def test_api_deny_needs_a_reason(client, instance, archive, filed) -> None:  # noqa: ANN001
+def test_api_deny_needs_a_reason(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest
+) -> None:
     for kwargs in ({}, {"json": {}}, {"json": {"reason": "   "}}, {"json": {"reason": 7}}):
         response = api(client, instance, "POST", f"/requests/{filed.id}/deny", **kwargs)
         assert_json_error(response, 400, "reason")
@@ -729,7 +765,9 @@ def test_api_deny_needs_a_reason(client, instance, archive, filed) -> None:  # n
     assert api(client, instance, "POST", "/requests/999/deny", json={"reason": "x"}).status_code == 404
 
 
-def test_api_credentials_never_show_a_password_or_hash(client, instance, archive) -> None:  # noqa: ANN001
+def test_api_credentials_never_show_a_password_or_hash(
+    client: FlaskClient, instance: Instance, archive: Archive
+) -> None:
     credential, password = issue_credential(archive)
     stored_hash = archive.catalog.get_credential(credential.id).password_hash
 
@@ -746,12 +784,14 @@ def test_api_credentials_never_show_a_password_or_hash(client, instance, archive
 
 
 @pytest.fixture
-def protected_file(archive) -> str:  # noqa: ANN001
+def protected_file(archive: Archive) -> str:
     archive.publish([pdf_bytes("beskyttet")], filename="kursus.pdf", visibility="protected")
     return "/files/kursus/v1/kursus.pdf"
 
 
-def test_api_revoke_refuses_a_cached_credential_on_the_next_request(client, instance, archive, protected_file) -> None:  # noqa: ANN001
+def test_api_revoke_refuses_a_cached_credential_on_the_next_request(
+    client: FlaskClient, instance: Instance, archive: Archive, protected_file: str
+) -> None:
     credential, password = issue_credential(archive)
     auth = (credential.username, password)
     assert client.get("/protected/", auth=auth).status_code == 200
@@ -768,7 +808,9 @@ def test_api_revoke_refuses_a_cached_credential_on_the_next_request(client, inst
     assert_json_error(api(client, instance, "POST", "/credentials/999/revoke"), 404)
 
 
-def test_api_rotate_replaces_a_credential(client, instance, archive, protected_file) -> None:  # noqa: ANN001
+def test_api_rotate_replaces_a_credential(
+    client: FlaskClient, instance: Instance, archive: Archive, protected_file: str
+) -> None:
     old, old_password = issue_credential(archive)
     assert client.get(protected_file, auth=(old.username, old_password)).status_code == 200
 
@@ -792,7 +834,9 @@ def test_api_rotate_replaces_a_credential(client, instance, archive, protected_f
     assert page(reveal(client, token)).by_id["username"] == by_link["username"]
 
 
-def test_api_audit_log_and_verify(client, instance, archive, filed) -> None:  # noqa: ANN001
+def test_api_audit_log_and_verify(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest
+) -> None:
     archive.access.approve(filed.id)
 
     entries = api(client, instance, "GET", "/audit").get_json()["entries"]
@@ -818,7 +862,9 @@ def test_api_audit_log_and_verify(client, instance, archive, filed) -> None:  # 
     assert_json_error(api(client, instance, "GET", "/audit/verify"), 409, "entry 2")
 
 
-def test_api_refuses_cross_site_requests(client, instance, archive, filed, protected_file) -> None:  # noqa: ANN001
+def test_api_refuses_cross_site_requests(
+    client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest, protected_file: str
+) -> None:
     credential, _ = issue_credential(archive)
     before = (list(archive.catalog.audit_entries()), archive.access.credentials(), archive.access.requests())
     evil = {"Origin": "https://evil.example"}
@@ -843,7 +889,7 @@ def test_api_refuses_cross_site_requests(client, instance, archive, filed, prote
 # -- the slow check (guessing is stopped per client: tests/test_guessing.py) ------------------
 
 
-def test_unknown_username_costs_as_much_as_a_wrong_password(client, archive) -> None:  # noqa: ANN001
+def test_unknown_username_costs_as_much_as_a_wrong_password(client: FlaskClient, archive: Archive) -> None:
     credential, password = issue_credential(archive)
 
     def median_seconds(auth: tuple[str, str]) -> float:
@@ -865,7 +911,7 @@ def test_unknown_username_costs_as_much_as_a_wrong_password(client, archive) -> 
 
 
 @pytest.fixture
-def deposit(archive):  # noqa: ANN001, ANN201
+def deposit(archive: Archive) -> tuple[Credential, tuple[str, str]]:
     """Two protected versions of one item, one of another, a public one; and a crawler."""
     archive.publish([pdf_bytes("kursus 1", pad=5000)], filename="kursus.pdf", visibility="protected")
     archive.publish([pdf_bytes("kursus 2")], filename="kursus.pdf", slug="kursus")
@@ -875,7 +921,7 @@ def deposit(archive):  # noqa: ANN001, ANN201
     return credential, (credential.username, password)
 
 
-def harvest_of(archive, credential_id: int) -> dict[tuple[str, int], tuple[str | None, str | None]]:  # noqa: ANN001
+def harvest_of(archive: Archive, credential_id: int) -> dict[tuple[str, int], tuple[str | None, str | None]]:
     """Per version: the first fetch and the first complete one, for the request the credential is of."""
     request_id = archive.catalog.get_credential(credential_id).request_id
     return {
@@ -885,7 +931,7 @@ def harvest_of(archive, credential_id: int) -> dict[tuple[str, int], tuple[str |
     }
 
 
-def downloads(instance, archive) -> list[tuple]:  # noqa: ANN001
+def downloads(instance: Instance, archive: Archive) -> list[tuple]:
     """The stored download records, after the server's batch of pending ones is written."""
     archive.recorder.flush()
     with sqlite3.connect(instance.settings.catalog) as db:
@@ -894,7 +940,9 @@ def downloads(instance, archive) -> list[tuple]:  # noqa: ANN001
     return rows
 
 
-def test_a_crawler_download_is_recorded_complete(client, archive, clock, deposit) -> None:  # noqa: ANN001
+def test_a_crawler_download_is_recorded_complete(
+    client: FlaskClient, archive: Archive, clock: Clock, deposit: tuple[Credential, tuple[str, str]]
+) -> None:
     credential, auth = deposit
     clock.advance(hours=1)
 
@@ -910,7 +958,9 @@ def test_a_crawler_download_is_recorded_complete(client, archive, clock, deposit
     }
 
 
-def test_a_range_request_is_recorded_but_not_complete(client, archive, instance, deposit) -> None:  # noqa: ANN001
+def test_a_range_request_is_recorded_but_not_complete(
+    client: FlaskClient, archive: Archive, instance: Instance, deposit: tuple[Credential, tuple[str, str]]
+) -> None:
     credential, auth = deposit
     version = archive.item_versions("kursus")[0]
 
@@ -922,7 +972,9 @@ def test_a_range_request_is_recorded_but_not_complete(client, archive, instance,
     assert downloads(instance, archive) == [(credential.id, version.id, 206, 100, 0)]
 
 
-def test_an_open_ended_range_is_not_a_complete_download(client, archive, instance, deposit) -> None:  # noqa: ANN001
+def test_an_open_ended_range_is_not_a_complete_download(
+    client: FlaskClient, archive: Archive, instance: Instance, deposit: tuple[Credential, tuple[str, str]]
+) -> None:
     credential, auth = deposit
     version = archive.item_versions("kursus")[1]
 
@@ -933,7 +985,9 @@ def test_an_open_ended_range_is_not_a_complete_download(client, archive, instanc
     assert harvest_of(archive, credential.id)[("kursus", 2)] == (NOW, None)
 
 
-def test_head_and_the_owners_downloads_are_not_recorded(client, archive, instance, deposit) -> None:  # noqa: ANN001
+def test_head_and_the_owners_downloads_are_not_recorded(
+    client: FlaskClient, archive: Archive, instance: Instance, deposit: tuple[Credential, tuple[str, str]]
+) -> None:
     credential, auth = deposit
 
     assert client.head("/files/kursus/v1/kursus.pdf", auth=auth).status_code == 200
@@ -945,7 +999,9 @@ def test_head_and_the_owners_downloads_are_not_recorded(client, archive, instanc
     assert all(row == (None, None) for row in harvest_of(archive, credential.id).values())
 
 
-def test_an_anonymous_public_download_is_recorded_without_a_credential(client, archive, instance, deposit) -> None:  # noqa: ANN001
+def test_an_anonymous_public_download_is_recorded_without_a_credential(
+    client: FlaskClient, archive: Archive, instance: Instance, deposit: tuple[Credential, tuple[str, str]]
+) -> None:
     credential, _ = deposit
     brochure = archive.item_versions("brochure")[0]
 
@@ -957,7 +1013,9 @@ def test_an_anonymous_public_download_is_recorded_without_a_credential(client, a
     assert to_text(row.anonymous_complete_at) == NOW
 
 
-def test_refused_downloads_are_not_recorded(client, archive, instance, deposit) -> None:  # noqa: ANN001
+def test_refused_downloads_are_not_recorded(
+    client: FlaskClient, archive: Archive, instance: Instance, deposit: tuple[Credential, tuple[str, str]]
+) -> None:
     credential, (username, password) = deposit
 
     assert client.get("/files/kursus/v1/kursus.pdf", auth=(username, password + "x")).status_code == 401
@@ -967,11 +1025,13 @@ def test_refused_downloads_are_not_recorded(client, archive, instance, deposit) 
     assert downloads(instance, archive) == []
 
 
-def complete_of(archive, credential_id: int, key: tuple[str, int]) -> str | None:  # noqa: ANN001
+def complete_of(archive: Archive, credential_id: int, key: tuple[str, int]) -> str | None:
     return harvest_of(archive, credential_id)[key][1]
 
 
-def wait_for_harvest(archive, credential_id: int, key: tuple[str, int], timeout: float = 10):  # noqa: ANN001, ANN201
+def wait_for_harvest(
+    archive: Archive, credential_id: int, key: tuple[str, int], timeout: float = 10
+) -> tuple[str | None, str | None]:
     deadline = time.monotonic() + timeout
     while True:
         row = harvest_of(archive, credential_id)[key]
@@ -980,7 +1040,7 @@ def wait_for_harvest(archive, credential_id: int, key: tuple[str, int], timeout:
         time.sleep(0.05)
 
 
-def test_real_server_records_a_full_and_an_abandoned_download(server, instance) -> None:  # noqa: ANN001
+def test_real_server_records_a_full_and_an_abandoned_download(server: Server, instance: Instance) -> None:
     core = build_archive(instance.settings)
     full = bytes(range(256)) * (3 * 1024 * 1024 // 256)
     # What the kernel buffers on both sides (~4 MiB on loopback) counts as sent: the
@@ -1036,7 +1096,7 @@ def test_real_server_records_a_full_and_an_abandoned_download(server, instance) 
 # -- headers and cookies --------------------------------------------------------------------------
 
 
-def assert_security_headers(response, what: str) -> None:  # noqa: ANN001
+def assert_security_headers(response: TestResponse, what: str) -> None:
     headers = response.headers
     assert "default-src 'none'" in headers.get("Content-Security-Policy", ""), what
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], what
@@ -1045,7 +1105,9 @@ def assert_security_headers(response, what: str) -> None:  # noqa: ANN001
     assert headers.get("X-Frame-Options") == "DENY", what
 
 
-def test_every_response_has_the_security_headers(client, instance, archive, approved) -> None:  # noqa: ANN001
+def test_every_response_has_the_security_headers(
+    client: FlaskClient, instance: Instance, archive: Archive, approved: Approval
+) -> None:
     archive.publish([pdf_bytes("brochure")], filename="brochure.pdf", visibility="public")
     token = csrf_token(client)
     responses = {
@@ -1073,7 +1135,7 @@ def test_every_response_has_the_security_headers(client, instance, archive, appr
         assert "Strict-Transport-Security" not in response.headers, what
 
 
-def session_cookie(response) -> str:  # noqa: ANN001
+def session_cookie(response: TestResponse) -> str:
     cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("pligt_session=")]
     assert len(cookies) == 1, response.headers.getlist("Set-Cookie")
     return cookies[0]
@@ -1083,7 +1145,7 @@ def cookie_flags(cookie: str) -> set[str]:
     return {part.strip().lower() for part in cookie.split(";")[1:]}
 
 
-def test_session_cookie_is_httponly_and_lax_but_not_secure_over_http(client) -> None:  # noqa: ANN001
+def test_session_cookie_is_httponly_and_lax_but_not_secure_over_http(client: FlaskClient) -> None:
     flags = cookie_flags(session_cookie(client.get("/access/")))
 
     assert "httponly" in flags
@@ -1091,7 +1153,7 @@ def test_session_cookie_is_httponly_and_lax_but_not_secure_over_http(client) -> 
     assert "secure" not in flags
 
 
-def test_behind_a_tls_proxy_the_cookie_is_secure_and_hsts_is_sent(instance, clock) -> None:  # noqa: ANN001
+def test_behind_a_tls_proxy_the_cookie_is_secure_and_hsts_is_sent(instance: Instance, clock: Clock) -> None:
     client, archive = app_with(instance, clock, trusted_proxies="1")
     tls = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "deposit.example.dk"}
 
@@ -1116,14 +1178,14 @@ def test_behind_a_tls_proxy_the_cookie_is_secure_and_hsts_is_sent(instance, cloc
     assert "secure" not in cookie_flags(session_cookie(plain))
 
 
-def test_forwarded_proto_is_ignored_without_a_trusted_proxy(client) -> None:  # noqa: ANN001
+def test_forwarded_proto_is_ignored_without_a_trusted_proxy(client: FlaskClient) -> None:
     response = client.get("/access/", headers={"X-Forwarded-Proto": "https"})
 
     assert "Strict-Transport-Security" not in response.headers
     assert "secure" not in cookie_flags(session_cookie(response))
 
 
-def test_behind_a_proxy_the_throttle_counts_each_client_not_the_proxy(instance, clock) -> None:  # noqa: ANN001
+def test_behind_a_proxy_the_throttle_counts_each_client_not_the_proxy(instance: Instance, clock: Clock) -> None:
     from tests.support.app import make_app
 
     settings = load_settings(

@@ -11,24 +11,32 @@ import threading
 import time
 import unicodedata
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 import requests
+from flask.testing import FlaskClient
 
+from archive import Archive
+from archive.models import Version
+from tests.support.app import Clock
+from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.pages import links
+from tests.support.servers import Server
 
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 DANISH_NAME = "Årsberetning for æbler og øer.pdf"
 
 
-def publish(archive, data: bytes, filename: str, visibility: str = "public", **kwargs):  # noqa: ANN001, ANN201
+def publish(archive: Archive, data: bytes, filename: str, visibility: str = "public", **kwargs: Any) -> Version:
     return archive.publish([data], filename=filename, visibility=visibility, **kwargs).version
 
 
-def sitemap_entries(client) -> dict[str, str | None]:  # noqa: ANN001
+def sitemap_entries(client: FlaskClient) -> dict[str, str | None]:
     """Return {loc: lastmod} of the sitemap."""
     response = client.get("/sitemap.xml")
     assert response.status_code == 200
@@ -41,14 +49,14 @@ def sitemap_entries(client) -> dict[str, str | None]:  # noqa: ANN001
     return entries
 
 
-def http_date(moment) -> str:  # noqa: ANN001
+def http_date(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
 # -- the front page, robots.txt, the sitemap -------------------------------------------
 
 
-def test_index_lists_public_versions_as_plain_links_with_details(client, archive) -> None:  # noqa: ANN001
+def test_index_lists_public_versions_as_plain_links_with_details(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("brochure")
     version = publish(archive, data, "brochure.pdf", title="Our brochure")
 
@@ -65,7 +73,9 @@ def test_index_lists_public_versions_as_plain_links_with_details(client, archive
     assert version.sha256 == hashlib.sha256(data).hexdigest()
 
 
-def test_the_index_shows_a_version_published_by_another_process_at_once(client, instance) -> None:  # noqa: ANN001
+def test_the_index_shows_a_version_published_by_another_process_at_once(
+    client: FlaskClient, instance: Instance
+) -> None:
     from deposit.instance import build_archive
 
     assert "/files/news/v1/news.pdf" not in links(client.get("/").get_data(as_text=True))  # rendered, kept
@@ -74,13 +84,13 @@ def test_the_index_shows_a_version_published_by_another_process_at_once(client, 
     assert "/files/news/v1/news.pdf" in links(client.get("/").get_data(as_text=True))
 
 
-def test_index_links_to_the_protected_index_and_the_access_page(client) -> None:  # noqa: ANN001
+def test_index_links_to_the_protected_index_and_the_access_page(client: FlaskClient) -> None:
     hrefs = links(client.get("/").get_data(as_text=True))
     assert "/protected/" in hrefs
     assert "/access/" in hrefs
 
 
-def test_index_does_not_list_protected_items(client, archive) -> None:  # noqa: ANN001
+def test_index_does_not_list_protected_items(client: FlaskClient, archive: Archive) -> None:
     publish(archive, pdf_bytes("open"), "open.pdf")
     publish(archive, pdf_bytes("secret"), "secret-plan.pdf", visibility="protected", title="Secret plan")
 
@@ -92,7 +102,7 @@ def test_index_does_not_list_protected_items(client, archive) -> None:  # noqa: 
     assert "secret-plan.pdf" not in page
 
 
-def test_robots_txt_allows_crawling_and_names_the_sitemap(client) -> None:  # noqa: ANN001
+def test_robots_txt_allows_crawling_and_names_the_sitemap(client: FlaskClient) -> None:
     response = client.get("/robots.txt")
 
     assert response.status_code == 200
@@ -104,7 +114,9 @@ def test_robots_txt_allows_crawling_and_names_the_sitemap(client) -> None:  # no
     assert "Sitemap: http://localhost/sitemap.xml" in lines
 
 
-def test_sitemap_lists_public_versions_with_lastmod_and_the_protected_index(client, archive, clock) -> None:  # noqa: ANN001
+def test_sitemap_lists_public_versions_with_lastmod_and_the_protected_index(
+    client: FlaskClient, archive: Archive, clock: Clock
+) -> None:
     publish(archive, pdf_bytes("one"), "one.pdf")
     clock.advance(days=1)
     publish(archive, pdf_bytes("two"), DANISH_NAME, slug="aarsberetning")
@@ -122,13 +134,15 @@ def test_sitemap_lists_public_versions_with_lastmod_and_the_protected_index(clie
 # -- /healthz ------------------------------------------------------------------------------
 
 
-def test_healthz_answers_200_when_catalog_and_storage_work(client) -> None:  # noqa: ANN001
+def test_healthz_answers_200_when_catalog_and_storage_work(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
 
 
-def test_healthz_answers_503_with_json_when_the_storage_folder_is_unusable(client, instance) -> None:  # noqa: ANN001
+def test_healthz_answers_503_with_json_when_the_storage_folder_is_unusable(
+    client: FlaskClient, instance: Instance
+) -> None:
     files = instance.path / "files"
     shutil.rmtree(files)
     files.write_text("not a folder")
@@ -144,7 +158,9 @@ def test_healthz_answers_503_with_json_when_the_storage_folder_is_unusable(clien
 # -- downloads ------------------------------------------------------------------------------
 
 
-def test_download_has_type_length_dates_strong_etag_and_ranges(client, archive, clock) -> None:  # noqa: ANN001
+def test_download_has_type_length_dates_strong_etag_and_ranges(
+    client: FlaskClient, archive: Archive, clock: Clock
+) -> None:
     data = pdf_bytes("headers", pad=1000)
     publish(archive, data, "brochure.pdf")
 
@@ -160,7 +176,7 @@ def test_download_has_type_length_dates_strong_etag_and_ranges(client, archive, 
     assert response.headers["Content-Disposition"] == "inline; filename=brochure.pdf"
 
 
-def test_a_small_file_damaged_in_storage_is_refused_not_handed_out(client, archive) -> None:  # noqa: ANN001
+def test_a_small_file_damaged_in_storage_is_refused_not_handed_out(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("damaged", pad=1000)
     version = publish(archive, data, "brochure.pdf")
     stored = archive.storage.root / version.storage_key
@@ -178,7 +194,7 @@ def test_a_small_file_damaged_in_storage_is_refused_not_handed_out(client, archi
     assert [v.id for v in archive.versions()] == [version.id]
 
 
-def test_text_download_names_its_charset(client, archive) -> None:  # noqa: ANN001
+def test_text_download_names_its_charset(client: FlaskClient, archive: Archive) -> None:
     data = "Hej med dig og på gensyn\n".encode() * 10
     publish(archive, data, "hilsen.txt")
 
@@ -189,7 +205,7 @@ def test_text_download_names_its_charset(client, archive) -> None:  # noqa: ANN0
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
 
 
-def test_danish_file_name_survives_in_url_and_content_disposition(client, archive) -> None:  # noqa: ANN001
+def test_danish_file_name_survives_in_url_and_content_disposition(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("æøå")
     publish(archive, data, DANISH_NAME, slug="aarsberetning")
     (href,) = [h for h in links(client.get("/").get_data(as_text=True)) if h.startswith("/files/aarsberetning/v")]
@@ -213,7 +229,7 @@ def test_danish_file_name_survives_in_url_and_content_disposition(client, archiv
     assert same.data == data
 
 
-def test_single_range_gives_206_with_those_bytes(client, archive) -> None:  # noqa: ANN001
+def test_single_range_gives_206_with_those_bytes(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("range", pad=500)
     publish(archive, data, "range.pdf")
 
@@ -230,7 +246,7 @@ def test_single_range_gives_206_with_those_bytes(client, archive) -> None:  # no
     assert suffix.headers["Content-Range"] == f"bytes {len(data) - 7}-{len(data) - 1}/{len(data)}"
 
 
-def test_unsatisfiable_range_gives_416_naming_the_size(client, archive) -> None:  # noqa: ANN001
+def test_unsatisfiable_range_gives_416_naming_the_size(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("short")
     publish(archive, data, "short.pdf")
 
@@ -241,7 +257,7 @@ def test_unsatisfiable_range_gives_416_naming_the_size(client, archive) -> None:
     assert data not in response.data
 
 
-def test_malformed_range_header_gives_the_whole_file(client, archive) -> None:  # noqa: ANN001
+def test_malformed_range_header_gives_the_whole_file(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("malformed")
     publish(archive, data, "whole.pdf")
 
@@ -252,7 +268,7 @@ def test_malformed_range_header_gives_the_whole_file(client, archive) -> None:  
         assert response.headers["Content-Length"] == str(len(data))
 
 
-def test_head_gives_the_headers_without_a_body(client, archive) -> None:  # noqa: ANN001
+def test_head_gives_the_headers_without_a_body(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("head")
     publish(archive, data, "head.pdf")
 
@@ -265,7 +281,7 @@ def test_head_gives_the_headers_without_a_body(client, archive) -> None:  # noqa
     assert response.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
 
 
-def test_if_none_match_with_the_etag_gives_304(client, archive) -> None:  # noqa: ANN001
+def test_if_none_match_with_the_etag_gives_304(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("etag")
     publish(archive, data, "etag.pdf")
     etag = client.get("/files/etag/v1/etag.pdf").headers["ETag"]
@@ -281,7 +297,7 @@ def test_if_none_match_with_the_etag_gives_304(client, archive) -> None:  # noqa
     assert other.data == data
 
 
-def test_if_modified_since_gives_304_unless_changed_since(client, archive, clock) -> None:  # noqa: ANN001
+def test_if_modified_since_gives_304_unless_changed_since(client: FlaskClient, archive: Archive, clock: Clock) -> None:
     data = pdf_bytes("ims")
     publish(archive, data, "ims.pdf")
 
@@ -295,7 +311,7 @@ def test_if_modified_since_gives_304_unless_changed_since(client, archive, clock
     assert response.data == data
 
 
-def test_malformed_conditional_headers_give_the_whole_file(client, archive) -> None:  # noqa: ANN001
+def test_malformed_conditional_headers_give_the_whole_file(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("conditional")
     publish(archive, data, "cond.pdf")
 
@@ -311,7 +327,7 @@ def test_malformed_conditional_headers_give_the_whole_file(client, archive) -> N
         assert response.data == data, headers
 
 
-def test_unknown_slug_or_version_gives_404(client, archive) -> None:  # noqa: ANN001
+def test_unknown_slug_or_version_gives_404(client: FlaskClient, archive: Archive) -> None:
     publish(archive, pdf_bytes("known"), "known.pdf")
 
     assert client.get("/files/unknown/v1/known.pdf").status_code == 404
@@ -321,7 +337,7 @@ def test_unknown_slug_or_version_gives_404(client, archive) -> None:  # noqa: AN
     assert client.get("/files/known/vx/known.pdf").status_code == 404
 
 
-def test_errors_answer_json_when_asked(client) -> None:  # noqa: ANN001
+def test_errors_answer_json_when_asked(client: FlaskClient) -> None:
     response = client.get("/files/unknown/v1/x.pdf", headers={"Accept": "application/json"})
 
     assert response.status_code == 404
@@ -330,7 +346,7 @@ def test_errors_answer_json_when_asked(client) -> None:  # noqa: ANN001
     assert "unknown" in body["description"]
 
 
-def test_wrong_file_name_in_url_gives_404(client, archive) -> None:  # noqa: ANN001
+def test_wrong_file_name_in_url_gives_404(client: FlaskClient, archive: Archive) -> None:
     publish(archive, pdf_bytes("named"), "named.pdf")
 
     assert client.get("/files/named/v1/other.pdf").status_code == 404
@@ -338,7 +354,7 @@ def test_wrong_file_name_in_url_gives_404(client, archive) -> None:  # noqa: ANN
     assert client.get("/files/named/v1/named.pdf").status_code == 200
 
 
-def test_latest_redirects_once_to_the_absolute_url_of_the_newest_version(client, archive) -> None:  # noqa: ANN001
+def test_latest_redirects_once_to_the_absolute_url_of_the_newest_version(client: FlaskClient, archive: Archive) -> None:
     publish(archive, pdf_bytes("v1"), "report.pdf")
     publish(archive, pdf_bytes("v2"), "report-2.pdf", slug="report")
 
@@ -351,7 +367,7 @@ def test_latest_redirects_once_to_the_absolute_url_of_the_newest_version(client,
     assert target.data == pdf_bytes("v2")
 
 
-def test_older_version_stays_served_and_listed_after_a_new_one(client, archive) -> None:  # noqa: ANN001
+def test_older_version_stays_served_and_listed_after_a_new_one(client: FlaskClient, archive: Archive) -> None:
     old, new = pdf_bytes("old"), pdf_bytes("new")
     publish(archive, old, "price-list.pdf")
     publish(archive, new, "price-list.pdf", slug="price-list")
@@ -366,7 +382,9 @@ def test_older_version_stays_served_and_listed_after_a_new_one(client, archive) 
     assert "http://localhost/files/price-list/v2/price-list.pdf" in entries
 
 
-def test_version_withdrawn_after_retention_is_gone_and_unlisted(client, archive, clock) -> None:  # noqa: ANN001
+def test_version_withdrawn_after_retention_is_gone_and_unlisted(
+    client: FlaskClient, archive: Archive, clock: Clock
+) -> None:
     publish(archive, pdf_bytes("first"), "offer.pdf")
     clock.advance(days=184)
     publish(archive, pdf_bytes("second"), "offer.pdf", slug="offer")
@@ -385,7 +403,7 @@ def test_version_withdrawn_after_retention_is_gone_and_unlisted(client, archive,
     assert client.get("/files/offer/latest").headers["Location"] == "http://localhost/files/offer/v2/offer.pdf"
 
 
-def test_item_withdrawn_whole_after_retention_is_gone(client, archive, clock) -> None:  # noqa: ANN001
+def test_item_withdrawn_whole_after_retention_is_gone(client: FlaskClient, archive: Archive, clock: Clock) -> None:
     publish(archive, pdf_bytes("only"), "only.pdf")
     clock.advance(days=184)
     archive.withdraw("only", 1)
@@ -395,7 +413,7 @@ def test_item_withdrawn_whole_after_retention_is_gone(client, archive, clock) ->
     assert "/files/only/v1/only.pdf" not in links(client.get("/").get_data(as_text=True))
 
 
-def test_path_traversal_never_reaches_a_file_outside(client, archive, instance) -> None:  # noqa: ANN001
+def test_path_traversal_never_reaches_a_file_outside(client: FlaskClient, archive: Archive, instance: Instance) -> None:
     publish(archive, pdf_bytes("inside"), "inside.pdf")
     (instance.path / "outside.txt").write_text("outside secret")
 
@@ -419,7 +437,7 @@ def test_path_traversal_never_reaches_a_file_outside(client, archive, instance) 
 # -- security headers ----------------------------------------------------------------------
 
 
-def test_security_headers_on_pages_files_and_errors(client, archive) -> None:  # noqa: ANN001
+def test_security_headers_on_pages_files_and_errors(client: FlaskClient, archive: Archive) -> None:
     publish(archive, pdf_bytes("headers"), "sec.pdf")
 
     for path in ("/", "/robots.txt", "/sitemap.xml", "/access/", "/files/sec/v1/sec.pdf", "/files/none/v1/x.pdf"):
@@ -433,7 +451,7 @@ def test_security_headers_on_pages_files_and_errors(client, archive) -> None:  #
     assert "sandbox" in client.get("/files/sec/v1/sec.pdf").headers["Content-Security-Policy"]
 
 
-def test_deposited_html_is_sandboxed(client, archive) -> None:  # noqa: ANN001
+def test_deposited_html_is_sandboxed(client: FlaskClient, archive: Archive) -> None:
     data = b"<!DOCTYPE html>\n<html><head><title>x</title></head><body><script>alert(1)</script></body></html>\n"
     publish(archive, data, "page.html")
 
@@ -449,7 +467,7 @@ def test_deposited_html_is_sandboxed(client, archive) -> None:  # noqa: ANN001
 # -- a real server ---------------------------------------------------------------------------
 
 
-def _publish_over_api(server, instance, data: bytes, filename: str, **params: str) -> dict:  # noqa: ANN001
+def _publish_over_api(server: Server, instance: Instance, data: bytes, filename: str, **params: str) -> dict:
     response = requests.post(
         server.url + "/api/items",
         params={"filename": filename, "visibility": "public", **params},
@@ -461,7 +479,7 @@ def _publish_over_api(server, instance, data: bytes, filename: str, **params: st
     return response.json()["version"]
 
 
-def test_real_server_streams_a_large_file_byte_identical(server, instance) -> None:  # noqa: ANN001
+def test_real_server_streams_a_large_file_byte_identical(server: Server, instance: Instance) -> None:
     data = random.Random(5).randbytes(5 * 1024 * 1024)
     version = _publish_over_api(server, instance, data, "big.bin")
 
@@ -478,7 +496,7 @@ def test_real_server_streams_a_large_file_byte_identical(server, instance) -> No
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest() == version["sha256"]
 
 
-def test_real_server_slow_readers_do_not_block_others(server, instance) -> None:  # noqa: ANN001
+def test_real_server_slow_readers_do_not_block_others(server: Server, instance: Instance) -> None:
     data = random.Random(7).randbytes(5 * 1024 * 1024)
     version = _publish_over_api(server, instance, data, "slow.bin")
     started = threading.Barrier(3, timeout=20)
@@ -499,7 +517,7 @@ def test_real_server_slow_readers_do_not_block_others(server, instance) -> None:
                 for chunk in chunks:
                     digest.update(chunk)
                 results.append(digest.hexdigest())
-        except BaseException as e:  # noqa: BLE001 - reported by the test below
+        except BaseException as e:  # reported by the test below
             errors.append(e)
             started.abort()
 
@@ -522,7 +540,7 @@ def test_real_server_slow_readers_do_not_block_others(server, instance) -> None:
     assert results == [hashlib.sha256(data).hexdigest()] * 2
 
 
-def test_real_server_refuses_path_traversal(server, instance) -> None:  # noqa: ANN001
+def test_real_server_refuses_path_traversal(server: Server, instance: Instance) -> None:
     (instance.path / "outside.txt").write_text("outside secret")
     host = urlsplit(server.url)
     for path in (

@@ -8,25 +8,26 @@ from pathlib import Path
 
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "deposit/web/translations/da/LC_MESSAGES/messages.po"
 
 
-def test_danish_is_the_default(client) -> None:  # noqa: ANN001
+def test_danish_is_the_default(client: FlaskClient) -> None:
     page = client.get("/", headers={"Accept-Language": ""})
     assert '<html lang="da">' in page.text
     assert "offentliggjort materiale" in page.text
     assert "Accept-Language" in page.headers["Vary"]
 
 
-def test_the_browser_chooses(client) -> None:  # noqa: ANN001
+def test_the_browser_chooses(client: FlaskClient) -> None:
     assert "published material" in client.get("/", headers={"Accept-Language": "en-GB,en;q=0.9"}).text
     assert "offentliggjort materiale" in client.get("/", headers={"Accept-Language": "da,en;q=0.5"}).text
     assert "offentliggjort materiale" in client.get("/", headers={"Accept-Language": "fr"}).text
 
 
-def test_the_switch_is_remembered(client) -> None:  # noqa: ANN001
+def test_the_switch_is_remembered(client: FlaskClient) -> None:
     switched = client.get("/access/?lang=da", headers={"Accept-Language": "en"})
     assert "Anmod om adgang" in switched.text
     assert "pligt_lang=da" in switched.headers["Set-Cookie"]
@@ -35,13 +36,13 @@ def test_the_switch_is_remembered(client) -> None:  # noqa: ANN001
     assert "Anmod om adgang" not in client.get("/access/").text
 
 
-def test_an_unknown_language_is_ignored(client) -> None:  # noqa: ANN001
+def test_an_unknown_language_is_ignored(client: FlaskClient) -> None:
     page = client.get("/?lang=xx", headers={"Accept-Language": "en"})
     assert "published material" in page.text
     assert "pligt_lang" not in page.headers.get("Set-Cookie", "")
 
 
-def test_form_labels_and_console_are_translated(client) -> None:  # noqa: ANN001
+def test_form_labels_and_console_are_translated(client: FlaskClient) -> None:
     form = client.get("/access/?lang=da").text
     assert "Kontaktperson" in form and "Retsgrundlag" in form
     login = client.get("/admin/login?lang=da").text
@@ -72,7 +73,7 @@ def _key(value: object) -> object:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def test_the_switch_is_a_form_that_keeps_the_page_and_its_query(client) -> None:  # noqa: ANN001
+def test_the_switch_is_a_form_that_keeps_the_page_and_its_query(client: FlaskClient) -> None:
     page = client.get("/admin/login?lang=da&next=%2Fadmin%2Fupload", headers={"Accept-Language": "da"})
     assert '<form class="lang" method="get" action="">' in page.text
     assert '<input type="hidden" name="next" value="/admin/upload">' in page.text

@@ -6,6 +6,7 @@ serves downloads, and the CLI (or another worker) that changes the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def cli(tmp_path: Path, clock: Clock, server: Archive) -> Archive:
     return open_archive(tmp_path, clock)
 
 
-def statements_during(archive: Archive, action) -> list[str]:  # noqa: ANN001
+def statements_during(archive: Archive, action: Callable[[], object]) -> list[str]:
     """The SQL statements this thread's catalog connection ran during ``action()``."""
     seen: list[str] = []
     connection = archive.catalog._db  # the connection of this thread, as a worker thread has its own

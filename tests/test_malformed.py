@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from deposit.instance import build_archive
-from tests.conftest import Instance
+from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.servers import Server
 

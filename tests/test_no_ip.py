@@ -15,7 +15,9 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
@@ -26,6 +28,7 @@ from deposit.instance import build_archive
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
+from tests.support.mail import Mailbox
 from tests.support.mail import smtp_env
 from tests.support.servers import Server
 from tests.support.servers import start_server
@@ -78,7 +81,7 @@ class Client:
             self.cookie = value.split(";", 1)[0]
         return response.status, response.headers, data
 
-    def json(self, method: str, path: str, payload: object = None, **kwargs) -> tuple[int, dict]:  # noqa: ANN003
+    def json(self, method: str, path: str, payload: object = None, **kwargs: Any) -> tuple[int, dict]:
         if payload is None:
             status, _, data = self.request(method, path, **kwargs)
         else:
@@ -120,7 +123,7 @@ def instance_files(instance: Instance) -> list[str]:
 
 
 @pytest.fixture
-def serving(instance: Instance, tmp_path: Path, smtp):  # noqa: ANN001, ANN201
+def serving(instance: Instance, tmp_path: Path, smtp: tuple[Mailbox, int]) -> Iterator[tuple[Server, Mailbox]]:
     mailbox, smtp_port = smtp
     env = {
         **smtp_env(smtp_port),
@@ -135,7 +138,7 @@ def serving(instance: Instance, tmp_path: Path, smtp):  # noqa: ANN001, ANN201
         stop_server(server)
 
 
-def test_no_ip_address_is_written_anywhere(instance: Instance, serving, tmp_path: Path) -> None:  # noqa: ANN001
+def test_no_ip_address_is_written_anywhere(instance: Instance, serving: tuple[Server, Mailbox], tmp_path: Path) -> None:
     server, mailbox = serving
     client = Client(server)
     owner = instance.owner_auth
@@ -288,7 +291,9 @@ def test_a_malformed_request_does_not_log_the_address(instance: Instance, tmp_pa
     assert leaks([instance.path, log]) == [], log.read_text()
 
 
-def test_a_forwarded_client_address_is_used_only_in_memory(instance: Instance, tmp_path: Path, smtp) -> None:  # noqa: ANN001
+def test_a_forwarded_client_address_is_used_only_in_memory(
+    instance: Instance, tmp_path: Path, smtp: tuple[Mailbox, int]
+) -> None:
     """Behind a trusted proxy the request form's throttle counts the forwarded address; nothing keeps it."""
     _, smtp_port = smtp
     archive = build_archive(instance.settings)

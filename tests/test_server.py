@@ -7,6 +7,8 @@ import os
 import socket
 import sqlite3
 import time
+from io import BufferedReader
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -97,7 +99,7 @@ def fork() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork")  # how gunicorn starts its workers
 
 
-def test_a_check_remembered_in_one_process_is_found_in_another(fork) -> None:  # noqa: ANN001
+def test_a_check_remembered_in_one_process_is_found_in_another(fork: BaseContext) -> None:
     shared = SharedChecks()
     digest = shared.digest("crawler", "netarkivet", "secret")
     child = fork.Process(target=_remember_in_child, args=(shared, digest))
@@ -119,7 +121,7 @@ def test_remembered_checks_lapse_and_a_full_table_forgets_the_oldest() -> None:
     assert shared.get(digests[-1]) == 5
 
 
-def test_a_process_that_died_holding_the_lock_costs_a_slow_check_not_a_hang(fork) -> None:  # noqa: ANN001
+def test_a_process_that_died_holding_the_lock_costs_a_slow_check_not_a_hang(fork: BaseContext) -> None:
     shared = SharedChecks()
     digest = shared.digest("crawler", "netarkivet", "secret")
     shared.put(digest, 7, 60)
@@ -135,7 +137,7 @@ def test_a_process_that_died_holding_the_lock_costs_a_slow_check_not_a_hang(fork
 # -- one connection, many requests ----------------------------------------------------------
 
 
-def read_response(stream) -> tuple[int, bytes]:  # noqa: ANN001
+def read_response(stream: BufferedReader) -> tuple[int, bytes]:
     """Read one HTTP/1.1 response with a Content-Length from a socket file."""
     status = int(stream.readline().split()[1])
     length = 0
@@ -146,9 +148,7 @@ def read_response(stream) -> tuple[int, bytes]:  # noqa: ANN001
     return status, stream.read(length)
 
 
-def test_a_lone_connection_is_served_request_after_request_pipelined_or_not(
-    instance: Instance, tmp_path: Path
-) -> None:
+def test_a_lone_connection_is_served_request_after_request_pipelined_or_not(instance: Instance, tmp_path: Path) -> None:
     archive = build_archive(instance.settings)
     bodies = {n: f"File {n}\n".encode() * (n + 1) for n in range(5)}
     for n, body in bodies.items():

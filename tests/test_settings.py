@@ -10,6 +10,7 @@ from archive.errors import ConfigurationError
 from deposit.settings import load_settings
 from deposit.settings import resolve_instance
 from deposit.web import create_app
+from tests.support.app import Instance
 
 
 def test_defaults_live_in_the_instance_folder(tmp_path: Path) -> None:
@@ -69,7 +70,7 @@ def test_uninitialised_instance_is_refused(tmp_path: Path) -> None:
         create_app(load_settings(tmp_path, env={}))
 
 
-def test_create_app_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance) -> None:  # noqa: ANN001
+def test_create_app_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: Instance) -> None:
     monkeypatch.setenv("PLIGT_INSTANCE", str(instance.path))
     app = create_app()
     assert app.extensions["pligt"].settings.instance == instance.path
