@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import IO
 from typing import BinaryIO
@@ -50,6 +51,7 @@ from .passwords import new_password
 from .recorder import DownloadRecorder
 from .retention import MINIMUM_RETENTION_DAYS
 from .retention import check_retention_days
+from .retention import checked_now
 from .retention import ensure_withdrawable
 from .retention import retain_until
 from .small_files import SmallFiles
@@ -103,6 +105,13 @@ class Archive:
         self.small_files = SmallFiles(storage)
         self.lookups = DownloadLookups(catalog, clock, on_change=self.small_files.clear)
 
+    def now(self) -> datetime:
+        """Return the time to judge retention by: the clock, never well before what the catalog recorded.
+
+        :raises ClockBehind: when the system clock was set back (see :func:`archive.retention.checked_now`).
+        """
+        return checked_now(self.clock().replace(microsecond=0), self.catalog.newest_moment())
+
     # -- publishing --------------------------------------------------------------
 
     def publish(
@@ -145,8 +154,10 @@ class Archive:
         # The dates first: a storage that enforces retention itself (S3 Object
         # Lock) stores the object with the very retain-until the catalog gets.
         # The catalog keeps whole seconds, so the storage gets the same.
-        now = self.clock().replace(microsecond=0)
-        until = retain_until(now, self.retention_days)
+        # A clock set back is refused (or, a little behind, moved up) before any byte is stored,
+        # and no version is retained for less than one published before it.
+        now = self.now()
+        until = max(retain_until(now, self.retention_days), self.catalog.latest_retention() or now)
         # The SHA-1 (the deposit institution's digest) of the very chunks the backend hashes and stores.
         sha1 = Sha1Tap()
         stored = self.storage.save(key, sha1.tap(_prepend(head, stream)), retain_until=until)
@@ -275,7 +286,7 @@ class Archive:
         if number is not None and versions[0].withdrawn and not leftovers:
             raise Gone(f"{slug} version {number} was already withdrawn")
         versions = [v for v in versions if not v.withdrawn]
-        now = self.clock()
+        now = self.now()
         if override_reason is not None:
             override_reason = override_reason.strip()
             if not override_reason:

@@ -84,9 +84,10 @@ def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tupl
 
     :param head: a head hash kept earlier; the log must still contain it.
     :raises AuditBroken: naming the first entry that was altered, removed,
-        reordered or inserted, or saying that the kept head is not in the log.
+        reordered or inserted, or dated before its predecessor, or saying that
+        the kept head is not in the log.
     """
-    expected_seq, prev = 1, GENESIS
+    expected_seq, prev, prev_at = 1, GENESIS, ""
     head_seen = head is None or head == GENESIS
     for entry in entries:
         if entry.seq != expected_seq:
@@ -99,9 +100,11 @@ def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tupl
             raise AuditBroken(entry.seq, "content altered (hash mismatch)")
         if entry.personal is not None and not _personal_intact(entry):
             raise AuditBroken(entry.seq, "personal fields altered (digest mismatch)")
+        if entry.at < prev_at:  # appends keep time order (Catalog.append_audit); the texts sort as times
+            raise AuditBroken(entry.seq, f"dated {entry.at}, before the entry before it ({prev_at}): out of time order")
         if head is not None and hmac.compare_digest(entry.hash, head):
             head_seen = True
-        prev = entry.hash
+        prev, prev_at = entry.hash, entry.at
         expected_seq += 1
     if not head_seen:
         raise AuditBroken(None, f"the kept head {head} is not in the log: it was rewritten or truncated")

@@ -39,6 +39,7 @@ from .models import Release
 from .models import Version
 from .models import from_text
 from .models import to_text
+from .retention import checked_now
 
 _R = TypeVar("_R")
 
@@ -624,13 +625,19 @@ class Catalog:
     def append_audit(
         self, action: str, data: dict[str, Any], personal: dict[str, Any] | None, now: datetime
     ) -> AuditEntry:
-        """Append one entry, chained to the last, inside the current transaction."""
+        """Append one entry, chained to the last, inside the current transaction.
+
+        Entries are in time order: a time a little before the last entry's is
+        moved up to it; one long before is refused (:func:`~archive.retention.checked_now`).
+
+        :raises ClockBehind: when ``now`` is well before the last entry.
+        """
         key, digest = seal_personal(personal)
-        at = to_text(now)
-        assert at is not None
         with self._write() as db:
-            last = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            last = db.execute("SELECT seq, hash, at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
+            at = to_text(checked_now(now, from_text(last["at"]) if last else None))
+            assert at is not None
             entry_digest = entry_hash(seq, prev, at, action, data, digest)
             db.execute(
                 """INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest,
@@ -648,6 +655,16 @@ class Catalog:
                 ),
             )
         return AuditEntry(seq, at, action, data, personal, key, digest, prev, entry_digest)
+
+    def newest_moment(self) -> datetime | None:
+        """Return the latest time the catalog recorded (its audit log is in time order), if any."""
+        row = self._db.execute("SELECT at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return from_text(row["at"]) if row else None
+
+    def latest_retention(self) -> datetime | None:
+        """Return the latest retain-until date of any version ever published."""
+        row = self._db.execute("SELECT MAX(retain_until) AS until FROM versions").fetchone()
+        return from_text(row["until"]) if row and row["until"] else None
 
     def audit_entries(self, *, newest_first: bool = False, limit: int | None = None) -> Iterator[AuditEntry]:
         """Yield audit entries in sequence order (as stored: no checking here)."""

@@ -9,7 +9,7 @@ are a classification, not a response.
 
 Exit codes: 1 any other error, 2 invalid input, 3 content refused or too large,
 4 not found or gone, 5 conflict (retention still running), 6 storage failure,
-7 configuration, 8 too many requests or locked out, 9 fixity failed,
+7 configuration (or a system clock set back), 8 too many requests or locked out, 9 fixity failed,
 10 audit log broken.
 """
 
@@ -153,3 +153,11 @@ class AuditBroken(ArchiveError):
         where = f"entry {seq}: " if seq is not None else ""
         super().__init__(f"audit log broken at {where}{reason}")
         self.seq = seq
+
+
+class ClockBehind(ArchiveError):
+    """The system clock is earlier than what the catalog recorded: a retention date made now would be short."""
+
+    status_code = 503
+    exit_code = 7
+    retry_after = 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from datetime import timedelta
 
+from .errors import ClockBehind
 from .errors import ConfigurationError
 from .errors import RetentionActive
 from .models import Version
@@ -22,6 +23,31 @@ def check_retention_days(days: int) -> int:
             "(six months, one harvest cycle of the deposit institution)"
         )
     return days
+
+
+#: How far the clock may seem to go back (two servers' clocks, a leap second, NTP slewing)
+#: before it is taken for a clock set back: within it, times are moved up to the newest.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def checked_now(now: datetime, newest: datetime | None) -> datetime:
+    """Return the time to record: ``now``, or the catalog's newest time if the clock is a little behind it.
+
+    Retention is judged by the clock: a clock set back by a month would publish
+    with a retention date a month short, and time order is what the audit log
+    says happened. So a clock earlier than the newest recorded moment by more
+    than :data:`CLOCK_TOLERANCE` is refused outright.
+
+    :raises ClockBehind: naming both times.
+    """
+    if newest is None or now >= newest:
+        return now
+    if newest - now > CLOCK_TOLERANCE:
+        raise ClockBehind(
+            f"the system clock says {now:%Y-%m-%d %H:%M:%S} UTC, but the catalog already recorded "
+            f"{newest:%Y-%m-%d %H:%M:%S} UTC: set the clock right (NTP) before publishing or deciding anything"
+        )
+    return newest
 
 
 def retain_until(published_at: datetime, days: int) -> datetime:
