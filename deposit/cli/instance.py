@@ -9,10 +9,13 @@ from pathlib import Path
 
 import click
 
+from archive.errors import ConfigurationError
+
 from ..instance import init_instance
 from ..instance import is_initialised
 from ..instance import open_instance
 from ..links import SERVED_AT
+from ..links import WILDCARD_HOSTS
 from ..links import listening_base
 from ..links import served_settings
 from ..settings import Settings
@@ -83,8 +86,15 @@ def serve(
     from ..server import check_port_free  # Flask and gunicorn load only here
     from ..server import serve as run
 
-    check_port_free(settings.host, settings.port)
     settings = served_settings(settings)
+    if not settings.base_url and settings.host in WILDCARD_HOSTS:
+        # Every absolute URL handed out (release page, sitemap, redirects) would follow
+        # whatever Host header a client sends: "Host: evil.example" would be echoed back.
+        raise ConfigurationError(
+            f"serving on every address ({settings.host or 'all'}) needs base_url, the public address the "
+            "crawler uses: pligt serve --base-url https://deposit.example.dk (or PLIGT_BASE_URL, or pligt.toml)"
+        )
+    check_port_free(settings.host, settings.port)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     public = f" (public address {settings.base_url})" if settings.base_url else ""
     click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/{public}", err=True)
