@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from archive.errors import Conflict
+from archive.errors import NotInitialised
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.cli import run_cli
@@ -167,7 +169,7 @@ def test_init_prints_the_owner_password_once_and_stores_only_a_hash(tmp_path: Pa
     assert (folder / "secret_key").stat().st_mode & 0o077 == 0
 
     again = run_cli("init", "--instance", str(folder))
-    assert again.returncode != 0
+    assert again.returncode == Conflict.exit_code  # sys.exit through the installed script
     assert "already initialised" in again.stderr
     quiet = run_cli("init", "--instance", str(folder), "--exist-ok")
     assert quiet.returncode == 0
@@ -176,7 +178,7 @@ def test_init_prints_the_owner_password_once_and_stores_only_a_hash(tmp_path: Pa
 
 def test_uninitialised_instance_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("items", "--instance", str(tmp_path / "nowhere"))
-    assert result.returncode != 0
+    assert result.returncode == NotInitialised.exit_code
     assert "pligt init" in result.stderr
 
 
