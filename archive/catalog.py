@@ -695,6 +695,19 @@ class Catalog:
                 (username, password_hash, to_text(now)),
             )
 
+    def console_epoch(self) -> int:
+        """Return the counter that ending the console's sessions raises (a session names the one it began under)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'console_epoch'").fetchone()
+        return int(row["value"]) if row else 0
+
+    def end_console_sessions(self) -> None:
+        """End every console session: each cookie names an older epoch from now on."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('console_epoch', 1) "
+                "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+            )
+
     def owner(self) -> tuple[str, str] | None:
         """Return the owner's username and password hash, if the owner exists."""
         row = self._db.execute("SELECT username, password_hash FROM owner WHERE id = 1").fetchone()

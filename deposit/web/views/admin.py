@@ -100,16 +100,37 @@ class UploadForm(FlaskForm):
     )
 
 
+#: A console session unused this long is over (the owner signs in again).
+IDLE_SECONDS = 30 * 60
+
+
 def _owner_epoch() -> str | None:
-    """A value that changes when the owner's password does: it signs every session out."""
-    owner = pligt().archive.catalog.owner()
-    return hashlib.sha256(owner[1].encode()).hexdigest()[:16] if owner else None
+    """A value that changes when the owner's password changes or anyone signs out: it ends every session.
+
+    The session cookie is signed, not stored, so ending one server-side means
+    making every cookie issued before name an epoch that is no longer current.
+    """
+    catalog = pligt().archive.catalog
+    owner = catalog.owner()
+    return f"{hashlib.sha256(owner[1].encode()).hexdigest()[:16]}.{catalog.console_epoch()}" if owner else None
+
+
+def _session_live() -> bool:
+    """Tell whether this request's session is the owner's current one and not idle; mark it used."""
+    now = int(pligt().archive.clock().timestamp())
+    seen = session.get("seen")
+    if session.get("owner") is None or session.get("owner") != _owner_epoch():
+        return False
+    if not isinstance(seen, int) or now - seen > IDLE_SECONDS:
+        return False
+    session["seen"] = now
+    return True
 
 
 def owner_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if session.get("owner") is None or session.get("owner") != _owner_epoch():
+        if not _session_live():
             session.pop("owner", None)
             if request.accept_mimetypes.best == "application/json":
                 return json_error(401, "Unauthorized", _("Please sign in."))
@@ -134,6 +155,7 @@ def login() -> ResponseReturnValue:
         if principal is not None:
             session.clear()
             session["owner"] = _owner_epoch()
+            session["seen"] = int(pligt().archive.clock().timestamp())
             return redirect(_console_path(request.args.get("next")) or url_for("admin.items"))
         form.password.errors.append(_("Wrong password."))
         status = 401
@@ -158,6 +180,7 @@ def logout() -> ResponseReturnValue:
     form = ActionForm()
     if form.validate_on_submit():
         session.clear()
+        pligt().archive.catalog.end_console_sessions()  # a copied cookie is over too
     return redirect(url_for("admin.login"))
 
 
