@@ -65,7 +65,7 @@ def create_app(
             refusal_seconds=settings.auth_lockout_seconds,
             shared=shared_checks,
         ),
-        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600),
+        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600, shared=shared_checks),
         index_cache=PageCache(),
     )
     app.session_interface = _SessionInterface()

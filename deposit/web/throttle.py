@@ -1,8 +1,12 @@
-"""An in-memory rate limit per client, for the public request form.
+"""A rate limit per client for the public request form, in memory, across the server's workers.
 
 The key is an HMAC of the client's address under a secret that lives only in
-this process's memory: nothing here is persisted or logged, and even the
-memory holds no address in the clear (MISSION, non-negotiable 4).
+the server's memory: nothing here is persisted or logged, and even the memory
+holds no address in the clear (MISSION, non-negotiable 4). With the server's
+shared table (:class:`archive.shared_checks.SharedChecks`) the limit holds
+whichever worker a request lands on; there, a client's count lapses after a
+window without a request. Without it (tests, no shared memory), each process
+counts alone, in a sliding window.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ import threading
 import time
 from collections import OrderedDict
 
+from archive.shared_checks import SharedChecks
+
 
 class RateLimit:
     """At most ``limit`` events per ``window`` seconds per client."""
 
-    def __init__(self, limit: int, window: float, max_clients: int = 10_000) -> None:
+    def __init__(
+        self, limit: int, window: float, max_clients: int = 10_000, shared: SharedChecks | None = None
+    ) -> None:
         self.limit = limit
+        self.shared = shared
         self.window = window
         self._max = max_clients
         self._key = secrets.token_bytes(32)
@@ -29,6 +38,14 @@ class RateLimit:
 
     def hit(self, client: str) -> int:
         """Count one event; return 0 if allowed, else the seconds until it would be."""
+        if self.shared is not None:
+            now = time.monotonic()
+            counted = self.shared.count_failures(
+                self.shared.digest("request-form", client, ""), 1, self.limit, self.window, now
+            )
+            if counted is not None:  # None: the shared lock was not to be had in time; count here instead
+                _, last, refused = counted
+                return max(1, math.ceil(last + self.window - now)) if refused else 0
         key = hmac.new(self._key, client.encode("utf-8"), hashlib.sha256).digest()
         now = time.monotonic()
         with self._lock:
