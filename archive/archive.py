@@ -21,6 +21,7 @@ from typing import BinaryIO
 from .access import AccessDesk
 from .audit import GENESIS
 from .audit import verify_chain
+from .audit import verify_erasures
 from .catalog import Catalog
 from .content import SNIFF_BYTES
 from .content import check_content
@@ -384,7 +385,9 @@ class Archive:
 
         :raises AuditBroken: naming the first bad entry.
         """
-        return verify_chain(self.catalog.audit_entries(), head)
+        verified = verify_chain(self.catalog.audit_entries(), head)
+        verify_erasures(self.catalog.audit_entries(), self.catalog.requests())
+        return verified
 
     def set_owner_password(self) -> tuple[str, str]:
         """Create (or reset) the owner account; return its username and new password."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AuditBroken
+from .models import AccessRequest
 
 #: The "previous hash" of the first entry.
 GENESIS = hashlib.sha256(b"pligt audit log genesis").hexdigest()
@@ -115,3 +116,32 @@ def _personal_intact(entry: AuditEntry) -> bool:
     if entry.personal is None or entry.personal_key is None or entry.personal_digest is None:
         return False
     return hmac.compare_digest(_personal_digest(entry.personal_key, entry.personal), entry.personal_digest)
+
+
+#: The entries that erase personal fields, and the key that lists the requests they erased.
+ERASING_ACTIONS = ("privacy.purged", "privacy.erased")
+
+
+def verify_erasures(entries: Iterable[AuditEntry], requests: Iterable[AccessRequest]) -> None:
+    """Check that every erased personal field was erased by a recorded purge or erasure.
+
+    The chain covers only keyed digests of personal fields, so that they can be
+    erased and the chain still verify; without this check, fields nulled by hand
+    would look like a purge.
+
+    :raises AuditBroken: naming the entry, or the request, whose fields went unrecorded.
+    """
+    entries = list(entries)
+    erased: set[int] = set()
+    for entry in entries:
+        if entry.action in ERASING_ACTIONS:
+            erased.update(int(r) for r in entry.data.get("requests_erased", []))
+    for entry in entries:
+        request = entry.data.get("request")
+        if entry.personal is None and entry.personal_digest is not None and request not in erased:
+            raise AuditBroken(
+                entry.seq, f"its personal fields are gone, but no purge or erasure names request {request}"
+            )
+    for r in requests:
+        if r.contact_email is None and (r.purged_at is None or r.id not in erased):
+            raise AuditBroken(None, f"request {r.id}'s personal fields are gone without a recorded purge or erasure")
