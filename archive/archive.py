@@ -166,7 +166,12 @@ class Archive:
             if sha1.size != stored.size:
                 raise StorageError(f"the storage stored {stored.size:,} bytes of {sha1.size:,} for {filename}")
             with self.catalog.transaction():
+                # Under the write lock `pligt fixity --repair` removes orphans under: an object
+                # it took for one (stored, never listed) is not listed now without its bytes.
+                if not self.storage.exists(key):
+                    raise StorageError(f"the bytes of {filename} went from the storage before they were listed")
                 version = self.catalog.add_version(
+
                     slug=slug,
                     title=title,
                     visibility=visibility,

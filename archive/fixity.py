@@ -11,29 +11,57 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import timedelta
 from typing import Any
 
 from .catalog import Catalog
 from .errors import StorageError
+from .leftovers import Leftovers
+from .leftovers import Orphan
+from .leftovers import Repair
+from .leftovers import find_leftovers
+from .leftovers import repair
 from .storage import Storage
+from .storage.base import EMPTY_FOLDER
+from .storage.base import GRACE_PERIOD
+from .storage.base import Debris
 from .storage.base import payload_digest
 
 
 @dataclass
 class FixityReport:
-    """Versions whose bytes are missing or differ, and objects nobody listed."""
+    """Versions whose bytes are missing or differ, objects nobody listed, and what interrupted writes left."""
 
     checked: int = 0
     bytes_read: int = 0
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    #: Complete objects with a publish's key that the catalog never listed (see :mod:`archive.leftovers`).
+    orphaned: list[Orphan] = field(default_factory=list)
+    #: Temporary files, empty folders and incomplete uploads (see :meth:`Storage.debris`).
+    debris: list[Debris] = field(default_factory=list)
+    #: What ``--repair`` removed and could not; then ``orphaned`` and ``debris`` hold what remains.
+    repair: Repair | None = None
     #: Versions published before the SHA-1 was kept, whose SHA-1 this check recorded.
     sha1_recorded: int = 0
 
     @property
+    def problems(self) -> int:
+        """Missing, corrupt and unexpected objects, abandoned debris and removable orphans.
+
+        Not problems, though reported all the same: debris a writer still holds,
+        empty folders (they take no space), orphans too recent to be sure of, and
+        orphans the storage itself retains.
+        """
+        debris = sum(d.abandoned and d.kind != EMPTY_FOLDER for d in self.debris)
+        leftovers = debris + sum(o.removable for o in self.orphaned)
+        return len(self.missing) + len(self.corrupt) + len(self.unexpected) + leftovers
+
+    @property
     def ok(self) -> bool:
-        return not (self.missing or self.corrupt or self.unexpected)
+        return not self.problems
+
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,20 +71,29 @@ class FixityReport:
             "missing": self.missing,
             "corrupt": self.corrupt,
             "unexpected": self.unexpected,
+            "orphaned": [o.to_dict() for o in self.orphaned],
+            "debris": [d.to_dict() for d in self.debris],
             "sha1_recorded": self.sha1_recorded,
+            **({"repair": self.repair.to_dict()} if self.repair is not None else {}),
         }
 
 
-def check_fixity(catalog: Catalog, storage: Storage, progress: Callable[[int], None] | None = None) -> FixityReport:
+def check_fixity(
+    catalog: Catalog,
+    storage: Storage,
+    progress: Callable[[int], None] | None = None,
+    *,
+    older_than: timedelta = GRACE_PERIOD,
+) -> FixityReport:
     """Read every retained version's bytes, hashing as they stream; list every problem.
 
     Records the SHA-1 of every sound version that had none (the one write this check makes).
 
     :param progress: called with the number of bytes read, chunk by chunk.
+    :param older_than: the grace period after which an orphan (or an S3 upload) counts as abandoned.
     """
     report = FixityReport()
     versions = catalog.versions()
-    known = {v.storage_key for v in versions}
     for version in versions:
         label = f"{version.slug} v{version.number} ({version.storage_key})"
         digest, sha1, size = hashlib.sha256(), hashlib.sha1(usedforsecurity=False), 0
@@ -82,5 +119,19 @@ def check_fixity(catalog: Catalog, storage: Storage, progress: Callable[[int], N
             report.sha1_recorded += 1
         elif read_sha1 != version.sha1:  # the SHA-256 matched: the catalog's SHA-1 is what is wrong
             report.corrupt.append(f"{label}: sha1 {read_sha1}, the catalog says {version.sha1}")
-    report.unexpected = sorted(key for key in storage.iter_keys() if key not in known)
+    leftovers = find_leftovers(catalog, storage, older_than)
+    report.unexpected, report.orphaned, report.debris = leftovers.unexpected, leftovers.orphaned, leftovers.debris
     return report
+
+
+def repair_leftovers(catalog: Catalog, storage: Storage, report: FixityReport) -> Repair:
+    """Remove the abandoned debris and the removable orphans the check found (:func:`archive.leftovers.repair`).
+
+    Afterwards the report's ``debris`` and ``orphaned`` hold what remains, and
+    its ``repair`` what went and what the storage refused.
+    """
+    leftovers = Leftovers(report.unexpected, report.orphaned, report.debris)
+    report.repair = repair(catalog, storage, leftovers)
+    report.orphaned, report.debris = leftovers.orphaned, leftovers.debris
+    return report.repair
+

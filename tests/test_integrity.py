@@ -95,6 +95,8 @@ def test_fixity_passes_on_an_intact_instance_and_is_audited(inst: Path) -> None:
         "missing": [],
         "corrupt": [],
         "unexpected": [],
+        "orphaned": [],
+        "debris": [],
         "sha1_recorded": 0,  # every version was published with its SHA-1
     }
     assert len(versions) == 38
@@ -109,7 +111,7 @@ def test_fixity_passes_on_an_intact_instance_and_is_audited(inst: Path) -> None:
     assert pligt_at(NOW, "audit", "verify", "--instance", str(inst)).returncode == 0
 
 
-def test_fixity_names_the_corrupt_the_missing_and_the_unexpected_object(inst: Path) -> None:
+def test_fixity_names_the_corrupt_the_missing_the_unexpected_and_the_orphaned_object(inst: Path) -> None:
     versions = retained(inst)
     by_size = sorted(versions.values(), key=lambda v: v["size"])
     corrupt, missing = by_size[-1], by_size[len(by_size) // 2]
@@ -119,8 +121,11 @@ def test_fixity_names_the_corrupt_the_missing_and_the_unexpected_object(inst: Pa
     assert (files / corrupt["storage_key"]).stat().st_size == corrupt["size"]
     os.chmod(files / missing["storage_key"], 0o644)
     (files / missing["storage_key"]).unlink()
-    unexpected = "kontakt-os/0123456789abcdef01234567"
+    unexpected = "kontakt-os/hvem.txt"  # not a key Pligt makes: never removed by --repair
     (files / unexpected).write_bytes(b"Hvem har lagt denne fil her?\n")
+    orphan = "kontakt-os/0123456789abcdef01234567"  # a publish's key the catalog never listed
+    (files / orphan).write_bytes(b"%PDF-1.4 stored, never committed\n")
+    os.utime(files / orphan, (0, (NOW - timedelta(hours=2)).timestamp()))  # past the grace period
 
     said = pligt_at(NOW, "fixity", "--instance", str(inst))
     assert said.returncode not in (0, None)
@@ -131,18 +136,27 @@ def test_fixity_names_the_corrupt_the_missing_and_the_unexpected_object(inst: Pa
     [missing_line] = [ln for ln in lines if ln.startswith("missing: ")]
     assert f"{missing['slug']} v{missing['number']}" in missing_line and missing["storage_key"] in missing_line
     assert f"unexpected: {unexpected}" in lines
+    [orphan_line] = [ln for ln in lines if ln.startswith("orphaned: ")]
+    assert orphan in orphan_line and "never reached the catalog" in orphan_line
     [error] = said.stderr.splitlines()
-    assert error.startswith("pligt: error:") and "3 problem" in error
+    assert error.startswith("pligt: error:") and "4 problem" in error and "--repair" in error
 
     result = pligt_at(NOW, "fixity", "--json", "--instance", str(inst))
     assert result.returncode == said.returncode
     report = json.loads(result.stdout)
-    assert set(report) == {"ok", "checked", "bytes_read", "missing", "corrupt", "unexpected", "sha1_recorded"}
+    assert set(report) == {
+        *("ok", "checked", "bytes_read", "missing", "corrupt", "unexpected", "orphaned", "debris", "sha1_recorded")
+    }
     assert report["ok"] is False
     assert report["checked"] == len(versions) - 1
     assert [m for m in report["missing"] if missing["storage_key"] in m] == report["missing"] != []
     assert len(report["corrupt"]) == 1 and corrupt["storage_key"] in report["corrupt"][0]
     assert report["unexpected"] == [unexpected]
+    [orphaned] = report["orphaned"]
+    assert orphaned["key"] == orphan and orphaned["abandoned"] and orphaned["retained_until"] is None
+    # The missing version was its item's only file: its folder is empty now (reported, not a problem).
+    [folder] = report["debris"]
+    assert (folder["kind"], folder["name"]) == ("empty folder", missing["slug"])
     entry = dump(inst, "audit_log")["audit_log"][-1]
     assert entry["action"] == "fixity.checked"
     assert json.loads(entry["data"]) == report

@@ -15,17 +15,32 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
+from typing import Any
 from typing import BinaryIO
 from typing import ClassVar
 
 from ..errors import InvalidInput
+from ..errors import StorageError
 
 #: Keys are made by the archive, never by users; this shape rules out
 #: traversal ("..", absolute paths) and surprises (spaces, control characters).
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 CHUNK_SIZE = 1024 * 1024
+
+#: How long a leftover must have been silent before it counts as abandoned, where a
+#: backend cannot ask the writer (an S3 upload's parts) or the catalog may still be
+#: about to list it (an object stored by a publish that has not committed yet).
+GRACE_PERIOD = timedelta(hours=1)
+
+#: The kinds of :class:`Debris`.
+TEMPORARY_FILE = "temporary file"
+EMPTY_FOLDER = "empty folder"
+INCOMPLETE_UPLOAD = "incomplete upload"
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,75 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A complete object as the storage lists it."""
+
+    key: str
+    size: int
+    #: When the storage last wrote it (aware, UTC): a file's mtime, an S3 object's LastModified.
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class Debris:
+    """What an interrupted write left behind: never an object, never served, only space taken.
+
+    ``abandoned`` says its writer is gone: known to be (a temporary file whose
+    lock is free, a folder with nothing in it) or, where the backend cannot ask
+    the writer, silent for longer than the grace period it was listed with.
+    """
+
+    kind: str
+    #: Where it is, below the storage's root or prefix (a path, or the key an upload was for).
+    name: str
+    size: int
+    #: The writer's last sign of life (aware, UTC).
+    modified: datetime
+    abandoned: bool
+    #: The S3 upload to abort (S3 only).
+    upload_id: str | None = None
+
+    def describe(self) -> str:
+        """The leftover in words, for a report line."""
+        if self.kind == EMPTY_FOLDER:
+            return f"{self.kind} {self.name}/ (empty since {self.modified:%Y-%m-%d %H:%M:%S} UTC)"
+        return f"{self.kind} {self.name} ({self.size:,} bytes, last written {self.modified:%Y-%m-%d %H:%M:%S} UTC)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "size": self.size,
+            "modified": self.modified.astimezone(UTC).isoformat(timespec="seconds"),
+            "abandoned": self.abandoned,
+            **({"upload_id": self.upload_id} if self.upload_id else {}),
+        }
+
+
+@dataclass
+class SweepReport:
+    """What :meth:`Storage.sweep` removed, left (still being written), and could not remove."""
+
+    removed: list[Debris] = field(default_factory=list)
+    in_use: list[Debris] = field(default_factory=list)
+    failed: list[tuple[Debris, str]] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(d.size for d in self.removed)
+
+
+def silent_for(modified: datetime, older_than: timedelta, now: datetime | None = None) -> bool:
+    """Tell whether something last written at ``modified`` has been silent for ``older_than``.
+
+    ``older_than`` of zero (or less) means whatever its age, even a time ahead of this clock.
+    """
+    if older_than <= timedelta(0):
+        return True
+    return (now or datetime.now(UTC)) - modified >= older_than
 
 
 def check_key(key: str) -> str:
@@ -152,8 +236,62 @@ class Storage(ABC):
         """Return the stored object's size in bytes."""
 
     @abstractmethod
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        """Yield every complete object, with its size and when it was written (never a temporary one)."""
+
     def iter_keys(self) -> Iterator[str]:
         """Yield every complete object's key (never a temporary one)."""
+        for info in self.iter_objects():
+            yield info.key
+
+    @abstractmethod
+    def retained_until(self, key: str) -> datetime | None:
+        """Return the date before which the storage itself refuses to delete the object, if any.
+
+        Storage without retention of its own (local files) MUST return ``None``;
+        S3 returns an Object Lock's date while it is in the future.
+
+        :raises FileNotFoundError: if there is no such object.
+        """
+
+    @abstractmethod
+    def debris(self, older_than: timedelta = GRACE_PERIOD) -> list[Debris]:
+        """List what interrupted writes left behind (temporary files, empty folders, incomplete uploads).
+
+        A backend that can tell whether the writer still lives (a lock) MUST
+        mark debris abandoned only when it does not, whatever its age; one
+        that cannot MUST mark it abandoned only once silent for ``older_than``.
+        Leftovers that are no longer debris (stored objects) MUST NOT be listed.
+        """
+
+    @abstractmethod
+    def remove_debris(self, item: Debris) -> bool:
+        """Remove one leftover :meth:`debris` listed as abandoned; return whether it went.
+
+        It MUST NOT be removed if its writer has taken it up again meanwhile (a
+        held lock: ``False``); one already gone is ``False`` too. A removal the
+        storage refuses raises :class:`StorageError`.
+        """
+
+    def sweep(self, older_than: timedelta = GRACE_PERIOD) -> SweepReport:
+        """Remove every abandoned leftover of interrupted writes; never a live writer's, never an object.
+
+        Safe while the archive is serving: a local writer holds its temporary
+        file locked, and an S3 upload is left until silent for ``older_than``.
+        """
+        report = SweepReport()
+        for item in self.debris(older_than):
+            if not item.abandoned:
+                report.in_use.append(item)
+                continue
+            try:
+                if self.remove_debris(item):
+                    report.removed.append(item)
+                else:
+                    report.in_use.append(item)
+            except StorageError as e:
+                report.failed.append((item, e.message))
+        return report
 
     @abstractmethod
     def check(self) -> dict[str, object]:

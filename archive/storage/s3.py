@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import BinaryIO
 
@@ -45,10 +46,15 @@ from botocore.exceptions import ClientError
 
 from ..errors import InvalidInput
 from ..errors import StorageError
+from .base import GRACE_PERIOD
+from .base import INCOMPLETE_UPLOAD
+from .base import Debris
 from .base import Hasher
+from .base import ObjectInfo
 from .base import Storage
 from .base import StoredObject
 from .base import check_key
+from .base import silent_for
 from .s3_options import DEFAULT_ALLOWED_REGIONS
 from .s3_options import S3Options
 from .s3_options import check_bucket
@@ -305,15 +311,78 @@ class S3Storage(Storage):
             head = self.client.head_object(Bucket=self.bucket, Key=name)
         return int(head["ContentLength"])
 
-    def iter_keys(self) -> Iterator[str]:
-        start = f"{self.prefix}/" if self.prefix else ""
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        start = self._start
         paginator = self.client.get_paginator("list_objects_v2")
         with self._errors("list", None):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
                 for entry in page.get("Contents", []):
-                    key = entry["Key"][len(start) :]
-                    with contextlib.suppress(InvalidInput):
-                        yield check_key(key)  # not ours (a folder marker, say): skip
+                    try:
+                        key = check_key(entry["Key"][len(start) :])
+                    except InvalidInput:  # not ours (a folder marker, say): skip
+                        continue
+                    yield ObjectInfo(key, int(entry["Size"]), _utc(entry["LastModified"]))
+
+    def retained_until(self, key: str) -> datetime | None:
+        """Return the Object Lock date of the object's current version while it lies ahead."""
+        name = self._key(key)
+        with self._errors("look up", key):
+            head = self.client.head_object(Bucket=self.bucket, Key=name)
+        until = head.get("ObjectLockRetainUntilDate")
+        if not head.get("ObjectLockMode") or until is None or _utc(until) <= datetime.now(UTC):
+            return None
+        return _utc(until)
+
+    @property
+    def _start(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
+
+    # -- debris of interrupted writes ----------------------------------------------------
+
+    def debris(self, older_than: timedelta = GRACE_PERIOD) -> list[Debris]:
+        """List the incomplete multipart uploads under the prefix, abandoned once silent for ``older_than``.
+
+        S3 cannot say whether the writer still lives, so its last sign of life
+        decides: the newest part it sent, or when it began (a writer sends a part
+        at least every :data:`PART_SIZE` bytes). Each upload's parts are listed
+        for their size and times.
+        """
+        start = self._start
+        found: list[Debris] = []
+        now = datetime.now(UTC)
+        with self._errors("list uploads in", None):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=start):
+                for upload in page.get("Uploads", []):
+                    name, upload_id = upload["Key"], upload["UploadId"]
+                    size, last = 0, _utc(upload["Initiated"])
+                    try:
+                        for parts in self.client.get_paginator("list_parts").paginate(
+                            Bucket=self.bucket, Key=name, UploadId=upload_id
+                        ):
+                            for part in parts.get("Parts", []):
+                                size += int(part["Size"])
+                                last = max(last, _utc(part["LastModified"]))
+                    except ClientError as e:
+                        if _status(e) == 404:  # completed or aborted meanwhile
+                            continue
+                        raise
+                    abandoned = silent_for(last, older_than, now)
+                    found.append(Debris(INCOMPLETE_UPLOAD, name[len(start) :], size, last, abandoned, upload_id))
+        return found
+
+    def remove_debris(self, item: Debris) -> bool:
+        """Abort the upload, so S3 drops its parts (the object never appears)."""
+        if item.kind != INCOMPLETE_UPLOAD or not item.upload_id:
+            raise InvalidInput(f"not a leftover of this storage: {item.kind} {item.name!r}")
+        name = f"{self._start}{item.name}"
+        with self._errors("abort upload in", None):
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=item.upload_id)
+            except ClientError as e:
+                if _status(e) == 404:  # NoSuchUpload: completed or aborted meanwhile
+                    return False
+                raise
+        return True
 
     # -- deleting ----------------------------------------------------------------------
 
@@ -393,9 +462,7 @@ class S3Storage(Storage):
             )
         self._bucket_locks = lock_status == "Enabled"
         with self._errors("list uploads", None):
-            pending = self.client.list_multipart_uploads(
-                Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
-            ).get("Uploads", [])
+            pending = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self._start).get("Uploads", [])
         return {
             "url": self.url,
             "endpoint": self.endpoint,
@@ -614,6 +681,11 @@ class _S3Reader(io.RawIOBase):
 
     def fileno(self) -> int:
         raise io.UnsupportedOperation("an S3 object has no file descriptor; iterate over it instead")
+
+
+def _utc(moment: datetime) -> datetime:
+    """An S3 timestamp (boto3 gives them in the local zone, or naive from some endpoints) in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _status(e: ClientError) -> int:

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from archive.errors import ConfigurationError
+from archive.errors import StorageError
+from archive.storage import Storage
 
 from ..instance import init_instance
 from ..instance import is_initialised
@@ -82,6 +84,7 @@ def serve(
     overrides = {k: v for k, v in given.items() if v is not None}
     settings, archive = open_instance(instance, overrides, upgrade=True)
     archive.check()
+    _sweep(archive.storage)
     archive.catalog.close()
     from ..server import check_port_free  # Flask and gunicorn load only here
     from ..server import serve as run
@@ -100,6 +103,25 @@ def serve(
     click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/{public}", err=True)
     with _serving_at(settings):
         run(settings)
+
+
+def _sweep(storage: Storage) -> None:
+    """Remove what killed uploads left (never an object, never a live writer's file), and say so.
+
+    Orphans are not touched here: telling them needs the catalog and a grace
+    period (`pligt fixity --repair`). A sweep that fails does not stop the server.
+    """
+    try:
+        swept = storage.sweep()
+    except StorageError as e:
+        click.echo(f"pligt: warning: could not sweep the leftovers of interrupted uploads: {e.message}", err=True)
+        return
+    if swept.removed:
+        click.echo(
+            f"swept {len(swept.removed)} leftovers of interrupted uploads ({swept.bytes_freed:,} bytes)", err=True
+        )
+    for item, reason in swept.failed:
+        click.echo(f"pligt: warning: could not remove {item.describe()}: {reason}", err=True)
 
 
 @contextmanager

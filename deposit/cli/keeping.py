@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -14,8 +15,12 @@ from archive.errors import IntegrityFailed
 from archive.errors import InvalidInput
 from archive.errors import RetentionActive
 from archive.errors import StorageError
+from archive.fixity import FixityReport
 from archive.fixity import check_fixity
+from archive.fixity import repair_leftovers
 from archive.privacy import Privacy
+from archive.storage.base import EMPTY_FOLDER
+from archive.storage.base import GRACE_PERIOD
 
 from ..instance import build_archive
 from ..instance import make_folder
@@ -167,16 +172,37 @@ def gdpr_erase(
 @click.command()
 @instance_option
 @json_option
-def fixity(instance: Path | None, as_json: bool) -> None:
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove what interrupted uploads left: abandoned temporary files, empty folders, incomplete "
+    "uploads, and orphaned objects older than --older-than.",
+)
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.IntRange(min=0),
+    default=int(GRACE_PERIOD.total_seconds()),
+    show_default=True,
+    metavar="SECONDS",
+    help="The grace period: an orphaned object or an S3 upload younger than this may still be a publish "
+    "in flight, and is left alone (0: whatever its age).",
+)
+def fixity(instance: Path | None, as_json: bool, repair: bool, older_than: int) -> None:
     """Re-read every stored version and compare its SHA-256 and size with the catalog.
 
-    Reports missing, corrupt and unexpected objects, records the result in the
-    audit log, and exits non-zero if anything is wrong.
+    Reports missing, corrupt and unexpected objects, orphans (stored by a
+    publish that never committed) and debris (temporary files, empty folders,
+    incomplete uploads); --repair removes the orphans and debris. Records the
+    result in the audit log, and exits non-zero if anything is wrong.
     """
     _, archive = open_instance(instance)
+    grace = timedelta(seconds=older_than)
     total = sum(v.size for v in archive.versions())
     with progress_bar(total, "Checking", as_json) as bar:
-        report = check_fixity(archive.catalog, archive.storage, bar.update)
+        report = check_fixity(archive.catalog, archive.storage, bar.update, older_than=grace)
+    if repair:
+        repair_leftovers(archive.catalog, archive.storage, report)
     with archive.catalog.transaction():
         archive.catalog.append_audit("fixity.checked", report.to_dict(), None, archive.clock())
     if as_json:
@@ -188,9 +214,53 @@ def fixity(instance: Path | None, as_json: bool) -> None:
         for kind in ("missing", "corrupt", "unexpected"):
             for label in getattr(report, kind):
                 click.echo(f"{kind}: {label}")
+        for line in _leftover_lines(report, grace):
+            click.echo(line)
     if not report.ok:
-        problems = len(report.missing) + len(report.corrupt) + len(report.unexpected)
-        raise IntegrityFailed(f"fixity check failed: {problems} problem(s)")
+        hint = ""
+        if not repair and (any(d.abandoned for d in report.debris) or any(o.removable for o in report.orphaned)):
+            hint = "; pligt fixity --repair removes the debris and orphans"
+        raise IntegrityFailed(f"fixity check failed: {report.problems} problem(s){hint}")
+
+
+def _leftover_lines(report: FixityReport, grace: timedelta) -> list[str]:
+    """What interrupted writes left (and what --repair did about it), a line each."""
+    lines = []
+    for item in report.debris:
+        if item.kind == EMPTY_FOLDER:
+            lines.append(f"debris: {item.describe()}")
+        elif item.abandoned:
+            lines.append(f"debris: {item.describe()}, left by an interrupted upload")
+        else:
+            lines.append(f"in progress: {item.describe()}, still being written")
+    for orphan in report.orphaned:
+        if orphan.retained_until is not None:
+            lines.append(
+                f"orphaned, retained: {orphan.describe()}: never listed, but the storage retains it until "
+                f"{orphan.retained_until:%Y-%m-%d}; --repair removes it after then"
+            )
+        elif orphan.abandoned:
+            lines.append(f"orphaned: {orphan.describe()}: stored by a publish that never reached the catalog")
+        else:
+            lines.append(
+                f"orphaned, recent: {orphan.describe()}: younger than {_duration(grace)}, "
+                "so a publish may still be listing it; left alone"
+            )
+    if report.repair is not None:
+        lines += [f"removed: {label}" for label in report.repair.removed]
+        lines += [f"not removed: {label}" for label in report.repair.failed]
+        lines.append(f"repair: removed {len(report.repair.removed)}, {report.repair.bytes_freed:,} bytes freed")
+    return lines
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds and seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
 
 
 @click.command("export")
