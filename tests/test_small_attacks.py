@@ -7,6 +7,8 @@ from flask.testing import FlaskClient
 
 from archive import Archive
 from tests.support.access import REQUEST_FIELDS
+from tests.support.access import issue_credential
+from tests.support.app import Clock
 from tests.support.data import pdf_bytes
 from tests.support.pages import assert_json_error
 
@@ -38,3 +40,30 @@ def test_invisible_characters_in_a_request_are_refused_and_nothing_is_filed(
     body = assert_json_error(refused, 400, "invisible")
     assert list(body["errors"]) == [field]
     assert archive.access.requests() == []
+
+
+def test_without_credentials_protected_items_cannot_be_told_from_missing_ones(
+    client: FlaskClient, archive: Archive, clock: Clock
+) -> None:
+    archive.publish([pdf_bytes("secret v1")], filename="kursus.pdf", visibility="protected")
+    archive.publish([pdf_bytes("public")], filename="brochure.pdf", visibility="public")
+    clock.advance(days=200)
+    archive.publish([pdf_bytes("old")], filename="gammel.pdf", visibility="protected")
+    clock.advance(days=200)
+    archive.withdraw("gammel")
+    alike = {
+        "a protected version": "/files/kursus/v1/kursus.pdf",
+        "a protected item's missing version": "/files/kursus/v7/kursus.pdf",
+        "an item that does not exist": "/files/hemmelig/v1/hemmelig.pdf",
+        "a withdrawn protected version": "/files/gammel/v1/gammel.pdf",
+        "the latest of an unknown item": "/files/hemmelig/latest",
+        "the latest of a protected item": "/files/kursus/latest",
+    }
+    for what, path in alike.items():
+        answer = client.get(path)
+        assert answer.status_code == 401, what
+        assert answer.headers["WWW-Authenticate"].startswith("Basic realm="), what
+    assert client.get("/files/brochure/v9/brochure.pdf").status_code == 404  # public: nothing to hide
+    credential, password = issue_credential(archive)
+    assert client.get("/files/kursus/v7/kursus.pdf", auth=(credential.username, password)).status_code == 404
+    assert client.get("/files/gammel/v1/gammel.pdf", auth=(credential.username, password)).status_code == 410

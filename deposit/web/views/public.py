@@ -12,6 +12,8 @@ from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
 
+from archive.errors import Gone
+from archive.errors import InvalidInput
 from archive.errors import NotFound
 from archive.errors import StorageError
 from archive.models import PROTECTED
@@ -96,7 +98,12 @@ def version_file(slug: str, number: int, filename: str) -> Response:
     """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
     principal = current_principal()
     archive = pligt().archive
-    found = archive.find_download(slug, number, credential_of(principal))
+    try:
+        found = archive.find_download(slug, number, credential_of(principal))
+    except (NotFound, Gone):
+        if principal is None and not _public_item(slug):
+            return file_challenge()  # an unknown, a protected and a withdrawn protected URL look alike
+        raise
     if principal is not None:
         remember_connection(request.environ, principal.credential_id if found.credential_active else None)
     version = found.version
@@ -112,12 +119,30 @@ def version_file(slug: str, number: int, filename: str) -> Response:
     return send_version(version, on_sent)
 
 
+def _public_item(slug: str) -> bool:
+    """Tell whether ``slug`` names a public item (withdrawn or not): only then may a 404 or 410 be told apart.
+
+    Without credentials, anything else is answered with the challenge, so that
+    nobody can learn which protected items exist, or how many versions they have,
+    from 401s and 404s.
+    """
+    try:
+        return pligt().archive.item_versions(slug)[0].visibility == PUBLIC
+    except (NotFound, InvalidInput):
+        return False
+
+
 @bp.get(LATEST_ROUTE)
 @crawler_may_authenticate
 def latest(slug: str) -> ResponseReturnValue:
     """Redirect (one hop, absolute) to the item's newest retained version."""
     principal = current_principal()
-    found = pligt().archive.find_download(slug, None, credential_of(principal))
+    try:
+        found = pligt().archive.find_download(slug, None, credential_of(principal))
+    except (NotFound, Gone):
+        if principal is None and not _public_item(slug):
+            return challenge()
+        raise
     if principal is not None:
         remember_connection(request.environ, principal.credential_id if found.credential_active else None)
     if found.version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
