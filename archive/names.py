@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from .errors import InvalidInput
+from .text import hidden_characters
 
 SLUG_MAX = 80
 FILENAME_MAX_BYTES = 200
@@ -63,7 +64,7 @@ def check_filename(name: str) -> str:
 
 
 def check_title(title: str) -> str:
-    """Return a trimmed title of at most 200 characters without control characters."""
+    """Return a trimmed title of at most 200 characters without control or invisible characters."""
     title = unicodedata.normalize("NFC", (title or "").strip())
     if not title:
         raise InvalidInput("title is empty")
@@ -71,4 +72,6 @@ def check_title(title: str) -> str:
         raise InvalidInput("title is longer than 200 characters")
     if any(unicodedata.category(c) == "Cc" for c in title):
         raise InvalidInput("title contains control characters")
+    if invisible := hidden_characters(title):
+        raise InvalidInput(f"title contains invisible characters ({', '.join(dict.fromkeys(invisible))})")
     return title

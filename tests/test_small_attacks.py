@@ -6,6 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from archive import Archive
+from archive.errors import InvalidInput
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock
@@ -67,3 +68,9 @@ def test_without_credentials_protected_items_cannot_be_told_from_missing_ones(
     credential, password = issue_credential(archive)
     assert client.get("/files/kursus/v7/kursus.pdf", auth=(credential.username, password)).status_code == 404
     assert client.get("/files/gammel/v1/gammel.pdf", auth=(credential.username, password)).status_code == 410
+
+
+def test_a_title_with_a_right_to_left_override_is_refused(archive: Archive) -> None:
+    with pytest.raises(InvalidInput, match="invisible characters .U\\+202E"):
+        archive.publish([pdf_bytes("rlo")], filename="brochure.pdf", title="Prisliste \u202efdp.exe")
+    assert archive.versions() == []
