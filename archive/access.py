@@ -96,6 +96,9 @@ class AccessDesk:
         self.catalog = catalog
         self.clock = clock
         self.max_pending = max_pending
+        #: Email domains of the deposit institution: its requests are taken even when the queue is full,
+        #: so that a few strangers filling the queue cannot keep the institution out.
+        self.institution_domains: tuple[str, ...] = ()
 
     # -- filing ------------------------------------------------------------------
 
@@ -108,13 +111,17 @@ class AccessDesk:
         cleaned = clean_request(fields)
         now = self.clock()
         with self.catalog.transaction():
-            if self.catalog.count_requests(PENDING) >= self.max_pending:
+            if self.catalog.count_requests(PENDING) >= self.max_pending and not self._from_institution(cleaned):
                 raise TooManyRequests(
                     f"{self.max_pending} requests already wait for the owner's decision; please try again later"
                 )
             request = self.catalog.add_request(cleaned, now)
             self.catalog.append_audit("request.filed", {"request": request.id}, cleaned, now)
         return request
+
+    def _from_institution(self, cleaned: dict[str, str]) -> bool:
+        domain = cleaned["contact_email"].rpartition("@")[2].lower()
+        return any(domain == d or domain.endswith("." + d) for d in self.institution_domains)
 
     # -- reading -----------------------------------------------------------------
 

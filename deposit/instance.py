@@ -46,6 +46,9 @@ def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
         clock=clock,
     )
     archive.access.max_pending = settings.max_pending_requests
+    archive.access.institution_domains = tuple(
+        d.strip().lower().lstrip("@") for d in settings.institution_email_domains.split(",") if d.strip()
+    )
     return archive
 
 

@@ -91,6 +91,9 @@ class Settings:
     #: anonymous download by such a client is credited to it in the proof of deposit (weakly:
     #: anyone can send them). Only the part matched is stored. Empty: credit none this way.
     crawler_user_agents: str = ",".join(DEFAULT_CRAWLER_USER_AGENTS)
+    #: Comma-separated email domains of the deposit institution: its access requests are
+    #: taken even while max_pending_requests wait (still limited per client).
+    institution_email_domains: str = "kb.dk"
 
     @property
     def config_file(self) -> Path:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
 
 from archive import Archive
+from archive import Catalog
 from archive.errors import InvalidInput
+from archive.errors import TooManyRequests
+from archive.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock
@@ -74,3 +79,20 @@ def test_a_title_with_a_right_to_left_override_is_refused(archive: Archive) -> N
     with pytest.raises(InvalidInput, match="invisible characters .U\\+202E"):
         archive.publish([pdf_bytes("rlo")], filename="brochure.pdf", title="Prisliste \u202efdp.exe")
     assert archive.versions() == []
+
+
+def test_strangers_filling_the_queue_cannot_keep_the_institution_out(tmp_path: Path, clock: Clock) -> None:
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog.migrate()
+    core = Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock)
+    core.access.max_pending = 3
+    core.access.institution_domains = ("kb.dk",)
+    for n in range(3):
+        core.access.file({**REQUEST_FIELDS, "contact_email": f"spam{n}@example.com"})
+    with pytest.raises(TooManyRequests):
+        core.access.file({**REQUEST_FIELDS, "contact_email": "more@example.com"})
+    filed = core.access.file({**REQUEST_FIELDS, "contact_email": "netarkivet@kb.dk"})
+    also = core.access.file({**REQUEST_FIELDS, "contact_email": "sofie@netarkiv.kb.dk"})
+    assert {filed.id, also.id} <= {r.id for r in core.access.requests("pending")}
+    with pytest.raises(TooManyRequests):
+        core.access.file({**REQUEST_FIELDS, "contact_email": "someone@notkb.dk"})
