@@ -427,7 +427,7 @@ def _limited(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise TooLarge(f"the upload is larger than the limit of {limit:,} bytes")
+            raise TooLarge(limit)
         yield chunk
 
 

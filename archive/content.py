@@ -100,17 +100,23 @@ def detect(head: bytes) -> Detected:
 def check_content(filename: str, head: bytes) -> Detected:
     """Return the detected type, or raise :class:`ContentRefused` with what the bytes are."""
     if not head:
-        raise ContentRefused(f"{filename}: the file is empty")
+        raise ContentRefused(ContentRefused.EMPTY, filename)
     found = detect(head)
-    what = f"{found.description} ({found.mime})"
     if found.mime in _EXECUTABLES:
-        raise ContentRefused(f"{filename}: refused, the bytes are an executable program: {what}")
+        raise ContentRefused(ContentRefused.EXECUTABLE, filename, found=found.description, mime=found.mime)
     extension = PurePosixPath(filename).suffix.lower().lstrip(".")
     expected = _EXPECTED.get(extension)
     if expected is not None and found.mime not in expected:
         raise ContentRefused(
-            f"{filename}: refused, the bytes are {what}, not what .{extension} promises ({', '.join(sorted(expected))})"
+            ContentRefused.NOT_PROMISED,
+            filename,
+            found=found.description,
+            mime=found.mime,
+            extension=extension,
+            expected=expected,
         )
     if extension in _TEXT_EXTENSIONS and not found.mime.startswith("text/"):
-        raise ContentRefused(f"{filename}: refused, the bytes are {what}, not text as .{extension} promises")
+        raise ContentRefused(
+            ContentRefused.NOT_TEXT, filename, found=found.description, mime=found.mime, extension=extension
+        )
     return found

@@ -15,6 +15,9 @@ Exit codes: 1 any other error, 2 invalid input, 3 content refused or too large,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 
 class ArchiveError(Exception):
     """Base class: something the archive refuses, with a message for a person."""
@@ -23,6 +26,9 @@ class ArchiveError(Exception):
     exit_code = 1
     #: Seconds a client should wait before trying again; None: retrying will not help.
     retry_after: int | None = None
+    #: Which refusal this is, for a service that words it in its reader's language from the
+    #: error's attributes (the facts); None: there is only ``message``, in English, as the CLI prints it.
+    key: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -45,17 +51,63 @@ class InvalidRequest(InvalidInput):
 
 
 class ContentRefused(ArchiveError):
-    """Bytes that are empty, dangerous or contradict the file's name."""
+    """Bytes that are empty, dangerous or contradict the file's name.
+
+    The facts, for a service to word in its reader's language: ``key`` (one of
+    the constants below), ``filename``, what the bytes are (``found``, libmagic's
+    description, and ``mime``), and what the name promises (``extension`` and
+    the ``expected`` types).
+    """
 
     status_code = 415
     exit_code = 3
 
+    EMPTY = "content.empty"
+    EXECUTABLE = "content.executable"
+    #: The bytes are not one of the types the extension promises.
+    NOT_PROMISED = "content.not_promised"
+    #: A text extension (.txt, .csv, …) on bytes that are not text.
+    NOT_TEXT = "content.not_text"
+
+    def __init__(
+        self,
+        key: str,
+        filename: str,
+        *,
+        found: str = "",
+        mime: str = "",
+        extension: str = "",
+        expected: Iterable[str] = (),
+    ) -> None:
+        self.key = key
+        self.filename = filename
+        self.found = found
+        self.mime = mime
+        self.extension = extension
+        self.expected = tuple(sorted(expected))
+        what = f"{found} ({mime})"
+        messages = {
+            self.EMPTY: f"{filename}: the file is empty",
+            self.EXECUTABLE: f"{filename}: refused, the bytes are an executable program: {what}",
+            self.NOT_PROMISED: f"{filename}: refused, the bytes are {what}, "
+            f"not what .{extension} promises ({', '.join(self.expected)})",
+            self.NOT_TEXT: f"{filename}: refused, the bytes are {what}, not text as .{extension} promises",
+        }
+        super().__init__(messages[key])
+
 
 class TooLarge(ArchiveError):
-    """An upload larger than the configured limit."""
+    """An upload larger than the configured limit: ``limit`` bytes, and its ``size`` when known beforehand."""
 
     status_code = 413
     exit_code = 3
+    key = "upload.too_large"
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        upload = "the upload" if size is None else f"the upload of {size:,} bytes"
+        super().__init__(f"{upload} is larger than the limit of {limit:,} bytes")
+        self.limit = limit
+        self.size = size
 
 
 class NotFound(ArchiveError):
@@ -80,7 +132,25 @@ class Conflict(ArchiveError):
 
 
 class RetentionActive(Conflict):
-    """A removal refused because the minimum retention has not yet run out."""
+    """A removal refused because the minimum retention has not yet run out.
+
+    The facts: the item's ``slug``, the version's ``number`` (None: the item as
+    a whole) and ``retain_until``, the first moment it may go. ``message``
+    replaces the English sentence where a command has more to say.
+    """
+
+    key = "retention.active"
+
+    def __init__(
+        self, slug: str, retain_until: datetime, number: int | None = None, *, message: str | None = None
+    ) -> None:
+        what = slug if number is None else f"{slug} version {number}"
+        super().__init__(
+            message or f"{what} is retained until {retain_until:%Y-%m-%d %H:%M} UTC and cannot be withdrawn before then"
+        )
+        self.slug = slug
+        self.number = number
+        self.retain_until = retain_until
 
 
 class StorageError(ArchiveError):

@@ -58,7 +58,4 @@ def retain_until(published_at: datetime, days: int) -> datetime:
 def ensure_withdrawable(version: Version, now: datetime) -> None:
     """Raise :class:`RetentionActive`, naming the date, while retention runs."""
     if not version.withdrawable(now):
-        raise RetentionActive(
-            f"{version.slug} version {version.number} is retained until "
-            f"{version.retain_until:%Y-%m-%d %H:%M} UTC and cannot be withdrawn before then"
-        )
+        raise RetentionActive(version.slug, version.retain_until, version.number)

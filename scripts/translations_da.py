@@ -142,4 +142,13 @@ DA = {
     "retained until": "bevares til",
     "Files": "Filer",
     "choose, or drag them here": "vælg dem, eller træk dem herhen",
+    # The core's refusals, worded from their facts (deposit/web/refusals.py).
+    "The upload is larger than the limit of %(limit)s bytes.": "Filen er større end grænsen på %(limit)s bytes.",
+    "The upload of %(size)s bytes is larger than the limit of %(limit)s bytes.": "Filen på %(size)s bytes er større end grænsen på %(limit)s bytes.",
+    "%(slug)s is retained until %(date)s and cannot be withdrawn before then.": "%(slug)s bevares til %(date)s og kan ikke trækkes tilbage før.",
+    "%(slug)s version %(number)d is retained until %(date)s and cannot be withdrawn before then.": "%(slug)s version %(number)d bevares til %(date)s og kan ikke trækkes tilbage før.",
+    "%(file)s: the file is empty.": "%(file)s: filen er tom.",
+    "%(file)s: the bytes are an executable program: %(found)s (%(mime)s).": "%(file)s: indholdet er et program, der kan køres: %(found)s (%(mime)s).",
+    "%(file)s: the bytes are %(found)s (%(mime)s), not what .%(extension)s promises (%(expected)s).": "%(file)s: indholdet er %(found)s (%(mime)s), ikke det, som .%(extension)s lover (%(expected)s).",
+    "%(file)s: the bytes are %(found)s (%(mime)s), not text as .%(extension)s promises.": "%(file)s: indholdet er %(found)s (%(mime)s), ikke tekst, som .%(extension)s lover.",
 }

@@ -142,9 +142,12 @@ def gdpr_erase(
     for slug in items:  # refuse before erasing anything
         retained = [v for v in archive.item_versions(slug) if not v.withdrawn and not v.withdrawable(now)]
         if retained and not override_retention:
+            until = max(v.retain_until for v in retained)
             raise RetentionActive(
-                f"{slug} is retained until {max(v.retain_until for v in retained):%Y-%m-%d}; nothing was erased. "
-                "Give --override-retention --reason to withdraw it anyway (audited)"
+                slug,
+                until,
+                message=f"{slug} is retained until {until:%Y-%m-%d}; nothing was erased. "
+                "Give --override-retention --reason to withdraw it anyway (audited)",
             )
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
     withdrawn: list[str] = []

@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException
 from archive.errors import ArchiveError
 from archive.errors import StorageError
 
+from .refusals import worded
+
 bp = Blueprint("errors", __name__)
 log = logging.getLogger("pligt")
 
@@ -60,10 +62,15 @@ def with_retry_after(response: Response, seconds: int | None) -> Response:
 
 @bp.app_errorhandler(ArchiveError)
 def handle_archive_error(e: ArchiveError) -> Response:
-    """Answer a domain error with its status, its message and, where it helps, when to retry."""
+    """Answer a domain error with its status, its message and, where it helps, when to retry.
+
+    Pages (and the console's own JSON) word it in the reader's language; the
+    owner API, like the CLI, answers in English.
+    """
     if isinstance(e, StorageError):
         log.error("storage failure on %s %s: %s", request.method, request.path, e.message)
-    return error_response(e.status_code, type(e).__name__, e.message, retry_after=e.retry_after)
+    description = e.message if request.path.startswith("/api/") else worded(e)
+    return error_response(e.status_code, type(e).__name__, description, retry_after=e.retry_after)
 
 
 @bp.app_errorhandler(HTTPException)

@@ -34,6 +34,7 @@ from wtforms import PasswordField
 from wtforms import RadioField
 from wtforms import StringField
 from wtforms import TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 from wtforms.validators import NumberRange
@@ -45,6 +46,7 @@ from archive.errors import ArchiveError
 from archive.errors import AuditBroken
 from archive.errors import InvalidInput
 from archive.errors import LockedOut
+from archive.errors import TooLarge
 from archive.models import BY_USER_AGENT
 from archive.models import FETCHED
 from archive.models import HELD
@@ -58,6 +60,7 @@ from ..clients import client_address
 from ..errors import json_error
 from ..errors import with_retry_after
 from ..limits import body_chunks
+from ..refusals import worded
 from ..services import pligt
 from ..urls import public_base
 from ..urls import version_path
@@ -96,7 +99,9 @@ class UploadForm(FlaskForm):
     title = StringField(_l("Title (optional)"), validators=[Length(max=200)])
     slug = StringField(_l("Slug (optional: an existing slug gets a new version)"), validators=[Length(max=80)])
     visibility = RadioField(
-        _l("Access"), choices=[(PUBLIC, _l("Public")), (PROTECTED, _l("Protected"))], default=PROTECTED
+        _l("Access"),
+        choices=[SelectChoice(PUBLIC, _l("Public")), SelectChoice(PROTECTED, _l("Protected"))],
+        default=PROTECTED,
     )
 
 
@@ -257,7 +262,7 @@ def withdraw(slug: str, number: int) -> ResponseReturnValue:
             pligt().archive.withdraw(slug, number)
             flash(_("Withdrew %(slug)s version %(number)d.", slug=slug, number=number), "ok")
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     return redirect(url_for("admin.items"))
 
 
@@ -307,19 +312,36 @@ def upload_raw() -> tuple[Response, int]:
         request.args.get("title"),
         request.args.get("slug"),
         request.args.get("visibility"),
+        declared=request.content_length,
     )
     return jsonify(result), 201 if result["ok"] else result["status"]
 
 
-def _publish(chunks: Any, filename: str, title: str | None, slug: str | None, visibility: str | None) -> dict[str, Any]:
+def _publish(
+    chunks: Any,
+    filename: str,
+    title: str | None,
+    slug: str | None,
+    visibility: str | None,
+    *,
+    declared: int | None = None,
+) -> dict[str, Any]:
+    """Publish one file; return what the page shows of it, a refusal worded in the reader's language.
+
+    :param declared: the body's announced size (Content-Length): one over the
+        limit is refused before a byte is read.
+    """
     try:
         if not filename:
             raise InvalidInput(_("The file has no name."))
+        limit = pligt().settings.max_upload_bytes
+        if declared is not None and declared > limit:
+            raise TooLarge(limit, declared)
         publication = pligt().archive.publish(
             chunks, filename=filename, title=title or None, slug=slug or None, visibility=visibility or None
         )
     except ArchiveError as e:
-        return {"ok": False, "filename": filename, "error": e.message, "status": e.status_code}
+        return {"ok": False, "filename": filename, "error": worded(e), "status": e.status_code}
     v = publication.version
     return {
         "ok": True,

@@ -76,7 +76,7 @@ def publish() -> tuple[Response, int]:
         raise InvalidInput("the query parameter 'filename' is required")
     limit = pligt().settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"the upload of {request.content_length:,} bytes is larger than the limit of {limit:,} bytes")
+        raise TooLarge(limit, request.content_length)
     # The archive enforces the limit with a message that names it. Werkzeug's own
     # check (MAX_CONTENT_LENGTH) would refuse a chunked body of exactly ``limit``
     # bytes, so it only stops reading one byte beyond.
