@@ -395,7 +395,7 @@ def test_upload_cut_off_half_way_leaves_nothing(server: Server, instance: Instan
 
     assert items == []
     assert files == {}
-    assert requests.get(server.url + "/files/cut/latest", timeout=10).status_code == 404
+    assert requests.get(server.url + "/files/cut/latest", auth=instance.owner_auth, timeout=10).status_code == 404
 
 
 def test_publishing_the_same_slug_twice_gives_two_downloadable_versions(server: Server, instance: Instance) -> None:
