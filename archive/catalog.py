@@ -27,7 +27,10 @@ from .audit import AuditEntry
 from .audit import canonical_json
 from .audit import entry_hash
 from .audit import seal_personal
+from .errors import ArchiveError
+from .errors import CatalogBusy
 from .errors import Conflict
+from .errors import OutOfSpace
 from .errors import StorageError
 from .models import ATTRIBUTIONS
 from .models import AccessRequest
@@ -172,11 +175,82 @@ _VERSION_COLUMNS = """
 """
 
 
+#: Seconds a write waits for another process's write lock: long enough for the CLI,
+#: cron jobs and the batch writer to outwait any other writer's burst (a purge, a
+#: fixity run recording its SHA-1s, a migration).
+BUSY_TIMEOUT = 30.0
+#: Seconds a web request's write waits for it: someone at a browser or a crawler
+#: with its own timeout is better told 503 with Retry-After after a few seconds
+#: than held 30 s by a worker thread that other requests need meanwhile; no
+#: writer of Pligt's own holds the lock anywhere near this long.
+REQUEST_BUSY_TIMEOUT = 5.0
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose failures a person can act on arrive as domain errors.
+
+    A full disk (SQLITE_FULL) becomes :class:`OutOfSpace`; a write lock held by
+    another process past the busy timeout (SQLITE_BUSY, SQLITE_LOCKED)
+    :class:`CatalogBusy`; a file that cannot be read or written
+    :class:`StorageError`. Anything else (a constraint, an SQL mistake) stays
+    the sqlite3 error it is. Every statement of the catalog passes here,
+    BEGIN and COMMIT included.
+    """
+
+    label = "the catalog"
+    busy_seconds = BUSY_TIMEOUT
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            error = self.translated(e)
+            if error is None:
+                raise
+            raise error from e
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            error = self.translated(e)
+            if error is None:
+                raise
+            raise error from e
+
+    def translated(self, e: sqlite3.DatabaseError) -> ArchiveError | None:
+        """Return the domain error for ``e``, or None for an error that is no storage failure."""
+        return _domain_error(e, self.label, self.busy_seconds)
+
+
+def _domain_error(e: sqlite3.DatabaseError, label: str, busy_seconds: float) -> ArchiveError | None:
+    """Return the domain error for a failure of the database ``label``, or None if it is no storage failure."""
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return OutOfSpace(f"no space left on the disk of {label}: nothing was changed ({e})")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return CatalogBusy(
+            f"{label} is busy: another process has held its write lock for more than "
+            f"{busy_seconds:g} s; nothing was changed, try again shortly"
+        )
+    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT,
+                sqlite3.SQLITE_NOTADB):  # fmt: skip
+        return StorageError(f"{label} failed: {e}")
+    return None
+
+
 class Catalog:
     """SQLite catalog of items, versions, crawler credentials and the owner."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float | None = None) -> None:
+        """Open (lazily, per thread) the catalog at ``path``.
+
+        :param busy_timeout: seconds a write waits for another process's write
+            lock before :class:`CatalogBusy`; default :data:`BUSY_TIMEOUT`, and
+            :data:`REQUEST_BUSY_TIMEOUT` for the web app's requests.
+        """
         self.path = Path(path)
+        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._local = threading.local()
 
     # -- connection and schema -------------------------------------------------
@@ -186,14 +260,22 @@ class Catalog:
         db = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout, factory=_Connection)
+            except sqlite3.Error as e:
+                raise StorageError(f"cannot open catalog {self.path}: {e}") from e
+            assert isinstance(db, _Connection)
+            db.label, db.busy_seconds = f"the catalog {self.path}", self.busy_timeout
+            try:
                 db.row_factory = sqlite3.Row
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 db.execute("PRAGMA synchronous=FULL")
                 # Erased personal data must not linger in free pages of the file.
                 db.execute("PRAGMA secure_delete=ON")
-            except sqlite3.Error as e:
+            except (sqlite3.Error, ArchiveError) as e:
+                db.close()
+                if isinstance(e, ArchiveError):
+                    raise
                 raise StorageError(f"cannot open catalog {self.path}: {e}") from e
             self._local.db = db
         return db
@@ -208,7 +290,9 @@ class Catalog:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """Run a write transaction that takes the lock up front (no upgrade deadlocks).
 
-        Nested uses join the outermost transaction.
+        Nested uses join the outermost transaction. A failure anywhere, the
+        COMMIT's included (a full disk shows there), leaves nothing of the
+        transaction behind.
         """
         db = self._db
         if db.in_transaction:
@@ -217,10 +301,10 @@ class Catalog:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _roll_back(db)
             raise
-        db.execute("COMMIT")
 
     def migrate(self) -> None:
         """Create or upgrade the schema to :data:`SCHEMA_VERSION`."""
@@ -241,6 +325,11 @@ class Catalog:
         target = sqlite3.connect(path)
         try:
             self._db.backup(target)
+        except sqlite3.DatabaseError as e:
+            error = _domain_error(e, f"the catalog's copy {path}", self.busy_timeout)
+            if error is None:
+                raise
+            raise error from e
         finally:
             target.close()
 
@@ -788,6 +877,13 @@ def _harvest_rows(
         for request_id, (institution, credentials) in requests.items()
         for version in versions
     ]
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """End a failed transaction, if SQLite has not ended it already (it may, on a full disk)."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error, ArchiveError):  # the first error is the one to report
+            db.execute("ROLLBACK")
 
 
 def _statements(script: str) -> Iterator[str]:

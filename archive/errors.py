@@ -158,7 +158,24 @@ class StorageError(ArchiveError):
 
     status_code = 503
     exit_code = 6
-    retry_after = 30
+    retry_after: int | None = 30
+
+
+class OutOfSpace(StorageError):
+    """No space left for the bytes or the catalog; nothing was stored, and waiting alone will not help.
+
+    HTTP 507 Insufficient Storage (RFC 4918): the request was fine, the server
+    cannot hold it until someone frees space.
+    """
+
+    status_code = 507
+    retry_after = None
+
+
+class CatalogBusy(StorageError):
+    """Another process held the catalog's write lock for longer than this one would wait; nothing changed."""
+
+    retry_after = 10
 
 
 class ConfigurationError(ArchiveError):

@@ -11,9 +11,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from .audit import AuditEntry
 from .catalog import Catalog
 from .errors import StorageError
 from .leftovers import Leftovers
@@ -45,6 +47,8 @@ class FixityReport:
     repair: Repair | None = None
     #: Versions published before the SHA-1 was kept, whose SHA-1 this check recorded.
     sha1_recorded: int = 0
+    #: The SHA-1 found per version id, for :func:`record_fixity` to record.
+    sha1_found: dict[int, str] = field(default_factory=dict)
 
     @property
     def problems(self) -> int:
@@ -87,7 +91,8 @@ def check_fixity(
 ) -> FixityReport:
     """Read every retained version's bytes, hashing as they stream; list every problem.
 
-    Records the SHA-1 of every sound version that had none (the one write this check makes).
+    Writes nothing: the SHA-1 of every sound version that had none is kept in
+    the report, for :func:`record_fixity` to record with the check's audit entry.
 
     :param progress: called with the number of bytes read, chunk by chunk.
     :param older_than: the grace period after which an orphan (or an S3 upload) counts as abandoned.
@@ -115,7 +120,7 @@ def check_fixity(
         if size != version.size or digest.hexdigest() != version.sha256:
             report.corrupt.append(f"{label}: {size} bytes, sha256 {digest.hexdigest()}")
         elif version.sha1 is None:
-            catalog.set_sha1(version.id, read_sha1)
+            report.sha1_found[version.id] = read_sha1
             report.sha1_recorded += 1
         elif read_sha1 != version.sha1:  # the SHA-256 matched: the catalog's SHA-1 is what is wrong
             report.corrupt.append(f"{label}: sha1 {read_sha1}, the catalog says {version.sha1}")
@@ -135,3 +140,14 @@ def repair_leftovers(catalog: Catalog, storage: Storage, report: FixityReport) -
     report.orphaned, report.debris = leftovers.orphaned, leftovers.debris
     return report.repair
 
+
+def record_fixity(catalog: Catalog, report: FixityReport, now: datetime) -> AuditEntry:
+    """Record a check in one transaction: the SHA-1s it found and its audit entry, both or neither.
+
+    :raises StorageError: (:class:`~archive.errors.CatalogBusy`, :class:`~archive.errors.OutOfSpace`)
+        when the catalog cannot take them; then nothing is recorded.
+    """
+    with catalog.transaction():
+        for version_id, sha1 in report.sha1_found.items():
+            catalog.set_sha1(version_id, sha1)
+        return catalog.append_audit("fixity.checked", report.to_dict(), None, now)

@@ -4,7 +4,9 @@ Each crawler download is recorded (proof of deposit), but a write transaction
 per request makes concurrent downloads queue for SQLite's single write lock
 (measured: p99 of about a second at 16 connections). Records are written
 together every half second, and when the process exits (:mod:`archive.batches`).
-A crash loses at most that half second of records, never a download.
+A crash loses at most that half second of records, never a download. Records
+that cannot be written (the catalog locked by another process, its disk full)
+stay in memory and are written once the catalog takes them again.
 """
 
 from __future__ import annotations
@@ -31,3 +33,7 @@ class DownloadRecorder:
     def flush(self) -> None:
         """Write every queued record now (readers of the records call this first)."""
         self._batches.flush()
+
+    def waiting(self) -> int:
+        """Return how many records wait to be written (those kept after a failed write included)."""
+        return self._batches.waiting()

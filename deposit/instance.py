@@ -34,10 +34,14 @@ class Initialised:
     password: str
 
 
-def build_archive(settings: Settings, clock: Clock = utcnow) -> Archive:
-    """Open the catalog and storage an instance is configured with."""
+def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: float | None = None) -> Archive:
+    """Open the catalog and storage an instance is configured with.
+
+    :param busy_timeout: seconds a catalog write waits for another process's lock
+        (default :data:`archive.catalog.BUSY_TIMEOUT`; the web app's is shorter).
+    """
     archive = Archive(
-        Catalog(settings.catalog),
+        Catalog(settings.catalog, busy_timeout=busy_timeout),
         open_backend(settings.storage, **storage_options(settings)),
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..errors import InvalidInput
+from ..errors import OutOfSpace
 from ..errors import StorageError
 from .base import EMPTY_FOLDER
 from .base import GRACE_PERIOD
@@ -83,7 +84,7 @@ class LocalStorage(Storage):
             os.unlink(temp)
             raise
         # The lock goes with the descriptor: it is held until the temporary name is gone.
-        with out:
+        with _closed(out, key):
             try:
                 for chunk in chunks:  # errors of the source propagate as they are
                     hasher.update(chunk)
@@ -97,7 +98,12 @@ class LocalStorage(Storage):
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temp)
-        _fsync_dir(target.parent)
+        try:
+            _fsync_dir(target.parent)
+        except OSError as e:  # not durably stored: not stored
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            raise _write_error(f"cannot write {key!r}", e) from e
         return StoredObject(key=key, size=hasher.size, sha256=hasher.hexdigest())
 
     def _locked_temp(self, key: str, target: Path) -> tuple[Path, int]:
@@ -110,14 +116,14 @@ class LocalStorage(Storage):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StorageError(f"cannot create folder for {key!r}: {e.strerror}") from e
+                raise _write_error(f"cannot create folder for {key!r}", e) from e
             temp = target.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}")
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileNotFoundError:
                 continue  # the folder was swept as empty in between
             except OSError as e:
-                raise StorageError(f"cannot write {key!r}: {e.strerror or e}") from e
+                raise _write_error(f"cannot write {key!r}", e) from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep looks at it
                 if _same_file(temp, fd):
@@ -298,7 +304,31 @@ def _storage_errors(key: str) -> Iterator[None]:
     except FileExistsError:
         raise
     except OSError as e:
-        raise StorageError(f"cannot write {key!r}: {e.strerror or e}") from e
+        raise _write_error(f"cannot write {key!r}", e) from e
+
+
+@contextlib.contextmanager
+def _closed(out: BinaryIO, key: str) -> Iterator[None]:
+    """Close ``out`` after the block; after a failed block, quietly.
+
+    Closing flushes what is buffered: after a write or flush that failed for
+    want of space, that flush fails again, and its error must not hide the first.
+    """
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.close()
+        raise
+    with _storage_errors(key):
+        out.close()
+
+
+def _write_error(doing: str, e: OSError) -> StorageError:
+    """Return the error for a failed write: :class:`OutOfSpace` when the disk (or the quota) is full."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutOfSpace(f"{doing}: no space left on the device; nothing was stored")
+    return StorageError(f"{doing}: {e.strerror or e}")
 
 
 def _same_file(path: Path, fd: int) -> bool:

@@ -9,6 +9,7 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from archive.auth import Authenticator
+from archive.catalog import REQUEST_BUSY_TIMEOUT
 from archive.models import Clock
 from archive.models import utcnow
 from archive.shared_checks import SharedChecks
@@ -52,7 +53,8 @@ def create_app(
     )
     from .listing import PageCache
 
-    archive = build_archive(settings, clock)
+    # A request waits a few seconds for the catalog's write lock, then answers 503 (see REQUEST_BUSY_TIMEOUT).
+    archive = build_archive(settings, clock, busy_timeout=REQUEST_BUSY_TIMEOUT)
     archive.catalog.ping()
     app.extensions["pligt"] = Pligt(
         settings=settings,

@@ -292,7 +292,9 @@ def upload() -> ResponseReturnValue:
                 )
             )
         if any(not r["ok"] for r in results):
-            status = 400 if all(not r["ok"] for r in results) else 200
+            # When every file failed, the server's own failure (507 out of space, 503) is the page's status.
+            server_side = [r["status"] for r in results if not r["ok"] and r["status"] >= 500]
+            status = 200 if any(r["ok"] for r in results) else max(server_side, default=400)
     elif form.is_submitted():
         status = 400
     return Response(render_template("admin/upload.html", form=form, results=results), status)
