@@ -184,3 +184,24 @@ def test_a_trickled_body_holds_its_thread_only_until_the_pace_fails(site: Site) 
         assert max(times) < 1.0, times
     finally:
         trickle.close()
+
+
+@pytest.mark.slow
+def test_soak_slowloris_waves_for_a_minute(site: Site) -> None:
+    """Waves of 300 slowloris connections, renewed as the server drops them, beside 50 slow readers."""
+    server, download = site.server, site.small
+    readers = SlowReaders(site.large, count=50, rate=50_000)
+    waves: list[Trickle] = []
+    try:
+        deadline = time.monotonic() + 60
+        times: list[float] = []
+        while time.monotonic() < deadline:
+            wave = Trickle(server.url, b"GET / HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: lorisloris\r\n", every=1.0)
+            wave.open(300)
+            waves.append(wave)
+            times += _probe_while(wave, download, seconds=HEADER_SECONDS)
+        assert max(times) < 1.0, max(times)
+    finally:
+        for wave in waves:
+            wave.close()
+        readers.close()
