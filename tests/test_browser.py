@@ -4,16 +4,24 @@ selenium against a real `pligt serve`.
 The owner's browser speaks Danish (the default for a Danish publisher), the deposit
 institution's staff browse in English in a second, separate browser session. On a failure
 each test saves a screenshot of its browsers into tests/artifacts/.
+
+Every test also reads the browser's console: a Content-Security-Policy violation, a script
+error, a warning of Chromium's about a form, or a stylesheet, script or icon that did not
+load fails it. axe-core (tests/axe, installed by scripts/test from its package-lock.json)
+checks every page and state in Danish and English for WCAG 2.1 A and AA.
 """
 
 from __future__ import annotations
 
+import base64
 import gettext
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +29,7 @@ import requests
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -29,18 +38,26 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import deposit.web
 from archive import Archive
+from archive.models import PUBLIC
+from archive.models import Version
 from archive.models import utcnow
 from deposit.instance import build_archive
+from deposit.instance import init_instance
 from deposit.settings import Settings
 from deposit.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
-from tests.support.cli import invoke
+from tests.support.access import issue_credential
 from tests.support.data import pdf_bytes
 from tests.support.data import zip_bytes
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
+from tests.support.slow_proxy import SlowProxy
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+#: axe-core, as scripts/test installs it (npm ci in tests/axe, the version its package-lock.json pins).
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+#: The rules axe runs: WCAG 2.0 and 2.1, levels A and AA.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 #: Debian's Chromium must run like this here: no sandbox as root, and no calls home.
 CHROMIUM_FLAGS = (
@@ -74,19 +91,29 @@ class Site:
     settings: Settings
     #: The instance's archive, opened beside the server: the facts the pages must show.
     archive: Archive
+    #: A version published seven months ago: its retention is over, it may be withdrawn.
+    old: Version
+    #: A released crawler credential (username, password), for the protected index.
+    crawler: tuple[str, str]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser")
-    instance = root / "instance"
-    initialised = invoke("init", "--json", "--instance", str(instance))
-    assert initialised.exit_code == 0, initialised.stderr
-    settings = load_settings(instance, env={})
-    server = start_server(instance, root / "server.log")
+    settings = load_settings(root / "instance", env={})
+    owner = init_instance(settings)
+    # The instance's first version, published seven months ago (the catalog has nothing later yet).
+    past = utcnow() - timedelta(days=212)
+    earlier = build_archive(settings, lambda: past)
+    old = earlier.publish(
+        [pdf_bytes("Sommertilbud 2025")], filename="Sommertilbud 2025.pdf", visibility=PUBLIC
+    ).version
+    earlier.catalog.close()
+    server = start_server(settings.instance, root / "server.log")
     archive = build_archive(settings)
+    credential, password = issue_credential(archive)
     try:
-        yield Site(server.url, json.loads(initialised.stdout)["password"], settings, archive)
+        yield Site(server.url, owner.password, settings, archive, old, (credential.username, password))
     finally:
         archive.catalog.close()
         stop_server(server)
@@ -112,6 +139,8 @@ def new_browser(language: str, profile: Path) -> WebDriver:
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--lang={language}")
     options.add_experimental_option("prefs", {"intl.accept_languages": language})
+    # Everything the page's console says, Chromium's own verbose warnings ("[DOM] …") included.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # The driver's path is given: selenium-manager must never try to download one.
     os.environ["SE_OFFLINE"] = "true"
     try:
@@ -119,6 +148,7 @@ def new_browser(language: str, profile: Path) -> WebDriver:
     except WebDriverException as e:
         pytest.fail(f"Chromium did not start through chromedriver: {e.msg}", pytrace=False)
     browser.set_page_load_timeout(20)
+    browser.set_script_timeout(30)
     return browser
 
 
@@ -137,11 +167,18 @@ def _staff_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriv
 
 
 def _fresh(browser: WebDriver, site: Site, request: pytest.FixtureRequest, name: str) -> Iterator[WebDriver]:
-    """Start a test signed out and without a language cookie; on failure save a screenshot."""
+    """Start a test signed out and without a language cookie; on failure save a screenshot.
+
+    After the test, the browser's console must hold no problem (:func:`console_problems`).
+    """
     browser.get(site.url + "/healthz")
     browser.delete_all_cookies()
+    browser.get_log("browser")  # what earlier tests left
     yield browser
     report = getattr(request.node, "rep_call", None)
+    problems = console_problems(browser)
+    if report is not None and report.passed and problems:
+        pytest.fail(f"{name}'s browser console: " + json.dumps(problems, indent=1, ensure_ascii=False), pytrace=False)
     if report is None or report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         stem = ARTIFACTS / f"{request.node.name}-{name}"
@@ -197,11 +234,78 @@ def sign_in(browser: WebDriver, site: Site) -> None:
     assert browser.current_url.rstrip("/").endswith("/admin"), browser.current_url
 
 
+def console_problems(browser: WebDriver) -> list[str]:
+    """What the page's console said since last asked that is a problem.
+
+    Problems: a Content-Security-Policy violation, a script error, anything at
+    warning level or worse, Chromium's own advice on the page ("[DOM] Password
+    forms should have (optionally hidden) username fields"), and a stylesheet,
+    script or icon that did not load. A page that answers 4xx on purpose (a
+    wrong password, a refused upload, a 404) is logged too, and is no problem.
+    """
+    problems = []
+    for entry in browser.get_log("browser"):
+        message = entry["message"]
+        if entry["source"] == "network" and "Failed to load resource" in message:
+            url = message.split(" ", 1)[0]
+            if "/static/" in url or "/favicon.ico" in url:
+                problems.append(message)
+            continue
+        if entry["level"] in ("SEVERE", "WARNING") or "Content Security Policy" in message or "[DOM]" in message:
+            problems.append(f"{entry['level']} {entry['source']}: {message}")
+    return problems
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.is_file():
+        pytest.fail(
+            f"axe-core is not installed in {AXE.parent.parent.parent}: scripts/test installs it "
+            "(or: npm ci --prefix tests/axe)",
+            pytrace=False,
+        )
+    return AXE.read_text(encoding="utf-8")
+
+
+def axe_violations(browser: WebDriver, axe_source: str) -> list[str]:
+    """Run axe-core on the page as it is now; return its WCAG 2.1 A/AA violations, one line each.
+
+    The script is given to the page through the driver, which the page's own
+    Content-Security-Policy does not govern.
+    """
+    if not browser.execute_script("return typeof window.axe === 'object'"):
+        browser.execute_script(axe_source)
+    return browser.execute_async_script(
+        """
+        const [tags, done] = arguments;
+        axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']}).then(
+          result => done(result.violations.map(v =>
+            `${v.id} (${v.impact}): ${v.help}: ` + v.nodes.map(n => n.target.join(' ')).join(', '))),
+          error => done([`axe-core failed: ${error}`]));
+        """,
+        WCAG_21_AA,
+    )
+
+
+def press(browser: WebDriver, *keys: str) -> None:
+    """Press keys on whatever has the focus, as a person at the keyboard does."""
+    ActionChains(browser).send_keys(*keys).perform()
+
+
+def tab_to(browser: WebDriver, css: str, presses: int = 60) -> WebElement:
+    """Press TAB until the focus is on the element that ``css`` names; return it."""
+    for _ in range(presses):
+        press(browser, Keys.TAB)
+        if browser.execute_script("return document.activeElement.matches(arguments[0])", css):
+            return browser.switch_to.active_element
+    raise AssertionError(f"{presses} presses of TAB never reached {css}")
+
+
 def labels_missing(browser: WebDriver) -> list[str]:
     """Every form control a person can use that has neither a label nor an aria-label."""
     return browser.execute_script(
         """
-        return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+        return Array.from(document.querySelectorAll('input:not([type=hidden]):not([hidden]), select, textarea'))
           .filter(e => !(e.labels && e.labels.length > 0) && !e.getAttribute('aria-label')
                        && !e.getAttribute('aria-labelledby'))
           .map(e => e.outerHTML);
@@ -469,3 +573,195 @@ def test_language_switch(owner: WebDriver, staff: WebDriver, site: Site) -> None
     assert find(staff, "#sign-in").text == "Sign in"
     staff.get(site.url + "/admin/login?lang=da")
     assert find(staff, "#sign-in").text == "Log ind"
+
+
+def test_a_progress_bar_moves_during_a_slow_upload(
+    owner: WebDriver, site: Site, tmp_path: Path, axe_source: str
+) -> None:
+    """The console's script runs under the pages' CSP: each file's bar moves while its bytes go up.
+
+    The upload goes through a proxy that passes the browser's bytes at 2 MB/s, so the
+    bar is seen part-way. With the script blocked, the form posts the files as multipart
+    and no bar ever appears: this test fails.
+    """
+    big = tmp_path / "Kursusmappe efterår 2026.pdf"
+    big.write_bytes(pdf_bytes("Kursusmappe efterår 2026", pad=8_000_000))
+    port = int(site.url.rsplit(":", 1)[1])
+    with SlowProxy(("127.0.0.1", port)) as proxy:
+        sign_in(owner, Site(proxy.url, site.password, site.settings, site.archive, site.old, site.crawler))
+        owner.get(proxy.url + "/admin/upload")
+        find(owner, "#files").send_keys(str(big))
+        find(owner, "input[name=visibility][value=public]").click()
+        proxy.rate = 2_000_000
+        find(owner, "#upload-button").click()
+        seen: list[tuple[float, int, int]] = []
+        mid_upload: list[str] | None = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            bars = owner.execute_script(
+                "return Array.from(document.querySelectorAll('#upload-results progress')).map(p => [p.value, p.max])"
+            )
+            if bars:
+                [(value, maximum)] = bars
+                seen.append((time.monotonic(), int(value), int(maximum)))
+                if mid_upload is None and 0 < value < maximum:
+                    mid_upload = axe_violations(owner, axe_source)  # the page with its bar, part-way
+            if owner.find_elements(By.CSS_SELECTOR, "#upload-results li.ok, #upload-results li.error"):
+                break
+            time.sleep(0.05)
+        assert seen, "no progress bar appeared: is the console's script blocked? " + json.dumps(
+            console_problems(owner), ensure_ascii=False
+        )
+        part_way = sorted({value for _, value, maximum in seen if 0 < value < maximum})
+        assert len(part_way) >= 2, f"the bar never moved part-way: {seen}"
+        assert {maximum for _, _, maximum in seen} == {big.stat().st_size}
+        assert [value for _, value, _ in seen] == sorted(value for _, value, _ in seen), "the bar went back"
+        moving = [at for at, value, maximum in seen if 0 < value < maximum]
+        assert moving[-1] - moving[0] > 0.5, f"the bar was part-way for less than half a second: {seen}"
+        done = find(owner, f'#upload-results li[data-filename="{big.name}"]')
+        assert "ok" in done.get_attribute("class").split(), done.text
+        assert not owner.find_elements(By.CSS_SELECTOR, "#upload-results progress")
+        assert mid_upload == [], json.dumps(mid_upload, indent=1)
+
+
+def test_every_page_is_accessible_and_its_console_clean(
+    owner: WebDriver, staff: WebDriver, site: Site, tmp_path: Path, axe_source: str
+) -> None:
+    """axe-core finds no WCAG 2.1 A/AA violation on any page, in any state, in Danish or English;
+    and no page's console has a CSP violation or a script error."""
+    found: dict[str, list[str]] = {}
+    for browser, language in ((owner, "da"), (staff, "en")):
+        found.update(_tour(browser, site, language, tmp_path, axe_source))
+    assert not any(found.values()), json.dumps({k: v for k, v in found.items() if v}, indent=1, ensure_ascii=False)
+    assert len(found) == 2 * 19, sorted(found)
+
+
+def _tour(browser: WebDriver, site: Site, language: str, tmp_path: Path, axe_source: str) -> dict[str, list[str]]:
+    """Visit every page and state in ``language``; return axe's violations and the console's problems per page."""
+    found: dict[str, list[str]] = {}
+
+    def check(name: str) -> None:
+        assert find(browser, "html").get_attribute("lang") == language, name
+        found[f"{language} {name}"] = axe_violations(browser, axe_source) + console_problems(browser)
+
+    # The public site.
+    browser.get(f"{site.url}/?lang={language}")
+    check("front page")
+    browser.execute_cdp_cmd("Network.enable", {})
+    basic = base64.b64encode(":".join(site.crawler).encode()).decode()
+    browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {basic}"}})
+    try:
+        browser.get(site.url + "/protected/")
+        assert browser.find_elements(By.CSS_SELECTOR, "main a[href^='/files/']"), browser.page_source
+        check("protected index")
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+    browser.get(site.url + "/access/")
+    check("access form")
+    click_and_load(browser, find(browser, "form[action$='/access/'] button[type=submit]"))
+    assert browser.find_elements(By.CSS_SELECTOR, "[aria-invalid=true]")
+    check("access form with errors")
+    filed = site.archive.access.file({**REQUEST_FIELDS, "institution": f"Tilgængelighed {language}"})
+    approval = site.archive.access.approve(filed.id, valid_days=30)
+    browser.get(f"{site.url}/access/release/{approval.release_token}")
+    check("release page")
+    click_and_load(browser, find(browser, "main form button[type=submit]"))
+    assert find(browser, "#password").text
+    check("release page, released")
+    browser.get(f"{site.url}/access/release/{approval.release_token}")
+    check("release page, spent")
+    browser.get(site.url + "/no-such-page")
+    check("404 page")
+
+    # The console.
+    browser.get(site.url + "/admin/login")
+    username = find(browser, "input[autocomplete=username]")
+    assert (username.get_attribute("value"), username.get_attribute("hidden")) == ("owner", "true")
+    check("sign-in page")
+    find(browser, "#password").send_keys("not the password")
+    click_and_load(browser, find(browser, "#sign-in"))
+    check("sign-in page, wrong password")
+    sign_in(browser, site)
+    check("items")
+    browser.get(site.url + "/admin/?q=brochure&visibility=public&sort=retained&order=desc")
+    check("items, filtered")
+    browser.get(site.url + "/admin/upload")
+    check("upload")
+    good = tmp_path / f"Nyhedsbrev {language}.pdf"
+    good.write_bytes(pdf_bytes(f"Nyhedsbrev {language}"))
+    bad = tmp_path / f"Prisliste {language}.pdf"
+    bad.write_bytes(zip_bytes())
+    find(browser, "#files").send_keys(f"{good}\n{bad}")
+    find(browser, "#upload-button").click()
+    wait(browser, 20).until(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#upload-results li.ok, #upload-results li.error")) == 2
+    )
+    check("upload, published and refused")
+    site.archive.access.file({**REQUEST_FIELDS, "institution": f"Afventer {language}"})
+    browser.get(site.url + "/admin/requests")
+    assert browser.find_elements(By.CSS_SELECTOR, "#requests form.decide")
+    check("requests")
+    click_and_load(browser, browser.find_elements(By.CSS_SELECTOR, "#requests button.approve")[0])
+    assert find(browser, "#release-link").text
+    check("requests, approved")
+    browser.get(site.url + "/admin/audit")
+    check("audit log")
+    click_and_load(browser, find(browser, "#verify"))
+    assert find(browser, "#verify-result")
+    check("audit log, verified")
+    click_and_load(browser, find(browser, "#sign-out"))
+    check("signed out")
+    return found
+
+
+def test_upload_approve_and_withdraw_with_the_keyboard_only(owner: WebDriver, site: Site, tmp_path: Path) -> None:
+    sign_in(owner, site)
+
+    # Upload: TAB to the file input (the file is chosen in the system's dialog; here the driver
+    # types its path), on through title and slug to the access, the arrow keys choose public,
+    # TAB to the button, ENTER.
+    owner.get(site.url + "/admin/upload")
+    chosen = tmp_path / "Tastatur.pdf"
+    chosen.write_bytes(pdf_bytes("Tastatur"))
+    owner.find_element(By.TAG_NAME, "body").click()
+    tab_to(owner, "#files").send_keys(str(chosen))
+    press(owner, Keys.TAB)
+    press(owner, "Tastaturbrochure")  # the title
+    tab_to(owner, "input[name=visibility]:checked")
+    press(owner, Keys.ARROW_UP)
+    assert find(owner, "input[name=visibility][value=public]").is_selected()
+    tab_to(owner, "#upload-button")
+    press(owner, Keys.ENTER)
+    wait(owner, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#upload-results li.ok"))
+    [published] = [v for v in site.archive.versions() if v.filename == chosen.name]
+    assert (published.title, published.visibility) == ("Tastaturbrochure", PUBLIC)
+
+    # Approve: TAB to the request's button, ENTER; the release link is shown.
+    filed = site.archive.access.file({**REQUEST_FIELDS, "institution": "Tastatur Bibliotek"})
+    owner.get(site.url + "/admin/requests")
+    owner.find_element(By.TAG_NAME, "body").click()
+    tab_to(owner, f'tr[data-request="{filed.id}"] button.approve')
+    press(owner, Keys.ENTER)
+    wait(owner).until(lambda b: b.find_elements(By.ID, "release-link"))
+    assert find(owner, f'#requests tr[data-request="{filed.id}"] td.status').text == da("approved, not yet released")
+
+    # Withdraw: the version whose retention is over; TAB to its button, ENTER.
+    old = site.old
+    owner.get(site.url + "/admin/")
+    owner.find_element(By.TAG_NAME, "body").click()
+    tab_to(owner, f'tr[data-slug="{old.slug}"][data-version="{old.number}"] button:not([disabled])')
+    press(owner, Keys.ENTER)
+    wait(owner).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
+    assert find(owner, ".flash").text == da("Withdrew %(slug)s version %(number)d.", slug=old.slug, number=old.number)
+    [gone] = [v for v in site.archive.versions(include_withdrawn=True) if v.id == old.id]
+    assert gone.withdrawn
+
+
+def test_the_favicon_is_a_static_file_browsers_keep(site: Site) -> None:
+    icon = requests.get(site.url + "/favicon.ico", timeout=10)
+    assert icon.status_code == 200
+    assert icon.headers["Content-Type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert "public" in icon.headers["Cache-Control"] and "max-age=604800" in icon.headers["Cache-Control"]
+    again = requests.get(site.url + "/favicon.ico", headers={"If-None-Match": icon.headers["ETag"]}, timeout=10)
+    assert again.status_code == 304

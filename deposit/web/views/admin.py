@@ -156,7 +156,8 @@ def login() -> ResponseReturnValue:
             form.password.errors.append(
                 _("Too many failed attempts; try again in %(seconds)d seconds.", seconds=e.retry_after)
             )
-            return with_retry_after(Response(render_template("admin/login.html", form=form), 429), e.retry_after)
+            page = render_template("admin/login.html", form=form, username=OWNER_USERNAME)
+            return with_retry_after(Response(page, 429), e.retry_after)
         if principal is not None:
             session.clear()
             session["owner"] = _owner_epoch()
@@ -166,7 +167,7 @@ def login() -> ResponseReturnValue:
         status = 401
     elif form.is_submitted():
         status = 400
-    return Response(render_template("admin/login.html", form=form), status)
+    return Response(render_template("admin/login.html", form=form, username=OWNER_USERNAME), status)
 
 
 def _console_path(target: str | None) -> str | None:

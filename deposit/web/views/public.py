@@ -6,10 +6,12 @@ import unicodedata
 
 from flask import Blueprint
 from flask import Response
+from flask import current_app
 from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import send_from_directory
 from flask.typing import ResponseReturnValue
 
 from archive.errors import Gone
@@ -64,6 +66,18 @@ def robots() -> Response:
         ]
     )
     return Response(text, mimetype="text/plain")
+
+
+#: How long a browser or a crawler may keep the icon without asking again.
+FAVICON_MAX_AGE = 7 * 24 * 3600
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Serve the site's icon: every browser asks for it, and crawlers guess it (a static file, cached a week)."""
+    return send_from_directory(
+        current_app.static_folder or "static", "favicon.ico", mimetype="image/x-icon", max_age=FAVICON_MAX_AGE
+    )
 
 
 @bp.get("/sitemap.xml")
