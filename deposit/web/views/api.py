@@ -3,7 +3,7 @@
 Authenticated with the owner's account over HTTP Basic. Publishing takes the
 file as the raw request body, so it streams straight into storage::
 
-    curl -u owner:PASSWORD -T brochure.pdf \\
+    curl -u owner:PASSWORD -X POST -T brochure.pdf \\
       'https://deposit.example.dk/api/items?filename=brochure.pdf&visibility=public'
 """
 
