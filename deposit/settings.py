@@ -91,6 +91,9 @@ class Settings:
     #: anonymous download by such a client is credited to it in the proof of deposit (weakly:
     #: anyone can send them). Only the part matched is stored. Empty: credit none this way.
     crawler_user_agents: str = ",".join(DEFAULT_CRAWLER_USER_AGENTS)
+    #: Open connections one client address may hold per worker (0: no limit; behind trusted
+    #: proxies every connection comes from the proxy, so the proxy limits clients instead).
+    max_connections_per_client: int = 64
     #: Comma-separated email domains of the deposit institution: its access requests are
     #: taken even while max_pending_requests wait (still limited per client).
     institution_email_domains: str = "kb.dk"

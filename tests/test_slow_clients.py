@@ -45,10 +45,13 @@ class Trickle:
     answers: dict[int, bytes] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def open(self, count: int) -> None:
+    def open(self, count: int, source: str = "127.0.0.2") -> None:
+        """Open ``count`` connections from ``source``, a loopback address of the attacker's own."""
         address = urlsplit(self.url)
-        for _ in range(count):
-            sock = socket.create_connection((address.hostname, address.port), timeout=5)
+        for n in range(count):
+            # Several attacker addresses, each under the server's per-client limit (64 per worker).
+            origin = f"{source.rsplit('.', 1)[0]}.{int(source.rsplit('.', 1)[1]) + n // 50}"
+            sock = socket.create_connection((address.hostname, address.port), timeout=5, source_address=(origin, 0))
             sock.sendall(self.head)
             sock.setblocking(False)
             self.sockets.append(sock)
@@ -117,7 +120,8 @@ class SlowReaders:
 
     def _read(self, url: str, n: int, rate: int) -> None:
         address = urlsplit(url)
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        source = (f"127.0.1.{1 + n // 40}", 0)  # readers of their own addresses, apart from the attackers'
+        with socket.create_connection((address.hostname, address.port), timeout=10, source_address=source) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
             sock.sendall(f"GET {address.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
             while not self.stop.wait(0.1):
@@ -205,3 +209,44 @@ def test_soak_slowloris_waves_for_a_minute(site: Site) -> None:
         for wave in waves:
             wave.close()
         readers.close()
+
+
+def _connect_from(source: str, url: str) -> socket.socket:
+    address = urlsplit(url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=5, source_address=(source, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def _answered_or_closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(4096, socket.MSG_PEEK) is not None  # data (a 503) or b"" (closed)
+    except BlockingIOError:
+        return False
+
+
+def test_one_client_cannot_hold_every_connection(instance: Instance, tmp_path: Path) -> None:
+    limit = 8
+    server = start_server(
+        instance.path, tmp_path / "server.log", "--workers", "2", env={"PLIGT_MAX_CONNECTIONS_PER_CLIENT": str(limit)}
+    )
+    hog: list[socket.socket] = []
+    try:
+        hog = [_connect_from("127.0.0.2", server.url) for _ in range(60)]  # another loopback address
+        time.sleep(1)
+        refused = [s for s in hog if _answered_or_closed(s)]
+        assert 60 - 2 * limit <= len(refused) < 60  # each worker keeps at most `limit` of them
+        started = time.monotonic()
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200  # everyone else is served
+        assert time.monotonic() - started < 1.0
+        for sock in hog:
+            sock.close()
+        time.sleep(0.5)
+        again = [_connect_from("127.0.0.2", server.url) for _ in range(limit)]
+        time.sleep(0.5)
+        assert not any(_answered_or_closed(s) for s in again)  # the count went down as they closed
+        hog = again
+    finally:
+        for sock in hog:
+            sock.close()
+        stop_server(server)

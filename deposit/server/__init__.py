@@ -72,6 +72,8 @@ class PligtServer(BaseApplication):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Read by every worker forked from here (a class attribute: gunicorn builds the workers).
+        PligtWorker.max_per_client = 0 if settings.trusted_proxies else settings.max_connections_per_client
         # Made here, in the master process, so that every worker forked from it shares them.
         self.shared_checks = _shared_checks()
         super().__init__()

@@ -29,6 +29,7 @@ import select
 import selectors
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -43,6 +44,7 @@ from .pacing import PacedUnreader
 #: How long a thread waits for the next request of a lone connection before handing it back.
 LINGER_SECONDS = 0.002
 
+_BUSY_ANSWER = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _TIMEOUT_ANSWER = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _TOO_LARGE_ANSWER = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -67,19 +69,33 @@ class PligtConn(TConn):
     """
 
     linger: Callable[[PligtConn], None] | None = None
+    #: Told once when the connection is gone (the worker's count per client).
+    on_closed: Callable[[], None] | None = None
 
     def close(self, graceful: bool = False) -> None:
         if graceful and self.linger is not None:
             self.linger(self)
-        else:
-            super().close(graceful)
+            return
+        super().close(graceful)
+        self.closed()
+
+    def closed(self) -> None:
+        """Tell the worker, once, that the connection is gone."""
+        done, self.on_closed = self.on_closed, None
+        if done is not None:
+            done()
 
 
 class PligtWorker(ThreadWorker):
     """gthread with the request head gathered off-thread, paced bodies, and a lingering lone connection."""
 
+    #: Open connections one client address may hold in this worker (0: no limit); set by the server.
+    max_per_client = 0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: Open connections per client address, in this process's memory only, while they are open.
+        self.per_client: Counter[str] = Counter()
         #: Connections whose request head is still arriving: connection -> (deadline, bytes so far).
         self.gathering: dict[Any, tuple[float, bytearray]] = {}
         #: Connections closing gracefully: connection -> (deadline, bytes drained).
@@ -95,9 +111,17 @@ class PligtWorker(ThreadWorker):
             if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
+        peer = str(address[0]) if isinstance(address, tuple) else ""
+        if self.max_per_client and self.per_client[peer] >= self.max_per_client:
+            with contextlib.suppress(OSError):
+                client.send(_BUSY_ANSWER)
+            client.close()
+            return
+        self.per_client[peer] += 1
         self.nr_conns += 1
         conn = PligtConn(self.cfg, client, address, listener.getsockname())  # non-blocking from here
         conn.linger = self._close_lingering
+        conn.on_closed = partial(self._forget, peer)
         if self.cfg.is_ssl:  # TLS is the proxy's job; a TLS socket is left to gunicorn's own path
             client.setblocking(True)
             self.enqueue_req(conn)
@@ -164,6 +188,7 @@ class PligtWorker(ThreadWorker):
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_closing_bytes, conn))
         except (OSError, ValueError, KeyError):
             TConn.close(conn)
+            conn.closed()
             return
         self.closing[conn] = (time.monotonic() + CLOSE_LINGER_SECONDS, 0)
 
@@ -186,6 +211,12 @@ class PligtWorker(ThreadWorker):
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
         TConn.close(conn)
+        conn.closed()
+
+    def _forget(self, peer: str) -> None:
+        self.per_client[peer] -= 1
+        if self.per_client[peer] <= 0:
+            del self.per_client[peer]
 
     # -- paced bodies and the lone connection, in the pool's threads ---------------------------
 
