@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 from tests.support.net import ServerDidNotStart
 from tests.support.net import free_port
 from tests.support.net import start_process
+from tests.support.slow_proxy import SlowProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 PLIGT = str(Path(sys.executable).with_name("pligt"))
@@ -294,6 +295,7 @@ def photograph(driver: WebDriver, url: str, password: str, lang: str, work: Path
     driver.find_element(By.ID, "upload-button").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#upload-results li.ok, #upload-results li.error")) == 2)
     shoot(driver, out / f"console-upload-{lang}.png")
+    upload_in_progress(driver, url, work, out / f"console-upload-progress-{lang}.png")
 
     driver.get(f"{url}/admin/")
     shoot(driver, out / f"console-items-{lang}.png")
@@ -305,6 +307,31 @@ def photograph(driver: WebDriver, url: str, password: str, lang: str, work: Path
     shoot(driver, out / f"console-audit-{lang}.png", full_page=False)
     driver.find_element(By.ID, "sign-out").click()
     wait.until(lambda d: "/admin/login" in d.current_url)
+
+
+def upload_in_progress(driver: WebDriver, url: str, work: Path, path: Path) -> None:
+    """The upload page mid-upload: one file published, the next one's progress bar part-way.
+
+    The browser uploads through a proxy that passes its bytes at 2 MB/s (a
+    modest uplink), so the bar is photographed moving. The console's cookie is
+    the same on the proxy's port.
+    """
+    small, large = work / "Nyhedsbrev april 2026.pdf", work / "Kursusmappe Projektledelse 2026.pdf"
+    small.write_bytes(pdf("Nyhedsbrev april", 2))
+    large.write_bytes(pdf("Kursusmappe Projektledelse", 250))  # 12 MB
+    port = int(url.rsplit(":", 1)[1])
+    with SlowProxy(("127.0.0.1", port), rate=2_000_000) as proxy:
+        driver.get(f"{proxy.url}/admin/upload")
+        driver.find_element(By.ID, "files").send_keys(f"{small}\n{large}")
+        driver.find_element(By.ID, "upload-button").click()
+        part_way = (
+            "const bar = document.querySelector('#upload-results progress');"
+            "return document.querySelector('#upload-results li.ok') !== null && bar !== null"
+            " && bar.value / bar.max >= 0.55 && bar.value / bar.max <= 0.8;"
+        )
+        WebDriverWait(driver, 30, poll_frequency=0.05).until(lambda d: d.execute_script(part_way))
+        shoot(driver, path, full_page=False)
+        WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#upload-results li.ok")) == 2)
 
 
 if __name__ == "__main__":
