@@ -55,7 +55,7 @@ REQUEST = {
 }
 
 
-def pligt(*args: str) -> Any:  # noqa: ANN401 - the command's JSON
+def pligt(*args: str) -> Any:  # the command's JSON
     """Run the `pligt` command with --json; return what it printed, parsed."""
     result = subprocess.run(
         [PLIGT, *args, "--json"], capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ)
@@ -156,7 +156,7 @@ def file_request(site: Site) -> int:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server
+    with urllib.request.urlopen(request, timeout=10) as response:  # the test's own server
         assert response.status == 201
         return int(json.load(response)["id"])
 
@@ -166,7 +166,7 @@ def plain_get(url: str, username: str, password: str) -> int:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server
+        with urllib.request.urlopen(request, timeout=10) as response:  # the test's own server
             return int(response.status)
     except urllib.error.HTTPError as e:
         return e.code

@@ -47,7 +47,7 @@ DESKTOP_NAMES = [
     "C++ kursus.pdf",
     "Bog om Ærø.pdf",
     "Årsrapport 2026 – endelig.pdf",
-    "50%AB; \"citat\" <1> [2] {3} a:b*|.pdf",
+    '50%AB; "citat" <1> [2] {3} a:b*|.pdf',
     "%2e%2e.pdf",
 ]
 
@@ -129,7 +129,9 @@ def published(archive: Archive) -> dict[str, str]:
     return paths
 
 
-def test_links_are_percent_encoded_exactly_as_url_for_makes_them(app, archive: Archive, published) -> None:  # noqa: ANN001
+def test_links_are_percent_encoded_exactly_as_url_for_makes_them(
+    app: Flask, archive: Archive, published: dict[str, str]
+) -> None:
     for version in archive.versions():
         path = published[version.filename]
         assert "#" not in path and "?" not in path
@@ -247,4 +249,3 @@ def test_add_with_failures_of_different_kinds_exits_1(instance: Instance, tmp_pa
     assert result.exit_code == 1
     assert "published fin version 1" in result.stdout
     assert "2 of 3 files were not published" in result.stderr
-

@@ -26,6 +26,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from archive import Archive
 from archive import auth as core_auth
@@ -111,7 +112,7 @@ def slow_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def get(client: FlaskClient, path: str, auth: tuple[str, str] | None, address: str):  # noqa: ANN201
+def get(client: FlaskClient, path: str, auth: tuple[str, str] | None, address: str) -> TestResponse:
     return client.get(path, auth=auth, environ_base={"REMOTE_ADDR": address})
 
 
@@ -120,7 +121,7 @@ def guess(client: FlaskClient, username: str, times: int, address: str = GUESSER
     return [get(client, PROTECTED, (username, f"guess-{n}"), address).status_code for n in range(times)]
 
 
-def assert_refused(response) -> None:  # noqa: ANN001
+def assert_refused(response: TestResponse) -> None:
     assert response.status_code == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 300
     assert pdf_bytes("beskyttet") not in response.data
@@ -283,7 +284,7 @@ def test_revoked_and_expired_credentials_with_their_right_password_are_not_guess
 # -- the owner ----------------------------------------------------------------------------------------
 
 
-def sign_in(client: FlaskClient, password: str, address: str):  # noqa: ANN201
+def sign_in(client: FlaskClient, password: str, address: str) -> TestResponse:
     """Sign in to the console as a browser does: the form's token first, then the POST."""
     form = client.get("/admin/login", environ_base={"REMOTE_ADDR": address}).get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form) or re.search(
