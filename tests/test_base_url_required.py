@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Instance
+from tests.support.app import Instance
 from tests.support.cli import PLIGT
 from tests.support.net import free_port
 from tests.support.servers import start_server

@@ -26,8 +26,8 @@ from archive.errors import ClockBehind
 from archive.retention import CLOCK_TOLERANCE
 from archive.storage import LocalStorage
 from deposit.instance import build_archive
-from tests.conftest import Instance
 from tests.support.app import Clock
+from tests.support.app import Instance
 from tests.support.cli import PLIGT
 from tests.support.data import pdf_bytes
 from tests.support.realistic import LIBFAKETIME

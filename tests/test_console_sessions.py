@@ -12,8 +12,8 @@ import re
 from flask.testing import FlaskClient
 
 from deposit.web.views.admin import IDLE_SECONDS
-from tests.conftest import Instance
 from tests.support.app import Clock
+from tests.support.app import Instance
 
 
 def _token(page: str) -> str:

@@ -11,7 +11,7 @@ import re
 
 from flask.testing import FlaskClient
 
-from tests.conftest import Instance
+from tests.support.app import Instance
 
 
 def _sign_in(client: FlaskClient, instance: Instance) -> None:

@@ -19,7 +19,7 @@ from archive import Archive
 from archive.errors import ContentRefused
 from archive.errors import RetentionActive
 from archive.errors import TooLarge
-from tests.conftest import Instance
+from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.data import elf_bytes
 from tests.support.data import pdf_bytes

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Instance
 from tests.support.access import REQUEST_FIELDS
+from tests.support.app import Instance
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
