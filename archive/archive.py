@@ -171,7 +171,6 @@ class Archive:
                 if not self.storage.exists(key):
                     raise StorageError(f"the bytes of {filename} went from the storage before they were listed")
                 version = self.catalog.add_version(
-
                     slug=slug,
                     title=title,
                     visibility=visibility,

@@ -66,7 +66,6 @@ class FixityReport:
     def ok(self) -> bool:
         return not self.problems
 
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,

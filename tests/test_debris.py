@@ -177,7 +177,7 @@ def kill_pligt_add_mid_file(instance: Instance, folder: Path, slug: str) -> str:
         stderr=subprocess.DEVNULL,
     )
     try:
-        with open(path, "wb") as feed:  # noqa: PTH123 - a FIFO, opened once the command reads it
+        with open(path, "wb") as feed:
             feed.write(BINARY_HEADER)
             rng = random.Random(slug)
             while not [t for t, n in temp_files(instance, slug).items() if n >= 2 * MiB]:

@@ -225,7 +225,7 @@ class PausedWriter:
     def _save(self, backend: Storage, key: str) -> None:
         try:
             backend.save(key, self._chunks())
-        except BaseException as e:  # noqa: BLE001 - handed to the test
+        except BaseException as e:
             self.error = e
 
     def finish(self) -> None:

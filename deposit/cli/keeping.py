@@ -270,7 +270,6 @@ def _duration(span: timedelta) -> str:
     return f"{seconds} s"
 
 
-
 @click.command("export")
 @instance_option
 @json_option
