@@ -9,6 +9,7 @@ file as the raw request body, so it streams straight into storage::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint
@@ -26,11 +27,14 @@ from ...links import version_path
 from ...release import deliver
 from ..auth import owner_required
 from ..limits import body_chunks
+from ..openapi import openapi_document
 from ..services import pligt
 from ..urls import public_base
 from ..urls import version_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+_HEAD = re.compile(r"[0-9a-f]{64}")
 
 
 def version_json(version: Version) -> dict[str, object]:
@@ -199,5 +203,21 @@ def audit_log() -> Response:
 @bp.get("/audit/verify")
 @owner_required
 def audit_verify() -> Response:
-    seq, head = pligt().archive.verify_audit(request.args.get("head") or None)
+    kept = request.args.get("head") or None
+    # A head is what `pligt audit head` printed; anything else is a malformed request, not a
+    # head missing from the log (and the chain's constant-time comparison takes ASCII only).
+    if kept is not None and not _HEAD.fullmatch(kept):
+        raise InvalidInput("head must be the 64 hexadecimal digits that `pligt audit head` printed")
+    seq, head = pligt().archive.verify_audit(kept)
     return jsonify(ok=True, entries=seq, head=head)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """Describe this API and ``POST /access/requests`` (OpenAPI 3.1), without credentials.
+
+    Public on purpose: the document describes the software, not this instance (no
+    server address, slug or count), and says nothing the README and the source do
+    not; the deposit institution's client may read from it how to file a request.
+    """
+    return jsonify(openapi_document())
