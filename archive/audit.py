@@ -103,7 +103,8 @@ def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tupl
             raise AuditBroken(entry.seq, "personal fields altered (digest mismatch)")
         if entry.at < prev_at:  # appends keep time order (Catalog.append_audit); the texts sort as times
             raise AuditBroken(entry.seq, f"dated {entry.at}, before the entry before it ({prev_at}): out of time order")
-        if head is not None and hmac.compare_digest(entry.hash, head):
+        # Bytes: a kept head given by a person may be any text, ASCII or not.
+        if head is not None and hmac.compare_digest(entry.hash.encode(), head.encode()):
             head_seen = True
         prev, prev_at = entry.hash, entry.at
         expected_seq += 1

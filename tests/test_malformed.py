@@ -110,3 +110,24 @@ def test_a_sign_in_redirect_never_carries_a_line_break(instance: Instance, serve
     assert signed_in.status_code == 302
     assert signed_in.headers["Location"].endswith("/admin/")  # not the tampered target
     assert "x" not in session.cookies
+
+
+def test_a_kept_head_that_is_not_ascii_is_refused_not_a_traceback(instance: Instance) -> None:
+    from tests.support.cli import invoke
+
+    build_archive(instance.settings).publish([pdf_bytes("head")], filename="brochure.pdf")
+    result = invoke("audit", "verify", "--head", "é" * 64, "--instance", str(instance.path))
+    assert result.exit_code == 10, result.stderr
+    assert "is not in the log" in result.stderr
+
+
+def test_a_too_large_json_request_is_answered_in_json(server: Server) -> None:
+    refused = requests.post(
+        server.url + "/access/requests",
+        data=b'{"institution": "' + b"x" * 70_000 + b'"}',
+        headers={"Content-Type": "application/json", "Accept": "*/*"},
+        timeout=10,
+    )
+    assert refused.status_code == 413
+    assert refused.headers["Content-Type"].startswith("application/json")
+    assert refused.json()["code"] == 413

@@ -26,7 +26,7 @@ log = logging.getLogger("pligt")
 
 def wants_json() -> bool:
     """Tell whether the client asked for JSON (the owner API always does)."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") or request.is_json:  # the API, or a client that sent JSON
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
