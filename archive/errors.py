@@ -50,6 +50,20 @@ class InvalidRequest(InvalidInput):
         self.errors = errors
 
 
+class NameRefused(InvalidInput):
+    """A slug, file name or title the archive cannot take.
+
+    The facts, for a service to word in its reader's language: ``key`` (what is
+    wrong, e.g. ``"filename.forbidden"``) and ``facts`` (the name, the characters,
+    the limit); the English message is for the CLI, the owner API and the logs.
+    """
+
+    def __init__(self, key: str, message: str, **facts: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.facts = facts
+
+
 class ContentRefused(ArchiveError):
     """Bytes that are empty, dangerous or contradict the file's name.
 

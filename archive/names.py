@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .errors import InvalidInput
+from .errors import NameRefused
 from .text import hidden_characters
 
 SLUG_MAX = 80
@@ -23,9 +23,12 @@ _FILENAME_FORBIDDEN = set("/\\")
 def check_slug(slug: str) -> str:
     """Return ``slug`` if it is lower-case ASCII letters, digits and inner hyphens."""
     if not isinstance(slug, str) or not _SLUG.fullmatch(slug) or "--" in slug:
-        raise InvalidInput(
+        raise NameRefused(
+            "slug.invalid",
             f"invalid slug {slug!r}: use 1-{SLUG_MAX} lower-case letters a-z, digits "
-            "and single hyphens, starting and ending with a letter or digit"
+            "and single hyphens, starting and ending with a letter or digit",
+            slug=slug,
+            limit=SLUG_MAX,
         )
     return slug
 
@@ -35,7 +38,7 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:SLUG_MAX].strip("-")
     if not slug:
-        raise InvalidInput(f"cannot derive a slug from {text!r}: give one explicitly")
+        raise NameRefused("slug.underivable", f"cannot derive a slug from {text!r}: give one explicitly", text=text)
     return slug
 
 
@@ -47,19 +50,26 @@ def check_filename(name: str) -> str:
     space around the name are refused with a reason.
     """
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("file name is empty")
+        raise NameRefused("filename.empty", "file name is empty")
     name = unicodedata.normalize("NFC", name)
     if name in (".", "..") or name.startswith("."):
-        raise InvalidInput(f"file name {name!r} must not start with a dot")
+        raise NameRefused("filename.dot", f"file name {name!r} must not start with a dot", name=name)
     bad = sorted({c for c in name if c in _FILENAME_FORBIDDEN})
     if bad:
-        raise InvalidInput(f"file name {name!r} contains forbidden character(s): {' '.join(bad)}")
+        raise NameRefused(
+            "filename.forbidden",
+            f"file name {name!r} contains forbidden character(s): {' '.join(bad)}",
+            name=name,
+            characters=" ".join(bad),
+        )
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        raise InvalidInput(f"file name {name!r} contains control characters")
+        raise NameRefused("filename.control", f"file name {name!r} contains control characters", name=name)
     if name != name.strip():
-        raise InvalidInput(f"file name {name!r} must not start or end with white space")
+        raise NameRefused("filename.space", f"file name {name!r} must not start or end with white space", name=name)
     if len(name.encode("utf-8")) > FILENAME_MAX_BYTES:
-        raise InvalidInput(f"file name is longer than {FILENAME_MAX_BYTES} bytes")
+        raise NameRefused(
+            "filename.long", f"file name is longer than {FILENAME_MAX_BYTES} bytes", limit=FILENAME_MAX_BYTES
+        )
     return name
 
 
@@ -67,11 +77,12 @@ def check_title(title: str) -> str:
     """Return a trimmed title of at most 200 characters without control or invisible characters."""
     title = unicodedata.normalize("NFC", (title or "").strip())
     if not title:
-        raise InvalidInput("title is empty")
+        raise NameRefused("title.empty", "title is empty")
     if len(title) > 200:
-        raise InvalidInput("title is longer than 200 characters")
+        raise NameRefused("title.long", "title is longer than 200 characters", limit=200)
     if any(unicodedata.category(c) == "Cc" for c in title):
-        raise InvalidInput("title contains control characters")
+        raise NameRefused("title.control", "title contains control characters")
     if invisible := hidden_characters(title):
-        raise InvalidInput(f"title contains invisible characters ({', '.join(dict.fromkeys(invisible))})")
+        shown = ", ".join(dict.fromkeys(invisible))
+        raise NameRefused("title.invisible", f"title contains invisible characters ({shown})", characters=shown)
     return title

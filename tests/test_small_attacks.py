@@ -15,6 +15,7 @@ from archive.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock
+from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.pages import assert_json_error
 
@@ -96,3 +97,20 @@ def test_strangers_filling_the_queue_cannot_keep_the_institution_out(tmp_path: P
     assert {filed.id, also.id} <= {r.id for r in core.access.requests("pending")}
     with pytest.raises(TooManyRequests):
         core.access.file({**REQUEST_FIELDS, "contact_email": "someone@notkb.dk"})
+
+
+def test_a_refused_name_is_worded_in_the_readers_language(client: FlaskClient, instance: Instance) -> None:
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = page.split('name="csrf_token"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
+    client.post("/admin/login", data={"password": instance.owner.password, "csrf_token": token})
+    upload = client.get("/admin/upload").get_data(as_text=True)
+    token = upload.split('name="csrf_token"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
+    worded = {"da": "Titlen indeholder usynlige tegn", "en": "The title contains invisible characters"}
+    for language, words in worded.items():
+        answer = client.post(
+            f"/admin/upload/raw?filename=brochure.pdf&title=Pris%E2%80%AEliste&lang={language}",
+            data=pdf_bytes("worded"),
+            headers={"X-CSRFToken": token, "Accept-Language": language, "Content-Type": "application/octet-stream"},
+        )
+        assert answer.status_code == 400
+        assert words in answer.get_json()["error"], answer.get_json()

@@ -13,6 +13,7 @@ from flask_babel import gettext
 
 from archive.errors import ArchiveError
 from archive.errors import ContentRefused
+from archive.errors import NameRefused
 from archive.errors import RetentionActive
 from archive.errors import TooLarge
 
@@ -26,6 +27,8 @@ def worded(error: ArchiveError) -> str:
     """Return what ``error`` says, in the language of the current request."""
     if isinstance(error, ContentRefused):
         return _content_refused(error)
+    if isinstance(error, NameRefused):
+        return _name_refused(error)
     if isinstance(error, TooLarge):
         if error.size is None:
             return _("The upload is larger than the limit of %(limit)s bytes.", limit=format_decimal(error.limit))
@@ -64,3 +67,38 @@ def _content_refused(error: ContentRefused) -> str:
     if error.key == ContentRefused.NOT_TEXT:
         return _("%(file)s: the bytes are %(found)s (%(mime)s), not text as .%(extension)s promises.", **facts)
     return error.message
+
+
+def _name_refused(error: NameRefused) -> str:
+    facts = error.facts
+    if error.key == "slug.invalid":
+        return _(
+            "The slug %(slug)s is not usable: use 1-%(limit)s lower-case letters a-z, digits and single hyphens, "
+            "starting and ending with a letter or digit.",
+            slug=repr(facts["slug"]),
+            limit=facts["limit"],
+        )
+    wordings = {
+        "slug.underivable": lambda: _("No slug can be made from %(text)s: give one.", text=repr(facts["text"])),
+        "filename.empty": lambda: _("The file has no name."),
+        "filename.dot": lambda: _("The file name %(name)s must not start with a dot.", name=repr(facts["name"])),
+        "filename.forbidden": lambda: _(
+            "The file name %(name)s contains characters it may not: %(characters)s.",
+            name=repr(facts["name"]),
+            characters=facts["characters"],
+        ),
+        "filename.control": lambda: _("The file name %(name)s contains control characters.", name=repr(facts["name"])),
+        "filename.space": lambda: _(
+            "The file name %(name)s must not start or end with white space.", name=repr(facts["name"])
+        ),
+        "filename.long": lambda: _("The file name is longer than %(limit)s bytes.", limit=facts["limit"]),
+        "title.empty": lambda: _("The title is empty."),
+        "title.long": lambda: _("The title is longer than %(limit)s characters.", limit=facts["limit"]),
+        "title.control": lambda: _("The title contains control characters."),
+        "title.invisible": lambda: _(
+            "The title contains invisible characters (%(characters)s).", characters=facts["characters"]
+        ),
+    }
+    wording = wordings.get(error.key or "")
+    return wording() if wording is not None else error.message
+
