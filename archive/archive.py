@@ -389,8 +389,9 @@ class Archive:
 
         :raises AuditBroken: naming the first bad entry.
         """
-        verified = verify_chain(self.catalog.audit_entries(), head)
-        verify_erasures(self.catalog.audit_entries(), self.catalog.requests())
+        entries = list(self.catalog.audit_entries())  # read once for both checks
+        verified = verify_chain(entries, head)
+        verify_erasures(entries, self.catalog.requests())
         return verified
 
     def set_owner_password(self) -> tuple[str, str]:
