@@ -268,6 +268,10 @@ class Archive:
         except FileNotFoundError as e:
             raise StorageError(f"the bytes of {version.slug} version {version.number} are missing") from e
 
+    def small_in_memory(self, version: Version) -> bytes | None:
+        """Return a small version's bytes if this process holds them already (no storage read, no waiting)."""
+        return self.small_files.kept(version)
+
     # -- withdrawing -------------------------------------------------------------
 
     def withdraw(self, slug: str, number: int | None = None, *, override_reason: str | None = None) -> list[Version]:

@@ -46,17 +46,23 @@ class SmallFiles:
     def fits(self, version: Version) -> bool:
         return version.size <= self.max_file
 
+    def kept(self, version: Version) -> bytes | None:
+        """Return a small version's bytes if they are in memory already; never reads storage."""
+        with self._lock:
+            data = self._kept.get(version.id)
+            if data is not None:
+                self._kept.move_to_end(version.id)
+            return data
+
     def read(self, version: Version) -> bytes:
         """Return the bytes of a small version, from memory when they were read before.
 
         :raises FileNotFoundError: the object is missing.
         :raises StorageError: the object cannot be read or is not what was deposited.
         """
-        with self._lock:
-            data = self._kept.get(version.id)
-            if data is not None:
-                self._kept.move_to_end(version.id)
-                return data
+        data = self.kept(version)
+        if data is not None:
+            return data
         with self.storage.open(version.storage_key) as stream:
             data = stream.read()
         if len(data) != version.size or hashlib.sha256(data).hexdigest() != version.sha256:

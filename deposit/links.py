@@ -18,10 +18,12 @@ from archive.models import Version
 
 from .settings import Settings
 
+#: Where every version's URL begins (the server's main loop looks for it in request lines).
+FILES_PREFIX = "/files/"
 #: The stable URL of one version (a werkzeug route).
-VERSION_ROUTE = "/files/<slug>/v<int:number>/<filename>"
+VERSION_ROUTE = FILES_PREFIX + "<slug>/v<int:number>/<filename>"
 #: The same URL, as the fast path matches it (before any routing).
-VERSION_PATTERN = re.compile(r"/files/([^/]+)/v([0-9]{1,9})/([^/]+)")
+VERSION_PATTERN = re.compile(re.escape(FILES_PREFIX) + r"([^/]+)/v([0-9]{1,9})/([^/]+)")
 #: The item's newest retained version (a redirect).
 LATEST_ROUTE = "/files/<slug>/latest"
 #: The release page's path; the access blueprint serves it.

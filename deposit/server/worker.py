@@ -19,6 +19,18 @@ answered waits a moment for the next request and serves it itself, if its
 headers are already complete. With more connections open nothing changes:
 threads that stayed with their connections would compete for the GIL, and the
 latency of all would grow (measured).
+
+The crawler's answers in the main loop. Most of what a harvest asks for is
+answered from memory by the fast path (deposit/web/fastpath.py): the 401
+challenge Heritrix gets for every protected URL, the 304 of a revisit, a small
+file. For those the round trip through the pool costs more than the answer.
+So when a request head is complete and asks for a version's URL, the main loop
+parses it (gunicorn's parser, from the bytes already here) and asks the fast
+path for an answer that needs no waiting; the answer leaves in one
+non-blocking send, and a client too slow to take it all gets the rest from a
+pool thread. Anything else (the app, a storage read, a large file, a body) is
+handed to the pool, parsed already. Nothing in the main loop ever waits for a
+client.
 """
 
 from __future__ import annotations
@@ -31,12 +43,19 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent import futures
+from datetime import datetime
 from functools import partial
 from typing import Any
 
+from gunicorn.http import wsgi
+from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
+from ..links import FILES_PREFIX
+from ..web.fastpath import DEFERRED
+from ..web.fastpath import INLINE
 from .pacing import HEADER_MAX_BYTES
 from .pacing import HEADER_SECONDS
 from .pacing import PacedUnreader
@@ -60,6 +79,31 @@ def _headers_complete(data: bytes | bytearray) -> bool:
     return b"\r\n\r\n" in data or b"\n\n" in data
 
 
+#: Request heads the main loop may answer: a GET or HEAD of a version's URL.
+_INLINE_HEADS = tuple(f"{method} {FILES_PREFIX}".encode() for method in ("GET", "HEAD"))
+#: Request headers that leave a request to the pool: a body, or a change of protocol.
+_POOL_HEADERS = frozenset({"CONTENT-LENGTH", "TRANSFER-ENCODING", "EXPECT", "UPGRADE", "HTTP2-SETTINGS"})
+
+
+def _may_answer_here(head: bytes | bytearray) -> bool:
+    """Tell whether a complete request head may be parsed in the main loop: a version's URL, CRLF line ends.
+
+    gunicorn's parser reads up to the first blank line; with CRLFs it finds it
+    in the bytes at hand and never reads the socket.
+    """
+    return head.startswith(_INLINE_HEADS) and b"\r\n\r\n" in head
+
+
+class _Collected:
+    """Takes the place of the socket while gunicorn's response writes an answer, so it leaves in one send."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
 class PligtConn(TConn):
     """A connection whose graceful close lingers in the worker's poller, not on its main thread.
 
@@ -71,6 +115,8 @@ class PligtConn(TConn):
     linger: Callable[[PligtConn], None] | None = None
     #: Told once when the connection is gone (the worker's count per client).
     on_closed: Callable[[], None] | None = None
+    #: A request the main loop parsed and left to the pool.
+    parsed: Any = None
 
     def close(self, graceful: bool = False) -> None:
         if graceful and self.linger is not None:
@@ -91,6 +137,8 @@ class PligtWorker(ThreadWorker):
 
     #: Open connections one client address may hold in this worker (0: no limit); set by the server.
     max_per_client = 0
+    #: gunicorn's: False once the worker is to stop (or restart after max_requests).
+    alive: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,7 +204,8 @@ class PligtWorker(ThreadWorker):
             conn.init()  # blocking again, and the parser exists
             conn.parser.unreader.unread(bytes(head))
             conn.data_ready = True
-            self.enqueue_req(conn)
+            if not (_may_answer_here(head) and self._answer_here(conn)):
+                self.enqueue_req(conn)
         elif len(head) > HEADER_MAX_BYTES:
             self._drop(conn, _TOO_LARGE_ANSWER)
 
@@ -178,6 +227,124 @@ class PligtWorker(ThreadWorker):
             self._drop(conn, _TIMEOUT_ANSWER)
         for conn in [c for c, (deadline, _) in self.closing.items() if deadline <= now]:
             self._closed(conn)
+
+    # -- the crawler's answers in the main loop ---------------------------------------------
+
+    def _answer_here(self, conn: Any) -> bool:
+        """Parse the request on ``conn`` and answer it here if the fast path can without waiting.
+
+        Returns False to leave the connection to the pool untouched; True when
+        the request was answered, handed on, or the connection closed.
+        """
+        if conn.is_http2 or not self.alive:
+            return False
+        self._pace(conn)
+        conn.sock.setblocking(False)  # should the parser want more after all, it is told so, not kept waiting
+        try:
+            req = next(conn.parser)  # the whole head is in the parser's buffer
+        except Exception as e:  # a malformed head: answered as a pool thread would (400), then closed
+            self.handle_error(None, conn.sock, conn.client, e)
+            self._finish(conn, False)
+            return True
+        if not req or any(name in _POOL_HEADERS for name, _ in req.headers):
+            return self._to_pool(conn, req)
+        try:
+            resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
+            environ["wsgi.multithread"] = True
+            environ[INLINE] = True
+            started = datetime.now()
+            answer = self.wsgi(environ, resp.start_response)
+        except Exception:  # the pool's path meets the same and answers it (400, 500)
+            return self._to_pool(conn, req)
+        if answer is DEFERRED:
+            return self._to_pool(conn, req)
+        self.nr += 1
+        if self.nr >= self.max_requests:
+            self.alive = False  # gunicorn's max_requests: this worker restarts
+        if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
+            resp.force_close()
+        collected = _Collected()
+        resp.sock = collected
+        try:
+            for piece in answer:
+                resp.write(piece)
+            resp.close()
+        except Exception:
+            self.log.exception("Error handling request")
+            self._close_answer(answer)
+            self._finish(conn, False)
+            return True
+        self.log.access(resp, req, environ, datetime.now() - started)
+        keepalive = not resp.should_close()
+        data = b"".join(collected.parts)
+        sent = self._send_now(conn.sock, data)
+        if sent < len(data):
+            self._in_pool(conn, self._send_rest, conn, data[sent:], answer, keepalive)
+            return True
+        self._close_answer(answer)
+        self._finish(conn, keepalive and self._keepalive_after(conn, True))
+        return True
+
+    def _to_pool(self, conn: Any, req: Any) -> bool:
+        conn.parsed = req
+        self.enqueue_req(conn)
+        return True
+
+    @staticmethod
+    def _send_now(sock: socket.socket, data: bytes) -> int:
+        """Send what the socket takes at once; return how much that was."""
+        sock.setblocking(False)
+        try:
+            return sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            return len(data)  # the client is gone: nothing more to send, and the next read sees it
+        finally:
+            sock.setblocking(True)
+
+    def _send_rest(self, conn: Any, rest: bytes, answer: Any, keepalive: bool) -> bool:
+        """In a pool thread: send the rest of an answer to a client that takes it slowly."""
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.sendall(rest)
+        except OSError:
+            keepalive = False
+        finally:
+            self._close_answer(answer)
+        return keepalive and self._keepalive_after(conn, True)
+
+    def _close_answer(self, answer: Any) -> None:
+        close = getattr(answer, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                self.log.exception("Error closing an answer")
+
+    def _finish(self, conn: Any, keepalive: bool) -> None:
+        """Keep the connection for its next request, or close it, as gunicorn does after a pool thread's."""
+        done: futures.Future[bool] = futures.Future()
+        done.set_result(keepalive)
+        self.finish_request(conn, done)
+
+    def _in_pool(self, conn: Any, work: Callable[..., bool], *args: Any) -> None:
+        fs = self.tpool.submit(work, *args)
+        fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    def _serve_parsed(self, conn: Any, req: Any) -> bool:
+        """In a pool thread: what gthread's ``handle`` does after parsing, for a request parsed in the main loop."""
+        try:
+            conn.sock.setblocking(True)  # a kept-alive connection's socket was left non-blocking for the poller
+            return bool(self._keepalive_after(conn, self.handle_request(req, conn)))
+        except (NoMoreData, StopIteration):
+            pass
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+        except Exception as e:
+            self.handle_error(req, conn.sock, conn.client, e)
+        return False
 
     # -- closing gracefully without blocking the main loop ---------------------------------------
 
@@ -222,8 +389,12 @@ class PligtWorker(ThreadWorker):
 
     def handle(self, conn: Any) -> Any:
         """Serve the request whose head was gathered (and, on a lone connection, the ones that follow)."""
-        self._pace(conn)
-        keepalive = super().handle(conn)
+        req, conn.parsed = conn.parsed, None
+        if req is not None:
+            keepalive: Any = self._serve_parsed(conn, req)
+        else:
+            self._pace(conn)
+            keepalive = super().handle(conn)
         while keepalive is True and self._next_request_comes(conn):
             self._pace(conn)
             keepalive = super().handle(conn)

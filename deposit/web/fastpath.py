@@ -18,6 +18,11 @@ Everything else falls through to Flask unchanged: a credential not verified
 yet, a wrong or malformed one (Flask checks it and counts the failure), the
 owner's, 404s and 410s, a failed precondition (412) or an unsatisfiable range
 (416), storage errors.
+
+The server's main loop asks first (``environ[INLINE]``, deposit/server/worker.py):
+then only answers that are ready in memory are given (a challenge, a 304, a
+HEAD, a small version whose bytes this process holds), and anything else is
+:data:`DEFERRED` to a pool thread, which asks again without the flag.
 """
 
 from __future__ import annotations
@@ -61,6 +66,17 @@ log = logging.getLogger("pligt")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+#: The environ key with which the server's main loop asks for an answer that needs no waiting.
+INLINE = "pligt.inline"
+
+
+class _Deferred(tuple[bytes, ...]):
+    """The answer to an INLINE request that needs a thread (the app, storage, or a large file)."""
+
+
+#: Returned, for an INLINE request, instead of an answer (compared by identity).
+DEFERRED: Iterable[bytes] = _Deferred()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -116,7 +132,9 @@ class FastDownloads:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         environ[CONNECTIONS] = self.connections
         served = self._serve(environ, start_response)
-        return self.app(environ, start_response) if served is None else served
+        if served is None:
+            return DEFERRED if environ.get(INLINE) else self.app(environ, start_response)
+        return served
 
     def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
         method = environ.get("REQUEST_METHOD")
@@ -164,8 +182,11 @@ class FastDownloads:
         if record is None:  # HEAD
             start_response("200 OK", list(version_headers(version, secure)))
             return []
+        inline = bool(environ.get(INLINE))
         try:
-            small = archive.read_small(version)
+            small = archive.small_in_memory(version) if inline else archive.read_small(version)
+            if small is None and inline:
+                return None  # storage is read, or a large file sent, by a thread
             stream: Any = None if small is not None else archive.open(version)
         except ArchiveError:
             return None

@@ -1,0 +1,191 @@
+"""The crawler's answers from the worker's main loop: the same bytes, and no client can hold the loop.
+
+A real ``pligt serve`` answers a challenge, a revisit, a HEAD and a small file
+it holds in memory from its main loop (deposit/server/worker.py), and hands
+everything else to a pool thread. On one kept-alive connection the two kinds
+follow each other in any order, pipelined too; with every pool thread busy the
+crawler's challenges and revisits are still answered; and a client that asks
+and never reads keeps nobody else waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import pytest
+
+from deposit.instance import build_archive
+from tests.support.access import issue_credential
+from tests.support.app import Instance
+from tests.support.data import binary_bytes
+from tests.support.servers import Server
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
+
+SMALL = b"Prisliste 2026: kursus 1200 kr, bog 300 kr.\n" * 40
+#: A file the server keeps in memory, near the size limit for that (archive/small_files.py).
+BROCHURE = b"Brochure om pligtaflevering.\n" * 2000
+#: More than the kernel's socket buffers hold (4 MiB each way here), so that its sender waits.
+LARGE = binary_bytes(16_000_000)
+POOL_THREADS = 2
+
+
+@dataclass
+class Site:
+    server: Server
+    authorization: str
+    etag: str
+
+
+@pytest.fixture
+def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
+    archive = build_archive(instance.settings)
+    archive.publish([SMALL], filename="prisliste.txt", slug="prisliste", visibility="protected")
+    archive.publish([LARGE], filename="data.bin", slug="data", visibility="protected")
+    archive.publish([SMALL], filename="offentlig.txt", slug="offentlig", visibility="public")
+    archive.publish([BROCHURE], filename="brochure.txt", slug="brochure", visibility="public")
+    credential, password = issue_credential(archive)
+    token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
+    server = start_server(instance.path, tmp_path / "server.log", "--threads", str(POOL_THREADS), "--workers", "1")
+    try:
+        yield Site(server, f"Basic {token}", f'"{hashlib.sha256(SMALL).hexdigest()}"')
+    finally:
+        stop_server(server)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def connect(server: Server, timeout: float = 10, receive_buffer: int | None = None) -> socket.socket:
+    """A connection to the server; ``receive_buffer`` small: a client that takes its answers slowly."""
+    address = urlsplit(server.url)
+    assert address.hostname is not None and address.port is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)  # before connecting: the window
+    sock.settimeout(timeout)
+    sock.connect((address.hostname, address.port))
+    return sock
+
+
+def request(path: str, *headers: str, method: str = "GET") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "User-Agent: heritrix/3.4.0", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_answer(stream: BinaryIO, method: str = "GET") -> Answer:
+    """Read one response from a buffered socket file, by its Content-Length (none for 304 and HEAD)."""
+    status_line = stream.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    headers: dict[str, str] = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    status = int(status_line.split()[1])
+    length = 0 if status == 304 or method == "HEAD" else int(headers.get("content-length", "0"))
+    body = stream.read(length) if length else b""
+    return Answer(status, headers, body)
+
+
+def test_one_connection_mixes_main_loop_and_pool_answers_in_any_order(site: Site) -> None:
+    auth = f"Authorization: {site.authorization}"
+    steps = [
+        ("GET", request("/files/prisliste/v1/prisliste.txt"), 401, b""),
+        ("GET", request("/files/prisliste/v1/prisliste.txt", auth), 200, SMALL),  # verified by the app
+        ("GET", request("/files/prisliste/v1/prisliste.txt", auth), 200, SMALL),  # from memory
+        ("GET", request("/files/data/v1/data.bin"), 401, b""),
+        ("GET", request("/files/data/v1/data.bin", auth), 200, LARGE),  # a pool thread's sendfile
+        ("GET", request("/files/prisliste/v1/prisliste.txt", auth, f"If-None-Match: {site.etag}"), 304, b""),
+        ("HEAD", request("/files/data/v1/data.bin", auth, method="HEAD"), 200, b""),
+        ("GET", request("/files/prisliste/v1/prisliste.txt", auth, "Range: bytes=10-19"), 206, SMALL[10:20]),
+        ("GET", request("/files/offentlig/v1/offentlig.txt"), 200, SMALL),
+        ("GET", request("/files/offentlig/v9/offentlig.txt"), 404, None),
+        ("GET", request("/files/offentlig/v1/offentlig.txt"), 200, SMALL),
+    ]
+    with connect(site.server) as sock, sock.makefile("rb") as stream:
+        for method, raw, status, body in steps:
+            sock.sendall(raw)
+            answer = read_answer(stream, method)
+            assert answer.status == status, (raw, answer)
+            assert answer.headers["connection"] == "keep-alive"
+            if status == 401:
+                assert answer.headers["www-authenticate"].startswith('Basic realm="')
+            if body is not None and status != 401:
+                assert answer.body == body
+        # Pipelined: every answer, in order, whichever lane each takes.
+        sock.sendall(b"".join(raw for _, raw, _, _ in steps))
+        for method, raw, status, body in steps:
+            answer = read_answer(stream, method)
+            assert answer.status == status, (raw, answer)
+            if body is not None and status != 401:
+                assert answer.body == body
+
+
+def test_challenges_and_revisits_are_answered_while_every_pool_thread_is_busy(site: Site) -> None:
+    auth = f"Authorization: {site.authorization}"
+    with connect(site.server) as warm, warm.makefile("rb") as stream:  # the credential verified and cached
+        warm.sendall(request("/files/prisliste/v1/prisliste.txt", auth))
+        assert read_answer(stream).status == 200
+    # Clients that ask for the large file and do not read it hold a pool thread each in sendfile.
+    holders = []
+    for _ in range(POOL_THREADS + 2):
+        holder = connect(site.server, receive_buffer=4096)
+        holder.sendall(request("/files/data/v1/data.bin", auth))
+        holders.append(holder)
+    time.sleep(0.5)
+    try:
+        for raw, status in [
+            (request("/files/data/v1/data.bin"), 401),
+            (request("/files/prisliste/v1/prisliste.txt", auth, f"If-None-Match: {site.etag}"), 304),
+            (request("/files/prisliste/v1/prisliste.txt", auth), 200),
+        ]:
+            with connect(site.server, timeout=3) as sock, sock.makefile("rb") as stream:
+                started = time.monotonic()
+                sock.sendall(raw)
+                assert read_answer(stream).status == status
+                assert time.monotonic() - started < 1
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def test_a_client_that_asks_and_never_reads_keeps_nobody_waiting(site: Site) -> None:
+    # One request after another, each once the last was answered into the socket, never read:
+    # the kernel's buffers fill and an answer no longer leaves at once.
+    greedy = connect(site.server, receive_buffer=4096)
+    stop = threading.Event()
+    asking = threading.Thread(target=_ask_without_reading, args=(greedy, stop), daemon=True)
+    asking.start()
+    time.sleep(2)
+    try:
+        for _ in range(5):
+            with connect(site.server, timeout=3) as sock, sock.makefile("rb") as stream:
+                started = time.monotonic()
+                sock.sendall(request("/files/prisliste/v1/prisliste.txt"))
+                assert read_answer(stream).status == 401
+                assert time.monotonic() - started < 1
+    finally:
+        stop.set()
+        greedy.close()
+
+
+def _ask_without_reading(sock: socket.socket, stop: threading.Event) -> None:
+    ask = request("/files/brochure/v1/brochure.txt")
+    try:
+        while not stop.wait(0.005):
+            sock.sendall(ask)
+    except OSError:
+        pass  # closed at the end of the test, or by the server
