@@ -259,8 +259,9 @@ class PligtWorker(ThreadWorker):
         if answer is DEFERRED:
             return self._to_pool(conn, req)
         self.nr += 1
-        if self.nr >= self.max_requests:
-            self.alive = False  # gunicorn's max_requests: this worker restarts
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
         if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
             resp.force_close()
         collected = _Collected()
