@@ -235,12 +235,17 @@ class Archive:
         if version is None:
             what = f"version {number} of {slug!r}" if number is not None else f"item {slug!r}"
             raise NotFound(f"no {what}")
-        if version.withdrawn:
-            raise Gone(
-                f"{slug} version {version.number} was withdrawn on "
-                f"{version.withdrawn_at:%Y-%m-%d}, after its retention ended"
-            )
-        return Download(version, credential_active)
+        return _retained(Download(version, credential_active))
+
+    def find_kept_download(self, slug: str, number: int, credential_id: int | None = None) -> Download | None:
+        """Find a version for download as :meth:`find_download` does, from memory alone: None if that cannot.
+
+        For the server's main loop, which must never wait for the catalog.
+
+        :raises Gone: the version was withdrawn after its retention ended.
+        """
+        found = self.lookups.find_kept(slug, number, credential_id)
+        return None if found is None else _retained(Download(*found))
 
     def open(self, version: Version) -> BinaryIO:
         """Open a version's bytes for streaming.
@@ -457,3 +462,17 @@ def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 def read_chunks(stream: IO[bytes], chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield a binary stream's content in chunks."""
     return iter(lambda: stream.read(chunk_size), b"")
+
+
+def _retained(found: Download) -> Download:
+    """``found``, unless its version was withdrawn.
+
+    :raises Gone: the version was withdrawn after its retention ended.
+    """
+    version = found.version
+    if version.withdrawn:
+        raise Gone(
+            f"{version.slug} version {version.number} was withdrawn on "
+            f"{version.withdrawn_at:%Y-%m-%d}, after its retention ended"
+        )
+    return found

@@ -63,6 +63,19 @@ class DownloadLookups:
             return version, None
         return version, self._credential_active(answers, credential_id)
 
+    def find_kept(self, slug: str, number: int | None, credential_id: int | None) -> tuple[Version, bool | None] | None:
+        """Answer as :meth:`find` from memory alone (the change counter read); None if that needs the catalog."""
+        answers = self._current()
+        version = answers.versions.get((slug, number))
+        if version is None:
+            return None
+        if credential_id is None:
+            return version, None
+        credential = answers.credentials.get(credential_id)
+        if credential is None:
+            return None
+        return version, credential.active(self.clock())
+
     def credential_active(self, credential_id: int) -> bool:
         """Tell whether a crawler credential is still valid (not revoked, not expired)."""
         return self._credential_active(self._current(), credential_id)

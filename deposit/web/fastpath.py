@@ -154,8 +154,15 @@ class FastDownloads:
         credential_id = cached or None
         slug, number, filename = match.group(1), int(match.group(2)), match.group(3)
         archive = self.services.archive
+        inline = bool(environ.get(INLINE))
         try:
-            found = archive.find_download(slug, number, credential_id)
+            if inline:
+                kept = archive.find_kept_download(slug, number, credential_id)
+                if kept is None:
+                    return None  # a pool thread asks the catalog
+                found = kept
+            else:
+                found = archive.find_download(slug, number, credential_id)
         except ArchiveError:
             return None
         version = found.version
@@ -182,7 +189,6 @@ class FastDownloads:
         if record is None:  # HEAD
             start_response("200 OK", list(version_headers(version, secure)))
             return []
-        inline = bool(environ.get(INLINE))
         try:
             small = archive.small_in_memory(version) if inline else archive.read_small(version)
             if small is None and inline:
