@@ -80,7 +80,7 @@ def cdxj_line(entry: Entry, filename: str) -> str:
 
 def pages_jsonl(entries: Iterable[Entry]) -> bytes:
     """Return the package's page list: a header line, then each entry that has a title."""
-    lines = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
+    lines: list[dict[str, str | None]] = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
     for number, entry in enumerate(e for e in entries if e.title is not None):
         lines.append({"id": f"page-{number + 1}", "url": entry.url, "ts": warc_date(entry.date), "title": entry.title})
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
@@ -124,7 +124,8 @@ def export_wacz(
                 package.writestr(member, data)
                 resources.append(_resource(member, hashlib.sha256(data).hexdigest(), len(data)))
 
-            with package.open(WARC_PATH, "w", force_zip64=True) as warc:
+            member = zipfile.ZipInfo(WARC_PATH, date_time=created.timetuple()[:6])
+            with package.open(member, "w", force_zip64=True) as warc:
                 exported, tally = write_records(
                     warc,  # type: ignore[arg-type]  # a ZIP member written to is a binary file
                     catalog,
