@@ -359,15 +359,15 @@ def export(
             )  # fmt: skip
     kind = "warc" if warc is not None else "wacz"
     if as_json:
-        print_json(
-            {
-                kind: str(target),
-                "records": exported.versions + exported.pages,
-                "versions": exported.versions,
-                "pages": exported.pages,
-                "proofs": [name for name, _ in proof_files],
-            }
-        )
+        summary: dict[str, object] = {
+            kind: str(target),
+            "records": exported.versions + exported.pages,
+            "versions": exported.versions,
+            "pages": exported.pages,
+        }
+        if wacz is not None:
+            summary["proofs"] = [name for name, _ in proof_files]
+        print_json(summary)
     else:
         click.echo(f"wrote {exported.versions} versions and {exported.pages} pages to {target}")
 
