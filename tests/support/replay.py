@@ -35,7 +35,7 @@ def replay_tools() -> Path:
     shutil.rmtree(VENV, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
     pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--only-binary=:all:", "-r", str(PINS)], check=True, timeout=900)
+    subprocess.run([*pip, "-r", str(PINS)], check=True, timeout=900)
     stamp.write_text(want)
     return VENV / "bin"
 
