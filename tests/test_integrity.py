@@ -291,7 +291,8 @@ def test_export_and_backup_name_a_missing_object_and_leave_nothing_behind(inst: 
     out = tmp_path / "out"
     out.mkdir()
 
-    for args in (("export", "--warc", str(out / "pligt.warc.gz")), ("backup", str(out / "backup"))):
+    exports = (("export", "--warc", str(out / "pligt.warc.gz")), ("export", "--wacz", str(out / "pligt.wacz")))
+    for args in (*exports, ("backup", str(out / "backup"))):
         result = pligt_at(NOW, *args, "--instance", str(inst))
         assert result.returncode not in (0, None), args
         [line] = result.stderr.splitlines()  # one line, no traceback
@@ -299,6 +300,19 @@ def test_export_and_backup_name_a_missing_object_and_leave_nothing_behind(inst: 
         assert missing["storage_key"] in line, line
     leftovers = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
     assert leftovers == []  # no half export, no half backup (it would hold personal data)
+
+
+def test_export_refuses_a_corrupt_version_naming_it_and_leaves_nothing_behind(inst: Path, tmp_path: Path) -> None:
+    corrupt = next(v for v in retained(inst).values() if v["slug"] == "kontakt-os")
+    flip_middle_byte(inst / "files" / corrupt["storage_key"])
+
+    for target in (tmp_path / "pligt.warc.gz", tmp_path / "pligt.wacz"):
+        kind = "--wacz" if target.suffix == ".wacz" else "--warc"
+        result = pligt_at(NOW, "export", kind, str(target), "--instance", str(inst))
+        assert result.returncode not in (0, None), kind
+        [line] = result.stderr.splitlines()
+        assert "kontakt-os" in line and f"not the published {corrupt['sha1']}" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instance"]
 
 
 def test_export_into_a_folder_that_does_not_exist_is_a_clear_error(inst: Path, tmp_path: Path) -> None:
