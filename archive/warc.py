@@ -77,7 +77,7 @@ class Exported:
     entries: list[Entry] = field(default_factory=list)
 
 
-class _Tally:
+class Tally:
     """A write-only file that counts and hashes what passes through it (offsets for the index, the file's hash)."""
 
     def __init__(self, out: BinaryIO) -> None:
@@ -103,7 +103,7 @@ def warc_date(moment: datetime) -> str:
 class _Records:
     """Writes response records to a WARC and notes each one's place."""
 
-    def __init__(self, tally: _Tally, writer: WARCWriter) -> None:
+    def __init__(self, tally: Tally, writer: WARCWriter) -> None:
         self.tally = tally
         self.writer = writer
         self.exported = Exported()
@@ -152,7 +152,7 @@ def write_records(
     pages: Iterable[Page] = (),
     progress: Callable[[int], None] | None = None,
     gzip: bool = True,
-) -> tuple[Exported, _Tally]:
+) -> tuple[Exported, Tally]:
     """Write a WARC 1.1 to ``out``: a warcinfo record, the pages, then every retained version.
 
     Versions stream from storage one at a time (warcio reads a seekable file
@@ -165,7 +165,7 @@ def write_records(
     :raises StorageError: a version's bytes are missing or are not what was published.
     :return: what was written, and the tally of the bytes (count, SHA-256).
     """
-    tally = _Tally(out)
+    tally = Tally(out)
     writer = WARCWriter(tally, gzip=gzip, warc_version="1.1")
     writer.write_record(
         writer.create_warcinfo_record(
