@@ -75,7 +75,8 @@ def cdxj_line(entry: Entry, filename: str) -> str:
         "offset": str(entry.offset),
         "filename": filename,
     }
-    return f"{surt.surt(entry.url)} {entry.date:%Y%m%d%H%M%S} {json.dumps(fields, ensure_ascii=False)}\n"
+    stamp = "".join(c for c in warc_date(entry.date) if c.isdigit())
+    return f"{surt.surt(entry.url)} {stamp} {json.dumps(fields, ensure_ascii=False)}\n"
 
 
 def pages_jsonl(entries: Iterable[Entry]) -> bytes:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -96,8 +97,8 @@ class Tally:
 
 
 def warc_date(moment: datetime) -> str:
-    """Return ``moment`` as a WARC-Date, to the second (as Heritrix writes it)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Return ``moment`` as a WARC-Date, in UTC to the second (as Heritrix writes it)."""
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Records:
