@@ -29,14 +29,18 @@ import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
+from archive.errors import InvalidInput
 from archive.models import PUBLIC
 from archive.models import Version
+from archive.wacz import export_wacz
 from deposit.disposition import content_disposition
 from deposit.instance import build_archive
 from deposit.links import version_path
 from deposit.settings import load_settings
+from deposit.web.listing import PAGE_SIZE
 from tests.support.app import Instance
 from tests.support.cli import PLIGT
+from tests.support.cli import invoke
 from tests.support.pages import links
 from tests.support.realistic import END
 from tests.support.realistic import World
@@ -295,3 +299,58 @@ def test_a_large_version_streams_through_in_flat_memory(instance: Instance, tmp_
                 digests[uri] = sha.hexdigest()
     assert len(digests) == 2
     assert big.sha256 in digests.values()
+
+
+# -- paged indexes, and the proof files' seam in the core ----------------------------------------
+
+
+def test_every_page_of_both_indexes_is_exported_and_together_they_link_every_version(
+    instance: Instance, tmp_path: Path
+) -> None:
+    archive = build_archive(instance.settings)
+    for n in range(PAGE_SIZE + 1):  # one more than a page holds: the public index has two pages
+        archive.publish([b"Side %d.\n" % n], filename=f"n{n}.txt", visibility="public")
+    archive.publish([b"Beskyttet.\n"], filename="beskyttet.txt", visibility="protected")
+    target = tmp_path / "paged.wacz"
+
+    result = invoke("export", "--wacz", str(target), "--base-url", BASE, "--instance", str(instance.path), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    pages: dict[str, bytes] = {}
+    with zipfile.ZipFile(target) as package, package.open("archive/data.warc.gz") as warc:
+        for record in ArchiveIterator(warc):
+            uri = record.rec_headers.get_header("WARC-Target-URI") or ""
+            if record.rec_type == "response" and "/files/" not in uri:
+                pages[uri.removeprefix(BASE)] = record.content_stream().read()
+    assert {"/", "/?page=2", "/protected/", "/protected/?page=2"} <= set(pages)
+    assert "/?page=3" not in pages and "/protected/?page=3" not in pages
+    versions = archive.versions()
+    public_links = set(links(pages["/"].decode())) | set(links(pages["/?page=2"].decode()))
+    all_links = set(links(pages["/protected/"].decode())) | set(links(pages["/protected/?page=2"].decode()))
+    assert {unquote(version_path(v)) for v in versions if v.visibility == PUBLIC} <= public_links
+    assert {unquote(version_path(v)) for v in versions} <= all_links
+    assert "?page=2" in pages["/"].decode()  # the first page links the second, as the crawler follows it
+
+
+def test_the_core_export_hands_proof_files_over_and_refuses_bad_names(instance: Instance, tmp_path: Path) -> None:
+    archive = build_archive(instance.settings)
+    archive.publish([b"%PDF-1.4\n brochure\n"], filename="brochure.pdf", visibility="public")
+    common: dict[str, Any] = {
+        "base_url": BASE, "software": "test", "title": "test", "created": archive.clock(),
+        "url_of": lambda v: BASE + version_path(v), "headers_of": lambda v: [("Content-Type", v.content_type)],
+    }  # fmt: skip
+    target = tmp_path / "proofs.wacz"
+    proofs = [("checkpoint", CHECKPOINT.encode()), ("checkpoint.tsr", TIMESTAMP)]
+
+    export_wacz(archive.catalog, archive.storage, target, proofs=proofs, **common)
+
+    with zipfile.ZipFile(target) as package:
+        assert package.read("proof/checkpoint") == CHECKPOINT.encode()
+        assert package.read("proof/checkpoint.tsr") == TIMESTAMP
+        listed = {r["path"]: r for r in json.loads(package.read("datapackage.json"))["resources"]}
+    assert listed["proof/checkpoint.tsr"]["hash"] == "sha256:" + hashlib.sha256(TIMESTAMP).hexdigest()
+    assert listed["proof/checkpoint"]["bytes"] == len(CHECKPOINT.encode())
+    for bad in ("../escape", "proof/nested", "", ".hidden", "a b"):
+        with pytest.raises(InvalidInput, match="proof file"):
+            export_wacz(archive.catalog, archive.storage, tmp_path / "bad.wacz", proofs=[(bad, b"x")], **common)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instance", "proofs.wacz"]
