@@ -28,10 +28,10 @@ from flask.testing import FlaskClient
 from archive import Archive
 from archive.errors import InvalidInput
 from archive.names import check_filename
+from deposit.disposition import ascii_name
+from deposit.disposition import content_disposition
 from deposit.instance import build_archive
 from deposit.links import version_path
-from deposit.web.disposition import ascii_name
-from deposit.web.disposition import content_disposition
 from deposit.web.fastpath import FastDownloads
 from tests.support.access import issue_credential
 from tests.support.app import Instance

@@ -17,14 +17,18 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
 
+from tests.support.pages import links
 from tests.support.realistic import END
 from tests.support.realistic import World
 from tests.support.realistic import copy_instance
@@ -166,6 +170,16 @@ def test_fixity_names_the_corrupt_the_missing_the_unexpected_and_the_orphaned_ob
 # -- pligt export --warc ------------------------------------------------------------------
 
 
+#: What the WSGI server and the connection add (not Pligt's answer: the export leaves them out).
+TRANSPORT = {"server", "connection", "keep-alive", "date"}
+
+
+def answer_headers(headers: Any) -> list[tuple[str, str]]:
+    """A response's headers (a record's or a live one's) without the transport's, in a comparable order."""
+    pairs = headers.headers if isinstance(headers, StatusAndHeaders) else headers.items()
+    return sorted((k.lower(), v) for k, v in pairs if k.lower() not in TRANSPORT)
+
+
 def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_check(
     world: World, inst: Path, tmp_path: Path
 ) -> None:
@@ -174,6 +188,7 @@ def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_ch
     assert len(by_sha) == len(versions)
     warc = tmp_path / "pligt.warc.gz"
     server = start_server(inst, tmp_path / "server.log", env=fake_env(NOW))
+    crawler = world.crawlers["a_active"]
     try:
         listed = owner_listing(server.url, world)
         urls = {v["url"]: v for v in listed if v["withdrawn_at"] is None}
@@ -181,7 +196,13 @@ def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_ch
         assert len(urls) == len(versions) and len(gone) == len(world.withdrawn)
 
         exported = pligt_json(NOW, "export", "--warc", str(warc), "--base-url", server.url, "--instance", str(inst))
-        assert exported == {"warc": str(warc), "records": len(versions)}
+        pages = ["/", "/protected/", "/static/pligt.css", "/favicon.ico", "/robots.txt", "/sitemap.xml"]
+        assert exported == {
+            "warc": str(warc),
+            "records": len(versions) + len(pages),
+            "versions": len(versions),
+            "pages": len(pages),
+        }
         assert not list(tmp_path.glob("*.partial"))
 
         with warc.open("rb") as stream:
@@ -192,10 +213,36 @@ def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_ch
         assert records[0][0] == "warcinfo"
         assert all(rec_headers.protocol == "WARC/1.1" for _, rec_headers, _, _ in records)
         responses = records[1:]
-        assert [kind for kind, _, _, _ in responses] == ["response"] * len(versions)
+        assert [kind for kind, _, _, _ in responses] == ["response"] * (len(versions) + len(pages))
+        page_records = responses[: len(pages)]
+        version_records = responses[len(pages) :]
+
+        # The pages as the server answers them: the indexes (the protected one as the crawler
+        # sees it with its credentials), their stylesheet, what a crawler asks for first.
+        assert [r[1].get_header("WARC-Target-URI") for r in page_records] == [server.url + p for p in pages]
+        for _, rec_headers, http_headers, payload in page_records:
+            uri = rec_headers.get_header("WARC-Target-URI")
+            auth = (crawler.username, crawler.password) if "/protected/" in uri else None
+            served = requests.get(uri, auth=auth, timeout=30)
+            assert served.status_code == 200, uri
+            assert payload == served.content, uri
+            assert http_headers.get_statuscode() == "200"
+            # Expires (the icon's: a week from the answer) moves on with the clock; the rest is the same.
+            recorded, live = answer_headers(http_headers), answer_headers(served.headers)
+            assert [h for h in recorded if h[0] != "expires"] == [h for h in live if h[0] != "expires"], uri
+            if expires := http_headers.get_header("Expires"):
+                ahead = parsedate_to_datetime(expires) - parsedate_to_datetime(http_headers.get_header("Date"))
+                assert timedelta(days=7) <= ahead <= timedelta(days=7, seconds=5), uri
+            assert parsedate_to_datetime(http_headers.get_header("Date")) >= NOW
+        index = set(links(page_records[0][3].decode()))
+        protected_index = set(links(page_records[1][3].decode()))
+        for uri, version in urls.items():
+            path = unquote(urlsplit(uri).path)
+            assert (path in index) == (version["visibility"] == "public"), path
+            assert path in protected_index, path
 
         seen = set()
-        for _, rec_headers, http_headers, payload in responses:
+        for _, rec_headers, http_headers, payload in version_records:
             uri = rec_headers.get_header("WARC-Target-URI")
             assert uri in urls, uri  # exactly the URL the server gives the version
             seen.add(uri)
@@ -206,8 +253,10 @@ def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_ch
             assert http_headers.get_statuscode() == "200"
             served = fetch(uri, world, version["visibility"])
             assert served.content == payload
-            assert http_headers.get_header("Content-Type") == served.headers["Content-Type"]
-            assert http_headers.get_header("Content-Length") == served.headers["Content-Length"]
+            # Every header the server sends for that URL, Content-Disposition first of all.
+            assert answer_headers(http_headers) == answer_headers(served.headers), uri
+            assert http_headers.get_header("Content-Disposition") == served.headers["Content-Disposition"]
+            assert http_headers.get_header("Date") == http_headers.get_header("Last-Modified")
         assert seen == set(urls)
         for version in gone:  # withdrawn versions are not handed over
             path = f"/files/{version['slug']}/v{version['version']}/"
@@ -218,8 +267,8 @@ def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_ch
     check = subprocess.run([WARCIO, "check", "-v", str(warc)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     lines = check.stdout.splitlines()
-    assert sum("WARC-Record-ID" in ln for ln in lines) == len(versions) + 1
-    assert sum(ln.strip() == "digest pass" for ln in lines) == len(versions) + 1
+    assert sum("WARC-Record-ID" in ln for ln in lines) == len(versions) + len(pages) + 1
+    assert sum(ln.strip() == "digest pass" for ln in lines) == len(versions) + len(pages) + 1
     assert not any("fail" in ln for ln in lines)
 
 
@@ -242,7 +291,8 @@ def test_export_and_backup_name_a_missing_object_and_leave_nothing_behind(inst: 
     out = tmp_path / "out"
     out.mkdir()
 
-    for args in (("export", "--warc", str(out / "pligt.warc.gz")), ("backup", str(out / "backup"))):
+    exports = (("export", "--warc", str(out / "pligt.warc.gz")), ("export", "--wacz", str(out / "pligt.wacz")))
+    for args in (*exports, ("backup", str(out / "backup"))):
         result = pligt_at(NOW, *args, "--instance", str(inst))
         assert result.returncode not in (0, None), args
         [line] = result.stderr.splitlines()  # one line, no traceback
@@ -250,6 +300,19 @@ def test_export_and_backup_name_a_missing_object_and_leave_nothing_behind(inst: 
         assert missing["storage_key"] in line, line
     leftovers = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
     assert leftovers == []  # no half export, no half backup (it would hold personal data)
+
+
+def test_export_refuses_a_corrupt_version_naming_it_and_leaves_nothing_behind(inst: Path, tmp_path: Path) -> None:
+    corrupt = next(v for v in retained(inst).values() if v["slug"] == "kontakt-os")
+    flip_middle_byte(inst / "files" / corrupt["storage_key"])
+
+    for target in (tmp_path / "pligt.warc.gz", tmp_path / "pligt.wacz"):
+        kind = "--wacz" if target.suffix == ".wacz" else "--warc"
+        result = pligt_at(NOW, "export", kind, str(target), "--instance", str(inst))
+        assert result.returncode not in (0, None), kind
+        [line] = result.stderr.splitlines()
+        assert "kontakt-os" in line and f"not the published {corrupt['sha1']}" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instance"]
 
 
 def test_export_into_a_folder_that_does_not_exist_is_a_clear_error(inst: Path, tmp_path: Path) -> None:

@@ -91,7 +91,15 @@ def test_the_web_app_never_imports_click_or_the_cli() -> None:
 
 
 def test_shared_service_modules_import_no_runtime() -> None:
-    for name in ("deposit.settings", "deposit.instance", "deposit.links", "deposit.mail", "deposit.release"):
+    for name in (
+        "deposit.settings",
+        "deposit.instance",
+        "deposit.links",
+        "deposit.mail",
+        "deposit.release",
+        "deposit.served",
+        "deposit.disposition",
+    ):
         found = imports(MODULES[name])
         assert not top_level(found) & {"flask", "click", "gunicorn", "werkzeug"}, name
         assert not {n for n in found if n.startswith(("deposit.web", "deposit.cli", "deposit.server"))}, name

@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -172,6 +173,8 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
     finally:
         archive.catalog.close()
     assert (work / "all.warc.gz").stat().st_size > 0
+    with zipfile.ZipFile(work / "aflevering.wacz") as package:
+        assert "archive/data.warc.gz" in package.namelist()
 
 
 def _fill(token: str, filled: dict[str, str], url: str, printed: dict[str, str]) -> str:

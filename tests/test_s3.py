@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from warcio.archiveiterator import ArchiveIterator
 
 from archive.errors import ConfigurationError
 from archive.errors import RetentionActive
@@ -610,3 +612,24 @@ def test_migrate_storage_shows_a_progress_bar_on_a_terminal(instance: Instance, 
     assert returncode == 0, seen.decode(errors="replace")
     assert b"Copying to" in seen
     assert b"100%" in seen
+
+
+def test_the_wacz_export_streams_versions_from_s3(instance: Instance, bucket: Bucket, tmp_path: Path) -> None:
+    s3 = on_s3(instance, bucket)
+    archive = build_archive(s3.settings)
+    contents = {"brochure.pdf": pdf_bytes("brochure", pad=20_000), "data.bin": binary_bytes(PART_SIZE + 4321)}
+    for name, data in contents.items():
+        archive.publish([data], filename=name, visibility="public")
+    target = tmp_path / "aflevering.wacz"
+
+    result = invoke("export", "--wacz", str(target), "--instance", str(s3.path), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["versions"] == 2
+    found = {}
+    with zipfile.ZipFile(target) as package, package.open("archive/data.warc.gz") as warc:
+        for record in ArchiveIterator(warc):
+            uri = record.rec_headers.get_header("WARC-Target-URI") or ""
+            if "/files/" in uri:
+                found[uri.rsplit("/", 1)[1]] = record.content_stream().read()
+    assert found == contents

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from importlib.metadata import version as package_version
@@ -19,6 +20,7 @@ from archive.fixity import FixityReport
 from archive.fixity import check_fixity
 from archive.fixity import record_fixity
 from archive.fixity import repair_leftovers
+from archive.models import Version
 from archive.privacy import Privacy
 from archive.storage.base import EMPTY_FOLDER
 from archive.storage.base import GRACE_PERIOD
@@ -29,6 +31,8 @@ from ..instance import open_instance
 from ..instance import write_secret
 from ..links import public_base
 from ..links import version_path
+from ..served import http_date
+from ..served import version_headers
 from ..settings import load_settings
 from .common import instance_option
 from .common import json_option
@@ -273,32 +277,97 @@ def _duration(span: timedelta) -> str:
 @click.command("export")
 @instance_option
 @json_option
-@click.option("--warc", "warc", required=True, type=click.Path(dir_okay=False, path_type=Path), help="FILE.warc.gz")
+@click.option("--warc", "warc", type=click.Path(dir_okay=False, path_type=Path), help="Write a WARC: FILE.warc.gz")
+@click.option(
+    "--wacz", "wacz", type=click.Path(dir_okay=False, path_type=Path), help="Write a WACZ package: FILE.wacz"
+)
 @click.option("--base-url", help="The public URL the records are filed under (default: base_url).")
-def export(instance: Path | None, as_json: bool, warc: Path, base_url: str | None) -> None:
-    """Write every retained version to a WARC 1.1 file, at its public URL."""
+@click.option(
+    "--proof",
+    "proofs",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="Hand FILE over inside the WACZ, under proof/ (a kept audit head, a signed checkpoint); repeatable.",
+)
+def export(
+    instance: Path | None,
+    as_json: bool,
+    warc: Path | None,
+    wacz: Path | None,
+    base_url: str | None,
+    proofs: tuple[Path, ...],
+) -> None:
+    """Write every retained version and the index pages to a WARC 1.1 file or a WACZ package.
+
+    Each version is a response record at its public URL with the headers Pligt
+    serves it with; the index pages (public and protected, as the crawler sees
+    them with its credentials) and their stylesheet come as the server answers
+    them. The WACZ holds that WARC, its CDXJ index, the page list and the
+    proof files, each listed with its SHA-256 in datapackage.json.
+    """
+    if (warc is None) == (wacz is None):
+        raise InvalidInput("give --warc FILE or --wacz FILE (one of them)")
+    if proofs and wacz is None:
+        raise InvalidInput("--proof goes with --wacz (a WARC has no place for it)")
+    target = warc if warc is not None else wacz
+    assert target is not None
     settings, archive = open_instance(instance)
-    if warc.exists():
-        raise InvalidInput(f"{warc} exists; choose a new file name")
-    if not warc.parent.is_dir():
-        raise InvalidInput(f"{warc.parent} is not a folder; create it first")
-    from archive.warc import export_warc  # warcio loads only for this command
+    if target.exists():
+        raise InvalidInput(f"{target} exists; choose a new file name")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"{target.parent} is not a folder; create it first")
+    proof_files = []
+    for proof in proofs:
+        try:
+            proof_files.append((proof.name, proof.read_bytes()))
+        except OSError as e:
+            raise InvalidInput(f"cannot read {proof}: {e.strerror}") from e
+    # warcio, Flask and the web app load only for this command.
+    from archive.wacz import export_wacz
+    from archive.warc import export_warc
+
+    from ..server.snapshot import captured_pages
+
+    base = (base_url or public_base(settings)).rstrip("/")
+    secure = base.startswith("https:")
+    now = archive.clock()
+    software = f"Pligt {package_version('pligt')}"
+    pages = captured_pages(dataclasses.replace(settings, base_url=base), base, now)
+
+    def headers_of(version: Version) -> list[tuple[str, str]]:
+        return [("Date", http_date(version.published_at)), *version_headers(version, secure)]
+
+    def url_of(version: Version) -> str:
+        return base + version_path(version)
 
     total = sum(v.size for v in archive.versions())
     with progress_bar(total, "Exporting", as_json) as bar:
-        count = export_warc(
-            archive.catalog,
-            archive.storage,
-            warc,
-            base_url or public_base(settings),
-            f"Pligt {package_version('pligt')}",
-            version_path,
-            bar.update,
-        )
+        if warc is not None:
+            exported = export_warc(
+                archive.catalog, archive.storage, warc, base_url=base, software=software, url_of=url_of,
+                headers_of=headers_of, pages=pages, progress=bar.update,
+            )  # fmt: skip
+        else:
+            assert wacz is not None
+            exported = export_wacz(
+                archive.catalog, archive.storage, wacz, base_url=base, software=software,
+                title=f"{settings.site_name}: {base}", created=now, url_of=url_of, headers_of=headers_of,
+                pages=pages, proofs=proof_files, progress=bar.update,
+            )  # fmt: skip
+    kind = "warc" if warc is not None else "wacz"
     if as_json:
-        print_json({"warc": str(warc), "records": count})
+        summary: dict[str, object] = {
+            kind: str(target),
+            "records": exported.versions + exported.pages,
+            "versions": exported.versions,
+            "pages": exported.pages,
+        }
+        if wacz is not None:
+            summary["proofs"] = [name for name, _ in proof_files]
+        print_json(summary)
     else:
-        click.echo(f"wrote {count} versions to {warc}")
+        click.echo(f"wrote {exported.versions} versions and {exported.pages} pages to {target}")
 
 
 @click.command()

@@ -27,7 +27,6 @@ from flask import send_file
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import PreconditionFailed
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import http_date
 from werkzeug.http import parse_date
 from werkzeug.http import parse_etags
 from werkzeug.http import parse_range_header
@@ -39,15 +38,12 @@ from archive.models import BY_CONNECTION
 from archive.models import PUBLIC
 from archive.models import Version
 
-from .disposition import content_disposition
-from .headers import FILES_CSP
-from .headers import security_headers
+from ..disposition import content_disposition
+from ..served import MAX_AGE
+from ..served import not_modified_headers
 from .services import pligt
 
 log = logging.getLogger("pligt")
-
-#: Versions are immutable; their URLs change only by answering 410 after retention.
-MAX_AGE = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,27 +130,6 @@ def _if_range_holds(value: str, etag: str, modified: object) -> bool:
         return date == modified
     tag, weak = unquote_etag(value)
     return not weak and value.strip().startswith('"') and tag == etag
-
-
-def cache_control(version: Version) -> str:
-    """Return the ``Cache-Control`` of a version's answers (protected ones stay out of shared caches)."""
-    return f"max-age={MAX_AGE}, {'public' if version.visibility == PUBLIC else 'private'}"
-
-
-def not_modified_headers(version: Version, secure: bool) -> list[tuple[str, str]]:
-    """Return the headers of a version's 304 (``secure``: it goes out over TLS).
-
-    The validators and Cache-Control, as RFC 9110 (§15.4.5) asks; Last-Modified
-    too, which the crawler's deduplication keeps. A cache merges these into the
-    response it stored, so the 304 also carries the files' security headers:
-    the pages' CSP would replace the stored sandbox.
-    """
-    return [
-        ("Last-Modified", http_date(version.published_at)),
-        ("ETag", f'"{version.sha256}"'),
-        ("Cache-Control", cache_control(version)),
-        *security_headers(secure=secure, csp=FILES_CSP),
-    ]
 
 
 class _NotModified(Response):

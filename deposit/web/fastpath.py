@@ -38,8 +38,6 @@ from collections.abc import Iterator
 from typing import Any
 from typing import cast
 
-from werkzeug.http import http_date
-
 from archive.archive import OWNER_USERNAME
 from archive.auth import CRAWLER
 from archive.errors import ArchiveError
@@ -48,19 +46,18 @@ from archive.models import Version
 from archive.storage.base import CHUNK_SIZE
 
 from ..links import VERSION_PATTERN
+from ..served import FILES_CSP
+from ..served import not_modified_headers
+from ..served import security_headers
+from ..served import version_headers
 from .auth import FILE_CHALLENGE_BODY
 from .auth import FILE_CHALLENGE_TYPE
 from .auth import challenge_header
-from .disposition import content_disposition
 from .downloads import CONNECTIONS
 from .downloads import ConnectionCredentials
 from .downloads import CountingFile
-from .downloads import cache_control
 from .downloads import download_record
 from .downloads import evaluate
-from .downloads import not_modified_headers
-from .headers import FILES_CSP
-from .headers import security_headers
 
 log = logging.getLogger("pligt")
 
@@ -77,21 +74,6 @@ class _Deferred(tuple[bytes, ...]):
 
 #: Returned, for an INLINE request, instead of an answer (compared by identity).
 DEFERRED: Iterable[bytes] = _Deferred()
-
-
-@functools.lru_cache(maxsize=4096)
-def version_headers(version: Version, secure: bool) -> list[tuple[str, str]]:
-    """The headers of a whole-file 200 response for ``version`` (versions are immutable: cached)."""
-    return [
-        ("Content-Disposition", content_disposition(version.filename)),
-        ("Content-Type", version.content_type),
-        ("Last-Modified", http_date(version.published_at)),
-        ("ETag", f'"{version.sha256}"'),
-        ("Content-Length", str(version.size)),
-        ("Cache-Control", cache_control(version)),
-        ("Accept-Ranges", "bytes"),
-        *security_headers(secure=secure, csp=FILES_CSP),
-    ]
 
 
 def partial_headers(version: Version, secure: bool, start: int, stop: int) -> list[tuple[str, str]]:

@@ -1,7 +1,8 @@
 """Security headers on every response.
 
 The fast path (``fastpath.py``) answers without Flask; it sends the same
-headers, built by :func:`security_headers`, so that the two cannot drift apart.
+headers, built by :func:`~deposit.served.security_headers`, so that the two
+cannot drift apart (and the WARC export writes them too).
 """
 
 from __future__ import annotations
@@ -13,24 +14,11 @@ from flask import Response
 from flask import g
 from flask import request
 
+from ..served import FILES_CSP
+from ..served import PAGES_CSP
+from ..served import security_headers
+
 bp = Blueprint("headers", __name__)
-
-#: A page runs no script, unless it asked for a nonce (:func:`script_nonce`).
-PAGES_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-# Deposited files are shown as they are; sandboxing keeps an HTML file from
-# running script in the server's origin.
-FILES_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
-
-
-def security_headers(*, secure: bool, csp: str) -> list[tuple[str, str]]:
-    """Return the security headers of a response (``secure``: it goes out over TLS)."""
-    headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY")]
-    if secure:
-        headers.append(("Strict-Transport-Security", "max-age=31536000"))
-    headers.append(("Content-Security-Policy", csp))
-    return headers
 
 
 def script_nonce() -> str:
