@@ -177,10 +177,12 @@ class PligtWorker(ThreadWorker):
         self._gather(conn)
 
     def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
-        """A kept-alive connection starts its next request: gather its head first."""
-        self.poller.unregister(client)
+        """A kept-alive connection starts its next request: gather its head, from the bytes here already."""
         self.keepalived_conns.remove(conn)
-        self._gather(conn)
+        self.gathering[conn] = (time.monotonic() + HEADER_SECONDS, bytearray())
+        # The same events with another callback: selectors makes no system call for that.
+        self.poller.modify(client, selectors.EVENT_READ, partial(self._on_head_bytes, conn))
+        self._on_head_bytes(conn, client)
 
     def _gather(self, conn: Any) -> None:
         self.gathering[conn] = (time.monotonic() + HEADER_SECONDS, bytearray())
@@ -200,11 +202,11 @@ class PligtWorker(ThreadWorker):
         head += data
         if _headers_complete(head):
             del self.gathering[conn]
-            self.poller.unregister(client)
-            conn.init()  # blocking again, and the parser exists
+            conn.init()  # the parser exists (a new connection's socket is blocking now)
             conn.parser.unreader.unread(bytes(head))
             conn.data_ready = True
             if not (_may_answer_here(head) and self._answer_here(conn)):
+                self.poller.unregister(client)
                 self.enqueue_req(conn)
         elif len(head) > HEADER_MAX_BYTES:
             self._drop(conn, _TOO_LARGE_ANSWER)
@@ -233,13 +235,15 @@ class PligtWorker(ThreadWorker):
     def _answer_here(self, conn: Any) -> bool:
         """Parse the request on ``conn`` and answer it here if the fast path can without waiting.
 
-        Returns False to leave the connection to the pool untouched; True when
-        the request was answered, handed on, or the connection closed.
+        The connection stays registered with the poller while it is served here.
+        Returns False to leave it to the pool untouched; True when the request
+        was answered, handed on, or the connection closed.
         """
         if conn.is_http2 or not self.alive:
             return False
         self._pace(conn)
-        conn.sock.setblocking(False)  # should the parser want more after all, it is told so, not kept waiting
+        if conn.sock.gettimeout() != 0.0:  # a new connection's: conn.init() made it blocking
+            conn.sock.setblocking(False)  # should the parser want more after all, it is told so, not kept waiting
         try:
             req = next(conn.parser)  # the whole head is in the parser's buffer
         except Exception as e:  # a malformed head: answered as a pool thread would (400), then closed
@@ -288,21 +292,19 @@ class PligtWorker(ThreadWorker):
 
     def _to_pool(self, conn: Any, req: Any) -> bool:
         conn.parsed = req
+        self.poller.unregister(conn.sock)
         self.enqueue_req(conn)
         return True
 
     @staticmethod
     def _send_now(sock: socket.socket, data: bytes) -> int:
-        """Send what the socket takes at once; return how much that was."""
-        sock.setblocking(False)
+        """Send what the (non-blocking) socket takes at once; return how much that was."""
         try:
             return sock.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError:
             return len(data)  # the client is gone: nothing more to send, and the next read sees it
-        finally:
-            sock.setblocking(True)
 
     def _send_rest(self, conn: Any, rest: bytes, answer: Any, keepalive: bool) -> bool:
         """In a pool thread: send the rest of an answer to a client that takes it slowly."""
@@ -324,12 +326,23 @@ class PligtWorker(ThreadWorker):
                 self.log.exception("Error closing an answer")
 
     def _finish(self, conn: Any, keepalive: bool) -> None:
-        """Keep the connection for its next request, or close it, as gunicorn does after a pool thread's."""
+        """Keep the connection for its next request, or close it, as gunicorn does after a pool thread's.
+
+        The common case, a kept-alive connection with nothing more read yet, only
+        changes its callback with the poller and joins the kept-alive queue.
+        """
+        if keepalive and self.alive and not conn.parser.unreader.buf.getvalue():
+            conn.set_timeout()
+            self.keepalived_conns.append(conn)
+            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+            return
+        self.poller.unregister(conn.sock)
         done: futures.Future[bool] = futures.Future()
         done.set_result(keepalive)
         self.finish_request(conn, done)
 
     def _in_pool(self, conn: Any, work: Callable[..., bool], *args: Any) -> None:
+        self.poller.unregister(conn.sock)
         fs = self.tpool.submit(work, *args)
         fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
 
