@@ -52,6 +52,28 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+def prefix_roots(leaves: Sequence[bytes], sizes: Sequence[int]) -> dict[int, bytes]:
+    """Return the root of the tree of the first ``size`` leaves, for each of ``sizes``, in one pass.
+
+    The tree of ``n`` leaves is its perfect subtrees (one per bit of ``n``) hashed together
+    from the right, so keeping those subtrees while adding leaves gives every prefix's root.
+    """
+    wanted = set(sizes)
+    found = {0: EMPTY_ROOT} if 0 in wanted else {}
+    stack: list[tuple[int, bytes]] = []  # (leaves, hash) of perfect subtrees, largest first
+    for n, leaf in enumerate(leaves, start=1):
+        stack.append((1, leaf))
+        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+            (size, right), (_, left) = stack.pop(), stack.pop()
+            stack.append((2 * size, node_hash(left, right)))
+        if n in wanted:
+            r = stack[-1][1]
+            for _, left in reversed(stack[:-1]):
+                r = node_hash(left, r)
+            found[n] = r
+    return found
+
+
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """Return the audit path of leaf ``index`` in the tree of ``leaves`` (RFC 9162 §2.1.3.1).
 
