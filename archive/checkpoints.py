@@ -288,12 +288,12 @@ def _check_prefix(
 ) -> None:
     """Raise unless the log still has the ``size`` entries a checkpoint signed, unchanged."""
     if size > entries:
-        cut = f"entry {entries + 1}" if size == entries + 1 else f"entries {entries + 1}-{size}"
-        raise AuditBroken(None, f"{label} covers {size} entries, the log has {entries}: {cut} were cut off")
+        cut = f"entry {entries + 1} was" if size == entries + 1 else f"entries {entries + 1}-{size} were"
+        raise AuditBroken(None, f"{label} covers {size} entries, the log has {entries}: {cut} cut off")
     if roots[size] != root:
-        changed = f"entry {size}" if previous_size + 1 == size else f"entries {previous_size + 1}-{size}"
+        changed = f"entry {size} was" if previous_size + 1 == size else f"entries {previous_size + 1}-{size} were"
         raise AuditBroken(
             None,
-            f"{label}: the log's first {size} entries are not those it signed: {changed} were changed, "
+            f"{label}: the log's first {size} entries are not those it signed: {changed} changed, "
             "removed or inserted since (the chain was rewritten to hide it)",
         )
