@@ -100,6 +100,11 @@ def test_root_matches_the_rfc(n: int) -> None:
     assert merkle.root(LEAVES[:n]) == ref_mth(DATA[:n])
 
 
+def test_prefix_roots_match_the_rfc() -> None:
+    assert merkle.prefix_roots(LEAVES, range(34)) == {n: ref_mth(DATA[:n]) for n in range(34)}
+    assert merkle.prefix_roots(LEAVES, [5, 40]) == {5: ref_mth(DATA[:5])}
+
+
 @pytest.mark.parametrize("n", range(1, 34))
 def test_inclusion_proofs_match_the_rfc_and_verify(n: int) -> None:
     root = ref_mth(DATA[:n])
