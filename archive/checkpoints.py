@@ -104,6 +104,7 @@ class Checkpoints:
         self.tsa_timeout = tsa_timeout
         self.latest_file = latest_file
         self._stamping = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     # -- writing -----------------------------------------------------------------
 
@@ -145,7 +146,13 @@ class Checkpoints:
             return
         if checkpoint is not None and checkpoint.stamp is None and self.tsa_url:
             # Not a daemon: a CLI command waits (at most the TSA's timeout) for the stamp before it exits.
-            threading.Thread(target=self._stamp_quietly, name="pligt-stamp").start()
+            self._thread = threading.Thread(target=self._stamp_quietly, name="pligt-stamp")
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the background stamping started last, if any (it gives up after the TSA's timeout)."""
+        if self._thread is not None:
+            self._thread.join()
 
     def _stamp_quietly(self) -> None:
         try:

@@ -46,7 +46,7 @@ ess_cert_id_alg = sha256
 
 
 @dataclass
-class TestTsa:
+class LoopbackTsa:
     """A running TSA: its URL, its CA's certificate (PEM) and switches for failures."""
 
     url: str
@@ -104,14 +104,14 @@ def make_ca(folder: Path, name: str = "Pligt Test TSA CA") -> tuple[Path, Path, 
 
 
 @contextlib.contextmanager
-def running_tsa(folder: Path) -> Iterator[TestTsa]:
+def running_tsa(folder: Path) -> Iterator[LoopbackTsa]:
     """Run a TSA on a free loopback port until the block ends."""
     ca_file, tsa_file, key_file = make_ca(folder)
     config = folder / "tsa.cnf"
     config.write_text(_CONFIG.format(folder=folder), encoding="utf-8")
     (folder / "serial").write_text("01\n", encoding="ascii")
     lock = threading.Lock()
-    state: list[TestTsa] = []
+    state: list[LoopbackTsa] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -142,7 +142,7 @@ def running_tsa(folder: Path) -> Iterator[TestTsa]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.append(TestTsa(f"http://127.0.0.1:{server.server_address[1]}/", ca_file.read_text(), ca_file, folder))
+    state.append(LoopbackTsa(f"http://127.0.0.1:{server.server_address[1]}/", ca_file.read_text(), ca_file, folder))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
