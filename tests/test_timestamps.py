@@ -31,6 +31,7 @@ from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
 from tests.support.tsa import LoopbackTsa
 from tests.support.tsa import running_tsa
+from tests.support.tsa import use_tsa
 
 
 @pytest.fixture
@@ -44,8 +45,7 @@ def stamped_instance(tmp_path: Path, tsa: LoopbackTsa) -> Instance:
     """An instance whose pligt.toml names the TSA and its CA."""
     settings = load_settings(tmp_path / "instance", env={})
     made = init_instance(settings)
-    with settings.config_file.open("a", encoding="utf-8") as f:
-        f.write(f'tsa_url = "{tsa.url}"\ntsa_ca_file = "{tsa.ca_file}"\n')
+    use_tsa(settings.config_file, tsa)
     return Instance(load_settings(settings.instance, env={}), made)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from archive.errors import StorageError
+from archive.receipts import record_harvest
 
 from ..instance import open_instance
 from .common import instance_option
@@ -101,11 +102,12 @@ def audit_key(instance: Path | None) -> None:
 @instance_option
 @json_option
 def audit_stamp(instance: Path | None, as_json: bool) -> None:
-    """Sign the day's checkpoint if there is none, and have every unstamped one time-stamped (from cron).
+    """Record the crawler's fetches, sign the day's checkpoint, have every unstamped one time-stamped (cron).
 
     Exits non-zero when the TSA did not answer; the checkpoints are stamped on a later run.
     """
     settings, archive = open_instance(instance)
+    record_harvest(archive)  # the deposit crawler's fetches, into the log
     archive.checkpoints.write()
     archive.checkpoints.daily()
     done = archive.checkpoints.stamp_pending()

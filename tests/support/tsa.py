@@ -151,3 +151,9 @@ def running_tsa(folder: Path) -> Iterator[LoopbackTsa]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def use_tsa(config_file: Path, tsa: LoopbackTsa) -> None:
+    """Name the TSA and its CA in an instance's pligt.toml."""
+    with config_file.open("a", encoding="utf-8") as f:
+        f.write(f'tsa_url = "{tsa.url}"\ntsa_ca_file = "{tsa.ca_file}"\n')
