@@ -146,3 +146,44 @@ def test_an_instance_made_before_checkpoints_keeps_its_chain_and_folds_it_into_t
     leaves = [merkle.leaf_hash(leaf_bytes(e)) for e in archive.catalog.audit_entries()]
     assert (said.size, said.root) == (5, merkle.root(leaves))
     assert "1 checkpoints verify" in invoke("audit", "verify", "--instance", str(folder)).stdout
+
+
+def test_the_key_is_in_the_backup_and_comes_back_with_the_restore(instance: Instance, tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(pdf_bytes())
+    _cli(instance, "add", "--public", str(tmp_path / "a.pdf"))
+    _cli(instance, "backup", str(tmp_path / "backup"))
+    kept = tmp_path / "backup" / "keys" / "checkpoint_key"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert kept.read_bytes() == (instance.path / "checkpoint_key").read_bytes()
+    restored = tmp_path / "restored"
+    assert invoke("restore", str(tmp_path / "backup"), "--instance", str(restored)).exit_code == 0
+    assert stat.S_IMODE((restored / "checkpoint_key").stat().st_mode) == 0o600
+    result = invoke("audit", "key", "--instance", str(restored))
+    assert result.stdout == _cli(instance, "audit", "key")
+    result = invoke("audit", "verify", "--instance", str(restored))
+    assert result.exit_code == 0 and "1 checkpoints verify" in result.stdout
+
+
+def test_a_backup_with_a_damaged_key_is_refused_naming_it(instance: Instance, tmp_path: Path) -> None:
+    _cli(instance, "backup", str(tmp_path / "backup"))
+    kept = tmp_path / "backup" / "keys" / "checkpoint_key"
+    kept.write_text(kept.read_text().replace("+", "-", 1))
+    result = invoke("restore", str(tmp_path / "backup"), "--instance", str(tmp_path / "restored"))
+    assert result.exit_code == 2 and "the backup's checkpoint_key is missing or corrupt" in result.stderr
+    assert not (tmp_path / "restored" / "catalog.sqlite3").exists()
+
+
+def test_an_erasure_is_checkpointed_and_every_checkpoint_before_it_still_verifies(
+    archive: Archive, instance: Instance
+) -> None:
+    """The tree covers personal fields only by their keyed digests: erasing them changes no leaf."""
+    approval = archive.access.approve(archive.access.file(dict(REQUEST_FIELDS)).id)
+    archive.access.release(approval.release_token)
+    before = [c.root for c in archive.catalog.checkpoints()]
+    result = invoke("gdpr", "erase", "--email", REQUEST_FIELDS["contact_email"], "--instance", str(instance.path))
+    assert result.exit_code == 0, result.stderr
+    assert archive.catalog.audit_entries().__next__().personal is None  # the request's fields are gone
+    after = archive.catalog.checkpoints()
+    assert [c.root for c in after[: len(before)]] == before
+    assert after[-1].size == len(list(archive.catalog.audit_entries()))  # the erasure is in a checkpoint
+    assert f"{len(after)} checkpoints verify" in _cli(instance, "audit", "verify")

@@ -29,6 +29,8 @@ from ..instance import open_instance
 from ..instance import write_secret
 from ..links import public_base
 from ..links import version_path
+from ..settings import CHECKPOINT_KEY_FILE
+from ..settings import LATEST_CHECKPOINT_FILE
 from ..settings import load_settings
 from .common import instance_option
 from .common import json_option
@@ -51,6 +53,8 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
     if not dry_run:
         archive.access.expire_due()  # lapsed approvals close, so their schedule starts
     report = Privacy(archive.catalog, archive.clock).purge(dry_run=dry_run)
+    if not dry_run:
+        archive.changed()  # the purge's entry, into a signed checkpoint
     if as_json:
         print_json(report.to_dict())
         return
@@ -151,6 +155,7 @@ def gdpr_erase(
                 "Give --override-retention --reason to withdraw it anyway (audited)",
             )
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
+    archive.changed()  # the erasure, into a signed checkpoint
     withdrawn: list[str] = []
     refused: list[str] = []
     for slug in items:
@@ -307,10 +312,11 @@ def export(instance: Path | None, as_json: bool, warc: Path, base_url: str | Non
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
     """Copy the catalog (online, consistent) and every retained version into a new FOLDER."""
-    _, archive = open_instance(instance)
+    settings, archive = open_instance(instance)
     total = sum(v.size for v in archive.versions())
+    keys = {CHECKPOINT_KEY_FILE: settings.checkpoint_key_file, LATEST_CHECKPOINT_FILE: settings.latest_checkpoint_file}
     with progress_bar(total, "Backing up", as_json) as bar:
-        summary = make_backup(archive.catalog, archive.storage, folder, bar.update)
+        summary = make_backup(archive.catalog, archive.storage, folder, bar.update, keys)
     if as_json:
         print_json({"folder": str(folder), **summary.to_dict()})
     else:
@@ -332,10 +338,10 @@ def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
     make_folder(settings)
     archive = build_archive(settings)
     with progress_bar(0, "Restoring", as_json) as bar:
-        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update)
+        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update, settings.instance)
     write_secret(settings)
     archive.catalog.migrate()
-    archive.verify_audit()
+    build_archive(settings).verify_audit()  # opened again: with the checkpoint key it brought back
     if as_json:
         print_json({"instance": str(settings.instance), "versions": count})
     else:
