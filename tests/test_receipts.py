@@ -13,6 +13,7 @@ import base64
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,3 +208,29 @@ def test_a_receipt_is_never_written_over_another(
     assert receipt_file.read_bytes() == before
     result = invoke("proof", "kursus", "--version", "7", "--instance", str(instance.path))
     assert result.exit_code == 4 and "no version 7 of 'kursus'" in result.stderr
+
+
+def test_the_same_receipt_from_the_owner_api_and_the_console(
+    harvested: tuple[Instance, Archive, FlaskClient], tsa: LoopbackTsa
+) -> None:
+    instance, _, client = harvested
+    response = client.get("/api/items/kursus/versions/1/receipt", auth=instance.owner_auth)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Disposition"] == 'attachment; filename="kursus-v1.receipt.json"'
+    from_api = response.get_json()
+    assert _failing(from_api, tsa_ca_pem=tsa.ca_pem) == []
+    assert [e["action"] for e in from_api["entries"]] == ["version.published", "deposit.harvest", "deposit.harvest"]
+    assert client.get("/api/items/kursus/versions/1/receipt").status_code == 401
+    missing = client.get("/api/items/kursus/versions/9/receipt", auth=instance.owner_auth)
+    assert missing.status_code == 404 and "no version 9" in missing.get_json()["description"]
+
+    page = client.get("/admin/login").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert token
+    client.post("/admin/login", data={"password": instance.owner.password, "csrf_token": token.group(1)})
+    items = client.get("/admin/").text
+    assert 'href="/admin/items/kursus/versions/1/receipt" download>Receipt</a>' in items
+    from_console = client.get("/admin/items/kursus/versions/1/receipt")
+    assert from_console.status_code == 200 and "attachment" in from_console.headers["Content-Disposition"]
+    receipt = json.loads(from_console.text)
+    assert {k: v for k, v in receipt.items() if k != "made_at"} == {k: v for k, v in from_api.items() if k != "made_at"}
