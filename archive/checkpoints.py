@@ -25,13 +25,17 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 
-from . import merkle
 from .audit import AuditEntry
 from .audit import leaf_bytes
 from .catalog import Catalog
 from .errors import ArchiveError
 from .errors import AuditBroken
 from .errors import InvalidProof
+from .merkle import consistency_proof
+from .merkle import leaf_hash
+from .merkle import prefix_roots
+from .merkle import root as tree_root
+from .merkle import verify_consistency
 from .models import StoredCheckpoint
 from .notes import Checkpoint
 from .notes import Signer
@@ -49,7 +53,7 @@ DAILY = timedelta(days=1)
 
 def leaves(entries: Sequence[AuditEntry]) -> list[bytes]:
     """Return the Merkle leaf hashes of the audit entries, in order."""
-    return [merkle.leaf_hash(leaf_bytes(e)) for e in entries]
+    return [leaf_hash(leaf_bytes(e)) for e in entries]
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Checkpoints:
             newest = next(iter(self.catalog.checkpoints(newest_first=True, limit=1)), None)
             if newest is not None and newest.size == len(entries) and not new:
                 return newest
-            root = merkle.root(leaves(entries))
+            root = tree_root(leaves(entries))
             note = self.signer.sign(Checkpoint(self.signer.name, len(entries), root).text())
             checkpoint = self.catalog.add_checkpoint(len(entries), root.hex(), note, self.clock())
         self._keep_copy(checkpoint)
@@ -232,7 +236,7 @@ class Checkpoints:
         kept = self.catalog.checkpoints()
         copy = self._read_copy()
         hashes = leaves(entries)
-        roots = merkle.prefix_roots(hashes, [c.size for c in kept] + ([copy.size] if copy else []))
+        roots = prefix_roots(hashes, [c.size for c in kept] + ([copy.size] if copy else []))
         previous_size, expected_id = 0, 1
         for stored in kept:
             label = f"checkpoint {stored.id} (of {stored.size} entries, signed {stored.created_at:%Y-%m-%d %H:%M:%S})"
@@ -260,9 +264,9 @@ class Checkpoints:
         stamped = next((c for c in reversed(kept) if c.stamp is not None), None)
         if stamped is not None:
             # The proof a third party holding that checkpoint would ask for.
-            proof = merkle.consistency_proof(hashes, stamped.size)
+            proof = consistency_proof(hashes, stamped.size)
             try:
-                merkle.verify_consistency(stamped.size, len(hashes), bytes.fromhex(stamped.root), merkle.root(hashes),
+                verify_consistency(stamped.size, len(hashes), bytes.fromhex(stamped.root), tree_root(hashes),
                                           proof)  # fmt: skip
             except InvalidProof as e:
                 raise AuditBroken(

@@ -19,11 +19,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from . import merkle
 from .archive import Archive
 from .audit import AuditEntry
 from .checkpoints import leaves
 from .errors import NotFound
+from .merkle import inclusion_proof
 from .models import Evidence
 from .models import StoredCheckpoint
 from .models import Version
@@ -97,7 +97,7 @@ def make_receipt(archive: Archive, slug: str, number: int) -> dict[str, Any]:
             {
                 "seq": e.seq,
                 "tree_size": checkpoint.size,
-                "path": [_b64(p) for p in merkle.inclusion_proof(hashes, e.seq - 1)],
+                "path": [_b64(p) for p in inclusion_proof(hashes, e.seq - 1)],
             }
             for e in mine
         ],  # fmt: skip
