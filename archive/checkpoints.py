@@ -107,8 +107,11 @@ class Checkpoints:
         self.tsa_roots_pem = tsa_roots_pem
         self.tsa_timeout = tsa_timeout
         self.latest_file = latest_file
+        #: Write checkpoints in a thread of their own (the web app: no request waits for one).
+        self.background = False
         self._stamping = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._working = threading.Lock()
+        self._threads: list[threading.Thread] = []
 
     # -- writing -----------------------------------------------------------------
 
@@ -139,24 +142,50 @@ class Checkpoints:
         os.replace(partial, self.latest_file)
 
     def after_change(self) -> None:
-        """Checkpoint a change that matters (called once its transaction is committed); stamp it in the background.
+        """Checkpoint a change that matters (called once its transaction is committed), and have it stamped.
 
-        A failure is logged, never raised: the change itself has happened.
+        Signing waits for nothing but the catalog; stamping runs in a thread of its
+        own. With :attr:`background` (the web app) the checkpoint is written in that
+        thread too, so that a request never waits for the log to be read. A failure
+        is logged, never raised: the change itself has happened.
         """
+        if self.signer is None:
+            return
+        if self.background:
+            self._start(self._write_and_stamp)
+            return
+        if self._write_quietly():
+            self._start(self._stamp_quietly)
+
+    def _write_quietly(self) -> bool:
+        """Write the checkpoint; tell whether one waits for a stamp."""
         try:
             checkpoint = self.write()
         except (ArchiveError, OSError) as e:
             log.warning("no checkpoint after the change (pligt check reports it): %s", e)
-            return
-        if checkpoint is not None and checkpoint.stamp is None and self.tsa_url:
-            # Not a daemon: a CLI command waits (at most the TSA's timeout) for the stamp before it exits.
-            self._thread = threading.Thread(target=self._stamp_quietly, name="pligt-stamp")
-            self._thread.start()
+            return False
+        return checkpoint is not None and checkpoint.stamp is None and bool(self.tsa_url)
+
+    def _write_and_stamp(self) -> None:
+        try:
+            with self._working:  # one after another: a later one finds the log checkpointed already
+                if self._write_quietly():
+                    self.stamp_pending()
+        except ArchiveError as e:
+            log.warning("stamping checkpoints failed: %s", e)
+        finally:
+            self.catalog.close()  # this thread's connection
+
+    def _start(self, work: Callable[[], None]) -> None:
+        # Not a daemon: a CLI command waits (at most the TSA's timeout) for its stamp before it exits.
+        thread = threading.Thread(target=work, name="pligt-checkpoint")
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
 
     def wait(self) -> None:
-        """Wait for the background stamping started last, if any (it gives up after the TSA's timeout)."""
-        if self._thread is not None:
-            self._thread.join()
+        """Wait for the checkpointing and stamping started in the background, if any."""
+        for thread in list(self._threads):
+            thread.join()
 
     def _stamp_quietly(self) -> None:
         try:

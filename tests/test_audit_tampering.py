@@ -27,14 +27,21 @@ from tests.support.data import pdf_bytes
 @pytest.fixture
 def logged(archive: Archive, instance: Instance, clock: Clock) -> Instance:
     """An instance with 9 audit entries and 6 checkpoints (the newest covering all 9)."""
+    done = archive.checkpoints.wait  # one checkpoint per change (the web app's come in the background)
     archive.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
+    done()
     request = archive.access.file(dict(REQUEST_FIELDS))
     approval = archive.access.approve(request.id)
+    done()
     archive.access.release(approval.release_token)
+    done()
     archive.access.revoke(approval.credential.id)
+    done()
     archive.access.deny(archive.access.file(dict(REQUEST_FIELDS)).id, "duplicate")
+    done()
     clock.advance(days=200)
     archive.withdraw("brochure")
+    archive.checkpoints.wait()
     archive.catalog.close()
     assert [c.size for c in archive.catalog.checkpoints()] == [1, 4, 5, 6, 8, 9]
     return instance

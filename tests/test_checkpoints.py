@@ -87,6 +87,7 @@ def test_init_makes_an_owner_only_key_and_the_site_publishes_it(instance: Instan
 def test_every_change_that_matters_is_checkpointed(archive: Archive, instance: Instance, client: FlaskClient,
                                                     clock: Clock) -> None:  # fmt: skip
     def newest() -> tuple[int, int]:
+        archive.checkpoints.wait()  # the web app's archive checkpoints in the background
         checkpoints = archive.catalog.checkpoints()
         return len(checkpoints), checkpoints[-1].size
 
@@ -179,6 +180,7 @@ def test_an_erasure_is_checkpointed_and_every_checkpoint_before_it_still_verifie
     """The tree covers personal fields only by their keyed digests: erasing them changes no leaf."""
     approval = archive.access.approve(archive.access.file(dict(REQUEST_FIELDS)).id)
     archive.access.release(approval.release_token)
+    archive.checkpoints.wait()
     before = [c.root for c in archive.catalog.checkpoints()]
     result = invoke("gdpr", "erase", "--email", REQUEST_FIELDS["contact_email"], "--instance", str(instance.path))
     assert result.exit_code == 0, result.stderr

@@ -56,6 +56,7 @@ def create_app(
     # A request waits a few seconds for the catalog's write lock, then answers 503 (see REQUEST_BUSY_TIMEOUT).
     archive = build_archive(settings, clock, busy_timeout=REQUEST_BUSY_TIMEOUT)
     archive.catalog.ping()
+    archive.checkpoints.background = True  # no request waits for a checkpoint (it reads the whole log)
     app.extensions["pligt"] = Pligt(
         settings=settings,
         archive=archive,
