@@ -189,3 +189,43 @@ def test_an_erasure_is_checkpointed_and_every_checkpoint_before_it_still_verifie
     assert [c.root for c in after[: len(before)]] == before
     assert after[-1].size == len(list(archive.catalog.audit_entries()))  # the erasure is in a checkpoint
     assert f"{len(after)} checkpoints verify" in _cli(instance, "audit", "verify")
+
+
+def test_a_checkpoint_is_made_at_least_daily(archive: Archive, clock: Clock) -> None:
+    archive.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
+    archive.checkpoints.wait()
+    first = archive.checkpoints.daily()
+    assert first is not None and first.id == 1  # a fresh one is kept
+    clock.advance(hours=23)
+    assert archive.checkpoints.daily() == first
+    clock.advance(hours=2)
+    second = archive.checkpoints.daily()
+    assert second is not None and second.id == 2 and second.size == first.size and second.created_at == clock.now
+    assert archive.checkpoints.status().problems(clock.now) == []
+    clock.advance(days=2)
+    assert archive.checkpoints.status().problems(clock.now) == [
+        f"the newest checkpoint is from {second.created_at:%Y-%m-%d %H:%M}: run `pligt audit stamp`"
+    ]
+
+
+def test_a_damaged_key_file_is_named(instance: Instance) -> None:
+    key_file = instance.path / "checkpoint_key"
+    key_file.write_text("PRIVATE+KEY+broken\n")
+    result = invoke("audit", "key", "--instance", str(instance.path))
+    assert result.exit_code == 7 and f"{key_file} is not a checkpoint key" in result.stderr
+    assert key_file.read_text() == "PRIVATE+KEY+broken\n"  # left for the owner to restore from a backup
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('tsa_url = "https://tsa.example"\n', "tsa_ca_file must name the PEM file of the TSA's CA"),
+        ('tsa_url = "tsa.example"\ntsa_ca_file = "ca.pem"\n', "tsa_url 'tsa.example' must look like https://"),
+        ('tsa_url = "https://tsa.example"\ntsa_ca_file = "/nonexistent/ca.pem"\n', "tsa_ca_file /nonexistent/ca.pem"),
+    ],
+)
+def test_a_bad_tsa_setting_is_refused_naming_it(instance: Instance, lines: str, message: str) -> None:
+    with instance.settings.config_file.open("a", encoding="utf-8") as f:
+        f.write(lines)
+    result = invoke("audit", "checkpoint", "--instance", str(instance.path))
+    assert result.exit_code == 7 and message in result.stderr
