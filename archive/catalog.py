@@ -786,17 +786,7 @@ class Catalog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         for row in self._db.execute(sql):
-            yield AuditEntry(
-                seq=row["seq"],
-                at=row["at"],
-                action=row["action"],
-                data=json.loads(row["data"]),
-                personal=json.loads(row["personal"]) if row["personal"] else None,
-                personal_key=row["personal_key"],
-                personal_digest=row["personal_digest"],
-                prev_hash=row["prev_hash"],
-                hash=row["hash"],
-            )
+            yield _audit_entry(row)
 
     # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
 
@@ -828,6 +818,11 @@ class Catalog:
                    WHERE id = ? AND stamp IS NULL""",
                 (base64.b64encode(stamp).decode("ascii"), chain, to_text(now), checkpoint_id),
             )
+
+    def audit_entries_after(self, seq: int) -> Iterator[AuditEntry]:
+        """Yield the audit entries after number ``seq``, in order (a checkpoint reads only what is new)."""
+        for row in self._db.execute("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq", (seq,)):
+            yield _audit_entry(row)
 
     def set_stamp_error(self, checkpoint_id: int, error: str) -> None:
         """Say why the last attempt to stamp a checkpoint failed (``pligt check`` reports it)."""
@@ -999,6 +994,20 @@ def _request(row: sqlite3.Row) -> AccessRequest:
 
 def _release(row: sqlite3.Row) -> Release:
     return _record(Release, row)
+
+
+def _audit_entry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        at=row["at"],
+        action=row["action"],
+        data=json.loads(row["data"]),
+        personal=json.loads(row["personal"]) if row["personal"] else None,
+        personal_key=row["personal_key"],
+        personal_digest=row["personal_digest"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
 
 
 def _checkpoint(row: sqlite3.Row) -> StoredCheckpoint:

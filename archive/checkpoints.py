@@ -112,6 +112,9 @@ class Checkpoints:
         self._stamping = threading.Lock()
         self._working = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._cache_lock = threading.Lock()
+        self._leaves: list[bytes] = []  # of the entries read so far (see _leaves_now)
+        self._last_hash = ""
 
     # -- writing -----------------------------------------------------------------
 
@@ -124,15 +127,31 @@ class Checkpoints:
         if self.signer is None:
             return None
         with self.catalog.transaction():  # the entries and the checkpoint of them, under one lock
-            entries = list(self.catalog.audit_entries())
+            hashes = self._leaves_now()
             newest = next(iter(self.catalog.checkpoints(newest_first=True, limit=1)), None)
-            if newest is not None and newest.size == len(entries) and not new:
+            if newest is not None and newest.size == len(hashes) and not new:
                 return newest
-            root = tree_root(leaves(entries))
-            note = self.signer.sign(Checkpoint(self.signer.name, len(entries), root).text())
-            checkpoint = self.catalog.add_checkpoint(len(entries), root.hex(), note, self.clock())
+            root = tree_root(hashes)
+            note = self.signer.sign(Checkpoint(self.signer.name, len(hashes), root).text())
+            checkpoint = self.catalog.add_checkpoint(len(hashes), root.hex(), note, self.clock())
         self._keep_copy(checkpoint)
         return checkpoint
+
+    def _leaves_now(self) -> list[bytes]:
+        """Return the leaf hashes of the whole log, reading only the entries this process has not read yet.
+
+        The log is append-only: what was read before is kept, and the first new
+        entry must link to the last one kept (else everything is read again).
+        """
+        with self._cache_lock:
+            new = list(self.catalog.audit_entries_after(len(self._leaves)))
+            if new and self._leaves and new[0].prev_hash != self._last_hash:
+                self._leaves, self._last_hash = [], ""
+                new = list(self.catalog.audit_entries())
+            if new:
+                self._leaves += leaves(new)
+                self._last_hash = new[-1].hash
+            return list(self._leaves)
 
     def _keep_copy(self, checkpoint: StoredCheckpoint) -> None:
         if self.latest_file is None:
