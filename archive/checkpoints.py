@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from .timestamps import request_stamp
 
 log = logging.getLogger(__name__)
 
+#: Seconds the web app's checkpoint waits after a change, so that a burst of changes shares one.
+BACKGROUND_DELAY = 1.0
 #: A checkpoint is made at least this often, even when nothing changed (``pligt audit stamp``).
 DAILY = timedelta(days=1)
 
@@ -107,10 +110,14 @@ class Checkpoints:
         self.tsa_roots_pem = tsa_roots_pem
         self.tsa_timeout = tsa_timeout
         self.latest_file = latest_file
-        #: Write checkpoints in a thread of their own (the web app: no request waits for one).
+        #: Write checkpoints in a thread of their own (the web app: no request waits for one),
+        #: ``delay`` seconds after a change, so that the changes of those seconds share one.
         self.background = False
+        self.delay = 0.0
         self._stamping = threading.Lock()
-        self._working = threading.Lock()
+        self._queue = threading.Lock()
+        self._pending = False
+        self._worker: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         self._cache_lock = threading.Lock()
         self._leaves: list[bytes] = []  # of the entries read so far (see _leaves_now)
@@ -171,7 +178,7 @@ class Checkpoints:
         if self.signer is None:
             return
         if self.background:
-            self._start(self._write_and_stamp)
+            self._schedule()
             return
         if self._write_quietly():
             self._start(self._stamp_quietly)
@@ -185,13 +192,34 @@ class Checkpoints:
             return False
         return checkpoint is not None and checkpoint.stamp is None and bool(self.tsa_url)
 
-    def _write_and_stamp(self) -> None:
+    def _schedule(self) -> None:
+        """Have the background worker checkpoint the log (starting it if it is not running)."""
+        with self._queue:
+            self._pending = True
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="pligt-checkpoint")
+                self._threads = [t for t in self._threads if t.is_alive()] + [self._worker]
+                self._worker.start()
+
+    def _work(self) -> None:
+        """Write (and stamp) checkpoints while changes come, :attr:`delay` after each burst of them.
+
+        The delay lets a burst of changes (a batch of uploads) share one checkpoint,
+        instead of each one waiting for the previous one's commit.
+        """
         try:
-            with self._working:  # one after another: a later one finds the log checkpointed already
-                if self._write_quietly():
-                    self.stamp_pending()
-        except ArchiveError as e:
-            log.warning("stamping checkpoints failed: %s", e)
+            while True:
+                time.sleep(self.delay)
+                with self._queue:
+                    if not self._pending:
+                        self._worker = None
+                        return
+                    self._pending = False
+                try:
+                    if self._write_quietly():
+                        self.stamp_pending()
+                except ArchiveError as e:
+                    log.warning("stamping checkpoints failed: %s", e)
         finally:
             self.catalog.close()  # this thread's connection
 
@@ -203,8 +231,8 @@ class Checkpoints:
 
     def wait(self) -> None:
         """Wait for the checkpointing and stamping started in the background, if any."""
-        for thread in list(self._threads):
-            thread.join()
+        while self._threads:
+            self._threads.pop().join()
 
     def _stamp_quietly(self) -> None:
         try:

@@ -13,15 +13,26 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 
 from archive import Archive
 from archive.audit import GENESIS
 from archive.audit import entry_hash
+from deposit.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
+
+
+@pytest.fixture
+def archive(app: Flask) -> Archive:
+    """The web app's archive, checkpointing at once after each change (no burst delay): one checkpoint each."""
+    with app.app_context():
+        core = pligt().archive
+    core.checkpoints.delay = 0.0
+    return core
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from archive import Archive
@@ -30,6 +31,7 @@ from archive.notes import parse_checkpoint
 from archive.notes import parse_verifier
 from archive.notes import read_signer
 from deposit.instance import open_instance
+from deposit.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 from tests.support.app import Instance
@@ -44,6 +46,15 @@ GO_NOTE = (
     + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6Ry"
     "yBwJnAM=\n"
 )
+
+
+@pytest.fixture
+def archive(app: Flask) -> Archive:
+    """The web app's archive, checkpointing at once after each change (no burst delay): one checkpoint each."""
+    with app.app_context():
+        core = pligt().archive
+    core.checkpoints.delay = 0.0
+    return core
 
 
 def test_signed_notes_are_those_of_the_reference_implementation(tmp_path: Path) -> None:
@@ -229,3 +240,19 @@ def test_a_bad_tsa_setting_is_refused_naming_it(instance: Instance, lines: str, 
         f.write(lines)
     result = invoke("audit", "checkpoint", "--instance", str(instance.path))
     assert result.exit_code == 7 and message in result.stderr
+
+
+def test_the_web_app_checkpoints_a_burst_of_uploads_once_after_it(app: Flask, instance: Instance) -> None:
+    """No upload waits for a checkpoint: they come a second after the changes, one for the burst."""
+    with app.app_context():
+        core = pligt().archive
+    assert core.checkpoints.background and core.checkpoints.delay == 1.0
+    client = app.test_client()
+    for n in range(5):
+        answer = client.post(
+            f"/api/items?filename=b{n}.pdf&visibility=public", data=pdf_bytes(f"b{n}"), auth=instance.owner_auth
+        )
+        assert answer.status_code == 201
+    assert core.catalog.checkpoints() == []  # none yet: the burst is still going on, as far as it knows
+    core.checkpoints.wait()
+    assert [c.size for c in core.catalog.checkpoints()] == [5]

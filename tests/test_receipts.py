@@ -66,6 +66,7 @@ def harvested(tmp_path: Path, tsa: LoopbackTsa, clock: Clock) -> tuple[Instance,
     client = app.test_client()
     with app.app_context():
         core = pligt().archive
+    core.checkpoints.delay = 0.0  # at once after each change (no burst delay)
     core.publish([BROCHURE], filename="kursus.pdf", slug="kursus", visibility="protected")
     credential, password = issue_credential(core)
     auth = (credential.username, password)

@@ -54,7 +54,9 @@ def core(stamped_instance: Instance, clock: Clock) -> Archive:
     clock.now = datetime.now(UTC).replace(microsecond=0)  # the CLI's clock is the real one
     app = make_app(stamped_instance.settings, clock)
     with app.app_context():
-        return pligt().archive
+        core = pligt().archive
+    core.checkpoints.delay = 0.0  # at once after each change (no burst delay)
+    return core
 
 
 def cli(instance: Instance, *args: str) -> tuple[int, str, str]:
