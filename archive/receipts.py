@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from cryptography import x509
+
 from .archive import Archive
 from .audit import AuditEntry
 from .checkpoints import leaves
@@ -106,6 +108,7 @@ def make_receipt(archive: Archive, slug: str, number: int) -> dict[str, Any]:
             "stamp": _b64(checkpoint.stamp) if checkpoint.stamp else None,
             "stamp_chain": checkpoint.stamp_chain,
             "stamped_at": to_text(checkpoint.stamped_at),
+            "stamp_ca": _cas(checkpoint.stamp_chain or ""),
         },
         "public_key": signer.verifier_key,
         "does_not_prove": "that the last bytes sent reached the crawler, or what it did with them; only what "
@@ -136,6 +139,12 @@ def _version(v: Version) -> dict[str, Any]:
 
 def _entry(e: AuditEntry) -> dict[str, Any]:
     return {"seq": e.seq, "at": e.at, "action": e.action, "data": e.data, "personal_digest": e.personal_digest}
+
+
+def _cas(chain_pem: str) -> list[str]:
+    """The subjects of the CAs (self-signed certificates) a stamp's chain ends in: whom it chains to."""
+    certs = x509.load_pem_x509_certificates(chain_pem.encode()) if chain_pem.strip() else []
+    return [c.subject.rfc4514_string() for c in certs if c.issuer == c.subject]
 
 
 def _b64(data: bytes) -> str:

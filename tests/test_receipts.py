@@ -87,6 +87,7 @@ def receipt_file(harvested: tuple[Instance, Archive, FlaskClient], tmp_path: Pat
     result = invoke("proof", "kursus", "--version", "1", "-o", str(target), "--instance", str(instance.path))
     assert result.exit_code == 0, result.stderr
     assert "3 proven entries, checkpoint time-stamped" in result.stdout
+    assert json.loads(target.read_text())["checkpoint"]["stamp_ca"] == ["CN=Pligt Test TSA CA"]
     return target
 
 
