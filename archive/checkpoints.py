@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds the web app's checkpoint waits after a change, so that a burst of changes shares one.
 BACKGROUND_DELAY = 1.0
+#: Seconds between a server's attempts to have checkpoints stamped while the TSA does not answer.
+RETRY_SECONDS = 300.0
 #: A checkpoint is made at least this often, even when nothing changed (``pligt audit stamp``).
 DAILY = timedelta(days=1)
 
@@ -118,6 +120,9 @@ class Checkpoints:
         self._queue = threading.Lock()
         self._pending = False
         self._worker: threading.Thread | None = None
+        #: Seconds between the web app's attempts to stamp what a TSA that was down left unstamped.
+        self.retry_seconds = RETRY_SECONDS
+        self._retrying: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         self._cache_lock = threading.Lock()
         self._leaves: list[bytes] = []  # of the entries read so far (see _leaves_now)
@@ -216,11 +221,32 @@ class Checkpoints:
                         return
                     self._pending = False
                 try:
-                    if self._write_quietly():
-                        self.stamp_pending()
+                    if self._write_quietly() and any(error for _, error in self.stamp_pending()):
+                        self._retry_later()
                 except ArchiveError as e:
                     log.warning("stamping checkpoints failed: %s", e)
         finally:
+            self.catalog.close()  # this thread's connection
+
+    def _retry_later(self) -> None:
+        """Have the TSA asked again every :attr:`retry_seconds` until it has stamped every checkpoint."""
+        with self._queue:
+            if self._retrying is None:
+                # A daemon: a server that stops does not wait for a TSA that is down (cron stamps later).
+                self._retrying = threading.Thread(target=self._retry, name="pligt-stamp-retry", daemon=True)
+                self._retrying.start()
+
+    def _retry(self) -> None:
+        try:
+            while True:
+                time.sleep(self.retry_seconds)
+                if not any(error for _, error in self.stamp_pending()):
+                    return
+        except ArchiveError as e:
+            log.warning("stamping checkpoints failed: %s", e)
+        finally:
+            with self._queue:
+                self._retrying = None
             self.catalog.close()  # this thread's connection
 
     def _start(self, work: Callable[[], None]) -> None:

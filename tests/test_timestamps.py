@@ -111,6 +111,22 @@ def test_a_tsa_that_is_down_or_slow_never_holds_up_a_publication(core: Archive, 
     assert all(c.stamp is not None for c in core.catalog.checkpoints())
 
 
+def test_the_server_asks_a_tsa_that_was_down_again_until_it_stamps(core: Archive, tsa: LoopbackTsa) -> None:
+    core.checkpoints.retry_seconds = 0.2
+    tsa.down = True
+    core.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
+    core.checkpoints.wait()
+    assert [c.stamp for c in core.catalog.checkpoints()] == [None]
+    time.sleep(0.5)  # asked again meanwhile, in vain
+    assert [c.stamp for c in core.catalog.checkpoints()] == [None]
+    tsa.down = False
+    deadline = time.monotonic() + 10
+    while core.catalog.checkpoints()[0].stamp is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert core.catalog.checkpoints()[0].stamp is not None  # without pligt audit stamp
+    assert tsa.answered == 1
+
+
 def _stamp_and_tamper(core: Archive, instance: Instance) -> sqlite3.Connection:
     core.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
     core.checkpoints.wait()
