@@ -120,6 +120,7 @@ class Checkpoints:
         self._queue = threading.Lock()
         self._pending = False
         self._worker: threading.Thread | None = None
+        self._hurry = threading.Event()
         #: Seconds between the web app's attempts to stamp what a TSA that was down left unstamped.
         self.retry_seconds = RETRY_SECONDS
         self._retrying: threading.Thread | None = None
@@ -214,7 +215,7 @@ class Checkpoints:
         """
         try:
             while True:
-                time.sleep(self.delay)
+                self._hurry.wait(self.delay)  # :meth:`wait` cuts it short
                 with self._queue:
                     if not self._pending:
                         self._worker = None
@@ -223,8 +224,8 @@ class Checkpoints:
                 try:
                     if self._write_quietly() and any(error for _, error in self.stamp_pending()):
                         self._retry_later()
-                except ArchiveError as e:
-                    log.warning("stamping checkpoints failed: %s", e)
+                except Exception:  # a thread's failure is told, never its end: the change happened
+                    log.exception("checkpointing or stamping failed (pligt check reports it)")
         finally:
             self.catalog.close()  # this thread's connection
 
@@ -242,8 +243,8 @@ class Checkpoints:
                 time.sleep(self.retry_seconds)
                 if not any(error for _, error in self.stamp_pending()):
                     return
-        except ArchiveError as e:
-            log.warning("stamping checkpoints failed: %s", e)
+        except Exception:  # a thread's failure is told, never its end
+            log.exception("stamping checkpoints failed (pligt check reports it)")
         finally:
             with self._queue:
                 self._retrying = None
@@ -256,15 +257,19 @@ class Checkpoints:
         thread.start()
 
     def wait(self) -> None:
-        """Wait for the checkpointing and stamping started in the background, if any."""
-        while self._threads:
-            self._threads.pop().join()
+        """Finish the checkpointing and stamping started in the background now (no burst delay), if any."""
+        self._hurry.set()
+        try:
+            while self._threads:
+                self._threads.pop().join()
+        finally:
+            self._hurry.clear()
 
     def _stamp_quietly(self) -> None:
         try:
             self.stamp_pending()
-        except ArchiveError as e:
-            log.warning("stamping checkpoints failed: %s", e)
+        except Exception:  # a thread's failure is told, never its end
+            log.exception("stamping checkpoints failed (pligt check reports it)")
         finally:
             self.catalog.close()  # this thread's connection
 
