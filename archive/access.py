@@ -99,6 +99,8 @@ class AccessDesk:
         #: Email domains of the deposit institution: its requests are taken even when the queue is full,
         #: so that a few strangers filling the queue cannot keep the institution out.
         self.institution_domains: tuple[str, ...] = ()
+        #: Called after each decision, release and revocation is committed (the archive checkpoints the log).
+        self.on_change: Callable[[], None] = _nothing
 
     # -- filing ------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class AccessDesk:
             self.catalog.set_request_status(request_id, APPROVED, now, decided=True)
             self.catalog.append_audit("request.approved", {"request": request_id, "valid_days": valid_days}, None, now)
             approval = self._issue(request_id, valid_days, now)
+        self.on_change()
         return approval
 
     def deny(self, request_id: int, reason: str) -> AccessRequest:
@@ -161,6 +164,7 @@ class AccessDesk:
             self._require_pending(request_id)
             self.catalog.set_request_status(request_id, "denied", now, reason=reason, decided=True)
             self.catalog.append_audit("request.denied", {"request": request_id, "reason": reason}, None, now)
+        self.on_change()
         return self.get(request_id)
 
     def _require_pending(self, request_id: int) -> None:
@@ -237,6 +241,7 @@ class AccessDesk:
                 None,
                 now,
             )
+        self.on_change()
         return self.get(found.request_id), credential, password
 
     def release_to_owner(self, approval: Approval) -> None:
@@ -255,6 +260,7 @@ class AccessDesk:
                 None,
                 now,
             )
+        self.on_change()
 
     # -- replacing and revoking --------------------------------------------------------
 
@@ -276,6 +282,7 @@ class AccessDesk:
                 "credential.rotated", {"request": old.request_id, "credential": old.id}, None, now
             )
             approval = self._issue(old.request_id, valid_days, now)
+        self.on_change()
         return approval
 
     def revoke(self, credential_id: int) -> Credential:
@@ -285,6 +292,7 @@ class AccessDesk:
             if credential.revoked_at is not None:
                 raise Conflict(f"credential {credential_id} was already revoked on {credential.revoked_at:%Y-%m-%d}")
             self._revoke(credential, self.clock(), "revoked")
+        self.on_change()
         return self._credential(credential_id)
 
     def _revoke(self, credential: Credential, now: datetime, why: str) -> None:
@@ -322,6 +330,10 @@ class AccessDesk:
                 with self.catalog.transaction():
                     self.catalog.set_request_status(request.id, EXPIRED, max(ends))
                     self.catalog.append_audit("request.expired", {"request": request.id}, None, now)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _token_hash(token: str) -> str:

@@ -23,6 +23,7 @@ from .audit import GENESIS
 from .audit import verify_chain
 from .audit import verify_erasures
 from .catalog import Catalog
+from .checkpoints import Checkpoints
 from .content import SNIFF_BYTES
 from .content import check_content
 from .errors import Conflict
@@ -77,6 +78,15 @@ class Publication:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AuditReport:
+    """What ``pligt audit verify`` found: the chain's length and head, and what the checkpoints showed."""
+
+    entries: int
+    head: str
+    checkpoints: str
+
+
 class Archive:
     """Deposited files: a catalog of versions plus the storage holding their bytes."""
 
@@ -102,6 +112,9 @@ class Archive:
         self._crawler_patterns = tuple((p.lower(), p) for p in self.crawler_user_agents)
         self.clock = clock
         self.access = AccessDesk(catalog, clock)
+        #: Signed checkpoints of the audit log; without a key (set by the instance) none are made.
+        self.checkpoints = Checkpoints(catalog, clock)
+        self.access.on_change = self.changed
         self.recorder = DownloadRecorder(catalog)
         self.small_files = SmallFiles(storage)
         self.lookups = DownloadLookups(catalog, clock, on_change=self.small_files.clear)
@@ -191,6 +204,7 @@ class Archive:
             with contextlib.suppress(StorageError):
                 self.storage.delete(key)
             raise
+        self.changed()
         warnings = []
         if version.size > self.fetch_budget_bytes:
             warnings.append(
@@ -332,6 +346,7 @@ class Archive:
                     self.catalog.append_audit("retention.override", facts, None, now)
                 self.catalog.mark_withdrawn(version.id, now)
                 self.catalog.append_audit("version.withdrawn", version_facts(version), None, now)
+            self.changed()
             if not overriding:
                 # After the catalog: a version must never be listed without its bytes.
                 self.storage.delete(version.storage_key)
@@ -394,14 +409,26 @@ class Archive:
         return (last.seq, last.hash) if last else (0, GENESIS)
 
     def verify_audit(self, head: str | None = None) -> tuple[int, str]:
-        """Verify the whole audit chain (and that it still holds ``head``).
+        """Verify the whole audit log (and that it still holds ``head``); return its last number and hash.
 
-        :raises AuditBroken: naming the first bad entry.
+        :raises AuditBroken: naming the first bad entry or checkpoint.
         """
-        entries = list(self.catalog.audit_entries())  # read once for both checks
-        verified = verify_chain(entries, head)
+        report = self.audit_report(head)
+        return report.entries, report.head
+
+    def audit_report(self, head: str | None = None) -> AuditReport:
+        """Verify the audit chain, its erasures and its signed checkpoints; say what holds.
+
+        :raises AuditBroken: naming the first bad entry, or the checkpoint the log no longer matches.
+        """
+        entries = list(self.catalog.audit_entries())  # read once for every check
+        seq, digest = verify_chain(entries, head)
         verify_erasures(entries, self.catalog.requests())
-        return verified
+        return AuditReport(seq, digest, self.checkpoints.verify(entries))
+
+    def changed(self) -> None:
+        """Checkpoint the audit log after a change that matters (its transaction committed)."""
+        self.checkpoints.after_change()
 
     def set_owner_password(self) -> tuple[str, str]:
         """Create (or reset) the owner account; return its username and new password."""

@@ -80,6 +80,18 @@ def entry_hash(
     return hashlib.sha256(_DOMAIN + seq.to_bytes(8, "big") + bytes.fromhex(prev_hash) + body).hexdigest()
 
 
+def leaf_bytes(entry: AuditEntry) -> bytes:
+    """Return the bytes an entry's leaf of the Merkle tree hashes (archive/merkle.py).
+
+    What the chain hashes, with the sequence number: personal fields only by their
+    keyed digest, so that erasing them leaves the tree as it was.
+    """
+    return canonical_json(
+        {"seq": entry.seq, "at": entry.at, "action": entry.action, "data": entry.data,
+         "personal_digest": entry.personal_digest}
+    )  # fmt: skip
+
+
 def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tuple[int, str]:
     """Check every link of the chain; return the last sequence number and hash.
 

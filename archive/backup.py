@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ from .storage.base import CHUNK_SIZE
 MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite3"
 OBJECTS = "objects"
+#: The instance's own files that belong with the catalog (the checkpoint key and the
+#: copy of the newest checkpoint), owner-only.
+KEYS = "keys"
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,16 @@ class BackupSummary:
 
 
 def backup(
-    catalog: Catalog, storage: Storage, folder: Path, progress: Callable[[int], None] | None = None
+    catalog: Catalog,
+    storage: Storage,
+    folder: Path,
+    progress: Callable[[int], None] | None = None,
+    keys: Mapping[str, Path] | None = None,
 ) -> BackupSummary:
     """Copy the catalog, then every version it lists, into the new folder ``folder``.
+
+    :param keys: instance files to keep too, by name (those that exist): the checkpoint
+        key, without which the checkpoints cannot be continued under the same key.
 
     :raises Conflict: if ``folder`` exists and is not empty.
     """
@@ -52,7 +64,7 @@ def backup(
         raise Conflict(f"{folder} is not empty: a backup goes into a new folder")
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return _backup(catalog, storage, folder, progress)
+        return _backup(catalog, storage, folder, progress, keys or {})
     except BaseException:
         # Half a backup is no backup, and it holds personal data: leave the folder empty.
         for child in folder.iterdir():
@@ -63,7 +75,22 @@ def backup(
         raise
 
 
-def _backup(catalog: Catalog, storage: Storage, folder: Path, progress: Callable[[int], None] | None) -> BackupSummary:
+def _backup(
+    catalog: Catalog,
+    storage: Storage,
+    folder: Path,
+    progress: Callable[[int], None] | None,
+    keys: Mapping[str, Path],
+) -> BackupSummary:
+    kept_keys = {}
+    for name, source in keys.items():
+        if source.is_file():
+            (folder / KEYS).mkdir(mode=0o700, exist_ok=True)
+            target = folder / KEYS / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(source.read_bytes())
+            kept_keys[name] = _sha256(target)
     catalog.backup_to(folder / CATALOG)
     snapshot = Catalog(folder / CATALOG)  # the copy decides what belongs to the backup
     try:
@@ -91,7 +118,8 @@ def _backup(catalog: Catalog, storage: Storage, folder: Path, progress: Callable
             total += version.size
         last = next(snapshot.audit_entries(newest_first=True, limit=1), None)
         head = last.hash if last else ""
-        manifest = {"created_at": to_text(utcnow()), "schema": snapshot.schema_version(), "audit_head": head}
+        manifest = {"created_at": to_text(utcnow()), "schema": snapshot.schema_version(), "audit_head": head,
+                    "keys": kept_keys}  # fmt: skip
     finally:
         snapshot.close()
     manifest["catalog_sha256"] = _sha256(folder / CATALOG)  # closed: the file is final
@@ -112,6 +140,9 @@ def verify_backup(folder: Path) -> list[dict[str, Any]]:
         raise InvalidInput(f"{folder} is not a Pligt backup: no {CATALOG}")
     if _sha256(folder / CATALOG) != manifest.get("catalog_sha256"):
         raise InvalidInput(f"the backup's {CATALOG} is corrupt (its SHA-256 differs from the manifest's)")
+    for name, digest in manifest.get("keys", {}).items():
+        if not (folder / KEYS / name).is_file() or _sha256(folder / KEYS / name) != digest:
+            raise InvalidInput(f"the backup's {name} is missing or corrupt (its SHA-256 differs from the manifest's)")
     for entry in manifest["objects"]:
         path = folder / OBJECTS / entry["key"]
         if not path.is_file():
@@ -130,14 +161,26 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def restore(folder: Path, catalog_path: Path, storage: Storage, progress: Callable[[int], None] | None = None) -> int:
+def restore(
+    folder: Path,
+    catalog_path: Path,
+    storage: Storage,
+    progress: Callable[[int], None] | None = None,
+    keys_to: Path | None = None,
+) -> int:
     """Restore a verified backup into an empty instance; return the number of versions.
 
-    :raises Conflict: if the target catalog already exists.
+    :param keys_to: the instance folder the backup's keys go back into (owner-only).
+    :raises Conflict: if the target catalog, or one of the keys, already exists.
     """
     objects = verify_backup(folder)
     if catalog_path.exists():
         raise Conflict(f"{catalog_path} exists: restore into a fresh instance")
+    keys = sorted((folder / KEYS).iterdir()) if keys_to is not None and (folder / KEYS).is_dir() else []
+    for kept in keys:
+        assert keys_to is not None
+        if (keys_to / kept.name).exists():
+            raise Conflict(f"{keys_to / kept.name} exists: restore into a fresh instance")
     snapshot = Catalog(folder / CATALOG)
     try:
         expected = {v.storage_key: v for v in snapshot.versions()}
@@ -159,6 +202,11 @@ def restore(folder: Path, catalog_path: Path, storage: Storage, progress: Callab
                 storage.delete(key)
                 raise StorageError(f"{key} did not arrive intact in the target storage")
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    for kept in keys:
+        assert keys_to is not None
+        fd = os.open(keys_to / kept.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(kept.read_bytes())
     partial = catalog_path.with_name(catalog_path.name + ".partial")
     shutil.copyfile(folder / CATALOG, partial)
     partial.replace(catalog_path)

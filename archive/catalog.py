@@ -7,6 +7,7 @@ app servers; keep SQL from leaking out of here.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import functools
@@ -39,6 +40,7 @@ from .models import Evidence
 from .models import HarvestRow
 from .models import Item
 from .models import Release
+from .models import StoredCheckpoint
 from .models import Version
 from .models import from_text
 from .models import to_text
@@ -164,6 +166,29 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE downloads ADD COLUMN via TEXT CHECK (via IN ('credential', 'connection', 'user-agent'));
     ALTER TABLE downloads ADD COLUMN crawler TEXT;
     UPDATE downloads SET via = 'credential' WHERE credential_id IS NOT NULL;
+    """,
+    # 5 (issue 15): signed checkpoints of the audit log's Merkle tree (archive/checkpoints.py),
+    # each with its RFC 3161 time stamp once the TSA gave one (base64 DER: portable text).
+    # Append-only like the log; a stamp is set once.
+    """
+    CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY,
+        size INTEGER NOT NULL,
+        root TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        stamp TEXT,
+        stamp_chain TEXT,
+        stamped_at TEXT,
+        stamp_error TEXT
+    );
+    CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+    CREATE TRIGGER checkpoints_no_rewrite BEFORE UPDATE OF id, size, root, note, created_at ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+    CREATE TRIGGER checkpoints_stamped_once BEFORE UPDATE OF stamp, stamp_chain, stamped_at ON checkpoints
+    WHEN OLD.stamp IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'a checkpoint is stamped once'); END;
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -761,17 +786,48 @@ class Catalog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         for row in self._db.execute(sql):
-            yield AuditEntry(
-                seq=row["seq"],
-                at=row["at"],
-                action=row["action"],
-                data=json.loads(row["data"]),
-                personal=json.loads(row["personal"]) if row["personal"] else None,
-                personal_key=row["personal_key"],
-                personal_digest=row["personal_digest"],
-                prev_hash=row["prev_hash"],
-                hash=row["hash"],
+            yield _audit_entry(row)
+
+    # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
+
+    def add_checkpoint(self, size: int, root: str, note: str, now: datetime) -> StoredCheckpoint:
+        """Keep a signed checkpoint (inside the current transaction, if any)."""
+        with self._write() as db:
+            checkpoint_id = db.execute(
+                "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+                (size, root, note, to_text(now)),
+            ).lastrowid
+            return _checkpoint(db.execute("SELECT * FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone())
+
+    def checkpoints(
+        self, *, newest_first: bool = False, limit: int | None = None, unstamped: bool = False
+    ) -> list[StoredCheckpoint]:
+        """Return kept checkpoints in the order they were made (``unstamped``: only those without a stamp)."""
+        sql = "SELECT * FROM checkpoints" + (" WHERE stamp IS NULL" if unstamped else "")
+        sql += " ORDER BY id" + (" DESC" if newest_first else "")
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", (limit,)
+        return [_checkpoint(row) for row in self._db.execute(sql, params)]
+
+    def set_stamp(self, checkpoint_id: int, stamp: bytes, chain: str, now: datetime) -> None:
+        """Keep a checkpoint's time stamp (once: a stamped checkpoint keeps its first)."""
+        with self._write() as db:
+            db.execute(
+                """UPDATE checkpoints SET stamp = ?, stamp_chain = ?, stamped_at = ?, stamp_error = NULL
+                   WHERE id = ? AND stamp IS NULL""",
+                (base64.b64encode(stamp).decode("ascii"), chain, to_text(now), checkpoint_id),
             )
+
+    def audit_entries_after(self, seq: int) -> Iterator[AuditEntry]:
+        """Yield the audit entries after number ``seq``, in order (a checkpoint reads only what is new)."""
+        for row in self._db.execute("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq", (seq,)):
+            yield _audit_entry(row)
+
+    def set_stamp_error(self, checkpoint_id: int, error: str) -> None:
+        """Say why the last attempt to stamp a checkpoint failed (``pligt check`` reports it)."""
+        with self._write() as db:
+            db.execute("UPDATE checkpoints SET stamp_error = ? WHERE id = ? AND stamp IS NULL", (error, checkpoint_id))
 
     # -- owner -----------------------------------------------------------------
 
@@ -938,3 +994,31 @@ def _request(row: sqlite3.Row) -> AccessRequest:
 
 def _release(row: sqlite3.Row) -> Release:
     return _record(Release, row)
+
+
+def _audit_entry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        at=row["at"],
+        action=row["action"],
+        data=json.loads(row["data"]),
+        personal=json.loads(row["personal"]) if row["personal"] else None,
+        personal_key=row["personal_key"],
+        personal_digest=row["personal_digest"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def _checkpoint(row: sqlite3.Row) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        id=row["id"],
+        size=row["size"],
+        root=row["root"],
+        note=row["note"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        stamp=base64.b64decode(row["stamp"]) if row["stamp"] else None,
+        stamp_chain=row["stamp_chain"],
+        stamped_at=from_text(row["stamped_at"]),
+        stamp_error=row["stamp_error"],
+    )

@@ -10,7 +10,7 @@ are a classification, not a response.
 Exit codes: 1 any other error, 2 invalid input, 3 content refused or too large,
 4 not found or gone, 5 conflict (retention still running), 6 storage failure,
 7 configuration (or a system clock set back), 8 too many requests or locked out, 9 fixity failed,
-10 audit log broken.
+10 audit log broken, 11 a proof (a receipt, a checkpoint, a time stamp) that does not verify.
 """
 
 from __future__ import annotations
@@ -254,6 +254,13 @@ class AuditBroken(ArchiveError):
         where = f"entry {seq}: " if seq is not None else ""
         super().__init__(f"audit log broken at {where}{reason}")
         self.seq = seq
+
+
+class InvalidProof(ArchiveError):
+    """A Merkle proof, signed checkpoint, time stamp or receipt that does not verify."""
+
+    status_code = 422
+    exit_code = 11
 
 
 class ClockBehind(ArchiveError):

@@ -288,3 +288,22 @@ class HarvestRow:
             "revisit_credential": self.revisit.credential_id if self.revisit else None,
             "anonymous_complete_at": to_text(self.anonymous_complete_at),
         }
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A signed checkpoint of the audit log as the catalog keeps it, with its time stamp once it has one.
+
+    ``stamp`` is the TSA's answer (DER), ``stamp_chain`` the certificates (PEM) to check
+    it with; ``stamp_error`` why the last attempt to have it stamped failed.
+    """
+
+    id: int
+    size: int
+    root: str
+    note: str
+    created_at: datetime
+    stamp: bytes | None
+    stamp_chain: str | None
+    stamped_at: datetime | None
+    stamp_error: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Collection
@@ -9,15 +10,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from archive import Archive
 from archive import Catalog
 from archive import open_backend
+from archive.checkpoints import Checkpoints
+from archive.errors import ConfigurationError
 from archive.errors import Conflict
 from archive.errors import NotInitialised
 from archive.models import Clock
 from archive.models import utcnow
+from archive.notes import Signer
+from archive.notes import new_signer
+from archive.notes import read_signer
+from archive.notes import write_signer
 
+from .links import public_base
 from .settings import Settings
 from .settings import crawler_user_agents
 from .settings import default_config_text
@@ -49,11 +58,54 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
         crawler_user_agents=crawler_user_agents(settings),
         clock=clock,
     )
+    archive.checkpoints = Checkpoints(
+        archive.catalog,
+        archive.clock,
+        checkpoint_signer(settings),
+        tsa_url=settings.tsa_url,
+        tsa_roots_pem=tsa_roots(settings),
+        latest_file=settings.latest_checkpoint_file,
+    )
     archive.access.max_pending = settings.max_pending_requests
     archive.access.institution_domains = tuple(
         d.strip().lower().lstrip("@") for d in settings.institution_email_domains.split(",") if d.strip()
     )
     return archive
+
+
+def checkpoint_signer(settings: Settings) -> Signer | None:
+    """Return the key that signs the instance's checkpoints, made on first use; None before ``pligt init``.
+
+    Its name, the log's origin, is the public address without its scheme
+    (``deposit.example.dk``), as C2SP's checkpoints are named; it stays the
+    name the key was made with.
+    """
+    path = settings.checkpoint_key_file
+    if not path.is_file():
+        if not settings.secret_file.is_file():
+            return None  # not an instance (yet): `pligt init` makes the key
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            write_signer(new_signer(checkpoint_origin(settings)), path)
+    return read_signer(path)
+
+
+def checkpoint_origin(settings: Settings) -> str:
+    """Return the origin line a new key names its checkpoints with: the public URL's host and path."""
+    parts = urlsplit(public_base(settings))
+    return parts.netloc + parts.path.rstrip("/")
+
+
+def tsa_roots(settings: Settings) -> str:
+    """Return the PEM text of the TSA's CA (``tsa_ca_file``), or "" without one.
+
+    :raises ConfigurationError: naming the file when it cannot be read.
+    """
+    if not settings.tsa_ca_file:
+        return ""
+    try:
+        return Path(settings.tsa_ca_file).read_text(encoding="ascii")
+    except (OSError, UnicodeError) as e:
+        raise ConfigurationError(f"tsa_ca_file {settings.tsa_ca_file}: {e}") from e
 
 
 def require_initialised(settings: Settings) -> None:
@@ -105,6 +157,7 @@ def init_instance(settings: Settings, chosen: Collection[str] = ()) -> Initialis
     archive.storage.check()
     username, password = archive.set_owner_password()
     archive.catalog.close()
+    write_signer(new_signer(checkpoint_origin(settings)), settings.checkpoint_key_file)
     write_secret(settings)  # last: its presence marks a complete instance
     return Initialised(str(settings.instance), username, password)
 

@@ -28,6 +28,10 @@ VERSION_PATTERN = re.compile(re.escape(FILES_PREFIX) + r"([^/]+)/v([0-9]{1,9})/(
 LATEST_ROUTE = "/files/<slug>/latest"
 #: The release page's path; the access blueprint serves it.
 RELEASE_PATH = "/access/release/"
+#: The public key that verifies the audit log's checkpoints, and the newest checkpoint
+#: (RFC 8615 well-known paths), for anyone to fetch and keep.
+CHECKPOINT_KEY_PATH = "/.well-known/pligt/checkpoint-key"
+CHECKPOINT_PATH = "/.well-known/pligt/checkpoint"
 
 #: The characters werkzeug's router leaves unquoted in a path segment, so that
 #: the paths made here are byte for byte the ones ``url_for`` makes.

@@ -28,6 +28,10 @@ from archive.storage import check_backend
 
 CONFIG_FILE = "pligt.toml"
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+#: The instance's Ed25519 key that signs the audit log's checkpoints (owner-only, in the backup).
+CHECKPOINT_KEY_FILE = "checkpoint_key"
+#: A copy of the newest signed checkpoint, outside the catalog.
+LATEST_CHECKPOINT_FILE = "checkpoint"
 ENV_PREFIX = "PLIGT_"
 
 
@@ -97,6 +101,12 @@ class Settings:
     #: Comma-separated email domains of the deposit institution: its access requests are
     #: taken even while max_pending_requests wait (still limited per client).
     institution_email_domains: str = "kb.dk"
+    #: The RFC 3161 time-stamping authority each checkpoint of the audit log is sent to
+    #: (``https://…``; a qualified TSA gives the time legal weight in the EU). Empty: none.
+    tsa_url: str = ""
+    #: A PEM file with the CA certificate(s) the TSA's certificate chains to: stamps are
+    #: checked against it (and it goes into every receipt). Needed with ``tsa_url``.
+    tsa_ca_file: str = ""
 
     @property
     def config_file(self) -> Path:
@@ -105,6 +115,14 @@ class Settings:
     @property
     def secret_file(self) -> Path:
         return self.instance / SECRET_FILE
+
+    @property
+    def checkpoint_key_file(self) -> Path:
+        return self.instance / CHECKPOINT_KEY_FILE
+
+    @property
+    def latest_checkpoint_file(self) -> Path:
+        return self.instance / LATEST_CHECKPOINT_FILE
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "instance"}
@@ -244,6 +262,11 @@ def _validate(s: Settings) -> None:
                 f"crawler_user_agents: {pattern!r} is shorter than {MIN_CRAWLER_PATTERN} characters; "
                 "it would credit the deposit crawler with almost anyone's downloads"
             )
+    if s.tsa_url:
+        if urlsplit(s.tsa_url).scheme not in ("http", "https") or not urlsplit(s.tsa_url).netloc:
+            raise ConfigurationError(f"tsa_url {s.tsa_url!r} must look like https://host/path")
+        if not s.tsa_ca_file:
+            raise ConfigurationError("tsa_ca_file must name the PEM file of the TSA's CA when tsa_url is set")
     if s.base_url:
         parts = urlsplit(s.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):

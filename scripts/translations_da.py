@@ -101,6 +101,7 @@ DA = {
     "withdrawn %(date)s": "trukket tilbage %(date)s",
     ("%(num)d day left", "%(num)d days left"): ("%(num)d dag tilbage", "%(num)d dage tilbage"),
     "not yet": "endnu ikke",
+    "Receipt": "Kvittering",
     "%(date)s (by its User-Agent)": "%(date)s (ud fra dens User-Agent)",
     "held, revisit confirmed %(date)s": "har den, genbesøg bekræftet %(date)s",
     "partly, %(date)s": "delvist, %(date)s",

@@ -38,8 +38,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(instance: Instance, clock: Clock) -> Flask:
-    return make_app(instance.settings, clock)
+def app(instance: Instance, clock: Clock) -> Iterator[Flask]:
+    made = make_app(instance.settings, clock)
+    yield made
+    with made.app_context():  # the checkpoint its changes left for the background, before the folder goes
+        pligt().archive.checkpoints.wait()
 
 
 @pytest.fixture

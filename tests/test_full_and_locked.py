@@ -162,6 +162,7 @@ def make_setup(folder: Path, clock: Clock, **overrides: str) -> Setup:
         core = pligt().archive
     earlier = pdf_bytes("published before the disk filled")
     core.publish([earlier], filename="earlier.pdf", slug="earlier", visibility="public")
+    core.checkpoints.wait()  # its checkpoint too, before the disk fills or the catalog is locked
     return Setup(instance, app, app.test_client(), core, earlier)
 
 
@@ -171,6 +172,7 @@ def closed_after(setup: Setup, disk: Path) -> Iterator[Setup]:
     yield setup
     (disk / "filler").unlink(missing_ok=True)
     setup.archive.recorder.flush()
+    setup.archive.checkpoints.wait()
     setup.archive.catalog.close()
 
 

@@ -40,7 +40,10 @@ from tests.support.servers import stop_server
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 #: The exit code an example's comment promises, where it is not 0 (exit codes: the README's table).
-REFUSED = {"pligt withdraw kursus --version 1": 5}  # "refused until its retention has ended"
+REFUSED = {
+    "pligt withdraw kursus --version 1": 5,  # "refused until its retention has ended"
+    "pligt verify-proof kursus-v1.receipt.json --file kursus.pdf": 11,  # "no tsa_url, so nothing is time-stamped"
+}
 #: Files the examples name, made in the folder they run in.
 FILES = ("Årsrapport 2026.pdf", "kursus.pdf", "kursus-v2.pdf", "brochure.pdf")
 #: The person whose data the GDPR examples export and erase (X), and the item they withdraw (SLUG).

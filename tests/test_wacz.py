@@ -18,6 +18,8 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ from warcio.archiveiterator import ArchiveIterator
 from archive.errors import InvalidInput
 from archive.models import PUBLIC
 from archive.models import Version
+from archive.receipt_check import check_note
+from archive.receipt_check import check_stamp
 from archive.wacz import export_wacz
 from deposit.disposition import content_disposition
 from deposit.instance import build_archive
@@ -52,6 +56,8 @@ from tests.support.replay import Wayback
 from tests.support.replay import start_wayback
 from tests.support.replay import stop_wayback
 from tests.support.replay import validate
+from tests.support.tsa import running_tsa
+from tests.support.tsa import use_tsa
 
 NOW = END + timedelta(days=1)
 BASE = "https://deposit.example.dk"
@@ -150,7 +156,8 @@ def test_the_package_is_a_valid_wacz_listing_every_file_with_its_hash(exported: 
     found = members(exported.wacz)
     assert set(found) == {
         "archive/data.warc.gz", "indexes/index.cdx", "pages/pages.jsonl", "proof/checkpoint.txt",
-        "proof/checkpoint.tsr", "datapackage.json", "datapackage-digest.json",
+        "proof/checkpoint.tsr", "proof/checkpoint", "proof/checkpoint-key.txt", "datapackage.json",
+        "datapackage-digest.json",
     }  # fmt: skip
     # Stored, not compressed: a replay tool reads a record straight at its offset.
     assert found["archive/data.warc.gz"].compress_type == zipfile.ZIP_STORED
@@ -171,7 +178,7 @@ def test_the_package_is_a_valid_wacz_listing_every_file_with_its_hash(exported: 
         assert package.read("proof/checkpoint.tsr") == TIMESTAMP
         index = package.read("indexes/index.cdx").decode().splitlines()
         pages = [json.loads(line) for line in package.read("pages/pages.jsonl").decode().splitlines()]
-    assert exported.summary["proofs"] == ["checkpoint.txt", "checkpoint.tsr"]
+    assert exported.summary["proofs"] == ["checkpoint", "checkpoint-key.txt", "checkpoint.txt", "checkpoint.tsr"]
     assert index == sorted(index)
     assert len(index) == exported.summary["records"]
     indexed = {json.loads(line.split(" ", 2)[2])["url"] for line in index}
@@ -299,6 +306,30 @@ def test_a_large_version_streams_through_in_flat_memory(instance: Instance, tmp_
                 digests[uri] = sha.hexdigest()
     assert len(digests) == 2
     assert big.sha256 in digests.values()
+
+
+def test_the_package_holds_the_audit_logs_signed_and_time_stamped_checkpoint(
+    world: World, tmp_path: Path
+) -> None:
+    inst = copy_instance(world, tmp_path / "instance")
+    with running_tsa(tmp_path / "tsa") as tsa:
+        use_tsa(inst / "pligt.toml", tsa)
+        wacz = tmp_path / "aflevering.wacz"
+        pligt_json(NOW, "export", "--wacz", str(wacz), "--base-url", BASE, "--instance", str(inst))
+        assert tsa.answered >= 1
+    with zipfile.ZipFile(wacz) as package:
+        note = package.read("proof/checkpoint").decode()
+        key = package.read("proof/checkpoint-key.txt").decode()
+        stamp, chain = package.read("proof/checkpoint.tsr"), package.read("proof/checkpoint-tsa.pem").decode()
+    # Checked as a third party would, with the standalone checker alone.
+    _, text = check_note(note, key)
+    size = int(text.split("\n")[1])
+    entries = list(build_archive(load_settings(inst, env={})).catalog.audit_entries())
+    assert size == len(entries) > 0  # the whole log as it stood at the export
+    stamped_at, _ = check_stamp(stamp, note.encode(), chain, tsa.ca_pem)
+    assert stamped_at.startswith(str(datetime.now(UTC).year))
+    with pytest.raises(ValueError, match="altered"):
+        check_note(note.replace(text.split("\n")[1], str(size - 1), 1), key)
 
 
 # -- paged indexes, and the proof files' seam in the core ----------------------------------------

@@ -14,6 +14,7 @@ from . import audit
 from . import instance
 from . import items
 from . import keeping
+from . import proofs
 from . import storage
 from .common import ErrorsAsExitCodes
 
@@ -28,6 +29,6 @@ def main() -> None:
     """
 
 
-for _module in (instance, items, access, audit, keeping, storage):
+for _module in (instance, items, access, audit, proofs, keeping, storage):
     for _command in _module.COMMANDS:
         main.add_command(_command)

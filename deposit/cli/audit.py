@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from archive.errors import StorageError
+from archive.receipts import record_harvest
+
 from ..instance import open_instance
 from .common import instance_option
 from .common import json_option
@@ -23,13 +26,17 @@ def audit() -> None:
 @json_option
 @click.option("--head", "head", help="A head hash kept earlier: the log must still contain it.")
 def audit_verify(instance: Path | None, as_json: bool, head: str | None) -> None:
-    """Verify every link of the audit chain; exit non-zero naming the first bad entry."""
+    """Verify the audit chain and its signed, time-stamped checkpoints; exit non-zero naming what was changed.
+
+    Without --head, the checkpoints show a log rewritten or cut short since they were signed.
+    """
     _, archive = open_instance(instance)
-    seq, digest = archive.verify_audit(head)
+    report = archive.audit_report(head)
     if as_json:
-        print_json({"ok": True, "entries": seq, "head": digest})
+        print_json({"ok": True, "entries": report.entries, "head": report.head, "checkpoints": report.checkpoints})
         return
-    click.echo(f"audit log intact: {seq} entries, head {digest}")
+    click.echo(f"audit log intact: {report.entries} entries, head {report.head}")
+    click.echo(f"checkpoints: {report.checkpoints}")
 
 
 @audit.command("head")
@@ -58,6 +65,62 @@ def audit_log(instance: Path | None, as_json: bool, limit: int) -> None:
         return
     for e in reversed(entries):
         click.echo(f"{e.seq:>6}  {e.at}  {e.action:<20}  {json.dumps(e.data, ensure_ascii=False)}")
+
+
+@audit.command("checkpoint")
+@instance_option
+@json_option
+@click.option("--new", is_flag=True, help="Sign a new checkpoint even if the newest covers the whole log.")
+def audit_checkpoint(instance: Path | None, as_json: bool, new: bool) -> None:
+    """Print the newest signed checkpoint of the audit log (C2SP signed note), signing one if the log grew."""
+    _, archive = open_instance(instance)
+    checkpoint = archive.checkpoints.write(new=new)
+    assert checkpoint is not None  # an opened instance has its key
+    if new:
+        archive.checkpoints.stamp_pending()
+        checkpoint = next(c for c in archive.catalog.checkpoints(newest_first=True, limit=1))
+    if as_json:
+        print_json(
+            {"id": checkpoint.id, "size": checkpoint.size, "root": checkpoint.root, "note": checkpoint.note,
+             "created_at": checkpoint.created_at.isoformat(),
+             "stamped_at": checkpoint.stamped_at.isoformat() if checkpoint.stamped_at else None}
+        )  # fmt: skip
+        return
+    click.echo(checkpoint.note, nl=False)
+
+
+@audit.command("key")
+@instance_option
+def audit_key(instance: Path | None) -> None:
+    """Print the public key that verifies the checkpoints (publish it; the site serves it too)."""
+    _, archive = open_instance(instance)
+    assert archive.checkpoints.signer is not None
+    click.echo(archive.checkpoints.signer.verifier_key)
+
+
+@audit.command("stamp")
+@instance_option
+@json_option
+def audit_stamp(instance: Path | None, as_json: bool) -> None:
+    """Record the crawler's fetches, sign the day's checkpoint, have every unstamped one time-stamped (cron).
+
+    Exits non-zero when the TSA did not answer; the checkpoints are stamped on a later run.
+    """
+    settings, archive = open_instance(instance)
+    record_harvest(archive)  # the deposit crawler's fetches, into the log
+    archive.checkpoints.write()
+    archive.checkpoints.daily()
+    done = archive.checkpoints.stamp_pending()
+    errors = [error for _, error in done if error]
+    if as_json:
+        print_json({"stamped": [c.id for c, e in done if e is None], "error": errors[0] if errors else None})
+    else:
+        if not settings.tsa_url:
+            click.echo("no tsa_url: checkpoints are signed, not time-stamped")
+        for checkpoint, error in done:
+            click.echo(f"checkpoint {checkpoint.id} (of {checkpoint.size} entries): {error or 'time-stamped'}")
+    if errors:
+        raise StorageError(errors[0])
 
 
 COMMANDS = (audit,)

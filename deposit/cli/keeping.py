@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from archive.archive import Archive
 from archive.backup import backup as make_backup
 from archive.backup import restore as restore_backup
 from archive.errors import IntegrityFailed
@@ -33,6 +34,8 @@ from ..links import public_base
 from ..links import version_path
 from ..served import http_date
 from ..served import version_headers
+from ..settings import CHECKPOINT_KEY_FILE
+from ..settings import LATEST_CHECKPOINT_FILE
 from ..settings import load_settings
 from .common import instance_option
 from .common import json_option
@@ -55,6 +58,8 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
     if not dry_run:
         archive.access.expire_due()  # lapsed approvals close, so their schedule starts
     report = Privacy(archive.catalog, archive.clock).purge(dry_run=dry_run)
+    if not dry_run:
+        archive.changed()  # the purge's entry, into a signed checkpoint
     if as_json:
         print_json(report.to_dict())
         return
@@ -155,6 +160,7 @@ def gdpr_erase(
                 "Give --override-retention --reason to withdraw it anyway (audited)",
             )
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
+    archive.changed()  # the erasure, into a signed checkpoint
     withdrawn: list[str] = []
     refused: list[str] = []
     for slug in items:
@@ -274,6 +280,29 @@ def _duration(span: timedelta) -> str:
     return f"{seconds} s"
 
 
+def _checkpoint_proofs(archive: Archive) -> list[tuple[str, bytes]]:
+    """The audit log's checkpoint as of now (signed, with its time stamp once it has one) and the key to check it.
+
+    ``checkpoint`` is the C2SP signed note; ``checkpoint.tsr`` the RFC 3161 time-stamp token over
+    it and ``checkpoint-tsa.pem`` the certificates to check that with (when a TSA stamped it);
+    ``checkpoint-key.txt`` the verifier key, as `pligt audit key` prints it.
+    """
+    checkpoint = archive.checkpoints.write()
+    if checkpoint is None or archive.checkpoints.signer is None:
+        return []
+    archive.checkpoints.stamp_pending()  # a configured TSA that answers now stamps it; one down holds nothing up
+    checkpoint = archive.checkpoints.newest() or checkpoint
+    files = [
+        ("checkpoint", checkpoint.note.encode("utf-8")),
+        ("checkpoint-key.txt", (archive.checkpoints.signer.verifier_key + "\n").encode("utf-8")),
+    ]
+    if checkpoint.stamp is not None:
+        files.append(("checkpoint.tsr", checkpoint.stamp))
+        if checkpoint.stamp_chain:
+            files.append(("checkpoint-tsa.pem", checkpoint.stamp_chain.encode("utf-8")))
+    return files
+
+
 @click.command("export")
 @instance_option
 @json_option
@@ -317,7 +346,7 @@ def export(
         raise InvalidInput(f"{target} exists; choose a new file name")
     if not target.parent.is_dir():
         raise InvalidInput(f"{target.parent} is not a folder; create it first")
-    proof_files = []
+    proof_files = _checkpoint_proofs(archive) if wacz is not None else []
     for proof in proofs:
         try:
             proof_files.append((proof.name, proof.read_bytes()))
@@ -376,10 +405,11 @@ def export(
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
     """Copy the catalog (online, consistent) and every retained version into a new FOLDER."""
-    _, archive = open_instance(instance)
+    settings, archive = open_instance(instance)
     total = sum(v.size for v in archive.versions())
+    keys = {CHECKPOINT_KEY_FILE: settings.checkpoint_key_file, LATEST_CHECKPOINT_FILE: settings.latest_checkpoint_file}
     with progress_bar(total, "Backing up", as_json) as bar:
-        summary = make_backup(archive.catalog, archive.storage, folder, bar.update)
+        summary = make_backup(archive.catalog, archive.storage, folder, bar.update, keys)
     if as_json:
         print_json({"folder": str(folder), **summary.to_dict()})
     else:
@@ -401,10 +431,10 @@ def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
     make_folder(settings)
     archive = build_archive(settings)
     with progress_bar(0, "Restoring", as_json) as bar:
-        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update)
+        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update, settings.instance)
     write_secret(settings)
     archive.catalog.migrate()
-    archive.verify_audit()
+    build_archive(settings).verify_audit()  # opened again: with the checkpoint key it brought back
     if as_json:
         print_json({"instance": str(settings.instance), "versions": count})
     else:

@@ -63,12 +63,21 @@ def check(instance: Path | None, as_json: bool) -> None:
             f"{len(missing)} of {len(versions)} retained versions have no (or incomplete) bytes in "
             f"{archive.storage.url}: {shown}"
         )
+    checkpoints = archive.checkpoints.status()
+    problems = checkpoints.problems(archive.clock())
     if as_json:
-        print_json({"ok": True, "catalog": settings.catalog, "versions": len(versions), "storage": facts})
+        print_json(
+            {"ok": True, "catalog": settings.catalog, "versions": len(versions), "storage": facts,
+             "checkpoints": {"count": checkpoints.count, "unstamped": checkpoints.unstamped, "problems": problems}}
+        )  # fmt: skip
         return
     click.echo(f"catalog: ok ({settings.catalog}, {len(versions)} retained versions)")
     click.echo(f"storage: ok ({_describe(facts)})")
     click.echo("bytes:   ok (every retained version is stored with the catalog's size)")
+    stamped = "time-stamped" if settings.tsa_url else "not time-stamped: no tsa_url"
+    click.echo(f"checkpoints: {checkpoints.count} signed, {stamped}" if not problems else "checkpoints: warning")
+    for problem in problems:
+        click.echo(f"  warning: {problem}")
 
 
 def _describe(facts: dict[str, object]) -> str:

@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from archive.auth import Authenticator
 from archive.catalog import REQUEST_BUSY_TIMEOUT
+from archive.checkpoints import BACKGROUND_DELAY
 from archive.models import Clock
 from archive.models import utcnow
 from archive.shared_checks import SharedChecks
@@ -56,6 +57,8 @@ def create_app(
     # A request waits a few seconds for the catalog's write lock, then answers 503 (see REQUEST_BUSY_TIMEOUT).
     archive = build_archive(settings, clock, busy_timeout=REQUEST_BUSY_TIMEOUT)
     archive.catalog.ping()
+    # No request waits for a checkpoint, and a burst of uploads shares one (see Checkpoints.after_change).
+    archive.checkpoints.background, archive.checkpoints.delay = True, BACKGROUND_DELAY
     app.extensions["pligt"] = Pligt(
         settings=settings,
         archive=archive,

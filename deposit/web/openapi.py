@@ -30,6 +30,7 @@ from archive.models import REQUEST_STATUSES
 from archive.models import VISIBILITIES
 from archive.names import FILENAME_MAX_BYTES
 from archive.names import SLUG_MAX
+from archive.receipt_check import FORMAT as RECEIPT_FORMAT
 
 from .limits import SMALL_BODY_BYTES
 
@@ -354,6 +355,22 @@ def _schemas() -> dict[str, Schema]:
                 "head": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             }
         ),
+        "Receipt": {
+            "type": "object",
+            "description": "A version's receipt (pligt proof): check it offline with pligt verify-proof or "
+            "archive/receipt_check.py.",
+            "properties": {
+                "format": {"const": RECEIPT_FORMAT},
+                "made_at": _TIME,
+                "version": {"type": "object"},
+                "entries": {"type": "array", "items": {"type": "object"}},
+                "proofs": {"type": "array", "items": {"type": "object"}},
+                "checkpoint": {"type": "object"},
+                "public_key": {"type": "string"},
+                "does_not_prove": {"type": "string"},
+            },
+            "required": ["format", "made_at", "version", "entries", "proofs", "checkpoint", "public_key"],
+        },
     }
 
 
@@ -511,6 +528,16 @@ def _paths() -> dict[str, Schema]:
         },
         "/api/harvest": {
             "get": _owner("Proof of deposit", {"200": list_of["harvest"]}),
+        },
+        "/api/items/{slug}/versions/{number}/receipt": {
+            "parameters": [_SLUG_PARAMETER, _path_id("number", "The version's number.")],
+            "get": _owner(
+                "The version's receipt: publication, retention, digests and the crawler's fetches, proven",
+                {"200": _json(_ref("Receipt"), "The receipt (as pligt proof writes it).")},
+                errors=(400, 404),
+                description="Records the crawler's fetches into the audit log, signs a checkpoint and asks the "
+                "TSA for its time stamp first (a TSA that does not answer leaves the receipt unstamped).",
+            ),
         },
         "/api/audit": {
             "get": _owner(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,7 @@ from archive.models import PARTIAL
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 from archive.models import Version
+from archive.receipts import make_receipt
 
 from ...release import deliver
 from ..clients import client_address
@@ -265,6 +267,16 @@ def withdraw(slug: str, number: int) -> ResponseReturnValue:
         except ArchiveError as e:
             flash(worded(e), "error")
     return redirect(url_for("admin.items"))
+
+
+@bp.get("/items/<slug>/versions/<int:number>/receipt")
+@owner_required
+def receipt(slug: str, number: int) -> Response:
+    """The version's receipt to download (as ``pligt proof`` writes it), checked offline by anyone."""
+    made = make_receipt(pligt().archive, slug, number)
+    response = Response(json.dumps(made, indent=1, ensure_ascii=False) + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{slug}-v{number}.receipt.json"'
+    return response
 
 
 # -- upload ------------------------------------------------------------------------------

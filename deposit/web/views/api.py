@@ -22,6 +22,7 @@ from archive.access import DEFAULT_VALID_DAYS
 from archive.errors import InvalidInput
 from archive.errors import TooLarge
 from archive.models import Version
+from archive.receipts import make_receipt
 
 from ...links import version_path
 from ...release import deliver
@@ -96,7 +97,6 @@ def publish() -> tuple[Response, int]:
     response = jsonify(body)
     response.headers["Location"] = version_url(publication.version)
     return response, 201
-
 
 
 @bp.delete("/items/<slug>")
@@ -190,6 +190,15 @@ def harvest() -> Response:
     return jsonify(
         harvest=[{**r.to_dict(), "url_path": version_path(r.version), "url": version_url(r.version)} for r in rows]
     )
+
+
+@bp.get("/items/<slug>/versions/<int:number>/receipt")
+@owner_required
+def receipt(slug: str, number: int) -> Response:
+    """The version's receipt, as ``pligt proof`` writes it (a file to keep, checked offline)."""
+    response = jsonify(make_receipt(pligt().archive, slug, number))
+    response.headers["Content-Disposition"] = f'attachment; filename="{slug}-v{number}.receipt.json"'
+    return response
 
 
 @bp.get("/audit")

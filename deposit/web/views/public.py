@@ -21,6 +21,8 @@ from archive.errors import StorageError
 from archive.models import PROTECTED
 from archive.models import PUBLIC
 
+from ...links import CHECKPOINT_KEY_PATH
+from ...links import CHECKPOINT_PATH
 from ...links import LATEST_ROUTE
 from ...links import VERSION_ROUTE
 from ..auth import challenge
@@ -66,6 +68,26 @@ def robots() -> Response:
         ]
     )
     return Response(text, mimetype="text/plain")
+
+
+@bp.get(CHECKPOINT_KEY_PATH)
+def checkpoint_key() -> Response:
+    """The public key that verifies the audit log's checkpoints (C2SP signed-note verifier key)."""
+    signer = pligt().archive.checkpoints.signer
+    if signer is None:
+        raise NotFound("this instance signs no checkpoints")
+    return Response(signer.verifier_key + "\n", mimetype="text/plain")
+
+
+@bp.get(CHECKPOINT_PATH)
+def checkpoint() -> Response:
+    """The newest signed checkpoint of the audit log (keep a copy: it shows the log was not cut later)."""
+    newest = pligt().archive.checkpoints.newest()
+    if newest is None:
+        raise NotFound("no checkpoint yet")
+    response = Response(newest.note, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 #: How long a browser or a crawler may keep the icon without asking again.
