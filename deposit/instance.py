@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from archive import Archive
-from archive import Catalog
+from archive import catalog as catalogs
 from archive import open_backend
+from archive.catalog import open_catalog
 from archive.errors import Conflict
 from archive.errors import NotInitialised
 from archive.models import Clock
@@ -40,8 +41,10 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
     :param busy_timeout: seconds a catalog write waits for another process's lock
         (default :data:`archive.catalog.BUSY_TIMEOUT`; the web app's is shorter).
     """
+    if busy_timeout is None:
+        busy_timeout = catalogs.BUSY_TIMEOUT  # looked up now: tests shorten it
     archive = Archive(
-        Catalog(settings.catalog, busy_timeout=busy_timeout),
+        open_catalog(settings.catalog, settings.instance, busy_timeout=busy_timeout),
         open_backend(settings.storage, **storage_options(settings)),
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,

@@ -332,7 +332,7 @@ def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
     make_folder(settings)
     archive = build_archive(settings)
     with progress_bar(0, "Restoring", as_json) as bar:
-        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update)
+        count = restore_backup(folder, archive.catalog, archive.storage, bar.update)
     write_secret(settings)
     archive.catalog.migrate()
     archive.verify_audit()

@@ -64,9 +64,9 @@ def check(instance: Path | None, as_json: bool) -> None:
             f"{archive.storage.url}: {shown}"
         )
     if as_json:
-        print_json({"ok": True, "catalog": settings.catalog, "versions": len(versions), "storage": facts})
+        print_json({"ok": True, "catalog": archive.catalog.label, "versions": len(versions), "storage": facts})
         return
-    click.echo(f"catalog: ok ({settings.catalog}, {len(versions)} retained versions)")
+    click.echo(f"catalog: ok ({archive.catalog.label}, {len(versions)} retained versions)")
     click.echo(f"storage: ok ({_describe(facts)})")
     click.echo("bytes:   ok (every retained version is stored with the catalog's size)")
 
