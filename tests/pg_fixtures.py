@@ -7,9 +7,13 @@ Loaded by ``tests/conftest.py`` (``pytest_plugins``); the helpers are in
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from deposit.instance import init_instance
+from deposit.settings import load_settings
+from tests.support.app import Instance
 from tests.support.postgres import Cluster
 from tests.support.postgres import start_cluster
 
@@ -26,3 +30,10 @@ def postgres() -> Iterator[Cluster]:
 def postgres_url(postgres: Cluster) -> str:
     """The URL of a new, empty database in the session's cluster."""
     return postgres.new_database()
+
+
+@pytest.fixture
+def pg_instance(tmp_path: Path, postgres_url: str) -> Instance:
+    """An instance ``pligt init`` made with its catalog in a new PostgreSQL database (its config file names it)."""
+    settings = load_settings(tmp_path / "instance", env={"PLIGT_CATALOG": postgres_url})
+    return Instance(settings, init_instance(settings, chosen=("catalog",)))

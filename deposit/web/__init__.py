@@ -10,6 +10,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from archive.auth import Authenticator
 from archive.catalog import REQUEST_BUSY_TIMEOUT
+from archive.client_counts import CatalogCounts
+from archive.client_counts import ClientCounts
 from archive.models import Clock
 from archive.models import utcnow
 from archive.shared_checks import SharedChecks
@@ -56,6 +58,11 @@ def create_app(
     # A request waits a few seconds for the catalog's write lock, then answers 503 (see REQUEST_BUSY_TIMEOUT).
     archive = build_archive(settings, clock, busy_timeout=REQUEST_BUSY_TIMEOUT)
     archive.catalog.ping()
+    # App servers on several machines share only the catalog: the lock-out and the request-form
+    # limit count there, under a key derived from the instance's secret (which they share too).
+    counts: ClientCounts | None = shared_checks
+    if archive.catalog.shared_between_machines:
+        counts = CatalogCounts(archive.catalog, app.config["SECRET_KEY"])
     app.extensions["pligt"] = Pligt(
         settings=settings,
         archive=archive,
@@ -66,8 +73,9 @@ def create_app(
             max_failures=settings.auth_max_failures,
             refusal_seconds=settings.auth_lockout_seconds,
             shared=shared_checks,
+            counts=counts,
         ),
-        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600, shared=shared_checks),
+        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600, shared=counts),
         index_cache=PageCache(),
     )
     app.session_interface = _SessionInterface()
