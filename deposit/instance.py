@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
+import tempfile
 from collections.abc import Collection
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +27,9 @@ from .settings import crawler_user_agents
 from .settings import default_config_text
 from .settings import load_settings
 from .settings import storage_options
+
+#: A ``[table]`` line of pligt.toml: top-level settings come before the first.
+_TABLE_LINE = re.compile(r"^\s*\[")
 
 
 @dataclass(frozen=True)
@@ -127,3 +133,29 @@ def write_secret(settings: Settings) -> None:
     fd = os.open(settings.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(secrets.token_bytes(32))
+
+
+def switch_setting(settings: Settings, name: str, value: str) -> None:
+    """Rewrite (or add) the ``name = "…"`` line of the instance's pligt.toml, atomically (the migrate commands)."""
+    path = settings.config_file
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    line = f"{name} = {json.dumps(value)}"
+    setting = re.compile(rf"^\s*{re.escape(name)}\s*=")  # not a commented one
+    found = [i for i, text in enumerate(lines) if setting.match(text)]
+    if found:
+        lines[found[0]] = line
+        for i in reversed(found[1:]):
+            del lines[i]
+    else:
+        # A top-level key must come before the first [table], if there is one.
+        tables = [i for i, text in enumerate(lines) if _TABLE_LINE.match(text)]
+        lines.insert(tables[0] if tables else len(lines), line)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".pligt-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o600)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -11,6 +11,7 @@ import click
 
 from . import access
 from . import audit
+from . import catalog
 from . import instance
 from . import items
 from . import keeping
@@ -28,6 +29,6 @@ def main() -> None:
     """
 
 
-for _module in (instance, items, access, audit, keeping, storage):
+for _module in (instance, items, access, audit, keeping, storage, catalog):
     for _command in _module.COMMANDS:
         main.add_command(_command)
