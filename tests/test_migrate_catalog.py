@@ -116,7 +116,8 @@ def test_a_migration_killed_mid_copy_leaves_the_target_empty_and_runs_again(
         with psycopg.connect(postgres_url, autocommit=True) as watcher:
             while time.monotonic() < deadline:
                 waiting = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 ).fetchone()
                 if waiting and waiting[0]:
                     break
