@@ -315,8 +315,9 @@ class PostgresCatalog(Catalog):
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "prepare_threshold": 2},
                     configure=self._configure,
                     check=ConnectionPool.check_connection,
-                    # Waiting for a free connection past this is "cannot reach" (the reason is probed below).
-                    timeout=2 * CONNECT_TIMEOUT,
+                    # Waiting for a connection past this is "cannot reach" (the reason is probed below):
+                    # a web request's few seconds, a command's ten.
+                    timeout=max(1.0, min(self.busy_timeout, 2.0 * CONNECT_TIMEOUT)),
                     open=False,
                     name="pligt-catalog",
                 )
@@ -348,7 +349,7 @@ class PostgresCatalog(Catalog):
         except psycopg.Error as e:
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             return lines[0].removeprefix("connection failed: ") if lines else type(e).__name__
-        return f"no free connection within {2 * CONNECT_TIMEOUT} s"
+        return "no free connection in time (every one of the pool is in use)"
 
     def _translated(self, e: psycopg.Error) -> Exception:
         error = _domain_error(e, f"the catalog {self.label}", self.busy_timeout)
