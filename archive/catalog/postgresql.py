@@ -314,7 +314,8 @@ class PostgresCatalog(Catalog):
                     max_size=POOL_SIZE,
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "prepare_threshold": 2},
                     configure=self._configure,
-                    check=ConnectionPool.check_connection,
+                    # No check on every checkout (it costs a round trip per query): a connection the
+                    # server dropped fails its first statement, is discarded, and the query is retried.
                     # Waiting for a connection past this is "cannot reach" (the reason is probed below):
                     # a web request's few seconds, a command's ten.
                     timeout=max(1.0, min(self.busy_timeout, 2.0 * CONNECT_TIMEOUT)),
@@ -356,11 +357,23 @@ class PostgresCatalog(Catalog):
         return e if error is None else error
 
     def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
-        with self._connection() as conn:
-            try:
-                return _fetched(conn.execute(cast(Any, to_pyformat(sql)), params or None))
-            except psycopg.Error as e:
-                raise self._translated(e) from e
+        query = cast(Any, to_pyformat(sql))
+        if getattr(self._local, "conn", None) is not None:  # in a transaction: its connection, no retry
+            with self._connection() as conn:
+                try:
+                    return _fetched(conn.execute(query, params))
+                except psycopg.Error as e:
+                    raise self._translated(e) from e
+        for _ in range(POOL_SIZE):
+            with self._connection() as conn:
+                try:
+                    return _fetched(conn.execute(query, params))
+                except psycopg.Error as e:
+                    if not conn.broken:
+                        raise self._translated(e) from e
+                    # A connection the server dropped (it restarted): the pool discards it; once more.
+                    last = e
+        raise self._translated(last) from last
 
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self._connection() as conn:
@@ -375,9 +388,8 @@ class PostgresCatalog(Catalog):
         if getattr(self._local, "conn", None) is not None:
             yield
             return
-        with self._connection() as conn:
+        with self._began(begin) as conn:
             try:
-                conn.execute(begin)
                 if lock:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             except psycopg.Error as e:
@@ -397,6 +409,22 @@ class PostgresCatalog(Catalog):
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     with contextlib.suppress(psycopg.Error):  # the first error is the one to report
                         conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _began(self, begin: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in a new transaction; connections the server dropped are passed over."""
+        for _ in range(POOL_SIZE):
+            with self._connection() as conn:
+                try:
+                    conn.execute(begin)
+                except psycopg.Error as e:
+                    if not conn.broken:
+                        raise self._translated(e) from e
+                    last = e
+                    continue
+                yield conn
+                return
+        raise self._translated(last) from last
 
     def _write(self) -> contextlib.AbstractContextManager[None]:
         return self._held("BEGIN", lock=True)
