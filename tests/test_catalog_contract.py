@@ -165,6 +165,20 @@ def test_a_change_through_one_server_is_seen_by_another_at_its_next_question(ope
     assert revoked is not None and not revoked.active(T0)
 
 
+def test_the_watched_generation_sees_its_own_writes_at_once_and_another_servers_soon(opener: OpenCatalog) -> None:
+    """What a request asks (per request, cheaply): a server's own change at once, another's within a second."""
+    one, other = opener(), opener()
+    before = one.watched_generation()
+    other.watched_generation()
+    publish(one)
+    assert one.watched_generation() > before  # its own write: the very next request
+    deadline = time.monotonic() + 5
+    while other.watched_generation() <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert other.watched_generation() > before
+    assert other.watched_generation() == other.lookups_generation()
+
+
 def test_a_credential_needs_an_approved_request(catalog: Catalog) -> None:
     pending = catalog.add_request({"institution": "x", "contact_name": "y", "contact_email": "z@kb.dk",
                                    "legal_basis": "l", "message": "m"}, T0)  # fmt: skip

@@ -366,6 +366,15 @@ class Catalog(abc.ABC):
         """Return a number that triggers raise on every change to items, versions and credentials."""
         return _scalar(self._execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
 
+    def watched_generation(self) -> int:
+        """Return the lookups generation as cheaply as the engine allows (asked per request).
+
+        SQLite answers :meth:`lookups_generation` in microseconds; the PostgreSQL
+        catalog is told of each change instead (LISTEN/NOTIFY) and asks only when
+        it cannot be told.
+        """
+        return self.lookups_generation()
+
     def set_sha1(self, version_id: int, sha1: str) -> None:
         """Record the SHA-1 of a version published before it was kept (never replaces one)."""
         with self._write():

@@ -28,6 +28,7 @@ from typing import cast
 
 import psycopg
 import psycopg.errors
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 from psycopg_pool import PoolTimeout
 
@@ -49,6 +50,9 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 #: Connections per process: reads hold one for a statement, writes for their transaction.
 POOL_SIZE = 16
+#: Connections a pool opens at once (in the background): a burst of requests finds them made,
+#: rather than each waiting for a new server process (measured: a p99 of up to a second).
+POOL_READY = 4
 #: Seconds to wait for a connection to be made before the catalog counts as unreachable.
 CONNECT_TIMEOUT = 5
 #: The advisory lock every write transaction takes (one number for Pligt's catalog).
@@ -169,10 +173,16 @@ MIGRATIONS: list[tuple[int, str]] = [
             BEFORE UPDATE OF seq, at, action, data, personal_digest, prev_hash, hash ON audit_log
             FOR EACH ROW EXECUTE FUNCTION pligt_audit_append_only();
 
-        -- Every change to what a download depends on raises the counter that every app
-        -- server reads per request (archive/lookups.py): one row per change, as SQLite's.
+        -- Every change to what a download depends on raises the counter the app servers' answers
+        -- are tagged with (archive/lookups.py): one row per change, as SQLite's; and tells every
+        -- listening server its new value when the transaction commits.
         CREATE FUNCTION pligt_lookups_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN UPDATE meta SET value = value + 1 WHERE key = 'lookups_changed'; RETURN NULL; END $$;
+        DECLARE raised BIGINT;
+        BEGIN
+            UPDATE meta SET value = value + 1 WHERE key = 'lookups_changed' RETURNING value INTO raised;
+            PERFORM pg_notify('pligt_lookups', raised::text);
+            RETURN NULL;
+        END $$;
         CREATE TRIGGER items_changes_lookups AFTER INSERT OR UPDATE OR DELETE ON items
             FOR EACH ROW EXECUTE FUNCTION pligt_lookups_changed();
         CREATE TRIGGER versions_changes_lookups AFTER INSERT OR UPDATE OR DELETE ON versions
@@ -185,6 +195,74 @@ MIGRATIONS: list[tuple[int, str]] = [
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 
 DIALECT = Dialect(name="postgresql", audit_request="(data::json ->> 'request')::bigint")
+
+#: The channel the lookups counter's new values are sent on.
+CHANNEL = "pligt_lookups"
+#: Seconds between the watcher's own readings of the counter: a notification lost (or a
+#: connection that died without a word) is made up for within this.
+WATCH_SECONDS = 1.0
+#: libpq's TCP keepalives for the watcher's connection: a silent peer is found out in seconds.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2}
+
+
+class _Watcher:
+    """The lookups counter as this process last heard it, from a thread that LISTENs for its changes.
+
+    A download asks the counter on every request; a query each time cost a
+    round trip (measured: the download at 0.6× of SQLite's rate). Instead the
+    trigger sends each new value with NOTIFY, and this thread keeps the highest
+    heard. Until it listens (at start, after a lost connection) it is not
+    ``healthy`` and the counter is asked per request again. A write committed
+    by this process marks every watcher of the process ``stale``: its own
+    change counts from its next request, before the notification is back.
+    """
+
+    _all: list[_Watcher] = []
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.generation = -1
+        self.healthy = False
+        self.stale = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pligt-catalog-watcher", daemon=True)
+        self._thread.start()
+        _Watcher._all.append(self)
+
+    @classmethod
+    def written(cls) -> None:
+        for watcher in cls._all:
+            watcher.stale = True
+
+    def heard(self, value: int) -> None:
+        if value > self.generation:
+            self.generation = value
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                conninfo = make_conninfo(self.url, connect_timeout=CONNECT_TIMEOUT, **_KEEPALIVES)
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        row = conn.execute("SELECT value FROM meta WHERE key = 'lookups_changed'").fetchone()
+                        self.heard(int(row[0]) if row else 0)
+                        self.healthy = True
+                        for note in conn.notifies(timeout=WATCH_SECONDS):
+                            self.heard(int(note.payload))
+            except (psycopg.Error, ValueError):
+                pass  # asked per request meanwhile; listening again shortly
+            self.healthy = False
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.healthy = False
+        if self in _Watcher._all:
+            _Watcher._all.remove(self)
 
 #: A quoted string (left alone), a ``?``, a ``:name`` (not a ``::`` cast) or a ``%``.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|(?<!:):([A-Za-z_]\w*)|%")
@@ -294,6 +372,8 @@ class PostgresCatalog(Catalog):
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._watcher: _Watcher | None = None
+        self._watcher_pid = 0
 
     # -- connections -------------------------------------------------------------
 
@@ -310,7 +390,7 @@ class PostgresCatalog(Catalog):
                 # connections and threads belong to the parent.
                 pool = ConnectionPool(
                     self.url,
-                    min_size=1,
+                    min_size=POOL_READY,
                     max_size=POOL_SIZE,
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "prepare_threshold": 2},
                     configure=self._configure,
@@ -404,6 +484,7 @@ class PostgresCatalog(Catalog):
                         conn.execute("COMMIT")
                     except psycopg.Error as e:
                         raise self._translated(e) from e
+                    _Watcher.written()
             finally:
                 self._local.conn = None
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -431,6 +512,21 @@ class PostgresCatalog(Catalog):
 
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
         return self._held("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock=False)
+
+    def watched_generation(self) -> int:
+        """The counter as last notified; asked of the catalog when not listening, or after a write of our own."""
+        watcher = self._watcher
+        if watcher is None or self._watcher_pid != os.getpid():
+            with self._pool_lock:
+                if self._watcher is None or self._watcher_pid != os.getpid():
+                    self._watcher, self._watcher_pid = _Watcher(self.url), os.getpid()
+                watcher = self._watcher
+        if watcher.healthy and not watcher.stale:
+            return watcher.generation
+        watcher.stale = False
+        generation = self.lookups_generation()
+        watcher.heard(generation)
+        return generation
 
     # -- schema --------------------------------------------------------------------
 
@@ -495,5 +591,8 @@ class PostgresCatalog(Catalog):
         """Close the pool (a later query opens a new one)."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None and self._watcher_pid == os.getpid():
+            watcher.stop()
         if pool is not None and self._pool_pid == os.getpid():
             pool.close()

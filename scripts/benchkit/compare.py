@@ -163,7 +163,7 @@ def prepare(plan: Plan, work: Path, results: Results, stack: Stack) -> Bench:
     if plan.catalog == "postgresql":
         from tests.support.postgres import start_cluster
 
-        cluster = start_cluster()
+        cluster = start_cluster(durable=True)
         stack.append(cluster.remove)
         catalogs = [cluster.new_database(), cluster.new_database()]
         log(f"PostgreSQL {cluster.bin.parts[-2]} on 127.0.0.1:{cluster.port} for the catalogs")

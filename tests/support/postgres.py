@@ -3,8 +3,10 @@
 Debian's server binaries live in /usr/lib/postgresql/<version>/bin (``scripts/test``
 installs the ``postgresql`` package when they are missing). The cluster's folder
 is a temporary one; as root it is run as the ``postgres`` user (the server
-refuses root). Durability is off (``fsync=off``): the cluster lives as long as
-the test session. The same helpers serve the benchmarks.
+refuses root). For tests durability is off (``fsync=off``): the cluster lives as
+long as the test session. The benchmarks start theirs ``durable``, as a
+production server runs, so that SQLite (which syncs every commit) is not
+compared with a database that does not.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Cluster:
     folder: Path
     port: int
     bin: Path
+    #: fsync and synchronous commits on, as a production server runs (the benchmarks); off for tests.
+    durable: bool = False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
@@ -65,8 +69,9 @@ class Cluster:
     def start(self) -> None:
         """Start (again) on the same port."""
         data = self.folder / "data"
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off -c max_connections=300"
-        options += " -c synchronous_commit=off -c full_page_writes=off"
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _run_as_owner(
             [str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"), "-o", options,
              "-w", "-t", "60", "start"]  # fmt: skip
@@ -88,8 +93,8 @@ def _run_as_owner(argv: list[str]) -> None:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
-def start_cluster() -> Cluster:
-    """Make and start a cluster in a new temporary folder on a free loopback port."""
+def start_cluster(*, durable: bool = False) -> Cluster:
+    """Make and start a cluster in a new temporary folder on a free loopback port (``durable``: fsync on)."""
     binaries = server_binaries()
     folder = Path(tempfile.mkdtemp(prefix="pligt-pg-"))
     if os.geteuid() == 0:
@@ -98,6 +103,6 @@ def start_cluster() -> Cluster:
         [str(binaries / "initdb"), "-D", str(folder / "data"), "-U", USER, "-A", "trust", "-E", "UTF8",
          "--locale=C", "--no-sync"]  # fmt: skip
     )
-    cluster = Cluster(folder, free_port(), binaries)
+    cluster = Cluster(folder, free_port(), binaries, durable)
     cluster.start()
     return cluster
