@@ -295,6 +295,10 @@ def test_client_counts_are_shared_refuse_at_the_limit_and_lapse(opener: OpenCata
     assert one.count_client("digest-a", 1, 2, 60, 1002.0) == (2, 1001.0, True)  # refused, not counted
     assert other.count_client("digest-b", 0, 2, 60, 1002.0) == (0, 0.0, False)
     assert other.count_client("digest-a", 0, 2, 60, 1061.0) == (0, 0.0, False)  # quiet long enough: lapsed
+    one.count_client("digest-c", 1, 2, 60, 2000.0)
+    one.count_client("digest-d", 1, 2, 60, 2030.0)
+    assert other.forget_lapsed_counts(2070.0) == 1  # c lapsed at 2060, d lapses at 2090
+    assert one.count_client("digest-d", 1, 2, 60, 2071.0) == (2, 2071.0, False)
 
 
 def test_a_write_waits_for_another_servers_write_lock_then_is_busy(opener: OpenCatalog) -> None:

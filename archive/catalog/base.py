@@ -246,6 +246,11 @@ class Catalog(abc.ABC):
                 self._execute("DELETE FROM client_counts WHERE digest = ?", (digest,))
         return count, last, refused
 
+    def forget_lapsed_counts(self, now: float) -> int:
+        """Delete the per-client counts that lapsed by ``now`` (wall-clock seconds); return how many."""
+        with self._write():
+            return self._execute("DELETE FROM client_counts WHERE lapses_at <= ?", (now,)).rowcount
+
     # -- items and versions ----------------------------------------------------
 
     def get_item(self, slug: str) -> Item | None:
