@@ -9,6 +9,8 @@ from __future__ import annotations
 from .archive import Archive
 from .archive import Publication
 from .catalog import Catalog
+from .catalog import SqliteCatalog
+from .catalog import open_catalog
 from .storage import open_backend
 
-__all__ = ["Archive", "Catalog", "Publication", "open_backend"]
+__all__ = ["Archive", "Catalog", "Publication", "SqliteCatalog", "open_backend", "open_catalog"]

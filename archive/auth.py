@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .catalog import Catalog
+from .client_counts import ClientCounts
 from .errors import LockedOut
 from .models import Clock
 from .models import utcnow
@@ -141,7 +142,7 @@ class Guessers:
         max_failures: int = 10,
         seconds: float = 300,
         *,
-        shared: SharedChecks | None = None,
+        shared: ClientCounts | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         max_entries: int = 10_000,
     ) -> None:
@@ -237,6 +238,8 @@ class Authenticator:
 
     :param max_failures: failed checks after which a client's passwords are
         refused unchecked (429) until it has been quiet for ``refusal_seconds``.
+    :param counts: where failed checks are counted when not in ``shared``
+        (:class:`~archive.client_counts.CatalogCounts`, for servers on several machines).
     :param monotonic: the clock the cache and the failure counts run on; tests
         pass their own (the shared table across workers keeps real time).
     """
@@ -250,12 +253,17 @@ class Authenticator:
         max_failures: int = 10,
         refusal_seconds: float = 300,
         shared: SharedChecks | None = None,
+        counts: ClientCounts | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.catalog = catalog
         self.cache = VerifiedCache(cache_seconds, shared=shared, monotonic=monotonic)
         self.clock = clock
-        self.guessers = Guessers(max_failures, refusal_seconds, shared=shared, monotonic=monotonic)
+        # Failures are counted where every server that may see the client counts: the catalog
+        # when several machines share it (``counts``), else this machine's shared memory.
+        self.guessers = Guessers(
+            max_failures, refusal_seconds, shared=counts if counts is not None else shared, monotonic=monotonic
+        )
         self._slow = threading.BoundedSemaphore(SLOW_CHECKS_AT_ONCE)
 
     def crawler(self, username: str, password: str, *, client: str) -> Principal | None:

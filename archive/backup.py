@@ -1,7 +1,8 @@
 """Backup and restore: a consistent copy of the catalog and of every retained version's bytes.
 
 A backup folder holds ``catalog.sqlite3`` (SQLite's online backup, so the
-server can keep running), ``objects/<key>`` for every retained version and
+server can keep running; of a PostgreSQL catalog, a copy of one snapshot into
+a SQLite file, by the code ``pligt migrate-catalog`` uses), ``objects/<key>`` for every retained version and
 ``manifest.json`` naming each object's size and SHA-256. Restoring checks
 every byte against the catalog before the instance uses it.
 """
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
+from .catalog import SqliteCatalog
+from .catalog.copy import copy_catalog
 from .errors import Conflict
 from .errors import InvalidInput
 from .errors import StorageError
@@ -92,7 +95,7 @@ def _backup(
                 out.write(source.read_bytes())
             kept_keys[name] = _sha256(target)
     catalog.backup_to(folder / CATALOG)
-    snapshot = Catalog(folder / CATALOG)  # the copy decides what belongs to the backup
+    snapshot = SqliteCatalog(folder / CATALOG)  # the copy decides what belongs to the backup
     try:
         entries = []
         total = 0
@@ -163,25 +166,28 @@ def _sha256(path: Path) -> str:
 
 def restore(
     folder: Path,
-    catalog_path: Path,
+    catalog: Catalog,
     storage: Storage,
     progress: Callable[[int], None] | None = None,
     keys_to: Path | None = None,
 ) -> int:
-    """Restore a verified backup into an empty instance; return the number of versions.
+    """Restore a verified backup into an empty instance's catalog (either engine); return the number of versions.
 
     :param keys_to: the instance folder the backup's keys go back into (owner-only).
-    :raises Conflict: if the target catalog, or one of the keys, already exists.
+    :raises Conflict: if the target catalog already exists (a file) or holds rows (a database),
+        or one of the keys exists.
     """
     objects = verify_backup(folder)
-    if catalog_path.exists():
-        raise Conflict(f"{catalog_path} exists: restore into a fresh instance")
+    if isinstance(catalog, SqliteCatalog) and catalog.path.exists():
+        raise Conflict(f"{catalog.path} exists: restore into a fresh instance")
+    if not isinstance(catalog, SqliteCatalog) and catalog.schema_version() and catalog.count_rows("audit_log"):
+        raise Conflict(f"the catalog {catalog.label} holds a catalog already: restore into an empty database")
     keys = sorted((folder / KEYS).iterdir()) if keys_to is not None and (folder / KEYS).is_dir() else []
     for kept in keys:
         assert keys_to is not None
         if (keys_to / kept.name).exists():
             raise Conflict(f"{keys_to / kept.name} exists: restore into a fresh instance")
-    snapshot = Catalog(folder / CATALOG)
+    snapshot = SqliteCatalog(folder / CATALOG)
     try:
         expected = {v.storage_key: v for v in snapshot.versions()}
     finally:
@@ -201,15 +207,22 @@ def restore(
             if stored.sha256 != version.sha256 or stored.size != version.size:
                 storage.delete(key)
                 raise StorageError(f"{key} did not arrive intact in the target storage")
-    catalog_path.parent.mkdir(parents=True, exist_ok=True)
     for kept in keys:
         assert keys_to is not None
         fd = os.open(keys_to / kept.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(kept.read_bytes())
-    partial = catalog_path.with_name(catalog_path.name + ".partial")
-    shutil.copyfile(folder / CATALOG, partial)
-    partial.replace(catalog_path)
+    if isinstance(catalog, SqliteCatalog):
+        catalog.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = catalog.path.with_name(catalog.path.name + ".partial")
+        shutil.copyfile(folder / CATALOG, partial)
+        partial.replace(catalog.path)
+    else:
+        snapshot = SqliteCatalog(folder / CATALOG)
+        try:
+            copy_catalog(snapshot, catalog)
+        finally:
+            snapshot.close()
     return len(expected)
 
 

@@ -5,9 +5,11 @@ same two questions: which version is behind this URL, and is this credential
 still valid. The answers are kept in memory, tagged with the catalog's
 *lookups generation*: a counter that triggers in the catalog raise on every
 change to items, versions and credentials, whichever process makes it (a
-worker, the CLI, a cron job). A lookup reads that counter (one small query),
+worker, the CLI, a cron job). A lookup reads that counter (SQLite: one small
+query; PostgreSQL: as last notified, see ``archive/catalog/postgresql.py``),
 and asks the catalog again only after a change or for a URL not seen before.
-So a withdrawal or a revocation counts from the next request, as before.
+So a withdrawal or a revocation counts from the next request, as before (on
+another app server of a PostgreSQL catalog: once its notification is there).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ class DownloadLookups:
         answer is never older than its tag; a thread that read an older
         generation never replaces newer answers.
         """
-        generation = self.catalog.lookups_generation()
+        generation = self.catalog.watched_generation()
         answers = self._answers
         if generation > answers.generation:
             with self._lock:

@@ -9,6 +9,7 @@ unless the owner overrides retention explicitly (and says why).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -106,6 +107,9 @@ class Privacy:
             if not dry_run and (report.requests or report.download_records or report.release_links):
                 self.catalog.append_audit("privacy.purged", report.to_dict(), None, now)
         if not dry_run:
+            # Counts per client (HMACs of addresses, for the lock-out across app servers) lapse
+            # within the hour by the wall clock; those no later check has swept away go here.
+            self.catalog.forget_lapsed_counts(time.time())
             self.catalog.checkpoint()  # no copy of erased data left in the write-ahead log
         return report
 

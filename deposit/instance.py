@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import secrets
+import tempfile
 from collections.abc import Collection
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,8 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from archive import Archive
-from archive import Catalog
+from archive import catalog as catalogs
 from archive import open_backend
+from archive.catalog import open_catalog
 from archive.checkpoints import Checkpoints
 from archive.errors import ConfigurationError
 from archive.errors import Conflict
@@ -33,6 +37,9 @@ from .settings import default_config_text
 from .settings import load_settings
 from .settings import storage_options
 
+#: A ``[table]`` line of pligt.toml: top-level settings come before the first.
+_TABLE_LINE = re.compile(r"^\s*\[")
+
 
 @dataclass(frozen=True)
 class Initialised:
@@ -49,8 +56,10 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
     :param busy_timeout: seconds a catalog write waits for another process's lock
         (default :data:`archive.catalog.BUSY_TIMEOUT`; the web app's is shorter).
     """
+    if busy_timeout is None:
+        busy_timeout = catalogs.BUSY_TIMEOUT  # looked up now: tests shorten it
     archive = Archive(
-        Catalog(settings.catalog, busy_timeout=busy_timeout),
+        open_catalog(settings.catalog, settings.instance, busy_timeout=busy_timeout),
         open_backend(settings.storage, **storage_options(settings)),
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,
@@ -177,3 +186,29 @@ def write_secret(settings: Settings) -> None:
     fd = os.open(settings.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(secrets.token_bytes(32))
+
+
+def switch_setting(settings: Settings, name: str, value: str) -> None:
+    """Rewrite (or add) the ``name = "…"`` line of the instance's pligt.toml, atomically (the migrate commands)."""
+    path = settings.config_file
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    line = f"{name} = {json.dumps(value)}"
+    setting = re.compile(rf"^\s*{re.escape(name)}\s*=")  # not a commented one
+    found = [i for i, text in enumerate(lines) if setting.match(text)]
+    if found:
+        lines[found[0]] = line
+        for i in reversed(found[1:]):
+            del lines[i]
+    else:
+        # A top-level key must come before the first [table], if there is one.
+        tables = [i for i, text in enumerate(lines) if _TABLE_LINE.match(text)]
+        lines.insert(tables[0] if tables else len(lines), line)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".pligt-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o600)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

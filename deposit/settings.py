@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from archive.archive import DEFAULT_CRAWLER_USER_AGENTS
 from archive.archive import DEFAULT_FETCH_BUDGET
 from archive.archive import GiB
+from archive.catalog import locate_catalog
 from archive.errors import ConfigurationError
 from archive.errors import InvalidOption
 from archive.retention import MINIMUM_RETENTION_DAYS
@@ -42,7 +43,9 @@ class Settings:
     instance: Path
     #: Where the bytes live: ``file:///path`` (default: ``<instance>/files``) or ``s3://bucket/prefix``.
     storage: str = ""
-    #: The SQLite catalog (default: ``<instance>/catalog.sqlite3``).
+    #: The catalog: a SQLite file (a path, absolute or relative to the instance folder, or
+    #: ``sqlite:///absolute/path``; default ``<instance>/catalog.sqlite3``) or a PostgreSQL
+    #: database shared by several app servers (``postgresql://user@host:5432/database``).
     catalog: str = ""
     retention_days: int = MINIMUM_RETENTION_DAYS
     max_upload_bytes: int = 2 * GiB
@@ -163,7 +166,10 @@ def load_settings(
     for key, value in (overrides or {}).items():
         values[key] = _coerce(key, value, "command line")
     values.setdefault("storage", (folder / "files").as_uri())
-    values.setdefault("catalog", str(folder / "catalog.sqlite3"))
+    # A SQLite catalog is named by its absolute path from here on (never relative to the cwd);
+    # an unknown scheme or a malformed URL stops start-up (InvalidOption names the setting).
+    location = locate_catalog(values.get("catalog", ""), folder)
+    values["catalog"] = str(location.path) if location.path is not None else location.url
     settings = Settings(instance=folder, **values)
     _validate(settings)
     return settings

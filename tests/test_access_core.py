@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from archive import Catalog
+from archive import SqliteCatalog
 from archive.access import DEFAULT_LEGAL_BASIS
 from archive.errors import Conflict
 from archive.errors import Gone
@@ -24,7 +24,7 @@ from tests.support.app import Clock
 
 @pytest.fixture
 def core(tmp_path: Path, clock: Clock) -> Archive:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
     catalog.migrate()
     return Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from archive import Catalog
+from archive import SqliteCatalog
 from archive.errors import ConfigurationError
 from archive.errors import Conflict
 from archive.errors import ContentRefused
@@ -29,7 +29,7 @@ from tests.support.data import zip_bytes
 
 @pytest.fixture
 def core(tmp_path: Path, clock: Clock) -> Archive:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
     catalog.migrate()
     return Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock, max_upload_bytes=1_000_000)
 
@@ -211,7 +211,7 @@ def test_catalog_failure_removes_the_stored_bytes(core: Archive, monkeypatch: py
 
 
 def test_large_files_get_a_warning_about_the_crawler_budget(tmp_path: Path, clock: Clock) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "c.sqlite3")
     catalog.migrate()
     core = Archive(catalog, LocalStorage(tmp_path / "f"), clock=clock, fetch_budget_bytes=1000)
     publication = core.publish([pdf_bytes(pad=5000)], filename="big.pdf")
@@ -222,11 +222,11 @@ def test_large_files_get_a_warning_about_the_crawler_budget(tmp_path: Path, cloc
 
 def test_retention_below_six_months_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="183"):
-        Archive(Catalog(tmp_path / "c"), LocalStorage(tmp_path / "f"), retention_days=182)
+        Archive(SqliteCatalog(tmp_path / "c"), LocalStorage(tmp_path / "f"), retention_days=182)
 
 
 def test_longer_retention_is_honoured(tmp_path: Path, clock: Clock) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "c.sqlite3")
     catalog.migrate()
     core = Archive(catalog, LocalStorage(tmp_path / "f"), clock=clock, retention_days=400)
     v = core.publish([pdf_bytes()], filename="a.pdf").version
@@ -250,7 +250,7 @@ def test_credentials_are_random_ascii_hashed_and_expire(core: Archive, clock: Cl
 
 
 def test_schema_is_versioned_and_migration_idempotent(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "c.sqlite3")
     catalog.migrate()
     catalog.migrate()
     from archive.catalog import SCHEMA_VERSION

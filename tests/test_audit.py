@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from archive import Archive
-from archive import Catalog
+from archive import SqliteCatalog
 from archive.audit import GENESIS
 from archive.audit import entry_hash
 from archive.audit import verify_chain
@@ -25,7 +25,7 @@ from tests.support.data import pdf_bytes
 
 @pytest.fixture
 def core(tmp_path: Path, clock: Clock) -> Archive:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
     catalog.migrate()
     core = Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock)
     core.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
@@ -181,7 +181,7 @@ KNOWN_HEAD = "bf071bc8181826c2da456ae4a7a49ce2e34839836efe7082a42b19acb03ad000"
 
 def head_of(folder: Path, entries: list[tuple[str, dict[str, Any], datetime]]) -> str:
     """Append ``entries`` to a fresh catalog in ``folder``; return the verified head."""
-    catalog = Catalog(folder / "catalog.sqlite3")
+    catalog = SqliteCatalog(folder / "catalog.sqlite3")
     catalog.migrate()
     for action, data, at in entries:
         catalog.append_audit(action, data, None, at)

@@ -20,10 +20,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from archive import Archive
-from archive import Catalog
 from archive import merkle
 from archive.audit import leaf_bytes
 from archive.catalog import _MIGRATIONS
+from archive.catalog import SqliteCatalog
 from archive.errors import ConfigurationError
 from archive.errors import InvalidProof
 from archive.notes import new_signer
@@ -141,7 +141,7 @@ def test_an_instance_made_before_checkpoints_keeps_its_chain_and_folds_it_into_t
         db.executescript(script)
     db.execute("PRAGMA user_version = 4")
     db.close()
-    old = Catalog(folder / "catalog.sqlite3")  # entries appended as the chain alone did
+    old = SqliteCatalog(folder / "catalog.sqlite3")  # entries appended as the chain alone did
     for n in range(5):
         with old.transaction():
             old.append_audit("version.published", {"slug": f"s{n}"}, None, datetime(2026, 1, n + 1, tzinfo=UTC))

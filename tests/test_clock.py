@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from archive import Catalog
+from archive import SqliteCatalog
 from archive.audit import entry_hash
 from archive.errors import AuditBroken
 from archive.errors import ClockBehind
@@ -35,7 +35,7 @@ from tests.support.realistic import LIBFAKETIME
 
 @pytest.fixture
 def core(tmp_path: Path, clock: Clock) -> Archive:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
     catalog.migrate()
     return Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock)
 
@@ -63,7 +63,7 @@ def test_a_clock_a_little_behind_is_moved_up_and_shortens_no_retention(core: Arc
 
 
 def test_no_version_is_retained_for_less_than_one_before_it(tmp_path: Path, clock: Clock) -> None:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
     catalog.migrate()
     long = Archive(catalog, LocalStorage(tmp_path / "files"), retention_days=400, clock=clock)
     kept = long.publish([pdf_bytes("long")], filename="long.pdf").version

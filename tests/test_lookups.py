@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from archive import Catalog
+from archive import SqliteCatalog
 from archive.errors import Gone
 from archive.errors import NotFound
 from archive.storage import LocalStorage
@@ -22,7 +22,7 @@ from tests.support.app import Clock
 
 
 def open_archive(folder: Path, clock: Clock) -> Archive:
-    catalog = Catalog(folder / "catalog.sqlite3")
+    catalog = SqliteCatalog(folder / "catalog.sqlite3")
     catalog.migrate()
     return Archive(catalog, LocalStorage(folder / "files"), clock=clock)
 

@@ -120,13 +120,14 @@ def folder(tmp_path: Path, bucket: Bucket) -> Iterator[tuple[Path, str, str, Buc
 
 
 def test_every_curl_and_pligt_example_in_the_readme_runs(
-    folder: tuple[Path, str, str, Bucket], monkeypatch: pytest.MonkeyPatch
+    folder: tuple[Path, str, str, Bucket], monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ) -> None:
     work, url, password, bucket = folder
     examples = readme_examples(README.read_text(encoding="utf-8"))
     subcommands = {e.argv[1] for e in examples if e.argv[0] == "pligt"}
     # The parser finds them all (a README without examples would pass vacuously).
-    assert {"add", "items", "withdraw", "approve", "rotate", "audit", "gdpr", "backup", "restore"} <= subcommands
+    assert {"add", "items", "withdraw", "approve", "rotate", "audit", "gdpr", "backup", "restore",
+            "migrate-catalog"} <= subcommands  # fmt: skip
     assert sum(e.argv[0] == "curl" for e in examples) >= 3
 
     monkeypatch.chdir(work)  # the commands' default instance is ./instance
@@ -140,6 +141,8 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
         "/srv/pligt/new": str(work / "restored"),
         "file:///srv/pligt/files": f"file://{work / 'files-again'}",
         "s3://acme-pligt/deposit": bucket.url("deposit"),
+        # The README's database: one of the test session's throw-away PostgreSQL cluster.
+        "postgresql://pligt@db.internal.example:5432/pligt?sslmode=verify-full": postgres_url,
     }
     ran: list[str] = []
     printed: dict[str, str] = {}

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from archive import Archive
-from archive import Catalog
+from archive import SqliteCatalog
 from archive.errors import InvalidInput
 from archive.errors import TooManyRequests
 from archive.storage import LocalStorage
@@ -83,7 +83,7 @@ def test_a_title_with_a_right_to_left_override_is_refused(archive: Archive) -> N
 
 
 def test_strangers_filling_the_queue_cannot_keep_the_institution_out(tmp_path: Path, clock: Clock) -> None:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
     catalog.migrate()
     core = Archive(catalog, LocalStorage(tmp_path / "files"), clock=clock)
     core.access.max_pending = 3

@@ -11,6 +11,7 @@ import click
 
 from . import access
 from . import audit
+from . import catalog
 from . import instance
 from . import items
 from . import keeping
@@ -29,6 +30,6 @@ def main() -> None:
     """
 
 
-for _module in (instance, items, access, audit, proofs, keeping, storage):
+for _module in (instance, items, access, audit, proofs, keeping, storage, catalog):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -431,7 +431,7 @@ def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
     make_folder(settings)
     archive = build_archive(settings)
     with progress_bar(0, "Restoring", as_json) as bar:
-        count = restore_backup(folder, Path(settings.catalog), archive.storage, bar.update, settings.instance)
+        count = restore_backup(folder, archive.catalog, archive.storage, bar.update, settings.instance)
     write_secret(settings)
     archive.catalog.migrate()
     build_archive(settings).verify_audit()  # opened again: with the checkpoint key it brought back

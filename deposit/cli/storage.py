@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
-import tempfile
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,18 +17,14 @@ from archive.storage import Storage
 from archive.storage import open_backend
 
 from ..instance import open_instance
+from ..instance import switch_setting
 from ..settings import ENV_PREFIX
-from ..settings import Settings
 from ..settings import load_settings
 from ..settings import storage_options
 from .common import instance_option
 from .common import json_option
 from .common import print_json
 from .common import progress_bar
-
-#: The ``storage = "…"`` line of pligt.toml (not a commented one).
-_STORAGE_LINE = re.compile(r"^\s*storage\s*=")
-_TABLE_LINE = re.compile(r"^\s*\[")
 
 
 @click.command()
@@ -67,11 +59,11 @@ def check(instance: Path | None, as_json: bool) -> None:
     problems = checkpoints.problems(archive.clock())
     if as_json:
         print_json(
-            {"ok": True, "catalog": settings.catalog, "versions": len(versions), "storage": facts,
+            {"ok": True, "catalog": archive.catalog.label, "versions": len(versions), "storage": facts,
              "checkpoints": {"count": checkpoints.count, "unstamped": checkpoints.unstamped, "problems": problems}}
         )  # fmt: skip
         return
-    click.echo(f"catalog: ok ({settings.catalog}, {len(versions)} retained versions)")
+    click.echo(f"catalog: ok ({archive.catalog.label}, {len(versions)} retained versions)")
     click.echo(f"storage: ok ({_describe(facts)})")
     click.echo("bytes:   ok (every retained version is stored with the catalog's size)")
     stamped = "time-stamped" if settings.tsa_url else "not time-stamped: no tsa_url"
@@ -133,7 +125,7 @@ def migrate_storage(instance: Path | None, as_json: bool, target_url: str) -> No
             for version in versions:
                 _copy(version, source, target, bar.update, tally)
                 done.add(version.storage_key)
-    _switch_storage(settings, target.url)
+    switch_setting(settings, "storage", target.url)
     reloaded = load_settings(settings.instance)
     result = {
         "from": source.url,
@@ -201,31 +193,6 @@ def _verified(
             f"({size:,} bytes, SHA-256 {digest.hexdigest()}; the catalog has {version.size:,} bytes, "
             f"{version.sha256}); nothing was switched"
         )
-
-
-def _switch_storage(settings: Settings, url: str) -> None:
-    """Rewrite (or add) the ``storage = "…"`` line of the instance's pligt.toml, atomically."""
-    path = settings.config_file
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    line = f"storage = {json.dumps(url)}"
-    found = [i for i, text in enumerate(lines) if _STORAGE_LINE.match(text)]
-    if found:
-        lines[found[0]] = line
-        for i in reversed(found[1:]):
-            del lines[i]
-    else:
-        # A top-level key must come before the first [table], if there is one.
-        tables = [i for i, text in enumerate(lines) if _TABLE_LINE.match(text)]
-        lines.insert(tables[0] if tables else len(lines), line)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".pligt-", suffix=".toml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
-        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 COMMANDS = (check, migrate_storage)

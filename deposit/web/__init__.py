@@ -11,6 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from archive.auth import Authenticator
 from archive.catalog import REQUEST_BUSY_TIMEOUT
 from archive.checkpoints import BACKGROUND_DELAY
+from archive.client_counts import CatalogCounts
+from archive.client_counts import ClientCounts
 from archive.models import Clock
 from archive.models import utcnow
 from archive.shared_checks import SharedChecks
@@ -59,6 +61,11 @@ def create_app(
     archive.catalog.ping()
     # No request waits for a checkpoint, and a burst of uploads shares one (see Checkpoints.after_change).
     archive.checkpoints.background, archive.checkpoints.delay = True, BACKGROUND_DELAY
+    # App servers on several machines share only the catalog: the lock-out and the request-form
+    # limit count there, under a key derived from the instance's secret (which they share too).
+    counts: ClientCounts | None = shared_checks
+    if archive.catalog.shared_between_machines:
+        counts = CatalogCounts(archive.catalog, app.config["SECRET_KEY"])
     app.extensions["pligt"] = Pligt(
         settings=settings,
         archive=archive,
@@ -69,8 +76,9 @@ def create_app(
             max_failures=settings.auth_max_failures,
             refusal_seconds=settings.auth_lockout_seconds,
             shared=shared_checks,
+            counts=counts,
         ),
-        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600, shared=shared_checks),
+        request_limit=RateLimit(settings.requests_per_hour_per_client, 3600, shared=counts),
         index_cache=PageCache(),
     )
     app.session_interface = _SessionInterface()

@@ -3,8 +3,9 @@
 The key is an HMAC of the client's address under a secret that lives only in
 the server's memory: nothing here is persisted or logged, and even the memory
 holds no address in the clear (MISSION, non-negotiable 4). With the server's
-shared table (:class:`archive.shared_checks.SharedChecks`) the limit holds
-whichever worker a request lands on; there, a client's count lapses after a
+shared table (:class:`archive.shared_checks.SharedChecks`, or with a PostgreSQL
+catalog :class:`archive.client_counts.CatalogCounts`) the limit holds
+whichever worker, or app server, a request lands on; there, a client's count lapses after a
 window without a request. Without it (tests, no shared memory), each process
 counts alone, in a sliding window.
 """
@@ -19,14 +20,14 @@ import threading
 import time
 from collections import OrderedDict
 
-from archive.shared_checks import SharedChecks
+from archive.client_counts import ClientCounts
 
 
 class RateLimit:
     """At most ``limit`` events per ``window`` seconds per client."""
 
     def __init__(
-        self, limit: int, window: float, max_clients: int = 10_000, shared: SharedChecks | None = None
+        self, limit: int, window: float, max_clients: int = 10_000, shared: ClientCounts | None = None
     ) -> None:
         self.limit = limit
         self.shared = shared

@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="about a minute: fewer items, shorter loads, no 1 GiB file"
     )
+    parser.add_argument(
+        "--catalog",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the instances' catalog: a SQLite file (default), or a database in a throw-away PostgreSQL cluster",
+    )
     parser.add_argument("--tmpdir", type=Path, help="where the temporary folder goes (default: the system's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (and say where it is)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -90,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.wait_idle
     while os.getloadavg()[0] >= 0.5 and time.monotonic() < deadline:
         time.sleep(5)
-    plan = compare.Plan.make(args.quick)
+    plan = compare.Plan.make(args.quick, args.catalog)
     work = Path(tempfile.mkdtemp(prefix="pligt-bench-compare-", dir=args.tmpdir))
-    results = Results(plan.quick, machine())
+    results = Results(plan.quick, {**machine(), "catalog": plan.catalog})
     began = time.monotonic()
     if not run(args, plan, work, results):
         return 1

@@ -34,6 +34,10 @@ Run it through ``scripts/bench`` (which installs nginx, wrk, wget, curl and
 4 KiB download and then the protected index, saves the collapsed stacks in DIR
 and prints the top frames by own and by total time.
 
+``--catalog postgresql`` keeps both instances' catalogs in databases of a
+throw-away PostgreSQL cluster on loopback (tests/support/postgres.py) instead
+of SQLite files; everything else is the same, so the two tables compare.
+
 Everything it starts is stopped, and the folder removed, at the end (also on
 Ctrl-C or SIGTERM); ``--keep`` keeps the folder.
 """
@@ -102,12 +106,14 @@ class Plan:
     upload_mib: int
     memory: bool
     index_fetches: int
+    #: "sqlite" or "postgresql" (a throw-away cluster on loopback, one database per instance).
+    catalog: str = "sqlite"
 
     @classmethod
-    def make(cls, quick: bool) -> Plan:
+    def make(cls, quick: bool, catalog: str = "sqlite") -> Plan:
         if quick:
-            return cls(True, 200, 2000, 4, 3, 1, 128, False, 5)
-        return cls(False, 1000, 10_000, 10, 10, 2, 1024, True, 7)
+            return cls(True, 200, 2000, 4, 3, 1, 128, False, 5, catalog)
+        return cls(False, 1000, 10_000, 10, 10, 2, 1024, True, 7, catalog)
 
     @property
     def upload_name(self) -> str:
@@ -153,9 +159,17 @@ def prepare(plan: Plan, work: Path, results: Results, stack: Stack) -> Bench:
     write_random(www / "big" / "big100.bin", 100 * MiB)
     upload_sha256 = write_random(www / "big" / plan.upload_name, plan.upload_mib * MiB)
 
+    catalogs: list[str | None] = [None, None]
+    if plan.catalog == "postgresql":
+        from tests.support.postgres import start_cluster
+
+        cluster = start_cluster(durable=True)
+        stack.append(cluster.remove)
+        catalogs = [cluster.new_database(), cluster.new_database()]
+        log(f"PostgreSQL {cluster.bin.parts[-2]} on 127.0.0.1:{cluster.port} for the catalogs")
     log(f"making the Pligt instances ({plan.harvest_items:,} and {plan.index_items:,} protected items)")
-    main = make_instance(work / "main", env, plan.harvest_items)
-    index = make_instance(work / "index", env, plan.index_items)
+    main = make_instance(work / "main", env, plan.harvest_items, catalogs[0])
+    index = make_instance(work / "index", env, plan.index_items, catalogs[1])
     home = work / "home"
     home.mkdir()
     netrc = home / ".netrc"

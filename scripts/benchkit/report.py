@@ -128,7 +128,7 @@ def _heading(results: Results) -> list[str]:
         f"{m['cpu']}, {m['memory']}, Linux {m['kernel']}",
         f"Python {m['python']}, gunicorn {m['gunicorn']} (pligt serve defaults: 2 gthread workers × 32 threads), "
         f"Flask {m['flask']}, Werkzeug {m['werkzeug']}; {m['nginx']} (2 workers, sendfile, auth_basic apr1); "
-        f"{m['wrk']}; {m['wget']}",
+        f"{m['wrk']}; {m['wget']}; catalog: {m.get('catalog', 'sqlite')}",
         f"load average (1, 5, 15 min) at the start: {m['load']}; at the end: {m.get('load_end', '?')} "
         "(other work on the machine shares the 2 cores with both servers and the clients)",
         "",

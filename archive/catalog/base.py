@@ -1,204 +1,62 @@
-"""The catalog: every SQL statement of Pligt lives in this module.
+"""The catalog's interface and every portable SQL statement of Pligt, written once.
 
-SQLite in WAL mode, one connection per thread. The public methods are the
-interface a PostgreSQL catalog will implement for deployments with several
-app servers; keep SQL from leaking out of here.
+:class:`Catalog` holds the queries; a dialect subclass (:mod:`.sqlite`,
+:mod:`.postgresql`) supplies only what differs between engines: connecting,
+the write lock, turning engine errors into domain errors, placeholders, and
+its migrations. The SQL here uses ``?`` and ``:name`` placeholders (SQLite's;
+the PostgreSQL catalog rewrites them once per statement) and ``RETURNING id``.
+A new table is one migration per dialect plus its queries here.
 """
 
 from __future__ import annotations
 
+import abc
 import base64
 import contextlib
 import dataclasses
 import functools
 import json
-import sqlite3
-import threading
+import re
 from collections.abc import Callable
 from collections.abc import Hashable
+from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from typing import Protocol
 from typing import TypeVar
 from typing import cast
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
-from .audit import GENESIS
-from .audit import AuditEntry
-from .audit import canonical_json
-from .audit import entry_hash
-from .audit import seal_personal
-from .errors import ArchiveError
-from .errors import CatalogBusy
-from .errors import Conflict
-from .errors import OutOfSpace
-from .errors import StorageError
-from .models import ATTRIBUTIONS
-from .models import AccessRequest
-from .models import Credential
-from .models import Evidence
-from .models import HarvestRow
-from .models import Item
-from .models import Release
-from .models import StoredCheckpoint
-from .models import Version
-from .models import from_text
-from .models import to_text
-from .retention import checked_now
+from ..audit import GENESIS
+from ..audit import AuditEntry
+from ..audit import canonical_json
+from ..audit import entry_hash
+from ..audit import seal_personal
+from ..errors import Conflict
+from ..errors import StorageError
+from ..models import ATTRIBUTIONS
+from ..models import AccessRequest
+from ..models import Credential
+from ..models import Evidence
+from ..models import HarvestRow
+from ..models import Item
+from ..models import Release
+from ..models import StoredCheckpoint
+from ..models import Version
+from ..models import from_text
+from ..models import to_text
+from ..retention import checked_now
+from ..shared_checks import failures_after
 
 _R = TypeVar("_R")
 
-#: Each entry upgrades the schema by one version (PRAGMA user_version).
-_MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE items (
-        id INTEGER PRIMARY KEY,
-        slug TEXT NOT NULL UNIQUE,
-        title TEXT NOT NULL,
-        visibility TEXT NOT NULL CHECK (visibility IN ('public', 'protected')),
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE versions (
-        id INTEGER PRIMARY KEY,
-        item_id INTEGER NOT NULL REFERENCES items(id),
-        number INTEGER NOT NULL,
-        filename TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        content_type TEXT NOT NULL,
-        storage_key TEXT NOT NULL UNIQUE,
-        published_at TEXT NOT NULL,
-        retain_until TEXT NOT NULL,
-        withdrawn_at TEXT,
-        UNIQUE (item_id, number)
-    );
-    CREATE TABLE access_requests (
-        id INTEGER PRIMARY KEY,
-        status TEXT NOT NULL DEFAULT 'pending'
-            CHECK (status IN ('pending', 'approved', 'denied', 'released', 'expired')),
-        institution TEXT,
-        contact_name TEXT,
-        contact_email TEXT,
-        legal_basis TEXT,
-        message TEXT,
-        created_at TEXT NOT NULL,
-        decided_at TEXT,
-        decision_reason TEXT,
-        closed_at TEXT,
-        purged_at TEXT
-    );
-    CREATE TABLE credentials (
-        id INTEGER PRIMARY KEY,
-        request_id INTEGER NOT NULL REFERENCES access_requests(id),
-        username TEXT NOT NULL UNIQUE,
-        password_hash TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        revoked_at TEXT
-    );
-    CREATE TABLE releases (
-        id INTEGER PRIMARY KEY,
-        request_id INTEGER NOT NULL REFERENCES access_requests(id),
-        credential_id INTEGER NOT NULL REFERENCES credentials(id),
-        token_hash TEXT NOT NULL UNIQUE,
-        sealed_password TEXT,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        released_at TEXT
-    );
-    CREATE TABLE downloads (
-        id INTEGER PRIMARY KEY,
-        credential_id INTEGER REFERENCES credentials(id),
-        version_id INTEGER NOT NULL REFERENCES versions(id),
-        status INTEGER NOT NULL,
-        bytes_sent INTEGER NOT NULL,
-        complete INTEGER NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE INDEX downloads_by_credential ON downloads (credential_id, version_id);
-    CREATE INDEX downloads_by_version ON downloads (version_id, complete);
-    CREATE TABLE audit_log (
-        seq INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        action TEXT NOT NULL,
-        data TEXT NOT NULL,
-        personal TEXT,
-        personal_key TEXT,
-        personal_digest TEXT,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value INTEGER NOT NULL
-    );
-    INSERT INTO meta (key, value) VALUES ('versions_changed', 0);
-    CREATE TABLE owner (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        username TEXT NOT NULL,
-        password_hash TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    CREATE TRIGGER audit_log_no_rewrite
-    BEFORE UPDATE OF seq, at, action, data, personal_digest, prev_hash, hash ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    """,
-    # 2: a counter that every change to what a download depends on raises, from any
-    # process, so that servers can keep those answers in memory (archive/lookups.py) and
-    # their rendered indexes (deposit/web/listing.py). It replaces 'versions_changed', which
-    # the code had to remember to raise.
-    "INSERT INTO meta (key, value) VALUES ('lookups_changed', 0);\n"
-    + "".join(
-        f"CREATE TRIGGER {table}_{event.lower()}_changes_lookups AFTER {event} ON {table}\n"
-        "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'lookups_changed'; END;\n"
-        for table in ("items", "versions", "credentials")
-        for event in ("INSERT", "UPDATE", "DELETE")
-    ),
-    # 3: 'versions_changed' (the counter migration 2 replaced) is read by nothing.
-    "DELETE FROM meta WHERE key = 'versions_changed';",
-    # 4: the SHA-1 the deposit institution identifies files by (`pligt fixity` fills it in for
-    # versions published before); how each download is tied to the deposit crawler, and the
-    # listed User-Agent pattern the client matched (never the User-Agent itself).
-    """
-    ALTER TABLE versions ADD COLUMN sha1 TEXT;
-    ALTER TABLE downloads ADD COLUMN via TEXT CHECK (via IN ('credential', 'connection', 'user-agent'));
-    ALTER TABLE downloads ADD COLUMN crawler TEXT;
-    UPDATE downloads SET via = 'credential' WHERE credential_id IS NOT NULL;
-    """,
-    # 5 (issue 15): signed checkpoints of the audit log's Merkle tree (archive/checkpoints.py),
-    # each with its RFC 3161 time stamp once the TSA gave one (base64 DER: portable text).
-    # Append-only like the log; a stamp is set once.
-    """
-    CREATE TABLE checkpoints (
-        id INTEGER PRIMARY KEY,
-        size INTEGER NOT NULL,
-        root TEXT NOT NULL,
-        note TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        stamp TEXT,
-        stamp_chain TEXT,
-        stamped_at TEXT,
-        stamp_error TEXT
-    );
-    CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
-    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-    CREATE TRIGGER checkpoints_no_rewrite BEFORE UPDATE OF id, size, root, note, created_at ON checkpoints
-    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-    CREATE TRIGGER checkpoints_stamped_once BEFORE UPDATE OF stamp, stamp_chain, stamped_at ON checkpoints
-    WHEN OLD.stamp IS NOT NULL
-    BEGIN SELECT RAISE(ABORT, 'a checkpoint is stamped once'); END;
-    """,
-]
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-_VERSION_COLUMNS = """
-    v.id, i.slug, i.title, i.visibility, v.number, v.filename, v.size, v.sha256,
-    v.content_type, v.storage_key, v.published_at, v.retain_until, v.withdrawn_at, v.sha1
-"""
-
+#: The schema version both dialects' migrations lead to (each dialect's list ends here).
+SCHEMA_VERSION = 6
 
 #: Seconds a write waits for another process's write lock: long enough for the CLI,
 #: cron jobs and the batch writer to outwait any other writer's burst (a purge, a
@@ -210,100 +68,117 @@ BUSY_TIMEOUT = 30.0
 #: writer of Pligt's own holds the lock anywhere near this long.
 REQUEST_BUSY_TIMEOUT = 5.0
 
-
-class _Connection(sqlite3.Connection):
-    """A connection whose failures a person can act on arrive as domain errors.
-
-    A full disk (SQLITE_FULL) becomes :class:`OutOfSpace`; a write lock held by
-    another process past the busy timeout (SQLITE_BUSY, SQLITE_LOCKED)
-    :class:`CatalogBusy`; a file that cannot be read or written
-    :class:`StorageError`. Anything else (a constraint, an SQL mistake) stays
-    the sqlite3 error it is. Every statement of the catalog passes here,
-    BEGIN and COMMIT included.
-    """
-
-    label = "the catalog"
-    busy_seconds = BUSY_TIMEOUT
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            error = self.translated(e)
-            if error is None:
-                raise
-            raise error from e
-
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        try:
-            return super().executemany(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            error = self.translated(e)
-            if error is None:
-                raise
-            raise error from e
-
-    def translated(self, e: sqlite3.DatabaseError) -> ArchiveError | None:
-        """Return the domain error for ``e``, or None for an error that is no storage failure."""
-        return _domain_error(e, self.label, self.busy_seconds)
+#: The tables of the catalog in an order that respects their references, each with its key
+#: column: what a copy (``pligt migrate-catalog``, ``pligt backup``) moves and counts.
+#: ``client_counts`` is left out: it holds only counters that lapse within the hour.
+TABLES: tuple[tuple[str, str], ...] = (
+    ("items", "id"),
+    ("versions", "id"),
+    ("access_requests", "id"),
+    ("credentials", "id"),
+    ("releases", "id"),
+    ("downloads", "id"),
+    ("audit_log", "seq"),
+    ("checkpoints", "id"),
+    ("meta", "key"),
+    ("owner", "id"),
+)
 
 
-def _domain_error(e: sqlite3.DatabaseError, label: str, busy_seconds: float) -> ArchiveError | None:
-    """Return the domain error for a failure of the database ``label``, or None if it is no storage failure."""
-    code = getattr(e, "sqlite_errorcode", 0) & 0xFF
-    if code == sqlite3.SQLITE_FULL:
-        return OutOfSpace(f"no space left on the disk of {label}: nothing was changed ({e})")
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return CatalogBusy(
-            f"{label} is busy: another process has held its write lock for more than "
-            f"{busy_seconds:g} s; nothing was changed, try again shortly"
-        )
-    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT,
-                sqlite3.SQLITE_NOTADB):  # fmt: skip
-        return StorageError(f"{label} failed: {e}")
-    return None
+_VERSION_COLUMNS = """
+    v.id, i.slug, i.title, i.visibility, v.number, v.filename, v.size, v.sha256,
+    v.content_type, v.storage_key, v.published_at, v.retain_until, v.withdrawn_at, v.sha1
+"""
 
 
-class Catalog:
-    """SQLite catalog of items, versions, crawler credentials and the owner."""
+class Row(Protocol):
+    """A result row: by column name or position (``sqlite3.Row`` and the PostgreSQL catalog's rows)."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float | None = None) -> None:
-        """Open (lazily, per thread) the catalog at ``path``.
+    def __getitem__(self, key: str | int, /) -> Any: ...
 
-        :param busy_timeout: seconds a write waits for another process's write
-            lock before :class:`CatalogBusy`; default :data:`BUSY_TIMEOUT`, and
-            :data:`REQUEST_BUSY_TIMEOUT` for the web app's requests.
-        """
-        self.path = Path(path)
-        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
-        self._local = threading.local()
+    def keys(self) -> list[str]: ...
 
-    # -- connection and schema -------------------------------------------------
+
+class Result(Protocol):
+    """What running a statement answers: its rows (one, all, or one by one) and how many it changed."""
 
     @property
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout, factory=_Connection)
-            except sqlite3.Error as e:
-                raise StorageError(f"cannot open catalog {self.path}: {e}") from e
-            assert isinstance(db, _Connection)
-            db.label, db.busy_seconds = f"the catalog {self.path}", self.busy_timeout
-            try:
-                db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA foreign_keys=ON")
-                db.execute("PRAGMA synchronous=FULL")
-                # Erased personal data must not linger in free pages of the file.
-                db.execute("PRAGMA secure_delete=ON")
-            except (sqlite3.Error, ArchiveError) as e:
-                db.close()
-                if isinstance(e, ArchiveError):
-                    raise
-                raise StorageError(f"cannot open catalog {self.path}: {e}") from e
-            self._local.db = db
-        return db
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The few SQL fragments that are spelled differently per engine."""
+
+    name: str
+    #: The request number an audit entry's data names, as an integer expression.
+    audit_request: str
+
+
+class Catalog(abc.ABC):
+    """The catalog of items, versions, access requests, crawler credentials, downloads, audit log and owner."""
+
+    dialect: Dialect
+    #: Where the catalog is, for messages (a path, or a URL without its password).
+    label: str
+    #: Whether several machines can share this catalog (its per-client counters then live in it).
+    shared_between_machines = False
+    busy_timeout: float
+
+    # -- what each dialect supplies ------------------------------------------------
+
+    @abc.abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
+        """Run one statement (in the current transaction, if there is one)."""
+
+    @abc.abstractmethod
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters."""
+
+    @abc.abstractmethod
+    def _write(self) -> contextlib.AbstractContextManager[None]:
+        """Run a write transaction under the catalog's one write lock, taken up front.
+
+        Nested uses join the outermost transaction. A failure anywhere, the
+        COMMIT's included, leaves nothing of the transaction behind.
+        """
+
+    @abc.abstractmethod
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Read everything inside the block from one consistent state of the catalog (for copies)."""
+
+    @abc.abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION`."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """Return the schema version the catalog is at (0: empty)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connections this object holds (it reconnects when used again)."""
+
+    @abc.abstractmethod
+    def backup_to(self, path: Path) -> None:
+        """Write a consistent copy of the whole catalog to the new SQLite file ``path``."""
+
+    @abc.abstractmethod
+    def reset_keys(self) -> None:
+        """After rows were copied in with their ids: make new rows' ids follow the highest copied."""
+
+    # -- shared behaviour -------------------------------------------------------
+
+    def _insert(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
+        """Run an ``INSERT … RETURNING id``; return the new row's id."""
+        rows = self._execute(sql, params).fetchall()  # all: SQLite ends the statement only then
+        return int(rows[0][0])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -311,81 +186,78 @@ class Catalog:
         with self._write():
             yield
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """Run a write transaction that takes the lock up front (no upgrade deadlocks).
-
-        Nested uses join the outermost transaction. A failure anywhere, the
-        COMMIT's included (a full disk shows there), leaves nothing of the
-        transaction behind.
-        """
-        db = self._db
-        if db.in_transaction:
-            yield db
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            _roll_back(db)
-            raise
-
-    def migrate(self) -> None:
-        """Create or upgrade the schema to :data:`SCHEMA_VERSION`."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._write() as db:
-            current = db.execute("PRAGMA user_version").fetchone()[0]
-            if current > SCHEMA_VERSION:
-                raise StorageError(
-                    f"catalog {self.path} has schema {current}, newer than this Pligt ({SCHEMA_VERSION})"
-                )
-            for number, script in enumerate(_MIGRATIONS[current:], start=current + 1):
-                for statement in _statements(script):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number:d}")
-
-    def backup_to(self, path: Path) -> None:
-        """Write a consistent copy of the catalog to ``path`` with SQLite's online backup."""
-        target = sqlite3.connect(path)
-        try:
-            self._db.backup(target)
-        except sqlite3.DatabaseError as e:
-            error = _domain_error(e, f"the catalog's copy {path}", self.busy_timeout)
-            if error is None:
-                raise
-            raise error from e
-        finally:
-            target.close()
-
-    def schema_version(self) -> int:
-        return _scalar(self._db.execute("PRAGMA user_version"))
-
     def ping(self) -> None:
         """Raise :class:`StorageError` unless the catalog answers with the expected schema."""
-        try:
-            version = self.schema_version()
-        except sqlite3.Error as e:
-            raise StorageError(f"catalog {self.path} is not readable: {e}") from e
+        version = self.schema_version()
         if version < SCHEMA_VERSION:
             raise StorageError(
-                f"catalog {self.path} has schema {version}, expected {SCHEMA_VERSION}: "
+                f"catalog {self.label} has schema {version}, expected {SCHEMA_VERSION}: "
                 "`pligt serve` upgrades it when it starts"
             )
         if version != SCHEMA_VERSION:
-            raise StorageError(f"catalog {self.path} has schema {version}, expected {SCHEMA_VERSION}")
+            raise StorageError(f"catalog {self.label} has schema {version}, expected {SCHEMA_VERSION}")
 
-    def close(self) -> None:
-        """Close this thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+    def count_rows(self, table: str) -> int:
+        """Return how many rows one of :data:`TABLES` holds."""
+        if table not in dict(TABLES):
+            raise ValueError(f"no catalog table {table!r}")
+        return _scalar(self._execute(f"SELECT COUNT(*) FROM {table}"))  # a name from TABLES only
+
+    def rows(self, table: str) -> Iterator[Row]:
+        """Yield every row of one of :data:`TABLES`, in key order (for copies)."""
+        key = dict(TABLES).get(table)
+        if key is None:
+            raise ValueError(f"no catalog table {table!r}")
+        yield from self._execute(f"SELECT * FROM {table} ORDER BY {key}")  # names from TABLES only
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert rows as they are, ids included, in the current transaction (for copies)."""
+        if table not in dict(TABLES):
+            raise ValueError(f"no catalog table {table!r}")
+        marks = ", ".join("?" * len(columns))
+        names = ", ".join(columns)
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # columns of our own schema
+        if table == "meta":  # every migrated catalog has its counters: the copied values replace them
+            sql += " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        self._executemany(sql, rows)
+
+
+    # -- per-client counters (lock-out, request-form limit) across machines -------
+
+    def count_client(
+        self, digest: str, delta: int, limit: int, quiet: float, now: float
+    ) -> tuple[int, float, bool]:
+        """Change a client's count by ``delta`` under :func:`~archive.shared_checks.failures_after`'s rule.
+
+        ``digest`` is an HMAC of the client's address (never the address); ``now``
+        is wall-clock seconds. Counts that have lapsed are deleted on the way.
+        :return: the count, when the last one was counted, and whether the client is refused.
+        """
+        with self._write():
+            self._execute("DELETE FROM client_counts WHERE lapses_at <= ?", (now,))
+            row = self._execute("SELECT count, last FROM client_counts WHERE digest = ?", (digest,)).fetchone()
+            counted = (int(row["count"]), float(row["last"])) if row else (0, 0.0)
+            count, last, refused = failures_after(counted, delta, limit, quiet, now)
+            if count:
+                self._execute(
+                    """INSERT INTO client_counts (digest, count, last, lapses_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (digest) DO UPDATE SET count = excluded.count, last = excluded.last,
+                           lapses_at = excluded.lapses_at""",
+                    (digest, count, last, last + quiet),
+                )
+            else:
+                self._execute("DELETE FROM client_counts WHERE digest = ?", (digest,))
+        return count, last, refused
+
+    def forget_lapsed_counts(self, now: float) -> int:
+        """Delete the per-client counts that lapsed by ``now`` (wall-clock seconds); return how many."""
+        with self._write():
+            return self._execute("DELETE FROM client_counts WHERE lapses_at <= ?", (now,)).rowcount
 
     # -- items and versions ----------------------------------------------------
 
     def get_item(self, slug: str) -> Item | None:
-        row = self._db.execute("SELECT * FROM items WHERE slug = ?", (slug,)).fetchone()
+        row = self._execute("SELECT * FROM items WHERE slug = ?", (slug,)).fetchone()
         return _item(row) if row else None
 
     def add_version(
@@ -407,25 +279,25 @@ class Catalog:
 
         :raises Conflict: if the item exists with another visibility.
         """
-        with self._write() as db:
-            row = db.execute("SELECT id, visibility FROM items WHERE slug = ?", (slug,)).fetchone()
+        with self._write():
+            row = self._execute("SELECT id, visibility FROM items WHERE slug = ?", (slug,)).fetchone()
             if row is None:
-                item_id = db.execute(
-                    "INSERT INTO items (slug, title, visibility, created_at) VALUES (?, ?, ?, ?)",
+                item_id = self._insert(
+                    "INSERT INTO items (slug, title, visibility, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                     (slug, title, visibility, to_text(published_at)),
-                ).lastrowid
+                )
             elif row["visibility"] != visibility:
                 raise Conflict(f"item {slug!r} is {row['visibility']}; a new version cannot make it {visibility}")
             else:
                 item_id = row["id"]
-                db.execute("UPDATE items SET title = ? WHERE id = ?", (title, item_id))
-            number = db.execute(
+                self._execute("UPDATE items SET title = ? WHERE id = ?", (title, item_id))
+            number = self._execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE item_id = ?", (item_id,)
             ).fetchone()[0]
-            version_id = db.execute(
+            version_id = self._insert(
                 """INSERT INTO versions (item_id, number, filename, size, sha256, sha1, content_type,
                        storage_key, published_at, retain_until)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
                 (
                     item_id,
                     number,
@@ -438,9 +310,9 @@ class Catalog:
                     to_text(published_at),
                     to_text(retain_until),
                 ),
-            ).lastrowid
+            )
             return _version(
-                db.execute(
+                self._execute(
                     f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id WHERE v.id = ?",
                     (version_id,),
                 ).fetchone()
@@ -461,12 +333,12 @@ class Catalog:
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
-        return [_version(row) for row in self._db.execute(sql, params)]
+        return [_version(row) for row in self._execute(sql, params)]
 
     def count_versions(self, *, visibility: str | None = None, include_withdrawn: bool = False) -> int:
         where, params = self._versions_where(visibility, include_withdrawn)
         sql = f"SELECT COUNT(*) FROM versions v JOIN items i ON i.id = v.item_id {where}"
-        return _scalar(self._db.execute(sql, params))
+        return _scalar(self._execute(sql, params))
 
     @staticmethod
     def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
@@ -481,7 +353,7 @@ class Catalog:
 
     def item_versions(self, slug: str) -> list[Version]:
         """Return every version of ``slug``, withdrawn ones included."""
-        rows = self._db.execute(
+        rows = self._execute(
             f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id "
             "WHERE i.slug = ? ORDER BY v.number",
             (slug,),
@@ -491,7 +363,7 @@ class Catalog:
     def download_version(self, slug: str, number: int | None) -> Version | None:
         """Return version ``number`` of ``slug``, withdrawn or not (``None``: the latest retained one)."""
         where = "v.number = :number" if number is not None else "v.withdrawn_at IS NULL"
-        row = self._db.execute(
+        row = self._execute(
             f"""SELECT {_VERSION_COLUMNS} FROM items i JOIN versions v ON v.item_id = i.id
                 WHERE i.slug = :slug AND {where} ORDER BY v.number DESC LIMIT 1""",
             {"slug": slug, "number": number},
@@ -500,16 +372,25 @@ class Catalog:
 
     def lookups_generation(self) -> int:
         """Return a number that triggers raise on every change to items, versions and credentials."""
-        return _scalar(self._db.execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
+        return _scalar(self._execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
+
+    def watched_generation(self) -> int:
+        """Return the lookups generation as cheaply as the engine allows (asked per request).
+
+        SQLite answers :meth:`lookups_generation` in microseconds; the PostgreSQL
+        catalog is told of each change instead (LISTEN/NOTIFY) and asks only when
+        it cannot be told.
+        """
+        return self.lookups_generation()
 
     def set_sha1(self, version_id: int, sha1: str) -> None:
         """Record the SHA-1 of a version published before it was kept (never replaces one)."""
-        with self._write() as db:
-            db.execute("UPDATE versions SET sha1 = ? WHERE id = ? AND sha1 IS NULL", (sha1, version_id))
+        with self._write():
+            self._execute("UPDATE versions SET sha1 = ? WHERE id = ? AND sha1 IS NULL", (sha1, version_id))
 
     def mark_withdrawn(self, version_id: int, now: datetime) -> None:
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 "UPDATE versions SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
                 (to_text(now), version_id),
             )
@@ -517,37 +398,36 @@ class Catalog:
     # -- access requests -----------------------------------------------------
 
     def add_request(self, fields: dict[str, str], now: datetime) -> AccessRequest:
-        with self._write() as db:
-            request_id = db.execute(
+        with self._write():
+            request_id = self._insert(
                 """INSERT INTO access_requests
                        (institution, contact_name, contact_email, legal_basis, message, created_at)
-                   VALUES (:institution, :contact_name, :contact_email, :legal_basis, :message, :now)""",
+                   VALUES (:institution, :contact_name, :contact_email, :legal_basis, :message, :now) RETURNING id""",
                 {**fields, "now": to_text(now)},
-            ).lastrowid
-        assert request_id is not None
+            )
         found = self.get_request(request_id)
         assert found is not None
         return found
 
     def get_request(self, request_id: int) -> AccessRequest | None:
-        row = self._db.execute("SELECT * FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+        row = self._execute("SELECT * FROM access_requests WHERE id = ?", (request_id,)).fetchone()
         return _request(row) if row else None
 
     def requests(self, status: str | None = None) -> list[AccessRequest]:
         sql, params = "SELECT * FROM access_requests", tuple[object, ...]()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (status,)
-        return [_request(row) for row in self._db.execute(sql + " ORDER BY id", params)]
+        return [_request(row) for row in self._execute(sql + " ORDER BY id", params)]
 
     def count_requests(self, status: str) -> int:
-        return _scalar(self._db.execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)))
+        return _scalar(self._execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)))
 
     def set_request_status(
         self, request_id: int, status: str, now: datetime, *, reason: str | None = None, decided: bool = False
     ) -> None:
         closed = status in ("denied", "expired")
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 """UPDATE access_requests SET status = :status,
                        decided_at = CASE WHEN :decided THEN :now ELSE decided_at END,
                        decision_reason = COALESCE(:reason, decision_reason),
@@ -569,34 +449,34 @@ class Catalog:
         self, request_id: int, username: str, password_hash: str, created_at: datetime, expires_at: datetime
     ) -> Credential:
         """Add a credential bound to an *approved* request (the catalog refuses otherwise)."""
-        with self._write() as db:
-            row = db.execute("SELECT status FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+        with self._write():
+            row = self._execute("SELECT status FROM access_requests WHERE id = ?", (request_id,)).fetchone()
             if row is None or row["status"] not in ("approved", "released"):
                 raise Conflict(f"request {request_id} is not approved: no credential without an approved request")
-            credential_id = db.execute(
+            credential_id = self._insert(
                 """INSERT INTO credentials (request_id, username, password_hash, created_at, expires_at)
-                   VALUES (?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?) RETURNING id""",
                 (request_id, username, password_hash, to_text(created_at), to_text(expires_at)),
-            ).lastrowid
-            return _credential(db.execute("SELECT * FROM credentials WHERE id = ?", (credential_id,)).fetchone())
+            )
+            return _credential(self._execute("SELECT * FROM credentials WHERE id = ?", (credential_id,)).fetchone())
 
     def get_credential(self, credential_id: int) -> Credential | None:
-        row = self._db.execute("SELECT * FROM credentials WHERE id = ?", (credential_id,)).fetchone()
+        row = self._execute("SELECT * FROM credentials WHERE id = ?", (credential_id,)).fetchone()
         return _credential(row) if row else None
 
     def credential_by_username(self, username: str) -> Credential | None:
-        row = self._db.execute("SELECT * FROM credentials WHERE username = ?", (username,)).fetchone()
+        row = self._execute("SELECT * FROM credentials WHERE username = ?", (username,)).fetchone()
         return _credential(row) if row else None
 
     def credentials(self, request_id: int | None = None) -> list[Credential]:
         sql, params = "SELECT * FROM credentials", tuple[object, ...]()
         if request_id is not None:
             sql, params = sql + " WHERE request_id = ?", (request_id,)
-        return [_credential(row) for row in self._db.execute(sql + " ORDER BY id", params)]
+        return [_credential(row) for row in self._execute(sql + " ORDER BY id", params)]
 
     def revoke_credential(self, credential_id: int, now: datetime) -> None:
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (to_text(now), credential_id),
             )
@@ -606,25 +486,25 @@ class Catalog:
     def add_release(
         self, request_id: int, credential_id: int, token_hash: str, sealed: str, now: datetime, expires_at: datetime
     ) -> None:
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 """INSERT INTO releases (request_id, credential_id, token_hash, sealed_password, created_at, expires_at)
                    VALUES (?, ?, ?, ?, ?, ?)""",
                 (request_id, credential_id, token_hash, sealed, to_text(now), to_text(expires_at)),
             )
 
     def release_by_token_hash(self, token_hash: str) -> Release | None:
-        row = self._db.execute("SELECT * FROM releases WHERE token_hash = ?", (token_hash,)).fetchone()
+        row = self._execute("SELECT * FROM releases WHERE token_hash = ?", (token_hash,)).fetchone()
         return _release(row) if row else None
 
     def releases(self, request_id: int) -> list[Release]:
-        rows = self._db.execute("SELECT * FROM releases WHERE request_id = ? ORDER BY id", (request_id,))
+        rows = self._execute("SELECT * FROM releases WHERE request_id = ? ORDER BY id", (request_id,))
         return [_release(row) for row in rows]
 
     def mark_released(self, release_id: int, now: datetime) -> bool:
         """Mark a release spent and erase its sealed password; False if it was spent already."""
-        with self._write() as db:
-            cursor = db.execute(
+        with self._write():
+            cursor = self._execute(
                 "UPDATE releases SET released_at = ?, sealed_password = NULL WHERE id = ? AND released_at IS NULL",
                 (to_text(now), release_id),
             )
@@ -632,8 +512,8 @@ class Catalog:
 
     def discard_unreleased(self, credential_id: int) -> None:
         """Erase the sealed password of every unspent release of a credential."""
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 "UPDATE releases SET sealed_password = NULL WHERE credential_id = ? AND released_at IS NULL",
                 (credential_id,),
             )
@@ -645,11 +525,11 @@ class Catalog:
 
         Each: (credential, version, status, bytes, complete, time, attributed by, crawler pattern).
         """
-        with self._write() as db:
-            db.executemany(
+        with self._write():
+            self._executemany(
                 """INSERT INTO downloads (credential_id, version_id, status, bytes_sent, complete, at, via, crawler)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                [(c, v, status, sent, complete, to_text(at), via, crawler)
+                [(c, v, status, sent, int(complete), to_text(at), via, crawler)
                  for c, v, status, sent, complete, at, via, crawler in rows],
             )  # fmt: skip
 
@@ -659,14 +539,13 @@ class Catalog:
         The download records are summed up in SQL (first and last time per request,
         version, credential, attribution and kind); :func:`_harvest_rows` picks from those.
         """
-        db = self._db
         requests: dict[int, tuple[str | None, list[tuple[int, str]]]] = {}
-        for row in db.execute(
+        for row in self._execute(
             """SELECT r.id, r.institution, c.id AS credential_id, c.username
                FROM access_requests r JOIN credentials c ON c.request_id = r.id ORDER BY r.id, c.id"""
         ):
             requests.setdefault(row["id"], (row["institution"], []))[1].append((row["credential_id"], row["username"]))
-        summary = db.execute(
+        summary = self._execute(
             """SELECT c.request_id, d.version_id, d.credential_id, d.via, d.crawler,
                       d.status = 304 AS revisit, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
                FROM downloads d LEFT JOIN credentials c ON c.id = d.credential_id
@@ -677,7 +556,7 @@ class Catalog:
     # -- personal data: purge, export, erasure ---------------------------------------
 
     def requests_by_email(self, email: str) -> list[AccessRequest]:
-        rows = self._db.execute(
+        rows = self._execute(
             "SELECT * FROM access_requests WHERE lower(contact_email) = lower(?) ORDER BY id", (email,)
         )
         return [_request(row) for row in rows]
@@ -687,38 +566,38 @@ class Catalog:
 
         The audit chain covers only keyed digests of these fields, so it still verifies.
         """
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 """UPDATE access_requests SET institution = NULL, contact_name = NULL, contact_email = NULL,
                        legal_basis = NULL, message = NULL, purged_at = ?
                    WHERE id = ?""",
                 (to_text(now), request_id),
             )
-            db.execute(
+            self._execute(
                 """UPDATE audit_log SET personal = NULL, personal_key = NULL
-                   WHERE personal IS NOT NULL AND json_extract(data, '$.request') = ?""",
+                   WHERE personal IS NOT NULL AND """ + self.dialect.audit_request + " = ?",
                 (request_id,),
             )
 
+    @abc.abstractmethod
     def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file and empty it (after an erasure)."""
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Make erased personal data unreadable from the catalog's files too (after an erasure)."""
 
     def downloads_before(self, moment: datetime, *, delete: bool) -> int:
         """Count (and with ``delete``, remove) download records older than ``moment``."""
-        with self._write() as db:
-            count = _scalar(db.execute("SELECT COUNT(*) FROM downloads WHERE at < ?", (to_text(moment),)))
+        with self._write():
+            count = _scalar(self._execute("SELECT COUNT(*) FROM downloads WHERE at < ?", (to_text(moment),)))
             if delete:
-                db.execute("DELETE FROM downloads WHERE at < ?", (to_text(moment),))
+                self._execute("DELETE FROM downloads WHERE at < ?", (to_text(moment),))
         return count
 
     def finished_releases(self, now: datetime, *, delete: bool) -> int:
         """Count (and with ``delete``, remove) release links that were spent or have expired."""
         where = "released_at IS NOT NULL OR expires_at <= ?"
-        with self._write() as db:
-            count = _scalar(db.execute(f"SELECT COUNT(*) FROM releases WHERE {where}", (to_text(now),)))
+        with self._write():
+            count = _scalar(self._execute(f"SELECT COUNT(*) FROM releases WHERE {where}", (to_text(now),)))
             if delete:
-                db.execute(f"DELETE FROM releases WHERE {where}", (to_text(now),))
+                self._execute(f"DELETE FROM releases WHERE {where}", (to_text(now),))
         return count
 
     def downloads_of(self, credential_ids: list[int]) -> list[dict[str, Any]]:
@@ -726,7 +605,7 @@ class Catalog:
         if not credential_ids:
             return []
         marks = ",".join("?" * len(credential_ids))
-        rows = self._db.execute(
+        rows = self._execute(
             f"""SELECT d.credential_id, i.slug, v.number AS version, d.status, d.bytes_sent, d.complete, d.at
                 FROM downloads d JOIN versions v ON v.id = d.version_id JOIN items i ON i.id = v.item_id
                 WHERE d.credential_id IN ({marks}) ORDER BY d.id""",
@@ -747,13 +626,13 @@ class Catalog:
         :raises ClockBehind: when ``now`` is well before the last entry.
         """
         key, digest = seal_personal(personal)
-        with self._write() as db:
-            last = db.execute("SELECT seq, hash, at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        with self._write():
+            last = self._execute("SELECT seq, hash, at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
             at = to_text(checked_now(now, from_text(last["at"]) if last else None))
             assert at is not None
             entry_digest = entry_hash(seq, prev, at, action, data, digest)
-            db.execute(
+            self._execute(
                 """INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest,
                        prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
@@ -772,12 +651,12 @@ class Catalog:
 
     def newest_moment(self) -> datetime | None:
         """Return the latest time the catalog recorded (its audit log is in time order), if any."""
-        row = self._db.execute("SELECT at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        row = self._execute("SELECT at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         return from_text(row["at"]) if row else None
 
     def latest_retention(self) -> datetime | None:
         """Return the latest retain-until date of any version ever published."""
-        row = self._db.execute("SELECT MAX(retain_until) AS until FROM versions").fetchone()
+        row = self._execute("SELECT MAX(retain_until) AS until FROM versions").fetchone()
         return from_text(row["until"]) if row and row["until"] else None
 
     def audit_entries(self, *, newest_first: bool = False, limit: int | None = None) -> Iterator[AuditEntry]:
@@ -785,19 +664,19 @@ class Catalog:
         sql = "SELECT * FROM audit_log ORDER BY seq" + (" DESC" if newest_first else "")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        for row in self._db.execute(sql):
+        for row in self._execute(sql):
             yield _audit_entry(row)
 
     # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
 
     def add_checkpoint(self, size: int, root: str, note: str, now: datetime) -> StoredCheckpoint:
         """Keep a signed checkpoint (inside the current transaction, if any)."""
-        with self._write() as db:
-            checkpoint_id = db.execute(
-                "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+        with self._write():
+            checkpoint_id = self._insert(
+                "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 (size, root, note, to_text(now)),
-            ).lastrowid
-            return _checkpoint(db.execute("SELECT * FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone())
+            )
+            return _checkpoint(self._execute("SELECT * FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone())
 
     def checkpoints(
         self, *, newest_first: bool = False, limit: int | None = None, unstamped: bool = False
@@ -808,12 +687,12 @@ class Catalog:
         params: tuple[int, ...] = ()
         if limit is not None:
             sql, params = sql + " LIMIT ?", (limit,)
-        return [_checkpoint(row) for row in self._db.execute(sql, params)]
+        return [_checkpoint(row) for row in self._execute(sql, params)]
 
     def set_stamp(self, checkpoint_id: int, stamp: bytes, chain: str, now: datetime) -> None:
         """Keep a checkpoint's time stamp (once: a stamped checkpoint keeps its first)."""
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 """UPDATE checkpoints SET stamp = ?, stamp_chain = ?, stamped_at = ?, stamp_error = NULL
                    WHERE id = ? AND stamp IS NULL""",
                 (base64.b64encode(stamp).decode("ascii"), chain, to_text(now), checkpoint_id),
@@ -821,19 +700,21 @@ class Catalog:
 
     def audit_entries_after(self, seq: int) -> Iterator[AuditEntry]:
         """Yield the audit entries after number ``seq``, in order (a checkpoint reads only what is new)."""
-        for row in self._db.execute("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq", (seq,)):
+        for row in self._execute("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq", (seq,)):
             yield _audit_entry(row)
 
     def set_stamp_error(self, checkpoint_id: int, error: str) -> None:
         """Say why the last attempt to stamp a checkpoint failed (``pligt check`` reports it)."""
-        with self._write() as db:
-            db.execute("UPDATE checkpoints SET stamp_error = ? WHERE id = ? AND stamp IS NULL", (error, checkpoint_id))
+        with self._write():
+            self._execute(
+                "UPDATE checkpoints SET stamp_error = ? WHERE id = ? AND stamp IS NULL", (error, checkpoint_id)
+            )
 
     # -- owner -----------------------------------------------------------------
 
     def set_owner(self, username: str, password_hash: str, now: datetime) -> None:
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 """INSERT INTO owner (id, username, password_hash, created_at) VALUES (1, ?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET username = excluded.username,
                        password_hash = excluded.password_hash""",
@@ -842,20 +723,20 @@ class Catalog:
 
     def console_epoch(self) -> int:
         """Return the counter that ending the console's sessions raises (a session names the one it began under)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'console_epoch'").fetchone()
+        row = self._execute("SELECT value FROM meta WHERE key = 'console_epoch'").fetchone()
         return int(row["value"]) if row else 0
 
     def end_console_sessions(self) -> None:
         """End every console session: each cookie names an older epoch from now on."""
-        with self._write() as db:
-            db.execute(
+        with self._write():
+            self._execute(
                 "INSERT INTO meta (key, value) VALUES ('console_epoch', 1) "
-                "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+                "ON CONFLICT (key) DO UPDATE SET value = meta.value + 1"
             )
 
     def owner(self) -> tuple[str, str] | None:
         """Return the owner's username and password hash, if the owner exists."""
-        row = self._db.execute("SELECT username, password_hash FROM owner WHERE id = 1").fetchone()
+        row = self._execute("SELECT username, password_hash FROM owner WHERE id = 1").fetchone()
         return (row["username"], row["password_hash"]) if row else None
 
 
@@ -887,7 +768,7 @@ def _keep(found: dict[_Key, Evidence], key: _Key, new: Evidence, order: _Order) 
 def _harvest_rows(
     requests: dict[int, tuple[str | None, list[tuple[int, str]]]],
     versions: list[Version],
-    summary: list[sqlite3.Row],
+    summary: list[Row],
 ) -> list[HarvestRow]:
     """Pick, per request and version, the best first fetch, first complete fetch and latest revisit.
 
@@ -935,25 +816,6 @@ def _harvest_rows(
     ]
 
 
-def _roll_back(db: sqlite3.Connection) -> None:
-    """End a failed transaction, if SQLite has not ended it already (it may, on a full disk)."""
-    if db.in_transaction:
-        with contextlib.suppress(sqlite3.Error, ArchiveError):  # the first error is the one to report
-            db.execute("ROLLBACK")
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into complete statements (triggers contain semicolons)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending.strip()
-            pending = ""
-    if pending.strip():
-        yield pending.strip()
-
-
 #: Columns stored as text by ``to_text`` and handed out as datetimes.
 _TIMES = {"created_at", "published_at", "retain_until", "withdrawn_at", "expires_at", "revoked_at",
           "decided_at", "closed_at", "purged_at", "released_at"}  # fmt: skip
@@ -965,38 +827,38 @@ def _columns(cls: Hashable) -> tuple[tuple[str, bool], ...]:
     return tuple((f.name, f.name in _TIMES) for f in dataclasses.fields(cast(Any, cls)))
 
 
-def _scalar(cursor: sqlite3.Cursor) -> int:
+def _scalar(cursor: Result) -> int:
     """The one whole number a query answers (a count, a version, a counter)."""
     return int(cursor.fetchone()[0])
 
 
-def _record(cls: type[_R], row: sqlite3.Row) -> _R:
+def _record(cls: type[_R], row: Row) -> _R:
     """Build a model record from a row with the same column names."""
     columns = _columns(cast(Hashable, cls))
     return cls(**{name: from_text(row[name]) if is_time else row[name] for name, is_time in columns})
 
 
-def _item(row: sqlite3.Row) -> Item:
+def _item(row: Row) -> Item:
     return _record(Item, row)
 
 
-def _version(row: sqlite3.Row) -> Version:
+def _version(row: Row) -> Version:
     return _record(Version, row)
 
 
-def _credential(row: sqlite3.Row) -> Credential:
+def _credential(row: Row) -> Credential:
     return _record(Credential, row)
 
 
-def _request(row: sqlite3.Row) -> AccessRequest:
+def _request(row: Row) -> AccessRequest:
     return _record(AccessRequest, row)
 
 
-def _release(row: sqlite3.Row) -> Release:
+def _release(row: Row) -> Release:
     return _record(Release, row)
 
 
-def _audit_entry(row: sqlite3.Row) -> AuditEntry:
+def _audit_entry(row: Row) -> AuditEntry:
     return AuditEntry(
         seq=row["seq"],
         at=row["at"],
@@ -1010,7 +872,7 @@ def _audit_entry(row: sqlite3.Row) -> AuditEntry:
     )
 
 
-def _checkpoint(row: sqlite3.Row) -> StoredCheckpoint:
+def _checkpoint(row: Row) -> StoredCheckpoint:
     return StoredCheckpoint(
         id=row["id"],
         size=row["size"],
@@ -1022,3 +884,16 @@ def _checkpoint(row: sqlite3.Row) -> StoredCheckpoint:
         stamped_at=from_text(row["stamped_at"]),
         stamp_error=row["stamp_error"],
     )
+
+
+def redacted(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return re.sub(r":[^:@/]*@", ":***@", url)
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))

@@ -1,0 +1,339 @@
+"""The contract every catalog must keep, run against SQLite and PostgreSQL alike.
+
+Each test gets a fresh, migrated catalog of each kind (a SQLite file in the
+test's folder; a new database in the session's throw-away PostgreSQL cluster)
+and uses only the catalog's interface, as the archive does. Where a test needs
+a second app server, it opens a second catalog on the same location.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from archive.audit import verify_chain
+from archive.catalog import SCHEMA_VERSION
+from archive.catalog import Catalog
+from archive.catalog import open_catalog
+from archive.errors import CatalogBusy
+from archive.errors import Conflict
+from archive.errors import StorageError
+from tests.support.net import free_port
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+OpenCatalog = Callable[..., Catalog]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``catalog`` setting of a fresh catalog of each kind."""
+    if request.param == "sqlite":
+        return str(tmp_path / "catalog.sqlite3")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def opener(location: str, tmp_path: Path) -> Iterator[OpenCatalog]:
+    """Open (and migrate) catalogs on the test's location, as app servers would; close them afterwards."""
+    opened: list[Catalog] = []
+
+    def open_one(**options: object) -> Catalog:
+        catalog = open_catalog(location, tmp_path, **options)  # type: ignore[arg-type]
+        catalog.migrate()
+        opened.append(catalog)
+        return catalog
+
+    yield open_one
+    for catalog in opened:
+        catalog.close()
+
+
+@pytest.fixture
+def catalog(opener: OpenCatalog) -> Catalog:
+    return opener()
+
+
+def publish(catalog: Catalog, slug: str = "brochure", *, visibility: str = "public", at: datetime = T0) -> int:
+    version = catalog.add_version(
+        slug=slug,
+        title=slug.title(),
+        visibility=visibility,
+        filename=f"{slug}.pdf",
+        size=1234,
+        sha256="ab" * 32,
+        content_type="application/pdf",
+        storage_key=f"{slug}/{at.timestamp():.0f}/{time.monotonic_ns()}",
+        published_at=at,
+        retain_until=at + timedelta(days=183),
+    )
+    return version.id
+
+
+def approved_request(catalog: Catalog) -> int:
+    request = catalog.add_request(
+        {
+            "institution": "Det Kgl. Bibliotek",
+            "contact_name": "Netarkivet",
+            "contact_email": "netarkivet@kb.dk",
+            "legal_basis": "Pligtafleveringsloven",
+            "message": "",
+        },
+        T0,
+    )
+    catalog.set_request_status(request.id, "approved", T0, decided=True)
+    return request.id
+
+
+def test_a_new_catalog_is_at_the_current_schema_and_migrating_again_changes_nothing(catalog: Catalog) -> None:
+    assert catalog.schema_version() == SCHEMA_VERSION
+    catalog.ping()
+    publish(catalog)
+    catalog.migrate()
+    assert catalog.schema_version() == SCHEMA_VERSION
+    assert [v.slug for v in catalog.versions()] == ["brochure"]
+
+
+def test_versions_are_numbered_per_item_and_listed_in_order(catalog: Catalog) -> None:
+    publish(catalog, "b")
+    publish(catalog, "a")
+    publish(catalog, "b", at=T0 + timedelta(days=1))
+    assert [(v.slug, v.number) for v in catalog.versions()] == [("a", 1), ("b", 1), ("b", 2)]
+    assert [(v.slug, v.number) for v in catalog.versions(limit=2, offset=1)] == [("b", 1), ("b", 2)]
+    assert catalog.count_versions() == 3
+    assert catalog.count_versions(visibility="protected") == 0
+    latest = catalog.download_version("b", None)
+    assert latest is not None and latest.number == 2 and latest.published_at == T0 + timedelta(days=1)
+    assert catalog.download_version("nothing", None) is None
+
+
+def test_an_item_keeps_its_visibility(catalog: Catalog) -> None:
+    publish(catalog, "c", visibility="protected")
+    with pytest.raises(Conflict, match="protected"):
+        publish(catalog, "c", visibility="public")
+    assert [v.number for v in catalog.item_versions("c")] == [1]
+
+
+def test_a_withdrawn_version_is_still_found_by_number_but_not_as_the_latest(catalog: Catalog) -> None:
+    first = publish(catalog)
+    publish(catalog, at=T0 + timedelta(days=1))
+    second = catalog.download_version("brochure", 2)
+    assert second is not None
+    catalog.mark_withdrawn(second.id, T0 + timedelta(days=2))
+    latest = catalog.download_version("brochure", None)
+    assert latest is not None and latest.id == first
+    withdrawn = catalog.download_version("brochure", 2)
+    assert withdrawn is not None and withdrawn.withdrawn_at == T0 + timedelta(days=2)
+    assert catalog.count_versions() == 1 and catalog.count_versions(include_withdrawn=True) == 2
+
+
+def test_the_lookups_generation_moves_with_items_versions_and_credentials_only(catalog: Catalog) -> None:
+    start = catalog.lookups_generation()
+    version_id = publish(catalog)
+    after_publish = catalog.lookups_generation()
+    assert after_publish > start
+    catalog.record_downloads([(None, version_id, 200, 1234, True, T0, None, None)])
+    catalog.append_audit("item.published", {"slug": "brochure"}, None, T0)
+    assert catalog.lookups_generation() == after_publish
+    request_id = approved_request(catalog)
+    credential = catalog.add_credential(request_id, "kb-crawler", "hash", T0, T0 + timedelta(days=30))
+    after_credential = catalog.lookups_generation()
+    assert after_credential > after_publish
+    catalog.revoke_credential(credential.id, T0 + timedelta(days=1))
+    assert catalog.lookups_generation() > after_credential
+
+
+def test_a_change_through_one_server_is_seen_by_another_at_its_next_question(opener: OpenCatalog) -> None:
+    one, other = opener(), opener()
+    seen = other.lookups_generation()
+    publish(one)
+    assert other.lookups_generation() > seen
+    assert other.download_version("brochure", None) is not None
+    request_id = approved_request(one)
+    credential = one.add_credential(request_id, "kb-crawler", "hash", T0, T0 + timedelta(days=30))
+    found = other.get_credential(credential.id)
+    assert found is not None and found.active(T0)
+    one.revoke_credential(credential.id, T0)
+    revoked = other.get_credential(credential.id)
+    assert revoked is not None and not revoked.active(T0)
+
+
+def test_the_watched_generation_sees_its_own_writes_at_once_and_another_servers_soon(opener: OpenCatalog) -> None:
+    """What a request asks (per request, cheaply): a server's own change at once, another's within a second."""
+    one, other = opener(), opener()
+    before = one.watched_generation()
+    other.watched_generation()
+    publish(one)
+    assert one.watched_generation() > before  # its own write: the very next request
+    deadline = time.monotonic() + 5
+    while other.watched_generation() <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert other.watched_generation() > before
+    assert other.watched_generation() == other.lookups_generation()
+
+
+def test_a_credential_needs_an_approved_request(catalog: Catalog) -> None:
+    pending = catalog.add_request({"institution": "x", "contact_name": "y", "contact_email": "z@kb.dk",
+                                   "legal_basis": "l", "message": "m"}, T0)  # fmt: skip
+    with pytest.raises(Conflict, match="not approved"):
+        catalog.add_credential(pending.id, "u", "h", T0, T0 + timedelta(days=1))
+    assert catalog.credentials() == []
+    request_id = approved_request(catalog)
+    made = catalog.add_credential(request_id, "u", "h", T0, T0 + timedelta(days=1))
+    assert catalog.credential_by_username("u") == made
+    assert [c.id for c in catalog.credentials(request_id)] == [made.id]
+    assert catalog.count_requests("approved") == 1 and catalog.count_requests("pending") == 1
+
+
+def test_a_release_is_spent_once(catalog: Catalog) -> None:
+    request_id = approved_request(catalog)
+    credential = catalog.add_credential(request_id, "u", "h", T0, T0 + timedelta(days=1))
+    catalog.add_release(request_id, credential.id, "token-hash", "sealed", T0, T0 + timedelta(days=7))
+    release = catalog.release_by_token_hash("token-hash")
+    assert release is not None and release.sealed_password == "sealed"
+    assert catalog.mark_released(release.id, T0)
+    assert not catalog.mark_released(release.id, T0)
+    spent = catalog.release_by_token_hash("token-hash")
+    assert spent is not None and spent.sealed_password is None and spent.released_at == T0
+    assert catalog.finished_releases(T0, delete=True) == 1
+    assert catalog.releases(request_id) == []
+
+
+def test_download_records_from_two_servers_land_in_one_report(opener: OpenCatalog) -> None:
+    one, other = opener(), opener()
+    version_id = publish(one)
+    request_id = approved_request(one)
+    credential = one.add_credential(request_id, "u", "h", T0, T0 + timedelta(days=30))
+    one.record_downloads([(credential.id, version_id, 200, 1234, True, T0 + timedelta(hours=2), "credential", None)])
+    other.record_downloads([(credential.id, version_id, 200, 100, False, T0 + timedelta(hours=1), "credential", None)])
+    other.record_downloads([(credential.id, version_id, 304, 0, True, T0 + timedelta(hours=3), "credential", None)])
+    [row] = one.harvest()
+    assert row.request_id == request_id
+    assert row.fetched is not None and row.fetched.at == T0 + timedelta(hours=1)
+    assert row.complete is not None and row.complete.at == T0 + timedelta(hours=2)
+    assert row.revisit is not None and row.revisit.at == T0 + timedelta(hours=3)
+    assert len(other.downloads_of([credential.id])) == 3
+    assert one.downloads_before(T0 + timedelta(hours=2, minutes=30), delete=True) == 2
+    assert len(other.downloads_of([credential.id])) == 1
+
+
+def test_two_servers_appending_at_once_never_fork_the_audit_log(opener: OpenCatalog) -> None:
+    servers = [opener(), opener()]
+    per_thread = 15
+    failures: list[BaseException] = []
+
+    def append(catalog: Catalog, n: int) -> None:
+        try:
+            for i in range(per_thread):
+                catalog.append_audit("test.appended", {"thread": n, "i": i}, None, T0 + timedelta(seconds=i))
+        except BaseException as e:  # reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=append, args=(servers[n % 2], n)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    entries = list(servers[0].audit_entries())
+    assert [e.seq for e in entries] == list(range(1, 4 * per_thread + 1))
+    assert verify_chain(entries)[0] == 4 * per_thread
+
+
+def test_erasing_a_requests_personal_data_keeps_the_chain_verifying(catalog: Catalog) -> None:
+    request_id = approved_request(catalog)
+    catalog.append_audit("request.filed", {"request": request_id}, {"contact_email": "netarkivet@kb.dk"}, T0)
+    catalog.append_audit("request.filed", {"request": request_id + 1}, {"contact_email": "other@kb.dk"}, T0)
+    catalog.erase_request_personal_data(request_id, T0 + timedelta(days=1))
+    catalog.checkpoint()
+    entries = list(catalog.audit_entries())
+    assert [e.personal for e in entries] == [None, {"contact_email": "other@kb.dk"}]
+    assert verify_chain(entries)[0] == 2
+    erased = catalog.get_request(request_id)
+    assert erased is not None and erased.contact_email is None and erased.purged_at == T0 + timedelta(days=1)
+    assert catalog.requests_by_email("NETARKIVET@kb.dk") == []
+
+
+def test_a_failed_transaction_leaves_nothing_behind(catalog: Catalog) -> None:
+    class Stop(Exception):
+        pass
+
+    def publish_then_fail() -> None:
+        with catalog.transaction():
+            publish(catalog)
+            catalog.append_audit("item.published", {"slug": "brochure"}, None, T0)
+            raise Stop
+
+    with pytest.raises(Stop):
+        publish_then_fail()
+    assert catalog.versions() == []
+    assert list(catalog.audit_entries()) == []
+
+
+def test_the_owner_and_the_console_epoch(catalog: Catalog) -> None:
+    assert catalog.owner() is None
+    catalog.set_owner("owner", "hash-1", T0)
+    catalog.set_owner("owner2", "hash-2", T0)
+    assert catalog.owner() == ("owner2", "hash-2")
+    assert catalog.console_epoch() == 0
+    catalog.end_console_sessions()
+    catalog.end_console_sessions()
+    assert catalog.console_epoch() == 2
+
+
+def test_client_counts_are_shared_refuse_at_the_limit_and_lapse(opener: OpenCatalog) -> None:
+    one, other = opener(), opener()
+    assert one.count_client("digest-a", 1, 2, 60, 1000.0) == (1, 1000.0, False)
+    assert other.count_client("digest-a", 1, 2, 60, 1001.0) == (2, 1001.0, False)
+    assert one.count_client("digest-a", 1, 2, 60, 1002.0) == (2, 1001.0, True)  # refused, not counted
+    assert other.count_client("digest-b", 0, 2, 60, 1002.0) == (0, 0.0, False)
+    assert other.count_client("digest-a", 0, 2, 60, 1061.0) == (0, 0.0, False)  # quiet long enough: lapsed
+    one.count_client("digest-c", 1, 2, 60, 2000.0)
+    one.count_client("digest-d", 1, 2, 60, 2030.0)
+    assert other.forget_lapsed_counts(2070.0) == 1  # c lapsed at 2060, d lapses at 2090
+    assert one.count_client("digest-d", 1, 2, 60, 2071.0) == (2, 2071.0, False)
+
+
+def test_a_write_waits_for_another_servers_write_lock_then_is_busy(opener: OpenCatalog) -> None:
+    holder, waiter = opener(), opener(busy_timeout=0.5)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            holder.append_audit("test.holding", {}, None, T0)
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(30)
+        started = time.monotonic()
+        with pytest.raises(CatalogBusy, match="busy"):
+            waiter.append_audit("test.waiting", {}, None, T0)
+        assert 0.4 < time.monotonic() - started < 10
+        assert waiter.lookups_generation() >= 0  # reading goes on meanwhile
+    finally:
+        release.set()
+        thread.join()
+    waiter.append_audit("test.waiting", {}, None, T0)
+    assert [e.action for e in holder.audit_entries()] == ["test.holding", "test.waiting"]
+
+
+def test_an_unreachable_catalog_is_a_storage_error(location: str, tmp_path: Path) -> None:
+    if location.startswith("postgresql:"):
+        broken = f"postgresql://pligt@127.0.0.1:{free_port()}/nothing"
+    else:
+        (tmp_path / "a-folder").mkdir()
+        broken = str(tmp_path / "a-folder")
+    catalog = open_catalog(broken, tmp_path, busy_timeout=1)
+    with pytest.raises(StorageError):
+        catalog.ping()
+    catalog.close()
