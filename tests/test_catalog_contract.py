@@ -277,6 +277,29 @@ def test_a_failed_transaction_leaves_nothing_behind(catalog: Catalog) -> None:
     assert list(catalog.audit_entries()) == []
 
 
+def test_checkpoints_are_kept_in_order_stamped_once_and_never_rewritten(catalog: Catalog) -> None:
+    first = catalog.add_checkpoint(3, "cm9vdA==", "pligt.example\n3\ncm9vdA==\n\n— sig\n", T0)
+    second = catalog.add_checkpoint(5, "cm9vdDI=", "pligt.example\n5\ncm9vdDI=\n\n— sig\n", T0 + timedelta(hours=1))
+    assert [c.size for c in catalog.checkpoints()] == [3, 5]
+    assert [c.id for c in catalog.checkpoints(newest_first=True, limit=1)] == [second.id]
+    catalog.set_stamp_error(first.id, "the TSA did not answer")
+    assert catalog.checkpoints(unstamped=True)[0].stamp_error == "the TSA did not answer"
+    catalog.set_stamp(first.id, b"\x30\x03token", "CHAIN", T0 + timedelta(minutes=1))
+    catalog.set_stamp(first.id, b"another", "OTHER", T0 + timedelta(minutes=2))  # the first stamp stays
+    kept = catalog.checkpoints()[0]
+    assert (kept.stamp, kept.stamp_chain, kept.stamp_error) == (b"\x30\x03token", "CHAIN", None)
+    assert [c.id for c in catalog.checkpoints(unstamped=True)] == [second.id]
+    # The database itself refuses what an attacker with SQL would try.
+    for statement in (
+        "DELETE FROM checkpoints",
+        "UPDATE checkpoints SET root = 'forged'",
+        "UPDATE checkpoints SET stamp = 'forged' WHERE stamp IS NOT NULL",
+    ):
+        with pytest.raises(Exception, match="append-only|stamped once"), catalog.transaction():
+            catalog._execute(statement)
+    assert [(c.size, c.root) for c in catalog.checkpoints()] == [(3, "cm9vdA=="), (5, "cm9vdDI=")]
+
+
 def test_the_owner_and_the_console_epoch(catalog: Catalog) -> None:
     assert catalog.owner() is None
     catalog.set_owner("owner", "hash-1", T0)
