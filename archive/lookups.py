@@ -67,7 +67,10 @@ class DownloadLookups:
 
     def find_kept(self, slug: str, number: int | None, credential_id: int | None) -> tuple[Version, bool | None] | None:
         """Answer as :meth:`find` from memory alone (the change counter read); None if that needs the catalog."""
-        answers = self._current()
+        generation = self.catalog.generation_at_hand()
+        if generation is None:
+            return None  # the catalog would have to be asked
+        answers = self._current(generation)
         version = answers.versions.get((slug, number))
         if version is None:
             return None
@@ -103,14 +106,15 @@ class DownloadLookups:
             self._keep(answers.versions, (version.slug, version.number), version)
         return len(versions)
 
-    def _current(self) -> _Answers:
-        """The answers for the catalog as it is now: read the generation, start afresh if it moved.
+    def _current(self, generation: int | None = None) -> _Answers:
+        """The answers for the catalog as it is now (at ``generation``, or as read now): afresh if it moved.
 
         Answers read after the generation was read are at least that new, so an
         answer is never older than its tag; a thread that read an older
         generation never replaces newer answers.
         """
-        generation = self.catalog.watched_generation()
+        if generation is None:
+            generation = self.catalog.watched_generation()
         answers = self._answers
         if generation > answers.generation:
             with self._lock:

@@ -383,6 +383,14 @@ class Catalog(abc.ABC):
         """
         return self.lookups_generation()
 
+    def generation_at_hand(self) -> int | None:
+        """Return the lookups generation if it can be had without waiting for another machine, else None.
+
+        The server's main loop asks this (archive/lookups.py, ``find_kept``): it must
+        never wait for a database server. A SQLite file is read in microseconds.
+        """
+        return self.lookups_generation()
+
     def set_sha1(self, version_id: int, sha1: str) -> None:
         """Record the SHA-1 of a version published before it was kept (never replaces one)."""
         with self._write():

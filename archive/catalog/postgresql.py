@@ -564,6 +564,13 @@ class PostgresCatalog(Catalog):
         watcher.heard(generation)
         return generation
 
+    def generation_at_hand(self) -> int | None:
+        """The counter as last notified, if the watcher is listening and nothing of ours is unseen; else None."""
+        watcher = self._watcher
+        if watcher is None or self._watcher_pid != os.getpid() or not watcher.healthy or watcher.stale:
+            return None
+        return watcher.generation
+
     # -- schema --------------------------------------------------------------------
 
     def migrate(self) -> None:
