@@ -169,7 +169,8 @@ class Checkpoints:
     def _keep_copy(self, checkpoint: StoredCheckpoint) -> None:
         if self.latest_file is None:
             return
-        partial = self.latest_file.with_name(self.latest_file.name + ".partial")
+        # A name of its own per process and thread: the server and a command may write at once.
+        partial = self.latest_file.with_name(f"{self.latest_file.name}.{os.getpid()}.{threading.get_ident()}.partial")
         partial.write_text(checkpoint.note, encoding="utf-8")
         os.replace(partial, self.latest_file)
 
