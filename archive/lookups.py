@@ -5,11 +5,11 @@ same two questions: which version is behind this URL, and is this credential
 still valid. The answers are kept in memory, tagged with the catalog's
 *lookups generation*: a counter that triggers in the catalog raise on every
 change to items, versions and credentials, whichever process makes it (a
-worker, the CLI, a cron job). A lookup reads that counter (SQLite: one small
-query; PostgreSQL: as last notified, see ``archive/catalog/postgresql.py``),
-and asks the catalog again only after a change or for a URL not seen before.
-So a withdrawal or a revocation counts from the next request, as before (on
-another app server of a PostgreSQL catalog: once its notification is there).
+worker, the CLI, a cron job). A lookup reads that counter (one small query;
+with PostgreSQL a prepared one that concurrent requests share, see
+``archive/catalog/postgresql.py``), and asks the catalog again only after a
+change or for a URL not seen before. So a withdrawal or a revocation counts
+from the next request, as before, whichever app server made it.
 """
 
 from __future__ import annotations

@@ -378,8 +378,8 @@ class Catalog(abc.ABC):
         """Return the lookups generation as cheaply as the engine allows (asked per request).
 
         SQLite answers :meth:`lookups_generation` in microseconds; the PostgreSQL
-        catalog is told of each change instead (LISTEN/NOTIFY) and asks only when
-        it cannot be told.
+        catalog asks a prepared statement on a connection of its own, one question
+        shared by the requests that arrive while it is out (never one begun before).
         """
         return self.lookups_generation()
 
