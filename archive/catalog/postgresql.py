@@ -563,11 +563,12 @@ class PostgresCatalog(Catalog):
         return self.lookups_generation() if generation is None else generation
 
     def generation_at_hand(self) -> int | None:
-        """The counter as last notified, if the watcher is listening and nothing of ours is unseen; else None."""
-        watcher = self._watcher
-        if watcher is None or self._watcher_pid != os.getpid() or not watcher.healthy or watcher.stale:
-            return None
-        return watcher.generation
+        """None: the counter is asked of the database server at every request, which a pool thread waits for.
+
+        So with PostgreSQL the server's main loop answers no download itself
+        (deposit/server/worker.py): it must never wait for another machine.
+        """
+        return None
 
     # -- schema --------------------------------------------------------------------
 
