@@ -451,24 +451,48 @@ class PostgresCatalog(Catalog):
         if held is not None:
             yield held
             return
+        pool, conn = self._checkout()
         try:
-            with self._get_pool().connection() as conn:
-                yield conn
-        except PoolTimeout as e:
-            raise StorageError(
-                f"cannot reach the catalog {self.label}: {self._why_unreachable()}; nothing was changed"
-            ) from e
+            yield conn
         except psycopg.Error as e:
             raise self._translated(e) from e
+        finally:
+            pool.putconn(conn)
 
-    def _why_unreachable(self) -> str:
-        """Connect once outside the pool, for the reason a person can act on (refused, unknown host, password)."""
+    def _checkout(self) -> tuple[ConnectionPool[psycopg.Connection[Any]], psycopg.Connection[Any]]:
+        """A connection from the pool; a pool still backing off after an outage is made anew."""
+        for renewed in (False, True):
+            pool = self._get_pool()
+            try:
+                return pool, pool.getconn()
+            except PoolTimeout as e:
+                reason = self._why_unreachable()
+                if reason is not None or renewed:
+                    raise StorageError(
+                        f"cannot reach the catalog {self.label}: {reason or 'no free connection in time'}; "
+                        "nothing was changed"
+                    ) from e
+                # The server answers, but the pool waits out the back-off of its failed attempts
+                # (measured: healthz 503 for seconds after the database was back): start afresh.
+                self._renew_pool(pool)
+            except psycopg.Error as e:
+                raise self._translated(e) from e
+        raise AssertionError("unreachable")
+
+    def _renew_pool(self, old: ConnectionPool[psycopg.Connection[Any]]) -> None:
+        with self._pool_lock:
+            if self._pool is old:
+                self._pool = None
+        threading.Thread(target=old.close, name="pligt-old-pool", daemon=True).start()
+
+    def _why_unreachable(self) -> str | None:
+        """Connect once outside the pool: None if that works, else the reason a person can act on."""
         try:
             psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as e:
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             return lines[0].removeprefix("connection failed: ") if lines else type(e).__name__
-        return "no free connection in time (every one of the pool is in use)"
+        return None
 
     def _translated(self, e: psycopg.Error) -> Exception:
         error = _domain_error(e, f"the catalog {self.label}", self.busy_timeout)
