@@ -66,7 +66,7 @@ class Results:
     def add(self, row: Row) -> None:
         """Add a row, and log its figures."""
         self.rows.append(row)
-        log(f"{row.metric}: Pligt {fmt(row.pligt)} {row.unit}, nginx {fmt(row.nginx)}")
+        log(f"{row.metric}: Pligt {fmt(row.pligt)} {row.unit}, {row.nginx_label or 'nginx'} {fmt(row.nginx)}")
 
 
 def fmt(value: float | None) -> str:
