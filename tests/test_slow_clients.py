@@ -1,9 +1,10 @@
-"""Slow clients cannot stop the server: a real ``pligt serve`` under slowloris and trickled bodies.
+"""Slow clients cannot stop the server: a real ``pligt serve`` under slowloris, trickled bodies, slow readers.
 
 Hundreds of connections that send their headers a byte a second, or their body
-a byte every three seconds, hold no thread: a probe and the crawler's download
-are answered within a second throughout, and the server drops the slow ones at
-their deadline (headers: 10 s; bodies: 10 KiB in every 10 s).
+a byte every three seconds, or read their download slowly, hold no thread: a
+probe and the crawler's download are answered within a second throughout, and
+the server drops the slow ones at their deadline (headers: 10 s; bodies: 10 KiB
+in every 10 s; a reader that takes nothing: 30 s).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import requests
 from deposit.instance import build_archive
 from deposit.server.pacing import BODY_WINDOW_SECONDS
 from deposit.server.pacing import HEADER_SECONDS
+from deposit.server.worker import SEND_IDLE_SECONDS
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.servers import Server
@@ -115,6 +117,7 @@ class SlowReaders:
         self.stop = threading.Event()
         self.read = [0] * count
         self.threads = [threading.Thread(target=self._read, args=(url, n, rate), daemon=True) for n in range(count)]
+        self.started = time.monotonic()
         for thread in self.threads:
             thread.start()
 
@@ -134,12 +137,12 @@ class SlowReaders:
         self.stop.set()
 
 
-def _probe_while(trickle: Trickle, download: str, seconds: float) -> list[float]:
+def _probe_while(base: str, download: str, seconds: float) -> list[float]:
     """Fetch /healthz and the download every 0.5 s for ``seconds``; return each answer's time."""
     times: list[float] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        for url in (trickle.url + "/healthz", download):
+        for url in (base + "/healthz", download):
             started = time.monotonic()
             response = requests.get(url, timeout=5)
             times.append(time.monotonic() - started)
@@ -159,7 +162,7 @@ def test_slowloris_holds_no_thread_and_is_dropped_at_the_header_deadline(site: S
     trickle = Trickle(server.url, b"GET / HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: lorisloris\r\n", every=1.0)
     trickle.open(200)
     try:
-        times = _probe_while(trickle, download, seconds=4)
+        times = _probe_while(server.url, download, seconds=4)
         assert max(times) < 1.0, times
         assert min(readers.read) > 0  # the slow downloads are being served all along
         _wait_until_dropped(trickle, by=HEADER_SECONDS + 5)
@@ -169,6 +172,52 @@ def test_slowloris_holds_no_thread_and_is_dropped_at_the_header_deadline(site: S
     finally:
         trickle.close()
         readers.close()
+
+
+def test_slow_readers_hold_no_thread_and_one_that_takes_nothing_is_dropped(
+    instance: Instance, tmp_path: Path, site: Site
+) -> None:
+    server, download = site.server, site.small
+    archive = build_archive(instance.settings)
+    huge = archive.publish([pdf_bytes("huge", pad=64 * 1024 * 1024)], filename="huge.pdf", visibility="public")
+    stalled = _request_from("127.0.2.1", f"{server.url}/files/{huge.version.slug}/v1/huge.pdf")
+    readers = SlowReaders(site.large, count=150, rate=20_000)  # more than the server's 2 x 32 threads
+    try:
+        times = _probe_while(server.url, download, seconds=4)
+        assert max(times) < 1.0, times
+        assert min(readers.read) > 0  # every slow download is being served
+        time.sleep(SEND_IDLE_SECONDS + 3 - (time.monotonic() - readers.started))
+        received, ended = _read_all(stalled)
+        assert ended and received < 64 * 1024 * 1024  # dropped, long before the end of its file
+        assert min(readers.read) > 250_000  # the slow ones, still reading all along, were not
+    finally:
+        stalled.close()
+        readers.close()
+
+
+def _request_from(source: str, url: str) -> socket.socket:
+    """Send a GET from ``source`` and read nothing of the answer (a receive buffer of 4 KiB)."""
+    address = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind((source, 0))
+    sock.connect((address.hostname, address.port))
+    sock.sendall(f"GET {address.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    return sock
+
+
+def _read_all(sock: socket.socket) -> tuple[int, bool]:
+    """Read what the server sends until it closes (True) or stops for 2 s (False); return the byte count too."""
+    sock.settimeout(2)
+    received = 0
+    try:
+        while data := sock.recv(1 << 20):
+            received += len(data)
+    except TimeoutError:
+        return received, False
+    except ConnectionResetError:
+        pass
+    return received, True
 
 
 def test_a_trickled_body_holds_its_thread_only_until_the_pace_fails(site: Site) -> None:
@@ -184,7 +233,7 @@ def test_a_trickled_body_holds_its_thread_only_until_the_pace_fails(site: Site) 
         assert len(trickle.closed_at) == len(trickle.sockets)
         # Flask answers 408, or werkzeug's own "client disconnected" 400 when the cut comes inside its reader.
         assert set(trickle.answers.values()) <= {b"", b"HTTP/1.1 408 REQUEST TIMEOUT", b"HTTP/1.1 400 BAD REQUEST"}
-        times = _probe_while(trickle, download, seconds=2)
+        times = _probe_while(server.url, download, seconds=2)
         assert max(times) < 1.0, times
     finally:
         trickle.close()
@@ -203,7 +252,7 @@ def test_soak_slowloris_waves_for_a_minute(site: Site) -> None:
             wave = Trickle(server.url, b"GET / HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: lorisloris\r\n", every=1.0)
             wave.open(300)
             waves.append(wave)
-            times += _probe_while(wave, download, seconds=HEADER_SECONDS)
+            times += _probe_while(server.url, download, seconds=HEADER_SECONDS)
         assert max(times) < 1.0, max(times)
     finally:
         for wave in waves:

@@ -31,12 +31,23 @@ non-blocking send, and a client too slow to take it all gets the rest from a
 pool thread. Anything else (the app, a storage read, a large file, a body) is
 handed to the pool, parsed already. Nothing in the main loop ever waits for a
 client.
+
+Slow readers. A thread that sends a file waits for the client to take it: fifty
+downloads read slowly held fifty threads for minutes, and a worker whose 32
+threads were all held answered nobody else (the kernel spreads connections over
+the workers at random, so fifty of them sometimes filled one). So a thread
+sends only the headers of a file's answer, and the main loop sends its body
+(``sendfile``, without blocking) as the client takes it; so too the rest of an
+answer from memory that the client did not take at once. A client that takes
+nothing for :data:`SEND_IDLE_SECONDS` is dropped. Bodies that are not a local
+file (S3, a range cut by the app) are still sent by their thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import select
 import selectors
 import socket
@@ -48,6 +59,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import TConn
@@ -69,6 +81,11 @@ _TOO_LARGE_ANSWER = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 )
 
+
+#: A client that takes none of its answer for this long is dropped.
+SEND_IDLE_SECONDS = 30.0
+#: The most one ``sendfile`` from the main loop moves (bounds its pause on a file not in the page cache).
+SEND_FILE_CHUNK = 1024 * 1024
 
 #: A graceful close waits this long (and for this much) for the client's last bytes, off-thread.
 CLOSE_LINGER_SECONDS = 2.0
@@ -102,6 +119,38 @@ class _Collected:
 
     def sendall(self, data: bytes) -> None:
         self.parts.append(data)
+
+
+class _Outgoing:
+    """What is left of an answer, sent by the main loop as the client takes it: bytes, or a span of a file."""
+
+    __slots__ = ("answer", "count", "data", "deadline", "fd", "keepalive", "offset")
+
+    def __init__(
+        self, answer: Any, keepalive: bool, data: bytes = b"", fd: int = -1, offset: int = 0, count: int = 0
+    ) -> None:
+        self.answer = answer
+        self.keepalive = keepalive
+        self.data = memoryview(data)
+        self.fd, self.offset, self.count = fd, offset, count
+        self.deadline = time.monotonic() + SEND_IDLE_SECONDS
+
+    def send(self, sock: socket.socket) -> int:
+        """Send what the non-blocking socket takes now; raise BlockingIOError if it takes nothing."""
+        if self.data:
+            sent = sock.send(self.data)
+            self.data = self.data[sent:]
+            return sent
+        sent = os.sendfile(sock.fileno(), self.fd, self.offset, min(self.count, SEND_FILE_CHUNK))
+        if not sent:  # the file ended before its announced length
+            raise EOFError("the file is shorter than its answer")
+        self.offset += sent
+        self.count -= sent
+        return sent
+
+    @property
+    def done(self) -> bool:
+        return not self.data and self.count <= 0
 
 
 class PligtConn(TConn):
@@ -148,6 +197,8 @@ class PligtWorker(ThreadWorker):
         self.gathering: dict[Any, tuple[float, bytearray]] = {}
         #: Connections closing gracefully: connection -> (deadline, bytes drained).
         self.closing: dict[Any, tuple[float, int]] = {}
+        #: Connections whose answer the main loop is sending: connection -> what is left of it.
+        self.sending: dict[Any, _Outgoing] = {}
 
     # -- gathering the request head in the main loop --------------------------------------
 
@@ -229,6 +280,8 @@ class PligtWorker(ThreadWorker):
             self._drop(conn, _TIMEOUT_ANSWER)
         for conn in [c for c, (deadline, _) in self.closing.items() if deadline <= now]:
             self._closed(conn)
+        for conn in [c for c, out in self.sending.items() if out.deadline <= now]:
+            self._sent(conn, False)
 
     # -- the crawler's answers in the main loop ---------------------------------------------
 
@@ -262,12 +315,7 @@ class PligtWorker(ThreadWorker):
             return self._to_pool(conn, req)
         if answer is DEFERRED:
             return self._to_pool(conn, req)
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-        if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
-            resp.force_close()
+        self._count(resp)
         collected = _Collected()
         resp.sock = collected
         try:
@@ -280,15 +328,18 @@ class PligtWorker(ThreadWorker):
             self._finish(conn, False)
             return True
         self.log.access(resp, req, environ, datetime.now() - started)
-        keepalive = not resp.should_close()
-        data = b"".join(collected.parts)
-        sent = self._send_now(conn.sock, data)
-        if sent < len(data):
-            self._in_pool(conn, self._send_rest, conn, data[sent:], answer, keepalive)
-            return True
-        self._close_answer(answer)
-        self._finish(conn, keepalive and self._keepalive_after(conn, True))
+        keepalive = not resp.should_close() and self._keepalive_after(conn, True) is True  # no body to drain
+        self._send_here(conn, _Outgoing(answer, keepalive, data=b"".join(collected.parts)))
         return True
+
+    def _count(self, resp: Any) -> None:
+        """Count a request against max_requests, and close its connection after it where gthread would."""
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
+            resp.force_close()
 
     def _to_pool(self, conn: Any, req: Any) -> bool:
         conn.parsed = req
@@ -296,26 +347,50 @@ class PligtWorker(ThreadWorker):
         self.enqueue_req(conn)
         return True
 
-    @staticmethod
-    def _send_now(sock: socket.socket, data: bytes) -> int:
-        """Send what the (non-blocking) socket takes at once; return how much that was."""
-        try:
-            return sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            return 0
-        except OSError:
-            return len(data)  # the client is gone: nothing more to send, and the next read sees it
+    # -- sending answers from the main loop, as the client takes them ---------------------------
 
-    def _send_rest(self, conn: Any, rest: bytes, answer: Any, keepalive: bool) -> bool:
-        """In a pool thread: send the rest of an answer to a client that takes it slowly."""
+    def _send_here(self, conn: Any, out: _Outgoing) -> None:
+        """Send what the client takes at once; the main loop sends the rest when its socket is writable."""
+        if conn.sock.gettimeout() != 0.0:
+            conn.sock.setblocking(False)
+        self.sending[conn] = out
+        self._on_writable(conn, conn.sock)
+        if conn in self.sending:
+            callback = partial(self._on_writable, conn)
+            try:
+                self.poller.modify(conn.sock, selectors.EVENT_WRITE, callback)
+            except KeyError:  # from a pool thread: the socket was not with the poller
+                self.poller.register(conn.sock, selectors.EVENT_WRITE, callback)
+
+    def _on_writable(self, conn: Any, client: socket.socket) -> None:
+        out = self.sending[conn]
         try:
-            conn.sock.setblocking(True)
-            conn.sock.sendall(rest)
-        except OSError:
-            keepalive = False
-        finally:
-            self._close_answer(answer)
-        return keepalive and self._keepalive_after(conn, True)
+            out.send(client)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (OSError, EOFError):  # the client is gone, or the file is cut short
+            self._sent(conn, False)
+            return
+        out.deadline = time.monotonic() + SEND_IDLE_SECONDS
+        if out.done:
+            self._sent(conn, out.keepalive)
+
+    def _sent(self, conn: Any, keepalive: bool) -> None:
+        """The answer is sent (or given up): close it, and keep the connection for its next request or close it."""
+        out = self.sending.pop(conn)
+        if out.fd >= 0:
+            with contextlib.suppress(OSError, ValueError):
+                out.answer.filelike.seek(out.offset)  # as socket.sendfile leaves it: a download's record reads it
+        self._close_answer(out.answer)
+        self._finish(conn, keepalive)
+
+    def finish_request(self, conn: Any, fs: futures.Future[Any]) -> None:
+        """A pool thread is done with a connection: send what it left to send, else as gthread does."""
+        out = fs.result() if not fs.cancelled() and fs.exception() is None else None
+        if isinstance(out, _Outgoing):
+            self._send_here(conn, out)
+        else:
+            super().finish_request(conn, fs)
 
     def _close_answer(self, answer: Any) -> None:
         close = getattr(answer, "close", None)
@@ -331,26 +406,28 @@ class PligtWorker(ThreadWorker):
         The common case, a kept-alive connection with nothing more read yet, only
         changes its callback with the poller and joins the kept-alive queue.
         """
-        if keepalive and self.alive and not conn.parser.unreader.buf.getvalue():
+        try:
+            self.poller.get_key(conn.sock)
+        except KeyError:  # an answer a pool thread began: the socket is not with the poller
+            registered = False
+        else:
+            registered = True
+        if registered and keepalive and self.alive and not conn.parser.unreader.buf.getvalue():
             conn.set_timeout()
             self.keepalived_conns.append(conn)
             self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
             return
-        self.poller.unregister(conn.sock)
+        if registered:
+            self.poller.unregister(conn.sock)
         done: futures.Future[bool] = futures.Future()
         done.set_result(keepalive)
         self.finish_request(conn, done)
 
-    def _in_pool(self, conn: Any, work: Callable[..., bool], *args: Any) -> None:
-        self.poller.unregister(conn.sock)
-        fs = self.tpool.submit(work, *args)
-        fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
-
-    def _serve_parsed(self, conn: Any, req: Any) -> bool:
+    def _serve_parsed(self, conn: Any, req: Any) -> bool | _Outgoing:
         """In a pool thread: what gthread's ``handle`` does after parsing, for a request parsed in the main loop."""
         try:
             conn.sock.setblocking(True)  # a kept-alive connection's socket was left non-blocking for the poller
-            return bool(self._keepalive_after(conn, self.handle_request(req, conn)))
+            return self._keepalive_after(conn, self.handle_request(req, conn))
         except (NoMoreData, StopIteration):
             pass
         except OSError as e:
@@ -413,6 +490,81 @@ class PligtWorker(ThreadWorker):
             self._pace(conn)
             keepalive = super().handle(conn)
         return keepalive
+
+    def handle_request(self, req: Any, conn: Any) -> bool | _Outgoing:
+        """gthread's, except that a local file's body is left to the main loop (see :meth:`_file_body`).
+
+        Returns whether to keep the connection, or what is left to send.
+        """
+        environ: dict[str, Any] = {}
+        resp = None
+        try:
+            self.cfg.pre_request(self, req)
+            started = datetime.now()
+            resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
+            environ["wsgi.multithread"] = True
+            self._count(resp)
+            answer = self.wsgi(environ, resp.start_response)
+            rest = None
+            try:
+                if isinstance(answer, environ["wsgi.file_wrapper"]):
+                    rest = self._file_body(resp, answer)
+                    if rest is None:
+                        resp.write_file(answer)
+                else:
+                    for item in answer:
+                        resp.write(item)
+                if rest is None:
+                    resp.close()
+            finally:
+                self.log.access(resp, req, environ, datetime.now() - started)
+                if rest is None and hasattr(answer, "close"):
+                    answer.close()
+            if rest is not None:
+                rest.keepalive = not resp.should_close()
+                return rest
+            if resp.should_close():
+                return False
+        except OSError:
+            raise
+        except (Exception, SystemExit):
+            if resp and resp.headers_sent:  # a 500 now would corrupt the answer begun
+                self.log.exception("Error handling request")
+                util.close_graceful(conn.sock)
+                raise StopIteration() from None
+            raise
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")
+        return True
+
+    def _file_body(self, resp: Any, answer: Any) -> _Outgoing | None:
+        """Send the headers of a local file's answer and return its body for the main loop to send.
+
+        None where gunicorn's own ``sendfile`` would not be used (TLS, no
+        descriptor, a HEAD, a chunked answer): the thread then sends it as before.
+        """
+        if self.cfg.is_ssl or not resp.can_sendfile() or resp.is_chunked() or not util.has_fileno(answer.filelike):
+            return None
+        fd = answer.filelike.fileno()
+        try:
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+            count = os.fstat(fd).st_size - offset if resp.response_length is None else resp.response_length
+        except OSError:
+            return None
+        if resp._omits_body:  # a HEAD, a 304: gunicorn sends the headers alone
+            return None
+        resp.send_headers()
+        return _Outgoing(answer, False, fd=fd, offset=offset, count=count)
+
+    def _keepalive_after(self, conn: Any, keepalive: bool | _Outgoing) -> bool | _Outgoing:
+        """gthread's (drain an unread body), for an answer left to the main loop too."""
+        if isinstance(keepalive, _Outgoing):
+            keepalive.keepalive = bool(super()._keepalive_after(conn, keepalive.keepalive))
+            return keepalive
+        return bool(super()._keepalive_after(conn, keepalive))
 
     @staticmethod
     def _pace(conn: Any) -> None:
