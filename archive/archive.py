@@ -251,14 +251,18 @@ class Archive:
             raise NotFound(f"no {what}")
         return _retained(Download(version, credential_active))
 
-    def find_kept_download(self, slug: str, number: int, credential_id: int | None = None) -> Download | None:
+    def find_kept_download(
+        self, slug: str, number: int, credential_id: int | None = None, generation: int | None = None
+    ) -> Download | None:
         """Find a version for download as :meth:`find_download` does, from memory alone: None if that cannot.
 
-        For the server's main loop, which must never wait for the catalog.
+        For the server's main loop, which must never wait for the catalog; it may
+        give the catalog's change counter as read after the request came
+        (:meth:`~archive.catalog.Catalog.generation_question`).
 
         :raises Gone: the version was withdrawn after its retention ended.
         """
-        found = self.lookups.find_kept(slug, number, credential_id)
+        found = self.lookups.find_kept(slug, number, credential_id, generation)
         return None if found is None else _retained(Download(*found))
 
     def open(self, version: Version) -> BinaryIO:

@@ -65,9 +65,17 @@ class DownloadLookups:
             return version, None
         return version, self._credential_active(answers, credential_id)
 
-    def find_kept(self, slug: str, number: int | None, credential_id: int | None) -> tuple[Version, bool | None] | None:
-        """Answer as :meth:`find` from memory alone (the change counter read); None if that needs the catalog."""
-        generation = self.catalog.generation_at_hand()
+    def find_kept(
+        self, slug: str, number: int | None, credential_id: int | None, generation: int | None = None
+    ) -> tuple[Version, bool | None] | None:
+        """Answer as :meth:`find` from memory alone; None if that needs the catalog.
+
+        ``generation`` is the change counter as read after the request came (the
+        server's main loop asks it of a database server without waiting); without
+        it the catalog reads it, if it can at hand (SQLite).
+        """
+        if generation is None:
+            generation = self.catalog.generation_at_hand()
         if generation is None:
             return None  # the catalog would have to be asked
         answers = self._current(generation)

@@ -4,8 +4,10 @@ A real ``pligt serve`` answers a challenge, a revisit, a HEAD and a small file
 it holds in memory from its main loop (deposit/server/worker.py), and hands
 everything else to a pool thread. On one kept-alive connection the two kinds
 follow each other in any order, pipelined too; with every pool thread busy the
-crawler's challenges and revisits are still answered; and a client that asks
-and never reads keeps nobody else waiting.
+crawler's challenges and revisits are still answered; a client that asks and
+never reads keeps nobody else waiting; and a credential revoked by another
+process is refused at the very next request. With either catalog: SQLite's
+change counter is read at hand, PostgreSQL's asked without waiting.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ class Site:
     server: Server
     authorization: str
     etag: str
+    instance: Instance
 
 
-@pytest.fixture
-def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    instance: Instance = request.getfixturevalue("instance" if request.param == "sqlite" else "pg_instance")
     archive = build_archive(instance.settings)
     archive.publish([SMALL], filename="prisliste.txt", slug="prisliste", visibility="protected")
     archive.publish([LARGE], filename="data.bin", slug="data", visibility="protected")
@@ -57,7 +61,7 @@ def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
     token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
     server = start_server(instance.path, tmp_path / "server.log", "--threads", str(POOL_THREADS), "--workers", "1")
     try:
-        yield Site(server, f"Basic {token}", f'"{hashlib.sha256(SMALL).hexdigest()}"')
+        yield Site(server, f"Basic {token}", f'"{hashlib.sha256(SMALL).hexdigest()}"', instance)
     finally:
         stop_server(server)
 
@@ -139,13 +143,20 @@ def test_challenges_and_revisits_are_answered_while_every_pool_thread_is_busy(si
     with connect(site.server) as warm, warm.makefile("rb") as stream:  # the credential verified and cached
         warm.sendall(request("/files/prisliste/v1/prisliste.txt", auth))
         assert read_answer(stream).status == 200
-    # Clients that ask for the large file and do not read it hold a pool thread each in sendfile.
+    # Clients that announce a body and send none hold a pool thread each, for the body's 10 s window.
     holders = []
     for _ in range(POOL_THREADS + 2):
-        holder = connect(site.server, receive_buffer=4096)
-        holder.sendall(request("/files/data/v1/data.bin", auth))
+        holder = connect(site.server)
+        holder.sendall(
+            b"POST /access/requests HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 60000\r\n\r\n"
+        )
         holders.append(holder)
     time.sleep(0.5)
+    with connect(site.server, timeout=3) as sock:  # the pool is busy indeed: a page waits for a thread
+        sock.sendall(request("/healthz"))
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
     try:
         for raw, status in [
             (request("/files/data/v1/data.bin"), 401),
@@ -180,6 +191,21 @@ def test_a_client_that_asks_and_never_reads_keeps_nobody_waiting(site: Site) -> 
     finally:
         stop.set()
         greedy.close()
+
+
+def test_a_credential_revoked_elsewhere_is_refused_at_the_very_next_request(site: Site) -> None:
+    archive = build_archive(site.instance.settings)  # another process's view of the catalog: the CLI's
+    with connect(site.server) as sock, sock.makefile("rb") as stream:
+        for _ in range(10):
+            credential, password = issue_credential(archive)
+            token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
+            ask = request("/files/prisliste/v1/prisliste.txt", f"Authorization: Basic {token}")
+            for _ in range(3):  # verified by the app, then answered from memory
+                sock.sendall(ask)
+                assert read_answer(stream).status == 200
+            archive.access.revoke(credential.id)
+            sock.sendall(ask)
+            assert read_answer(stream).status == 401
 
 
 def _ask_without_reading(sock: socket.socket, stop: threading.Event) -> None:

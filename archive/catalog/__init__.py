@@ -13,6 +13,8 @@ from .base import SCHEMA_VERSION
 from .base import TABLES
 from .base import Catalog
 from .base import DownloadRow
+from .base import GenerationQuestion
+from .base import QuestionFailed
 from .sqlite import _MIGRATIONS
 from .sqlite import SqliteCatalog
 from .url import CatalogLocation
@@ -29,6 +31,8 @@ __all__ = [
     "Catalog",
     "CatalogLocation",
     "DownloadRow",
+    "GenerationQuestion",
+    "QuestionFailed",
     "SqliteCatalog",
     "check_catalog_url",
     "locate_catalog",

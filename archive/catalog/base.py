@@ -121,6 +121,41 @@ class Dialect:
     audit_request: str
 
 
+class QuestionFailed(Exception):
+    """A :class:`GenerationQuestion` could not be asked or answered: its connection is closed."""
+
+
+class GenerationQuestion(Protocol):
+    """The lookups generation, asked of a database server by an event loop that must never wait for it.
+
+    :meth:`connect` waits (a thread calls it); the rest never does. An answer
+    read after :meth:`send` was called is at least as new as the catalog was
+    at that call, so it may serve every request that arrived before it.
+    """
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (False before :meth:`connect` and after a failure)."""
+
+    def connect(self) -> None:
+        """Open the connection (waits; in a thread). :raises QuestionFailed: if it cannot."""
+
+    def fileno(self) -> int:
+        """The socket to wait on for the answer to be readable."""
+
+    def send(self) -> None:
+        """Send the question. :raises QuestionFailed: if it cannot be sent."""
+
+    def receive(self) -> int | None:
+        """Read what has arrived: the generation once the answer is whole, else None (wait for more).
+
+        :raises QuestionFailed: if the answer is an error or the connection was lost.
+        """
+
+    def close(self) -> None:
+        """Close the connection (a later :meth:`connect` opens another)."""
+
+
 class Catalog(abc.ABC):
     """The catalog of items, versions, access requests, crawler credentials, downloads, audit log and owner."""
 
@@ -390,6 +425,15 @@ class Catalog(abc.ABC):
         never wait for a database server. A SQLite file is read in microseconds.
         """
         return self.lookups_generation()
+
+    def generation_question(self) -> GenerationQuestion | None:
+        """Return a new question for the lookups generation that an event loop can ask without waiting.
+
+        None where :meth:`generation_at_hand` answers (SQLite). A database server
+        is asked over a socket of the question's own: the loop sends the question,
+        goes on, and reads the answer when the socket is readable.
+        """
+        return None
 
     def set_sha1(self, version_id: int, sha1: str) -> None:
         """Record the SHA-1 of a version published before it was kept (never replaces one)."""

@@ -41,6 +41,7 @@ from .base import SCHEMA_VERSION
 from .base import TABLES
 from .base import Catalog
 from .base import Dialect
+from .base import QuestionFailed
 from .base import Result
 from .base import redacted
 
@@ -294,6 +295,89 @@ class _Probe:
         except (psycopg.Error, ValueError):
             self.close()
             return None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
+#: The ``application_name`` of the server main loop's connection (as ``pg_stat_activity`` shows it).
+QUESTION_NAME = "pligt main loop"
+
+
+class _Question:
+    """The lookups counter for the server's main loop: a non-blocking libpq connection of the process's own.
+
+    The prepared statement of :class:`_Probe`, sent and read without waiting
+    (``PQsendQueryPrepared``, ``PQconsumeInput``): the loop asks once for all the
+    requests that arrived while the previous answer was out. On a failure the
+    connection stays open until the loop, which watches its socket, closes it.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: psycopg.Connection[Any] | None = None
+        #: The value read for the question out, before the end of its answer came.
+        self._value: int | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None and not self.conn.closed
+
+    def connect(self) -> None:
+        self.close()
+        try:
+            conninfo = make_conninfo(self.url, connect_timeout=CONNECT_TIMEOUT, application_name=QUESTION_NAME)
+            conn = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.Error as e:
+            raise QuestionFailed(f"cannot connect to {redacted(self.url)}: {e}") from e
+        prepared = conn.pgconn.prepare(b"pligt_generation", _GENERATION)
+        if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            conn.close()
+            raise QuestionFailed("the lookups counter's statement could not be prepared")
+        conn.pgconn.nonblocking = 1
+        self.conn = conn
+
+    def fileno(self) -> int:
+        if self.conn is None:
+            raise QuestionFailed("not connected")
+        return self.conn.pgconn.socket
+
+    def send(self) -> None:
+        pgconn = self._pgconn()
+        self._value = None
+        try:
+            pgconn.send_query_prepared(b"pligt_generation", [])
+            flushed = pgconn.flush()
+        except psycopg.Error as e:
+            raise QuestionFailed(str(e)) from e
+        if flushed != 0:  # a few bytes that do not fit in the socket: the connection is stuck
+            raise QuestionFailed("the question could not be sent at once")
+
+    def receive(self) -> int | None:
+        pgconn = self._pgconn()
+        try:
+            pgconn.consume_input()
+            while not pgconn.is_busy():
+                result = pgconn.get_result()
+                if result is None:  # the query's results are all read
+                    if self._value is None:
+                        raise QuestionFailed("no answer to the question")
+                    return self._value
+                if result.status != psycopg.pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
+                    raise QuestionFailed(f"the question was answered {result.status.name}")
+                raw = result.get_value(0, 0)
+                self._value = int(raw) if raw is not None else None
+            return None  # more of the answer is to come
+        except (psycopg.Error, ValueError) as e:
+            raise QuestionFailed(str(e)) from e
+
+    def _pgconn(self) -> Any:
+        if self.conn is None or self.conn.closed:
+            raise QuestionFailed("not connected")
+        return self.conn.pgconn
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
@@ -587,12 +671,12 @@ class PostgresCatalog(Catalog):
         return self.lookups_generation() if generation is None else generation
 
     def generation_at_hand(self) -> int | None:
-        """None: the counter is asked of the database server at every request, which a pool thread waits for.
-
-        So with PostgreSQL the server's main loop answers no download itself
-        (deposit/server/worker.py): it must never wait for another machine.
-        """
+        """None: the counter is asked of the database server at every request (see :meth:`generation_question`)."""
         return None
+
+    def generation_question(self) -> _Question:
+        """The counter for the server's main loop, asked without waiting on a connection of the question's own."""
+        return _Question(self.url)
 
     # -- schema --------------------------------------------------------------------
 

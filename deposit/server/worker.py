@@ -30,7 +30,13 @@ path for an answer that needs no waiting; the answer leaves in one
 non-blocking send, and a client too slow to take it all gets the rest from a
 pool thread. Anything else (the app, a storage read, a large file, a body) is
 handed to the pool, parsed already. Nothing in the main loop ever waits for a
-client.
+client, nor for a database server: with PostgreSQL the catalog's change counter
+(whether anything changed since the answers in memory were read) is asked on a
+connection of the loop's own, without waiting; the requests that arrive while
+an answer is out wait off the poller for the next question, sent as soon as
+that answer is in, so one round trip serves them all, and none is answered from
+a counter read before it came. A question unanswered within
+:data:`QUESTION_SECONDS`, or a connection lost, leaves its requests to the pool.
 
 Slow readers. A thread that sends a file waits for the client to take it: fifty
 downloads read slowly held fifty threads for minutes, and a worker whose 32
@@ -65,9 +71,14 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
+from archive.catalog import GenerationQuestion
+from archive.catalog import QuestionFailed
+
 from ..links import FILES_PREFIX
 from ..web.fastpath import DEFERRED
+from ..web.fastpath import GENERATION
 from ..web.fastpath import INLINE
+from ..web.fastpath import generation_question
 from .pacing import HEADER_MAX_BYTES
 from .pacing import HEADER_SECONDS
 from .pacing import PacedUnreader
@@ -86,6 +97,9 @@ _TOO_LARGE_ANSWER = (
 SEND_IDLE_SECONDS = 30.0
 #: The most one ``sendfile`` from the main loop moves (bounds its pause on a file not in the page cache).
 SEND_FILE_CHUNK = 1024 * 1024
+
+#: A question for the catalog's change counter not answered within this long leaves its requests to the pool.
+QUESTION_SECONDS = 1.0
 
 #: A graceful close waits this long (and for this much) for the client's last bytes, off-thread.
 CLOSE_LINGER_SECONDS = 2.0
@@ -199,6 +213,18 @@ class PligtWorker(ThreadWorker):
         self.closing: dict[Any, tuple[float, int]] = {}
         #: Connections whose answer the main loop is sending: connection -> what is left of it.
         self.sending: dict[Any, _Outgoing] = {}
+        #: The catalog's change counter, asked without waiting (PostgreSQL); made at the first request.
+        self.question: GenerationQuestion | None = None
+        self._question_made = False
+        self._question_connecting = False
+        self._question_retry_at = 0.0
+        #: The question's socket as registered with the poller (-1: not registered).
+        self._question_fd = -1
+        #: When the question out was sent (None: none is out).
+        self._asked_at: float | None = None
+        #: Requests waiting for the answer out, and those that came after it was sent (for the next one).
+        self._for_answer: list[tuple[Any, Any]] = []
+        self._for_next: list[tuple[Any, Any]] = []
 
     # -- gathering the request head in the main loop --------------------------------------
 
@@ -282,6 +308,9 @@ class PligtWorker(ThreadWorker):
             self._closed(conn)
         for conn in [c for c, out in self.sending.items() if out.deadline <= now]:
             self._sent(conn, False)
+        if self._asked_at is not None and now - self._asked_at > QUESTION_SECONDS:
+            self.log.warning("the catalog did not answer in %.0f s: downloads go through the pool", QUESTION_SECONDS)
+            self._question_failed()
 
     # -- the crawler's answers in the main loop ---------------------------------------------
 
@@ -305,10 +334,18 @@ class PligtWorker(ThreadWorker):
             return True
         if not req or any(name in _POOL_HEADERS for name, _ in req.headers):
             return self._to_pool(conn, req)
+        if self._needs_question():
+            return self._await_generation(conn, req)
+        return self._answer_parsed(conn, req, None)
+
+    def _answer_parsed(self, conn: Any, req: Any, generation: int | None) -> bool:
+        """Answer a parsed request here if the fast path can without waiting, else leave it to the pool."""
         try:
             resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
             environ["wsgi.multithread"] = True
             environ[INLINE] = True
+            if generation is not None:
+                environ[GENERATION] = generation
             started = datetime.now()
             answer = self.wsgi(environ, resp.start_response)
         except Exception:  # the pool's path meets the same and answers it (400, 500)
@@ -343,9 +380,102 @@ class PligtWorker(ThreadWorker):
 
     def _to_pool(self, conn: Any, req: Any) -> bool:
         conn.parsed = req
-        self.poller.unregister(conn.sock)
+        with contextlib.suppress(KeyError):  # a request that waited for the catalog is off the poller
+            self.poller.unregister(conn.sock)
         self.enqueue_req(conn)
         return True
+
+    # -- the catalog's change counter, asked of a database server without waiting ---------------
+
+    def _needs_question(self) -> bool:
+        """Whether the catalog's change counter must be asked over the network (made once per worker)."""
+        if not self._question_made:
+            self._question_made = True
+            self.question = generation_question(self.wsgi)
+        return self.question is not None
+
+    def _await_generation(self, conn: Any, req: Any) -> bool:
+        """Let the request wait, off the poller, for an answer to a question sent after it came."""
+        question = self.question
+        assert question is not None
+        if not question.connected:
+            self._connect_question(question)
+            return self._to_pool(conn, req)  # meanwhile the pool asks the catalog as it always does
+        self.poller.unregister(conn.sock)  # what the client sends meanwhile waits in the socket
+        if self._asked_at is None:
+            self._for_answer.append((conn, req))
+            self._ask()
+        else:
+            self._for_next.append((conn, req))
+        return True
+
+    def _connect_question(self, question: GenerationQuestion) -> None:
+        """Connect the question in a pool thread (connecting waits); the main loop registers it when done.
+
+        At most once per :data:`QUESTION_SECONDS`: while the database server is
+        down, the pool's requests find that out for themselves.
+        """
+        now = time.monotonic()
+        if self._question_connecting or now < self._question_retry_at:
+            return
+        self._question_connecting = True
+        self._question_retry_at = now + QUESTION_SECONDS
+
+        def connect() -> None:
+            try:
+                question.connect()
+            except QuestionFailed as e:
+                self.log.warning("the main loop cannot ask the catalog (%s): downloads go through the pool", e)
+
+        def connected(_: Any) -> None:
+            self._question_connecting = False
+            if question.connected:
+                self._question_fd = question.fileno()
+                self.poller.register(self._question_fd, selectors.EVENT_READ, self._on_answer)
+
+        self.tpool.submit(connect).add_done_callback(lambda fut: self.method_queue.defer(connected, fut))
+
+    def _ask(self) -> None:
+        assert self.question is not None
+        try:
+            self.question.send()
+        except QuestionFailed:
+            self._question_failed()
+            return
+        self._asked_at = time.monotonic()
+
+    def _on_answer(self, _: Any) -> None:
+        assert self.question is not None
+        if self._asked_at is None:  # readable with no question out: the server closed the connection
+            self._question_failed()
+            return
+        try:
+            generation = self.question.receive()
+        except QuestionFailed:
+            self._question_failed()
+            return
+        if generation is None:
+            return  # more of the answer is to come
+        answered, self._for_answer = self._for_answer, []
+        self._asked_at = None
+        if self._for_next:  # they came after the question went out: they get the next one, sent now
+            self._for_answer, self._for_next = self._for_next, []
+            self._ask()
+        for conn, req in answered:
+            self._answer_parsed(conn, req, generation)
+
+    def _question_failed(self) -> None:
+        """Close the question's connection (the next request opens another); leave its requests to the pool."""
+        if self._question_fd >= 0:  # before the socket closes: its number may be reused at once
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(self._question_fd)
+            self._question_fd = -1
+        if self.question is not None:
+            self.question.close()
+        self._asked_at = None
+        waiting, self._for_answer, self._for_next = self._for_answer + self._for_next, [], []
+        for conn, req in waiting:
+            self._to_pool(conn, req)
 
     # -- sending answers from the main loop, as the client takes them ---------------------------
 

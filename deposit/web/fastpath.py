@@ -40,6 +40,7 @@ from typing import cast
 
 from archive.archive import OWNER_USERNAME
 from archive.auth import CRAWLER
+from archive.catalog import GenerationQuestion
 from archive.errors import ArchiveError
 from archive.models import PROTECTED
 from archive.models import Version
@@ -66,6 +67,8 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 #: The environ key with which the server's main loop asks for an answer that needs no waiting.
 INLINE = "pligt.inline"
+#: The environ key with the catalog's change counter, as the main loop read it after the request came.
+GENERATION = "pligt.generation"
 
 
 class _Deferred(tuple[bytes, ...]):
@@ -95,6 +98,17 @@ def challenge_headers(realm: str, secure: bool) -> list[tuple[str, str]]:
         ("WWW-Authenticate", challenge_header(realm)),
         *security_headers(secure=secure, csp=FILES_CSP),
     ]
+
+
+def generation_question(app: Any) -> GenerationQuestion | None:
+    """A new question for the catalog's change counter, for a server loop that cannot read it at hand.
+
+    None where the catalog reads it at hand (SQLite), or ``app`` is not Pligt's.
+    """
+    fast = getattr(app, "wsgi_app", None)
+    if not isinstance(fast, FastDownloads):
+        return None
+    return cast(GenerationQuestion | None, fast.services.archive.catalog.generation_question())
 
 
 class FastDownloads:
@@ -139,7 +153,7 @@ class FastDownloads:
         inline = bool(environ.get(INLINE))
         try:
             if inline:
-                kept = archive.find_kept_download(slug, number, credential_id)
+                kept = archive.find_kept_download(slug, number, credential_id, environ.get(GENERATION))
                 if kept is None:
                     return None  # a pool thread asks the catalog
                 found = kept
