@@ -37,6 +37,7 @@ from tests.support.access import REQUEST_FIELDS
 from tests.support.data import pdf_bytes
 from tests.support.postgres import Cluster
 from tests.support.postgres import start_cluster
+from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
@@ -50,16 +51,21 @@ def own_cluster() -> Iterator[Cluster]:
     cluster.remove()
 
 
-def test_the_catalog_going_away_is_503_with_retry_after_and_the_server_recovers(
-    own_cluster: Cluster, tmp_path: Path
-) -> None:
-    url = own_cluster.new_database()
+def _serving_a_brochure(cluster: Cluster, tmp_path: Path) -> tuple[str, Server]:
+    """A new database with one public brochure, and ``pligt serve`` (one worker, four threads) on it."""
+    url = cluster.new_database()
     settings = load_settings(tmp_path / "instance", env={"PLIGT_CATALOG": url})
     init_instance(settings, chosen=("catalog",))
     archive = build_archive(settings)
     archive.publish([pdf_bytes("brochure")], filename="brochure.pdf", visibility="public")
     archive.catalog.close()
-    server = start_server(settings.instance, tmp_path / "server.log", "--workers", "1", "--threads", "4")
+    return url, start_server(settings.instance, tmp_path / "server.log", "--workers", "1", "--threads", "4")
+
+
+def test_the_catalog_going_away_is_503_with_retry_after_and_the_server_recovers(
+    own_cluster: Cluster, tmp_path: Path
+) -> None:
+    _, server = _serving_a_brochure(own_cluster, tmp_path)
     path = server.url + "/files/brochure/v1/brochure.pdf"
     try:
         assert requests.get(path, timeout=30).status_code == 200
@@ -89,13 +95,7 @@ def test_the_catalog_going_away_is_503_with_retry_after_and_the_server_recovers(
 def test_a_database_that_stops_answering_the_main_loop_leaves_downloads_to_the_pool(
     own_cluster: Cluster, tmp_path: Path
 ) -> None:
-    url = own_cluster.new_database()
-    settings = load_settings(tmp_path / "instance", env={"PLIGT_CATALOG": url})
-    init_instance(settings, chosen=("catalog",))
-    archive = build_archive(settings)
-    archive.publish([pdf_bytes("brochure")], filename="brochure.pdf", visibility="public")
-    archive.catalog.close()
-    server = start_server(settings.instance, tmp_path / "server.log", "--workers", "1", "--threads", "4")
+    url, server = _serving_a_brochure(own_cluster, tmp_path)
     path = server.url + "/files/brochure/v1/brochure.pdf"
     frozen: int | None = None
     try:

@@ -176,6 +176,11 @@ class Catalog(abc.ABC):
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per row of parameters."""
 
+    def _insert_many(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert rows into a table of the schema's own (PostgreSQL: one ``COPY``, not a statement per row)."""
+        marks = ", ".join("?" * len(columns))
+        self._executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     @abc.abstractmethod
     def _write(self) -> contextlib.AbstractContextManager[None]:
         """Run a write transaction under the catalog's one write lock, taken up front.
@@ -249,11 +254,13 @@ class Catalog(abc.ABC):
         """Insert rows as they are, ids included, in the current transaction (for copies)."""
         if table not in dict(TABLES):
             raise ValueError(f"no catalog table {table!r}")
+        if table != "meta":
+            self._insert_many(table, columns, rows)
+            return
         marks = ", ".join("?" * len(columns))
         names = ", ".join(columns)
-        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # columns of our own schema
-        if table == "meta":  # every migrated catalog has its counters: the copied values replace them
-            sql += " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        # Every migrated catalog has its counters: the copied values replace them.
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         self._executemany(sql, rows)
 
 
@@ -578,9 +585,9 @@ class Catalog(abc.ABC):
         Each: (credential, version, status, bytes, complete, time, attributed by, crawler pattern).
         """
         with self._write():
-            self._executemany(
-                """INSERT INTO downloads (credential_id, version_id, status, bytes_sent, complete, at, via, crawler)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            self._insert_many(
+                "downloads",
+                ("credential_id", "version_id", "status", "bytes_sent", "complete", "at", "via", "crawler"),
                 [(c, v, status, sent, int(complete), to_text(at), via, crawler)
                  for c, v, status, sent, complete, at, via, crawler in rows],
             )  # fmt: skip

@@ -609,6 +609,17 @@ class PostgresCatalog(Catalog):
             except psycopg.Error as e:
                 raise self._translated(e) from e
 
+    def _insert_many(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """One ``COPY``: a batch of download records costs a fraction of a statement per row (measured)."""
+        statement = cast(Any, f"COPY {table} ({', '.join(columns)}) FROM STDIN")  # names of our own schema
+        with self._connection() as conn:
+            try:
+                with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except psycopg.Error as e:
+                raise self._translated(e) from e
+
     @contextlib.contextmanager
     def _held(self, begin: str, *, lock: bool) -> Iterator[None]:
         if getattr(self._local, "conn", None) is not None:

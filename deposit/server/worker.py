@@ -27,16 +27,17 @@ file. For those the round trip through the pool costs more than the answer.
 So when a request head is complete and asks for a version's URL, the main loop
 parses it (gunicorn's parser, from the bytes already here) and asks the fast
 path for an answer that needs no waiting; the answer leaves in one
-non-blocking send, and a client too slow to take it all gets the rest from a
-pool thread. Anything else (the app, a storage read, a large file, a body) is
-handed to the pool, parsed already. Nothing in the main loop ever waits for a
-client, nor for a database server: with PostgreSQL the catalog's change counter
-(whether anything changed since the answers in memory were read) is asked on a
-connection of the loop's own, without waiting; the requests that arrive while
-an answer is out wait off the poller for the next question, sent as soon as
-that answer is in, so one round trip serves them all, and none is answered from
-a counter read before it came. A question unanswered within
-:data:`QUESTION_SECONDS`, or a connection lost, leaves its requests to the pool.
+non-blocking send, and a client too slow to take it all gets the rest from the
+main loop as it takes it. Anything else (the app, a storage read, a large file,
+a body) is handed to the pool, parsed already. Nothing in the main loop ever
+waits for a client, nor for a database server: with PostgreSQL the catalog's
+change counter (whether anything changed since the answers in memory were read)
+is asked on a connection of the loop's own, without waiting. The requests one
+round of the loop finds complete wait for one question, sent at the end of the
+round (or, while an answer is out, at the end of the round that reads it), so
+one round trip serves them all and none is answered from a counter read before
+it came. A question unanswered within :data:`QUESTION_SECONDS`, or a connection
+lost, leaves its requests to the pool.
 
 Slow readers. A thread that sends a file waits for the client to take it: fifty
 downloads read slowly held fifty threads for minutes, and a worker whose 32
@@ -401,13 +402,21 @@ class PligtWorker(ThreadWorker):
         if not question.connected:
             self._connect_question(question)
             return self._to_pool(conn, req)  # meanwhile the pool asks the catalog as it always does
-        self.poller.unregister(conn.sock)  # what the client sends meanwhile waits in the socket
-        if self._asked_at is None:
-            self._for_answer.append((conn, req))
-            self._ask()
-        else:
-            self._for_next.append((conn, req))
+        # What the client sends meanwhile waits in the socket (the poller lets go of it if it comes).
+        self.poller.modify(conn.sock, selectors.EVENT_READ, self._let_go)
+        self._for_next.append((conn, req))  # asked once this round of the loop has seen every request
         return True
+
+    def _let_go(self, client: socket.socket) -> None:
+        """More bytes from a client whose request waits for the catalog: read once it is answered."""
+        self.poller.unregister(client)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gthread's round of the loop, then one question for the requests it left waiting for the catalog."""
+        super().wait_for_and_dispatch_events(timeout)
+        if self._for_next and self._asked_at is None:
+            self._for_answer, self._for_next = self._for_next, []
+            self._ask()
 
     def _connect_question(self, question: GenerationQuestion) -> None:
         """Connect the question in a pool thread (connecting waits); the main loop registers it when done.
@@ -457,10 +466,7 @@ class PligtWorker(ThreadWorker):
         if generation is None:
             return  # more of the answer is to come
         answered, self._for_answer = self._for_answer, []
-        self._asked_at = None
-        if self._for_next:  # they came after the question went out: they get the next one, sent now
-            self._for_answer, self._for_next = self._for_next, []
-            self._ask()
+        self._asked_at = None  # those that came after it went out get the next, at the end of this round
         for conn, req in answered:
             self._answer_parsed(conn, req, generation)
 
