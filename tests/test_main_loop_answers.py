@@ -111,7 +111,9 @@ def test_one_connection_mixes_main_loop_and_pool_answers_in_any_order(site: Site
         ("GET", request("/files/prisliste/v1/prisliste.txt", auth), 200, SMALL),  # verified by the app
         ("GET", request("/files/prisliste/v1/prisliste.txt", auth), 200, SMALL),  # from memory
         ("GET", request("/files/data/v1/data.bin"), 401, b""),
-        ("GET", request("/files/data/v1/data.bin", auth), 200, LARGE),  # a pool thread's sendfile
+        ("GET", request("/files/data/v1/data.bin", auth), 200, LARGE),  # the main loop's sendfile
+        ("GET", request("/files/data/v1/data.bin", auth, "Range: bytes=1000000-1999999"), 206, LARGE[1000000:2000000]),
+        ("GET", request("/files/data/v1/data.bin", auth, "Range: bytes=15000000-"), 206, LARGE[15000000:]),
         ("GET", request("/files/prisliste/v1/prisliste.txt", auth, f"If-None-Match: {site.etag}"), 304, b""),
         ("HEAD", request("/files/data/v1/data.bin", auth, method="HEAD"), 200, b""),
         ("GET", request("/files/prisliste/v1/prisliste.txt", auth, "Range: bytes=10-19"), 206, SMALL[10:20]),
@@ -136,6 +138,33 @@ def test_one_connection_mixes_main_loop_and_pool_answers_in_any_order(site: Site
             assert answer.status == status, (raw, answer)
             if body is not None and status != 401:
                 assert answer.body == body
+
+
+def test_a_large_file_and_its_ranges_are_recorded_with_the_bytes_the_client_took(site: Site) -> None:
+    auth = f"Authorization: {site.authorization}"
+    with connect(site.server) as sock, sock.makefile("rb") as stream:
+        for raw, body in [
+            (request("/files/data/v1/data.bin", auth), LARGE),
+            (request("/files/data/v1/data.bin", auth, "Range: bytes=1000000-1999999"), LARGE[1000000:2000000]),
+            (request("/files/data/v1/data.bin", auth, "Range: bytes=15000000-"), LARGE[15000000:]),
+        ]:
+            sock.sendall(raw)
+            assert read_answer(stream).body == body
+    with connect(site.server, receive_buffer=4096) as quitter:  # takes a little, then goes away
+        quitter.sendall(request("/files/data/v1/data.bin", auth))
+        assert len(quitter.recv(65536)) > 0
+    archive = build_archive(site.instance.settings)
+    version = archive.catalog.download_version("data", 1)
+    assert version is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the server writes its records every half second
+        sent = [(row["status"], row["bytes_sent"]) for row in archive.catalog.rows("downloads")
+                if row["version_id"] == version.id]  # fmt: skip
+        if len(sent) == 4:
+            break
+        time.sleep(0.2)
+    assert sent[:3] == [(200, len(LARGE)), (206, 1_000_000), (206, 1_000_000)], sent
+    assert sent[3][0] == 200 and 0 < sent[3][1] < len(LARGE), sent  # what left before it went, not the file
 
 
 def test_challenges_and_revisits_are_answered_while_every_pool_thread_is_busy(site: Site) -> None:

@@ -113,7 +113,9 @@ def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
 class SlowReaders:
     """Downloads read at ``rate`` bytes a second, each on its own connection."""
 
-    def __init__(self, url: str, count: int, rate: int) -> None:
+    def __init__(self, url: str, count: int, rate: int, ranges: bool = False) -> None:
+        #: Every other reader asks for a range (a resumed download), if ``ranges``.
+        self.ranges = ranges
         self.stop = threading.Event()
         self.read = [0] * count
         self.threads = [threading.Thread(target=self._read, args=(url, n, rate), daemon=True) for n in range(count)]
@@ -126,7 +128,8 @@ class SlowReaders:
         source = (f"127.0.1.{1 + n // 40}", 0)  # readers of their own addresses, apart from the attackers'
         with socket.create_connection((address.hostname, address.port), timeout=10, source_address=source) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-            sock.sendall(f"GET {address.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            resume = "Range: bytes=100-\r\n" if self.ranges and n % 2 else ""
+            sock.sendall(f"GET {address.path} HTTP/1.1\r\nHost: localhost\r\n{resume}\r\n".encode())
             while not self.stop.wait(0.1):
                 data = sock.recv(rate // 10)
                 if not data:
@@ -181,7 +184,8 @@ def test_slow_readers_hold_no_thread_and_one_that_takes_nothing_is_dropped(
     archive = build_archive(instance.settings)
     huge = archive.publish([pdf_bytes("huge", pad=64 * 1024 * 1024)], filename="huge.pdf", visibility="public")
     stalled = _request_from("127.0.2.1", f"{server.url}/files/{huge.version.slug}/v1/huge.pdf")
-    readers = SlowReaders(site.large, count=150, rate=20_000)  # more than the server's 2 x 32 threads
+    # More than the server's 2 x 32 threads, and so are the half that resume (a range).
+    readers = SlowReaders(site.large, count=150, rate=20_000, ranges=True)
     try:
         times = _probe_while(server.url, download, seconds=4)
         assert max(times) < 1.0, times

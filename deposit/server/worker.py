@@ -46,8 +46,9 @@ the workers at random, so fifty of them sometimes filled one). So a thread
 sends only the headers of a file's answer, and the main loop sends its body
 (``sendfile``, without blocking) as the client takes it; so too the rest of an
 answer from memory that the client did not take at once. A client that takes
-nothing for :data:`SEND_IDLE_SECONDS` is dropped. Bodies that are not a local
-file (S3, a range cut by the app) are still sent by their thread.
+nothing for :data:`SEND_IDLE_SECONDS` is dropped. A range of a local file is
+sent so too (the fast path hands over the file where the range starts); a
+body that is not a local file (S3) is still sent by its thread.
 """
 
 from __future__ import annotations

@@ -201,6 +201,10 @@ class FastDownloads:
             counting = CountingFile(stream)
             counting.seek(start)
             counting.on_close = lambda position: report(206, max(0, min(position, stop) - start))
+            wrapper = environ.get("wsgi.file_wrapper")
+            if wrapper is not None and _has_descriptor(stream):
+                # The server's sendfile starts where the file stands and stops at Content-Length.
+                return cast(Iterable[bytes], wrapper(counting, CHUNK_SIZE))
             return _chunks(counting, stop - start)
         start_response("200 OK", list(version_headers(version, secure)))
         if small is not None:
@@ -252,6 +256,15 @@ class SmallBody:
             self.on_close(self.sent)
         except Exception:  # the download itself succeeded; a lost record must not break it
             log.exception("could not record a download")
+
+
+def _has_descriptor(stream: Any) -> bool:
+    """Whether ``stream`` is a file the kernel can send from (a local file; not an S3 object)."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+    return True
 
 
 def _chunks(stream: CountingFile, length: int) -> Iterable[bytes]:
