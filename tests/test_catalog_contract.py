@@ -134,6 +134,21 @@ def test_a_withdrawn_version_is_still_found_by_number_but_not_as_the_latest(cata
     assert catalog.count_versions() == 1 and catalog.count_versions(include_withdrawn=True) == 2
 
 
+def test_a_table_read_whole_in_a_snapshot_gives_every_row_in_key_order(opener: OpenCatalog) -> None:
+    catalog, other = opener(), opener()
+    version_id = publish(catalog)
+    count = 5_000  # more than one fetch of PostgreSQL's server-side cursor
+    catalog.record_downloads([(None, version_id, 200, n, True, T0, None, None) for n in range(count)])
+    with catalog.snapshot():
+        rows = catalog.rows("downloads")
+        first = next(rows)
+        other.record_downloads([(None, version_id, 206, 1, False, T0, None, None)])  # meanwhile: not seen
+        rest = list(rows)
+    assert [first["bytes_sent"]] + [row["bytes_sent"] for row in rest] == list(range(count))
+    with pytest.raises(ValueError, match="no catalog table"):
+        next(catalog.rows("pg_authid"))
+
+
 def test_the_lookups_generation_moves_with_items_versions_and_credentials_only(catalog: Catalog) -> None:
     start = catalog.lookups_generation()
     version_id = publish(catalog)

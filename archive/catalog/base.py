@@ -245,10 +245,15 @@ class Catalog(abc.ABC):
 
     def rows(self, table: str) -> Iterator[Row]:
         """Yield every row of one of :data:`TABLES`, in key order (for copies)."""
+        yield from self._execute(self._all_rows(table))
+
+    @staticmethod
+    def _all_rows(table: str) -> str:
+        """The query for every row of one of :data:`TABLES`, in key order. :raises ValueError: another name."""
         key = dict(TABLES).get(table)
         if key is None:
             raise ValueError(f"no catalog table {table!r}")
-        yield from self._execute(f"SELECT * FROM {table} ORDER BY {key}")  # names from TABLES only
+        return f"SELECT * FROM {table} ORDER BY {key}"  # names from TABLES only
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert rows as they are, ids included, in the current transaction (for copies)."""

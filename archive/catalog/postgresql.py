@@ -43,6 +43,7 @@ from .base import Catalog
 from .base import Dialect
 from .base import QuestionFailed
 from .base import Result
+from .base import Row
 from .base import redacted
 
 # The pool logs every failed attempt to connect while it retries in the background; the
@@ -56,6 +57,8 @@ POOL_SIZE = 16
 POOL_READY = 4
 #: Seconds to wait for a connection to be made before the catalog counts as unreachable.
 CONNECT_TIMEOUT = 5
+#: Rows a server-side cursor fetches at once when a whole table is read (copies, backups).
+ROWS_AT_ONCE = 2000
 #: The advisory lock every write transaction takes (one number for Pligt's catalog).
 WRITE_LOCK = 0x706C696774  # "pligt"
 
@@ -606,6 +609,27 @@ class PostgresCatalog(Catalog):
             try:
                 with conn.cursor() as cursor:
                     cursor.executemany(cast(Any, to_pyformat(sql)), list(rows))
+            except psycopg.Error as e:
+                raise self._translated(e) from e
+
+    def rows(self, table: str) -> Iterator[Row]:
+        """Yield every row of a table; in a transaction (a copy's snapshot) a few thousand at a time.
+
+        A server-side cursor: years of download records are copied, or backed
+        up, without holding them all in memory.
+        """
+        query = self._all_rows(table)
+        if getattr(self._local, "conn", None) is None:  # no transaction for a server-side cursor to live in
+            yield from super().rows(table)
+            return
+        with self._connection() as conn:
+            try:
+                with conn.cursor(name=f"pligt_rows_{table}") as cursor:
+                    cursor.itersize = ROWS_AT_ONCE
+                    cursor.execute(cast(Any, query))
+                    names = {column.name: i for i, column in enumerate(cursor.description or ())}
+                    for values in cursor:
+                        yield _Row(names, values)
             except psycopg.Error as e:
                 raise self._translated(e) from e
 
