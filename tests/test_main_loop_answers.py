@@ -167,6 +167,22 @@ def test_a_large_file_and_its_ranges_are_recorded_with_the_bytes_the_client_took
     assert sent[3][0] == 200 and 0 < sent[3][1] < len(LARGE), sent  # what left before it went, not the file
 
 
+def test_a_pool_answer_after_a_main_loop_one_reaches_a_slow_reader_whole(site: Site) -> None:
+    archive = build_archive(site.instance.settings)
+    credential, password = issue_credential(archive)  # not verified yet: the app answers it, in a pool thread
+    token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
+    # Another connection open: a pool thread does not stay with a lone one (and set its socket blocking).
+    with connect(site.server), connect(site.server, receive_buffer=4096) as sock, sock.makefile("rb") as stream:
+        for _ in range(2):  # the version read by a pool thread, then the challenge from the main loop
+            sock.sendall(request("/files/data/v1/data.bin"))  # whose socket it leaves non-blocking
+            assert read_answer(stream).status == 401
+        # A range the app cuts out and writes piece by piece, more than the socket buffers hold.
+        sock.sendall(request("/files/data/v1/data.bin", f"Authorization: Basic {token}", "Range: bytes=0-9999999"))
+        time.sleep(1)  # not read meanwhile: the buffers fill, and the thread must wait for the client
+        answer = read_answer(stream)
+        assert answer.status == 206 and answer.body == LARGE[:10_000_000]
+
+
 def test_challenges_and_revisits_are_answered_while_every_pool_thread_is_busy(site: Site) -> None:
     auth = f"Authorization: {site.authorization}"
     with connect(site.server) as warm, warm.makefile("rb") as stream:  # the credential verified and cached
