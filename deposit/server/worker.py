@@ -95,7 +95,8 @@ _TOO_LARGE_ANSWER = (
 )
 
 
-#: A client that takes none of its answer for this long is dropped.
+#: A client that takes none of its answer for this long is dropped (the deposit crawler's own socket
+#: timeout is 20 s: it has given up by then).
 SEND_IDLE_SECONDS = 30.0
 #: The most one ``sendfile`` from the main loop moves (bounds its pause on a file not in the page cache).
 SEND_FILE_CHUNK = 1024 * 1024
