@@ -14,6 +14,8 @@ import pytest
 from deposit.instance import init_instance
 from deposit.settings import load_settings
 from tests.support.app import Instance
+from tests.support.pgbouncer import Bouncer
+from tests.support.pgbouncer import start_bouncer
 from tests.support.postgres import Cluster
 from tests.support.postgres import start_cluster
 
@@ -24,6 +26,20 @@ def postgres() -> Iterator[Cluster]:
     cluster = start_cluster()
     yield cluster
     cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres: Cluster) -> Iterator[Bouncer]:
+    """PgBouncer in transaction pooling in front of the session's cluster, 4 server connections per database."""
+    bouncer = start_bouncer(postgres, pool_size=4)
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture
+def pgbouncer_url(postgres: Cluster, pgbouncer: Bouncer) -> str:
+    """The URL, through PgBouncer, of a new, empty database in the session's cluster."""
+    return pgbouncer.url(postgres.new_database())
 
 
 @pytest.fixture

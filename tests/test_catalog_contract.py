@@ -1,8 +1,10 @@
 """The contract every catalog must keep, run against SQLite and PostgreSQL alike.
 
 Each test gets a fresh, migrated catalog of each kind (a SQLite file in the
-test's folder; a new database in the session's throw-away PostgreSQL cluster)
-and uses only the catalog's interface, as the archive does. Where a test needs
+test's folder; a new database in the session's throw-away PostgreSQL cluster,
+reached directly and through PgBouncer in transaction pooling, where any
+transaction may run on another server connection) and uses only the catalog's
+interface, as the archive does. Where a test needs
 a second app server, it opens a second catalog on the same location.
 """
 
@@ -32,12 +34,12 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 OpenCatalog = Callable[..., Catalog]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "pgbouncer"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The ``catalog`` setting of a fresh catalog of each kind."""
+    """The ``catalog`` setting of a fresh catalog of each kind (PostgreSQL directly, and behind PgBouncer)."""
     if request.param == "sqlite":
         return str(tmp_path / "catalog.sqlite3")
-    return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("postgres_url" if request.param == "postgresql" else "pgbouncer_url"))
 
 
 @pytest.fixture

@@ -82,13 +82,13 @@ class Cluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _as_owner() -> list[str]:
+def as_owner() -> list[str]:
     """The prefix that runs a command as the cluster's owner: ``postgres`` when we are root."""
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
 def _run_as_owner(argv: list[str]) -> None:
-    result = subprocess.run(_as_owner() + argv, capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(as_owner() + argv, capture_output=True, text=True, check=False, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
