@@ -12,7 +12,6 @@ change counter is read at hand, PostgreSQL's asked without waiting.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import socket
 import threading
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from deposit.instance import build_archive
+from tests.support.access import basic_header
 from tests.support.access import issue_credential
 from tests.support.app import Instance
 from tests.support.data import binary_bytes
@@ -58,10 +58,9 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     archive.publish([SMALL], filename="offentlig.txt", slug="offentlig", visibility="public")
     archive.publish([BROCHURE], filename="brochure.txt", slug="brochure", visibility="public")
     credential, password = issue_credential(archive)
-    token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
     server = start_server(instance.path, tmp_path / "server.log", "--threads", str(POOL_THREADS), "--workers", "1")
     try:
-        yield Site(server, f"Basic {token}", f'"{hashlib.sha256(SMALL).hexdigest()}"', instance)
+        yield Site(server, basic_header(credential, password), f'"{hashlib.sha256(SMALL).hexdigest()}"', instance)
     finally:
         stop_server(server)
 
@@ -170,14 +169,14 @@ def test_a_large_file_and_its_ranges_are_recorded_with_the_bytes_the_client_took
 def test_a_pool_answer_after_a_main_loop_one_reaches_a_slow_reader_whole(site: Site) -> None:
     archive = build_archive(site.instance.settings)
     credential, password = issue_credential(archive)  # not verified yet: the app answers it, in a pool thread
-    token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
+    authorization = f"Authorization: {basic_header(credential, password)}"
     # Another connection open: a pool thread does not stay with a lone one (and set its socket blocking).
     with connect(site.server), connect(site.server, receive_buffer=4096) as sock, sock.makefile("rb") as stream:
         for _ in range(2):  # the version read by a pool thread, then the challenge from the main loop
             sock.sendall(request("/files/data/v1/data.bin"))  # whose socket it leaves non-blocking
             assert read_answer(stream).status == 401
         # A range the app cuts out and writes piece by piece, more than the socket buffers hold.
-        sock.sendall(request("/files/data/v1/data.bin", f"Authorization: Basic {token}", "Range: bytes=0-9999999"))
+        sock.sendall(request("/files/data/v1/data.bin", authorization, "Range: bytes=0-9999999"))
         time.sleep(1)  # not read meanwhile: the buffers fill, and the thread must wait for the client
         answer = read_answer(stream)
         assert answer.status == 206 and answer.body == LARGE[:10_000_000]
@@ -243,8 +242,7 @@ def test_a_credential_revoked_elsewhere_is_refused_at_the_very_next_request(site
     with connect(site.server) as sock, sock.makefile("rb") as stream:
         for _ in range(10):
             credential, password = issue_credential(archive)
-            token = base64.b64encode(f"{credential.username}:{password}".encode()).decode()
-            ask = request("/files/prisliste/v1/prisliste.txt", f"Authorization: Basic {token}")
+            ask = request("/files/prisliste/v1/prisliste.txt", f"Authorization: {basic_header(credential, password)}")
             for _ in range(3):  # verified by the app, then answered from memory
                 sock.sendall(ask)
                 assert read_answer(stream).status == 200

@@ -11,7 +11,6 @@ and a write keeps its busy timeout whichever server connection it is given.
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from deposit.instance import build_archive
 from deposit.instance import init_instance
 from deposit.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
+from tests.support.access import basic_header
 from tests.support.access import issue_credential
 from tests.support.cli import PLIGT
 from tests.support.data import pdf_bytes
@@ -87,7 +87,7 @@ def test_two_servers_through_pgbouncer_serve_revoke_and_decide_as_one(pgbouncer_
         archive.publish([data], filename=f"kursus-{n}.pdf", slug=f"kursus-{n}", visibility="protected")
         files[f"/files/kursus-{n}/v1/kursus-{n}.pdf"] = data
     credential, password = issue_credential(archive)
-    basic = "Basic " + base64.b64encode(f"{credential.username}:{password}".encode()).decode()
+    basic = basic_header(credential, password)
     # Two app servers on one instance folder (one machine's files), each with its own pools and main loops.
     servers = [start_server(settings.instance, tmp_path / f"server-{n}.log") for n in range(2)]
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from archive import Archive
 from archive.models import Credential
 
@@ -20,3 +22,8 @@ def issue_credential(archive: Archive, valid_days: int = 365) -> tuple[Credentia
     approval = archive.access.approve(request.id, valid_days=valid_days)
     archive.access.release(approval.release_token)
     return approval.credential, approval.password
+
+
+def basic_header(credential: Credential, password: str) -> str:
+    """The Authorization header value a crawler sends with these credentials."""
+    return "Basic " + base64.b64encode(f"{credential.username}:{password}".encode()).decode()
