@@ -30,8 +30,7 @@ RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requireme
     && pip --python /opt/pligt/bin/python install --no-cache-dir --require-hashes \
        --build-constraint requirements/build.txt -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
-COPY archive/ archive/
-COPY deposit/ deposit/
+COPY pligt/ pligt/
 # Pligt itself: its dependencies are all in already, from the lock.
 RUN pip --python /opt/pligt/bin/python install --no-cache-dir --no-deps \
        --build-constraint requirements/build.txt .
@@ -71,7 +70,7 @@ EXPOSE 8000
 
 # The port comes from the instance's settings (pligt.toml, PLIGT_PORT), as the server's does.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; from deposit.settings import load_settings; urllib.request.urlopen(f'http://127.0.0.1:{load_settings().port}/healthz', timeout=8)"]
+    CMD ["python", "-c", "import urllib.request; from pligt.settings import load_settings; urllib.request.urlopen(f'http://127.0.0.1:{load_settings().port}/healthz', timeout=8)"]
 
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["pligt", "serve", "--host", "0.0.0.0"]

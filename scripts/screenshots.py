@@ -28,11 +28,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from archive.models import PROTECTED
-from archive.models import PUBLIC
-from archive.models import utcnow
-from deposit.instance import build_archive
-from deposit.settings import load_settings
+from pligt.core.models import PROTECTED
+from pligt.core.models import PUBLIC
+from pligt.core.models import utcnow
+from pligt.instance import build_archive
+from pligt.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.support
 from tests.support.net import ServerDidNotStart

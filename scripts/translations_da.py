@@ -143,7 +143,7 @@ DA = {
     "retained until": "bevares til",
     "Files": "Filer",
     "choose, or drag them here": "vælg dem, eller træk dem herhen",
-    # The core's refusals, worded from their facts (deposit/web/refusals.py).
+    # The core's refusals, worded from their facts (pligt/web/refusals.py).
     "The upload is larger than the limit of %(limit)s bytes.": "Filen er større end grænsen på %(limit)s bytes.",
     "The upload of %(size)s bytes is larger than the limit of %(limit)s bytes.": "Filen på %(size)s bytes er større end grænsen på %(limit)s bytes.",
     "%(slug)s is retained until %(date)s and cannot be withdrawn before then.": "%(slug)s bevares til %(date)s og kan ikke trækkes tilbage før.",

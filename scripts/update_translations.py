@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from translations_da import DA  # noqa: E402
 
-TEMPLATE = ROOT / "deposit/web/translations/messages.pot"
-PO = ROOT / "deposit/web/translations/da/LC_MESSAGES/messages.po"
+TEMPLATE = ROOT / "pligt/web/translations/messages.pot"
+PO = ROOT / "pligt/web/translations/da/LC_MESSAGES/messages.po"
 
 
 def main() -> int:

@@ -10,10 +10,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from archive import Archive
-from deposit.instance import init_instance
-from deposit.settings import load_settings
-from deposit.web.services import pligt
+from pligt.core import Archive
+from pligt.instance import init_instance
+from pligt.settings import load_settings
+from pligt.web.services import pligt
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.app import make_app

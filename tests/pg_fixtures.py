@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deposit.instance import init_instance
-from deposit.settings import load_settings
+from pligt.instance import init_instance
+from pligt.settings import load_settings
 from tests.support.app import Instance
 from tests.support.pgbouncer import Bouncer
 from tests.support.pgbouncer import start_bouncer

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.access import DEFAULT_LEGAL_BASIS
-from archive.errors import Conflict
-from archive.errors import Gone
-from archive.errors import InvalidInput
-from archive.errors import InvalidRequest
-from archive.errors import NotFound
-from archive.errors import TooManyRequests
-from archive.passwords import verify_password
-from archive.storage import LocalStorage
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.credentials.access import DEFAULT_LEGAL_BASIS
+from pligt.core.credentials.passwords import verify_password
+from pligt.core.errors import Conflict
+from pligt.core.errors import Gone
+from pligt.core.errors import InvalidInput
+from pligt.core.errors import InvalidRequest
+from pligt.core.errors import NotFound
+from pligt.core.errors import TooManyRequests
+from pligt.core.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 

@@ -19,8 +19,8 @@ import requests
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from archive import Archive
-from deposit.settings import load_settings
+from pligt.core import Archive
+from pligt.settings import load_settings
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.errors import ConfigurationError
-from archive.errors import Conflict
-from archive.errors import ContentRefused
-from archive.errors import Gone
-from archive.errors import InvalidInput
-from archive.errors import NotFound
-from archive.errors import RetentionActive
-from archive.errors import TooLarge
-from archive.storage import LocalStorage
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.errors import ConfigurationError
+from pligt.core.errors import Conflict
+from pligt.core.errors import ContentRefused
+from pligt.core.errors import Gone
+from pligt.core.errors import InvalidInput
+from pligt.core.errors import NotFound
+from pligt.core.errors import RetentionActive
+from pligt.core.errors import TooLarge
+from pligt.core.storage import LocalStorage
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.data import elf_bytes
@@ -253,7 +253,7 @@ def test_schema_is_versioned_and_migration_idempotent(tmp_path: Path) -> None:
     catalog = SqliteCatalog(tmp_path / "c.sqlite3")
     catalog.migrate()
     catalog.migrate()
-    from archive.catalog import SCHEMA_VERSION
+    from pligt.core.catalog import SCHEMA_VERSION
 
     assert catalog.schema_version() == SCHEMA_VERSION
     catalog.ping()

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.audit import GENESIS
-from archive.audit import entry_hash
-from archive.audit import verify_chain
-from archive.errors import AuditBroken
-from archive.privacy import Privacy
-from archive.storage import LocalStorage
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.errors import AuditBroken
+from pligt.core.keeping.privacy import Privacy
+from pligt.core.proof.audit import GENESIS
+from pligt.core.proof.audit import entry_hash
+from pligt.core.proof.audit import verify_chain
+from pligt.core.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 from tests.support.data import pdf_bytes
@@ -149,7 +149,7 @@ def test_a_rewritten_chain_fails_against_a_kept_head(core: Archive) -> None:
 
 
 def _json(value: object) -> str:
-    from archive.audit import canonical_json
+    from pligt.core.proof.audit import canonical_json
 
     return canonical_json(value).decode().replace("'", "''")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.errors import AuditBroken
-from archive.privacy import Privacy
-from archive.storage import LocalStorage
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.errors import AuditBroken
+from pligt.core.keeping.privacy import Privacy
+from pligt.core.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from archive import Archive
-from archive.audit import GENESIS
-from archive.audit import entry_hash
-from deposit.web.services import pligt
+from pligt.core import Archive
+from pligt.core.proof.audit import GENESIS
+from pligt.core.proof.audit import entry_hash
+from pligt.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 from tests.support.app import Instance

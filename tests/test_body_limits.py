@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from deposit.web.limits import SMALL_BODY_BYTES
+from pligt.web.limits import SMALL_BODY_BYTES
 from tests.support.app import Instance
 from tests.support.servers import Server
 from tests.support.servers import start_server

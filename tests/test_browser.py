@@ -36,15 +36,15 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-import deposit.web
-from archive import Archive
-from archive.models import PUBLIC
-from archive.models import Version
-from archive.models import utcnow
-from deposit.instance import build_archive
-from deposit.instance import init_instance
-from deposit.settings import Settings
-from deposit.settings import load_settings
+import pligt.web
+from pligt.core import Archive
+from pligt.core.models import PUBLIC
+from pligt.core.models import Version
+from pligt.core.models import utcnow
+from pligt.instance import build_archive
+from pligt.instance import init_instance
+from pligt.settings import Settings
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.data import pdf_bytes
@@ -73,7 +73,7 @@ CHROMIUM_FLAGS = (
 )
 
 #: The Danish catalogue the server uses: the tests expect its words on the Danish pages.
-DANISH = gettext.translation("messages", Path(deposit.web.__file__).parent / "translations", languages=["da"])
+DANISH = gettext.translation("messages", Path(pligt.web.__file__).parent / "translations", languages=["da"])
 
 
 def da(message: str, **values: object) -> str:

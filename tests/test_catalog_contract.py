@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from archive.audit import verify_chain
-from archive.catalog import SCHEMA_VERSION
-from archive.catalog import Catalog
-from archive.catalog import open_catalog
-from archive.errors import CatalogBusy
-from archive.errors import Conflict
-from archive.errors import StorageError
+from pligt.core.catalog import SCHEMA_VERSION
+from pligt.core.catalog import Catalog
+from pligt.core.catalog import open_catalog
+from pligt.core.errors import CatalogBusy
+from pligt.core.errors import Conflict
+from pligt.core.errors import StorageError
+from pligt.core.proof.audit import verify_chain
 from tests.support.net import free_port
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

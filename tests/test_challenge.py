@@ -14,8 +14,8 @@ import base64
 import pytest
 from flask.testing import FlaskClient
 
-from archive import Archive
-from deposit.web.auth import FILE_CHALLENGE_BODY
+from pligt.core import Archive
+from pligt.web.auth import FILE_CHALLENGE_BODY
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance

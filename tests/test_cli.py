@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from archive.errors import Conflict
-from archive.errors import NotInitialised
+from pligt.core.errors import Conflict
+from pligt.core.errors import NotInitialised
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.cli import run_cli

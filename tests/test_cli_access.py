@@ -7,7 +7,7 @@ import re
 import sqlite3
 from typing import Any
 
-from deposit.instance import build_archive
+from pligt.instance import build_archive
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Instance
 from tests.support.cli import invoke

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.audit import entry_hash
-from archive.errors import AuditBroken
-from archive.errors import ClockBehind
-from archive.retention import CLOCK_TOLERANCE
-from archive.storage import LocalStorage
-from deposit.instance import build_archive
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.errors import AuditBroken
+from pligt.core.errors import ClockBehind
+from pligt.core.proof.audit import entry_hash
+from pligt.core.retention import CLOCK_TOLERANCE
+from pligt.core.storage import LocalStorage
+from pligt.instance import build_archive
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.cli import PLIGT

@@ -11,7 +11,7 @@ import re
 
 from flask.testing import FlaskClient
 
-from deposit.web.views.admin import IDLE_SECONDS
+from pligt.web.views.admin import IDLE_SECONDS
 from tests.support.app import Clock
 from tests.support.app import Instance
 

@@ -33,9 +33,9 @@ import psutil
 import pytest
 import requests
 
-from archive.errors import StorageError
-from archive.leftovers import MAX_ORPHANS_REMOVED
-from archive.storage.s3 import PART_SIZE
+from pligt.core.errors import StorageError
+from pligt.core.keeping.leftovers import MAX_ORPHANS_REMOVED
+from pligt.core.storage.s3 import PART_SIZE
 from tests.support.app import Instance
 from tests.support.cli import PLIGT
 from tests.support.cli import invoke
@@ -355,7 +355,7 @@ def test_repair_refuses_to_take_a_whole_storage_for_orphans(instance: Instance) 
 
 def test_a_publish_whose_object_went_before_its_commit_lists_nothing(instance: Instance) -> None:
     """A repair that took a publish's object for an orphan: the publish fails, never lists a version without bytes."""
-    from deposit.instance import build_archive
+    from pligt.instance import build_archive
 
     archive = build_archive(instance.settings)
     real_save = archive.storage.save

@@ -15,8 +15,8 @@ import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
-from deposit.instance import build_archive
-from deposit.settings import load_settings
+from pligt.instance import build_archive
+from pligt.settings import load_settings
 from tests.support.access import issue_credential
 from tests.support.app import Instance
 from tests.support.cli import invoke

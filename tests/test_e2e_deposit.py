@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
-from deposit.instance import build_archive
+from pligt.instance import build_archive
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.data import pdf_bytes

@@ -47,7 +47,7 @@ from tests.support.net import start_process
 from tests.support.net import stop_process
 
 PLIGT = str(Path(sys.executable).with_name("pligt"))
-#: What a version's file name keeps unescaped in its URL (werkzeug's router, deposit/links.py).
+#: What a version's file name keeps unescaped in its URL (werkzeug's router, pligt/links.py).
 PATH_SAFE = "!$&'()*+,;=:@~"
 REQUEST = {
     "institution": "Det Kgl. Bibliotek",
@@ -189,7 +189,7 @@ def harvest_twice(site: Site, profile: Profile) -> Harvests:
 
 
 def version_path(version: dict[str, Any]) -> str:
-    """The path the indexes link a version under (percent-encoded as deposit/links.py does)."""
+    """The path the indexes link a version under (percent-encoded as pligt/links.py does)."""
     return (
         f"/files/{quote(version['slug'], safe='')}/v{version['version']}/{quote(version['filename'], safe=PATH_SAFE)}"
     )
@@ -358,7 +358,7 @@ HELD = ("fetched", "held")
 def report(harvests: Harvests, timeout: float = 5) -> dict[tuple[str, int], dict[str, Any]]:
     """`pligt harvest --json`: the rows of the harvests' access request, by (slug, version).
 
-    The server writes its download records in batches every half second (archive/batches.py),
+    The server writes its download records in batches every half second (pligt/core/batches.py),
     so the report is read again until every version has its revisit, as an owner reading it a
     moment after the harvest would see it.
     """

@@ -28,8 +28,8 @@ import psutil
 import pytest
 import requests
 
-from deposit.instance import build_archive
-from deposit.settings import load_settings
+from pligt.instance import build_archive
+from pligt.settings import load_settings
 from tests.support.access import issue_credential
 from tests.support.app import Instance
 from tests.support.cli import run_cli
@@ -117,7 +117,7 @@ def kill_machine(server: Server) -> None:
 @pytest.fixture
 def machines(tmp_path: Path, postgres_url: str, bucket: Bucket) -> Iterator[tuple[Instance, list[Server]]]:
     """One instance on PostgreSQL and S3, copied to a second "machine", both serving."""
-    from deposit.instance import init_instance
+    from pligt.instance import init_instance
 
     first = tmp_path / "machine-a"
     settings = load_settings(first, env={"PLIGT_CATALOG": postgres_url})

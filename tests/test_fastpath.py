@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from werkzeug.http import http_date
 from werkzeug.test import TestResponse
 
-from archive import Archive
-from deposit.web.auth import FILE_CHALLENGE_BODY
+from pligt.core import Archive
+from pligt.web.auth import FILE_CHALLENGE_BODY
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance
@@ -27,7 +27,7 @@ from tests.support.data import pdf_bytes
 @contextmanager
 def through_flask() -> Iterator[None]:
     """Let the Flask path alone answer the requests made in this block (the fast path stands aside)."""
-    from deposit.web.fastpath import FastDownloads
+    from pligt.web.fastpath import FastDownloads
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FastDownloads, "_serve", lambda self, environ, start_response: None)
@@ -83,13 +83,13 @@ def test_the_fast_path_answers_exactly_as_flask(
 
 
 def test_secure_requests_get_the_same_headers_too(instance: Instance, clock: Clock) -> None:
-    from deposit.settings import load_settings
+    from pligt.settings import load_settings
     from tests.support.app import make_app
 
     app = make_app(load_settings(instance.path, env={"PLIGT_TRUSTED_PROXIES": "1"}), clock)
     client = app.test_client()
     with app.app_context():
-        from deposit.web.services import pligt
+        from pligt.web.services import pligt
 
         version = pligt().archive.publish([pdf_bytes()], filename="a.pdf", visibility="public").version
         pligt().archive.publish([pdf_bytes()], filename="p.pdf", visibility="protected")

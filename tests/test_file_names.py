@@ -25,14 +25,14 @@ from flask import request_started
 from flask import url_for
 from flask.testing import FlaskClient
 
-from archive import Archive
-from archive.errors import InvalidInput
-from archive.names import check_filename
-from deposit.disposition import ascii_name
-from deposit.disposition import content_disposition
-from deposit.instance import build_archive
-from deposit.links import version_path
-from deposit.web.fastpath import FastDownloads
+from pligt.core import Archive
+from pligt.core.errors import InvalidInput
+from pligt.core.names import check_filename
+from pligt.disposition import ascii_name
+from pligt.disposition import content_disposition
+from pligt.instance import build_archive
+from pligt.links import version_path
+from pligt.web.fastpath import FastDownloads
 from tests.support.access import issue_credential
 from tests.support.app import Instance
 from tests.support.cli import invoke

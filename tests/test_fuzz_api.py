@@ -37,14 +37,14 @@ from flask.testing import FlaskClient
 from hypothesis import settings
 from openapi_spec_validator import validate
 
-from archive import Archive
-from archive.errors import InvalidInput
-from deposit.instance import build_archive
-from deposit.instance import init_instance
-from deposit.settings import load_settings
-from deposit.web.openapi import REASON_MAX
-from deposit.web.openapi import VALID_DAYS_RANGE
-from deposit.web.openapi import openapi_document
+from pligt.core import Archive
+from pligt.core.errors import InvalidInput
+from pligt.instance import build_archive
+from pligt.instance import init_instance
+from pligt.settings import load_settings
+from pligt.web.openapi import REASON_MAX
+from pligt.web.openapi import VALID_DAYS_RANGE
+from pligt.web.openapi import openapi_document
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Instance
@@ -157,7 +157,7 @@ def test_the_description_is_valid_openapi_and_covers_every_route(app: Flask) -> 
 
 
 def test_the_described_limits_are_the_access_desks(archive: Archive) -> None:
-    """The limits the description repeats from archive/access.py (where they are literals) still hold there."""
+    """The limits the description repeats from the access desk (where they are literals) still hold there."""
     low, high = VALID_DAYS_RANGE
     for days in (low - 1, high + 1):
         with pytest.raises(InvalidInput):

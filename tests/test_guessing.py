@@ -28,14 +28,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from archive import Archive
-from archive import auth as core_auth
-from archive.auth import Authenticator
-from archive.errors import LockedOut
-from archive.shared_checks import SharedChecks
-from deposit.instance import build_archive
-from deposit.settings import load_settings
-from deposit.web.services import pligt
+from pligt.core import Archive
+from pligt.core.credentials import auth as core_auth
+from pligt.core.credentials.auth import Authenticator
+from pligt.core.credentials.shared_checks import SharedChecks
+from pligt.core.errors import LockedOut
+from pligt.instance import build_archive
+from pligt.settings import load_settings
+from pligt.web.services import pligt
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance

@@ -24,12 +24,12 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from archive import Archive
-from deposit.instance import build_archive
-from deposit.links import SERVED_AT
-from deposit.links import crawler_domain
-from deposit.release import heritrix_credential
-from deposit.settings import load_settings
+from pligt.core import Archive
+from pligt.instance import build_archive
+from pligt.links import SERVED_AT
+from pligt.links import crawler_domain
+from pligt.release import heritrix_credential
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 from tests.support.app import Instance

@@ -21,15 +21,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from archive import Archive
-from archive.access import DEFAULT_LEGAL_BASIS
-from archive.access import Approval
-from archive.models import AccessRequest
-from archive.models import Credential
-from archive.models import to_text
-from deposit.instance import build_archive
-from deposit.settings import load_settings
-from deposit.web.services import pligt
+from pligt.core import Archive
+from pligt.core.credentials.access import DEFAULT_LEGAL_BASIS
+from pligt.core.credentials.access import Approval
+from pligt.core.models import AccessRequest
+from pligt.core.models import Credential
+from pligt.core.models import to_text
+from pligt.instance import build_archive
+from pligt.settings import load_settings
+from pligt.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock

@@ -12,9 +12,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from archive import Archive
-from archive import auth as core_auth
-from deposit.settings import load_settings
+from pligt.core import Archive
+from pligt.core.credentials import auth as core_auth
+from pligt.settings import load_settings
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance

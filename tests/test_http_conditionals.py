@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from werkzeug.http import http_date
 from werkzeug.test import TestResponse
 
-from archive import Archive
-from archive.models import Version
+from pligt.core import Archive
+from pligt.core.models import Version
 from tests.support.access import issue_credential
 from tests.support.data import pdf_bytes
 from tests.test_fastpath import through_flask

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import requests
 from flask.testing import FlaskClient
 
-from archive import Archive
-from archive.models import Version
+from pligt.core import Archive
+from pligt.core.models import Version
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
@@ -76,7 +76,7 @@ def test_index_lists_public_versions_as_plain_links_with_details(client: FlaskCl
 def test_the_index_shows_a_version_published_by_another_process_at_once(
     client: FlaskClient, instance: Instance
 ) -> None:
-    from deposit.instance import build_archive
+    from pligt.instance import build_archive
 
     assert "/files/news/v1/news.pdf" not in links(client.get("/").get_data(as_text=True))  # rendered, kept
     cli = build_archive(instance.settings)  # as `pligt add` would, beside the running server

@@ -20,11 +20,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.http import http_date
 
-from archive import Archive
-from archive.models import Version
-from deposit.settings import load_settings
-from deposit.web.downloads import ConnectionCredentials
-from deposit.web.services import pligt
+from pligt.core import Archive
+from pligt.core.models import Version
+from pligt.settings import load_settings
+from pligt.web.downloads import ConnectionCredentials
+from pligt.web.services import pligt
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance

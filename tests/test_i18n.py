@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
-PO = ROOT / "deposit/web/translations/da/LC_MESSAGES/messages.po"
+PO = ROOT / "pligt/web/translations/da/LC_MESSAGES/messages.po"
 
 
 def test_danish_is_the_default(client: FlaskClient) -> None:

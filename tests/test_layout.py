@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("archive", "deposit")
-FORBIDDEN_IN_CORE = {"flask", "flask_httpauth", "flask_wtf", "flask_babel", "werkzeug", "deposit", "gunicorn", "click"}
+PACKAGES = ("pligt",)
+FORBIDDEN_IN_CORE = {"flask", "flask_httpauth", "flask_wtf", "flask_babel", "werkzeug", "gunicorn", "click"}
 
 
 def module_name(path: Path) -> str:
@@ -73,36 +73,38 @@ def offenders(
 
 
 def test_archive_core_imports_nothing_from_the_service_or_flask() -> None:
-    assert offenders("archive", FORBIDDEN_IN_CORE) == {}
+    assert offenders("pligt.core", FORBIDDEN_IN_CORE) == {}
+    for service in ("pligt.web", "pligt.cli", "pligt.server"):
+        assert offenders("pligt.core", forbidden_prefix=service) == {}
 
 
 def test_the_cli_and_the_server_never_import_the_views() -> None:
-    assert offenders("deposit.cli", forbidden_prefix="deposit.web.views") == {}
-    assert offenders("deposit.server", forbidden_prefix="deposit.web.views") == {}
+    assert offenders("pligt.cli", forbidden_prefix="pligt.web.views") == {}
+    assert offenders("pligt.server", forbidden_prefix="pligt.web.views") == {}
 
 
 def test_the_cli_reaches_the_web_app_only_through_the_server() -> None:
-    assert offenders("deposit.cli", {"flask", "werkzeug", "gunicorn"}, forbidden_prefix="deposit.web") == {}
+    assert offenders("pligt.cli", {"flask", "werkzeug", "gunicorn"}, forbidden_prefix="pligt.web") == {}
 
 
 def test_the_web_app_never_imports_click_or_the_cli() -> None:
-    assert offenders("deposit.web", {"click"}, forbidden_prefix="deposit.cli") == {}
-    assert offenders("deposit.web", forbidden_prefix="deposit.server") == {}
+    assert offenders("pligt.web", {"click"}, forbidden_prefix="pligt.cli") == {}
+    assert offenders("pligt.web", forbidden_prefix="pligt.server") == {}
 
 
 def test_shared_service_modules_import_no_runtime() -> None:
     for name in (
-        "deposit.settings",
-        "deposit.instance",
-        "deposit.links",
-        "deposit.mail",
-        "deposit.release",
-        "deposit.served",
-        "deposit.disposition",
+        "pligt.settings",
+        "pligt.instance",
+        "pligt.links",
+        "pligt.mail",
+        "pligt.release",
+        "pligt.served",
+        "pligt.disposition",
     ):
         found = imports(MODULES[name])
         assert not top_level(found) & {"flask", "click", "gunicorn", "werkzeug"}, name
-        assert not {n for n in found if n.startswith(("deposit.web", "deposit.cli", "deposit.server"))}, name
+        assert not {n for n in found if n.startswith(("pligt.web", "pligt.cli", "pligt.server"))}, name
 
 
 def test_views_import_the_services_not_the_factory() -> None:
@@ -137,7 +139,7 @@ def test_no_import_goes_in_a_circle() -> None:
 def test_the_command_loads_neither_flask_nor_boto3_before_a_command_needs_them() -> None:
     probe = (
         "import sys, contextlib, io\n"
-        "from deposit.cli import main\n"
+        "from pligt.cli import main\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--help'])\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
@@ -149,7 +151,7 @@ def test_the_command_loads_neither_flask_nor_boto3_before_a_command_needs_them()
 
 
 def test_sql_lives_only_in_the_catalog_package() -> None:
-    """Each engine's driver is imported by its dialect alone (the portable SQL is in archive/catalog/base.py)."""
+    """Each engine's driver is imported by its dialect alone (the portable SQL is in pligt/core/catalog/base.py)."""
 
     def users(driver: str) -> list[str]:
         return sorted(
@@ -159,8 +161,8 @@ def test_sql_lives_only_in_the_catalog_package() -> None:
             if f"import {driver}" in path.read_text()
         )
 
-    assert users("sqlite3") == ["archive/catalog/sqlite.py"]
-    assert users("psycopg") == ["archive/catalog/postgresql.py"]
+    assert users("sqlite3") == ["pligt/core/catalog/sqlite.py"]
+    assert users("psycopg") == ["pligt/core/catalog/postgresql.py"]
 
 
 def test_ruff_is_clean() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from deposit.instance import build_archive
+from pligt.instance import build_archive
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Instance
 from tests.support.servers import Server

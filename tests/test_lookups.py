@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.errors import Gone
-from archive.errors import NotFound
-from archive.storage import LocalStorage
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.errors import Gone
+from pligt.core.errors import NotFound
+from pligt.core.storage import LocalStorage
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 
@@ -122,7 +122,7 @@ def test_kept_bytes_of_small_files_are_dropped_when_the_catalog_changes(
 def test_a_catalog_of_the_first_schema_is_upgraded_and_then_counts_changes(tmp_path: Path, clock: Clock) -> None:
     import sqlite3
 
-    from archive.catalog import _MIGRATIONS  # the schema the first release made
+    from pligt.core.catalog import _MIGRATIONS  # the schema the first release made
 
     with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
         db.executescript(_MIGRATIONS[0])

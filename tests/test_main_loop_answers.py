@@ -1,7 +1,7 @@
 """The crawler's answers from the worker's main loop: the same bytes, and no client can hold the loop.
 
 A real ``pligt serve`` answers a challenge, a revisit, a HEAD and a small file
-it holds in memory from its main loop (deposit/server/worker.py), and hands
+it holds in memory from its main loop (pligt/server/worker.py), and hands
 everything else to a pool thread. On one kept-alive connection the two kinds
 follow each other in any order, pipelined too; with every pool thread busy the
 crawler's challenges and revisits are still answered; a client that asks and
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from deposit.instance import build_archive
+from pligt.instance import build_archive
 from tests.support.access import basic_header
 from tests.support.access import issue_credential
 from tests.support.app import Instance
@@ -34,7 +34,7 @@ from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
 SMALL = b"Prisliste 2026: kursus 1200 kr, bog 300 kr.\n" * 40
-#: A file the server keeps in memory, near the size limit for that (archive/small_files.py).
+#: A file the server keeps in memory, near the size limit for that (pligt/core/downloads/small_files.py).
 BROCHURE = b"Brochure om pligtaflevering.\n" * 2000
 #: More than the kernel's socket buffers hold (4 MiB each way here), so that its sender waits.
 LARGE = binary_bytes(16_000_000)

@@ -1,4 +1,4 @@
-"""The Merkle tree (archive/merkle.py) against RFC 6962's definitions, written here again from the RFC text.
+"""The Merkle tree (pligt/core/proof/merkle.py) against RFC 6962's definitions, written here again from the RFC text.
 
 The reference below is the RFC's recursive definitions (§2.1 MTH, §2.1.1 PATH,
 §2.1.2 PROOF/SUBPROOF) as they are printed, slow and obvious; the module's
@@ -12,8 +12,8 @@ import hashlib
 
 import pytest
 
-from archive import merkle
-from archive.errors import InvalidProof
+from pligt.core.errors import InvalidProof
+from pligt.core.proof import merkle
 
 
 def _h(data: bytes) -> bytes:

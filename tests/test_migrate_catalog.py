@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from archive.catalog import TABLES
-from archive.catalog import open_catalog
+from pligt.core.catalog import TABLES
+from pligt.core.catalog import open_catalog
 from tests.support.cli import PLIGT
 from tests.support.data import pdf_bytes
 from tests.support.postgres import Cluster
@@ -144,7 +144,7 @@ def test_a_target_that_holds_another_catalog_is_refused_and_nothing_changes(
     assert other.returncode == 0
     holder = open_catalog(str(tmp_path / "other" / "catalog.sqlite3"), tmp_path)
     target = open_catalog(postgres_url, tmp_path)
-    from archive.catalog.copy import copy_catalog
+    from pligt.core.catalog.copy import copy_catalog
 
     copy_catalog(holder, target)
     holder.close()

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from deposit.instance import build_archive
+from pligt.instance import build_archive
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes

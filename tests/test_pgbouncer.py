@@ -20,12 +20,12 @@ import psycopg
 import pytest
 import requests
 
-from archive.catalog import open_catalog
-from archive.catalog.postgresql import WRITE_LOCK
-from archive.errors import CatalogBusy
-from deposit.instance import build_archive
-from deposit.instance import init_instance
-from deposit.settings import load_settings
+from pligt.core.catalog import open_catalog
+from pligt.core.catalog.postgresql import WRITE_LOCK
+from pligt.core.errors import CatalogBusy
+from pligt.instance import build_archive
+from pligt.instance import init_instance
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import basic_header
 from tests.support.access import issue_credential

@@ -27,12 +27,12 @@ import psycopg
 import pytest
 import requests
 
-from archive.catalog import open_catalog
-from archive.catalog.postgresql import QUESTION_NAME
-from archive.errors import OutOfSpace
-from deposit.instance import build_archive
-from deposit.instance import init_instance
-from deposit.settings import load_settings
+from pligt.core.catalog import open_catalog
+from pligt.core.catalog.postgresql import QUESTION_NAME
+from pligt.core.errors import OutOfSpace
+from pligt.instance import build_archive
+from pligt.instance import init_instance
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.data import pdf_bytes
 from tests.support.postgres import Cluster

@@ -17,14 +17,14 @@ import pytest
 from flask.testing import FlaskClient
 from warcio.archiveiterator import ArchiveIterator
 
-from archive import Archive
-from archive import open_backend
-from archive.catalog import _MIGRATIONS
-from archive.errors import ConfigurationError
-from archive.models import Credential
-from archive.models import Version
-from deposit.instance import build_archive
-from deposit.settings import load_settings
+from pligt.core import Archive
+from pligt.core import open_backend
+from pligt.core.catalog import _MIGRATIONS
+from pligt.core.errors import ConfigurationError
+from pligt.core.models import Credential
+from pligt.core.models import Version
+from pligt.instance import build_archive
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock

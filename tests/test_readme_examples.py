@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from deposit.instance import build_archive
-from deposit.instance import init_instance
-from deposit.settings import load_settings
+from pligt.instance import build_archive
+from pligt.instance import init_instance
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.cli import invoke
 from tests.support.data import pdf_bytes

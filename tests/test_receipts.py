@@ -1,7 +1,7 @@
 """Receipts: made by `pligt proof` on the instance, checked elsewhere with nothing but the receipt.
 
 The check runs in a fresh folder with no instance: `pligt verify-proof`, and
-archive/receipt_check.py copied there alone and run by itself. Every fact the
+pligt/core/proof/receipt_check.py copied there alone and run by itself. Every fact the
 receipt states is a line that holds; each altered part of it makes the line
 that depends on it not hold.
 """
@@ -26,14 +26,14 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-import archive.receipt_check as receipt_check
-from archive import Archive
-from archive.models import to_text
-from archive.receipt_check import check_receipt
-from archive.receipts import record_harvest
-from deposit.instance import init_instance
-from deposit.settings import load_settings
-from deposit.web.services import pligt
+import pligt.core.proof.receipt_check as receipt_check
+from pligt.core import Archive
+from pligt.core.models import to_text
+from pligt.core.proof.receipt_check import check_receipt
+from pligt.core.proof.receipts import record_harvest
+from pligt.instance import init_instance
+from pligt.settings import load_settings
+from pligt.web.services import pligt
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance
@@ -174,7 +174,7 @@ def test_each_altered_part_of_a_receipt_is_named(receipt_file: Path, tsa: Loopba
     assert any(f.startswith("the checkpoint's time stamp") for f in _failing(r))
     with running_tsa(tmp_path / "other") as other:
         assert any("time stamp does not verify" in f for f in _failing(good, tsa_ca_pem=other.ca_pem))
-    from archive.notes import new_signer
+    from pligt.core.proof.notes import new_signer
 
     other_key = new_signer("127.0.0.1:8000").verifier_key
     failing = _failing(good, key=other_key)

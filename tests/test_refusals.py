@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from archive import Archive
-from archive.errors import ContentRefused
-from archive.errors import RetentionActive
-from archive.errors import TooLarge
+from pligt.core import Archive
+from pligt.core.errors import ContentRefused
+from pligt.core.errors import RetentionActive
+from pligt.core.errors import TooLarge
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.data import elf_bytes

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deposit.instance import build_archive
-from deposit.settings import load_settings
+from pligt.instance import build_archive
+from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Instance
 from tests.support.cli import invoke

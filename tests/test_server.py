@@ -16,8 +16,8 @@ import psutil
 import pytest
 import requests
 
-from archive.shared_checks import SharedChecks
-from deposit.instance import build_archive
+from pligt.core.credentials.shared_checks import SharedChecks
+from pligt.instance import build_archive
 from tests.support.access import issue_credential
 from tests.support.app import Instance
 from tests.support.cli import run_cli

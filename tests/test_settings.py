@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from archive.errors import ConfigurationError
-from deposit.settings import load_settings
-from deposit.settings import resolve_instance
-from deposit.web import create_app
+from pligt.core.errors import ConfigurationError
+from pligt.settings import load_settings
+from pligt.settings import resolve_instance
+from pligt.web import create_app
 from tests.support.app import Instance
 
 

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from deposit.web.services import pligt
+from pligt.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock
@@ -29,7 +29,7 @@ PROTECTED = "/files/kursus/v1/kursus.pdf"
 def servers(pg_instance: Instance, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> tuple[Flask, Flask]:
     monkeypatch.setenv("PLIGT_AUTH_MAX_FAILURES", "3")
     monkeypatch.setenv("PLIGT_REQUESTS_PER_HOUR_PER_CLIENT", "2")
-    from deposit.settings import load_settings
+    from pligt.settings import load_settings
 
     settings = load_settings(pg_instance.path)
     return make_app(settings, clock), make_app(settings, clock)

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from deposit.instance import build_archive
-from deposit.server.pacing import BODY_WINDOW_SECONDS
-from deposit.server.pacing import HEADER_SECONDS
-from deposit.server.worker import SEND_IDLE_SECONDS
+from pligt.instance import build_archive
+from pligt.server.pacing import BODY_WINDOW_SECONDS
+from pligt.server.pacing import HEADER_SECONDS
+from pligt.server.worker import SEND_IDLE_SECONDS
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.servers import Server

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from archive import Archive
-from archive import SqliteCatalog
-from archive.errors import InvalidInput
-from archive.errors import TooManyRequests
-from archive.storage import LocalStorage
+from pligt.core import Archive
+from pligt.core import SqliteCatalog
+from pligt.core.errors import InvalidInput
+from pligt.core.errors import TooManyRequests
+from pligt.core.storage import LocalStorage
 from tests.support.access import REQUEST_FIELDS
 from tests.support.access import issue_credential
 from tests.support.app import Clock

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from archive.errors import ConfigurationError
-from archive.errors import InvalidInput
-from archive.storage import LocalStorage
-from archive.storage import Storage
-from archive.storage import open_backend
-from archive.storage.base import EMPTY_FOLDER
-from archive.storage.base import INCOMPLETE_UPLOAD
-from archive.storage.base import TEMPORARY_FILE
-from archive.storage.base import Debris
-from archive.storage.s3 import PART_SIZE
+from pligt.core.errors import ConfigurationError
+from pligt.core.errors import InvalidInput
+from pligt.core.storage import LocalStorage
+from pligt.core.storage import Storage
+from pligt.core.storage import open_backend
+from pligt.core.storage.base import EMPTY_FOLDER
+from pligt.core.storage.base import INCOMPLETE_UPLOAD
+from pligt.core.storage.base import TEMPORARY_FILE
+from pligt.core.storage.base import Debris
+from pligt.core.storage.s3 import PART_SIZE
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from archive import Archive
-from archive.timestamps import check_stamp
-from deposit.instance import init_instance
-from deposit.settings import load_settings
-from deposit.web.services import pligt
+from pligt.core import Archive
+from pligt.core.proof.timestamps import check_stamp
+from pligt.instance import init_instance
+from pligt.settings import load_settings
+from pligt.web.services import pligt
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Clock
 from tests.support.app import Instance

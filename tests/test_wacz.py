@@ -31,17 +31,17 @@ import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
-from archive.errors import InvalidInput
-from archive.models import PUBLIC
-from archive.models import Version
-from archive.receipt_check import check_note
-from archive.receipt_check import check_stamp
-from archive.wacz import export_wacz
-from deposit.disposition import content_disposition
-from deposit.instance import build_archive
-from deposit.links import version_path
-from deposit.settings import load_settings
-from deposit.web.listing import PAGE_SIZE
+from pligt.core.errors import InvalidInput
+from pligt.core.export.wacz import export_wacz
+from pligt.core.models import PUBLIC
+from pligt.core.models import Version
+from pligt.core.proof.receipt_check import check_note
+from pligt.core.proof.receipt_check import check_stamp
+from pligt.disposition import content_disposition
+from pligt.instance import build_archive
+from pligt.links import version_path
+from pligt.settings import load_settings
+from pligt.web.listing import PAGE_SIZE
 from tests.support.app import Instance
 from tests.support.cli import PLIGT
 from tests.support.cli import invoke

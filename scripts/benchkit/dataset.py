@@ -9,11 +9,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive.archive import version_facts
-from archive.retention import retain_until
-from archive.storage.local import LocalStorage
-from deposit.instance import build_archive
-from deposit.settings import load_settings
+from pligt.core.deposits import version_facts
+from pligt.core.retention import retain_until
+from pligt.core.storage.local import LocalStorage
+from pligt.instance import build_archive
+from pligt.settings import load_settings
 
 from .common import Failed
 from .common import MiB

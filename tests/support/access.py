@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from archive import Archive
-from archive.models import Credential
+from pligt.core import Archive
+from pligt.core.models import Credential
 
 REQUEST_FIELDS = {
     "institution": "Det Kgl. Bibliotek",

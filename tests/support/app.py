@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from deposit.instance import Initialised
-from deposit.settings import Settings
-from deposit.web import create_app
+from pligt.instance import Initialised
+from pligt.settings import Settings
+from pligt.web import create_app
 
 
 class Clock:

@@ -18,7 +18,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from click.testing import Result
 
-from deposit.cli import main
+from pligt.cli import main
 
 #: The installed ``pligt`` script of this virtual environment.
 PLIGT = str(Path(sys.executable).with_name("pligt"))

@@ -28,9 +28,9 @@ from typing import Any
 
 from flask import url_for
 
-from archive.models import Version
-from deposit.instance import init_instance
-from deposit.settings import load_settings
+from pligt.core.models import Version
+from pligt.instance import init_instance
+from pligt.settings import load_settings
 from tests.support.app import Clock
 from tests.support.app import make_app
 from tests.support.cli import PLIGT

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from archive.storage import S3Storage
+from pligt.core.storage import S3Storage
 from tests.support.net import ServerDidNotStart
 from tests.support.net import answers
 

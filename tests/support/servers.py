@@ -26,7 +26,7 @@ class Server:
     def log_lines(self, containing: str, at_least: int = 1, timeout: float = 5) -> list[str]:
         """The server log's lines with ``containing``, once there are ``at_least`` of them.
 
-        The access log is written every half second (deposit/server/), so a test
+        The access log is written every half second (pligt/server/), so a test
         waits for it a little, as someone tailing the log would.
         """
         deadline = time.monotonic() + timeout

@@ -1,0 +1,146 @@
+"""``pligt init`` and ``pligt serve``: make an instance, and serve it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from pligt.cli.common import instance_option
+from pligt.cli.common import json_option
+from pligt.cli.common import print_json
+from pligt.core.errors import ConfigurationError
+from pligt.core.errors import StorageError
+from pligt.core.storage import Storage
+from pligt.instance import init_instance
+from pligt.instance import is_initialised
+from pligt.instance import open_instance
+from pligt.links import SERVED_AT
+from pligt.links import WILDCARD_HOSTS
+from pligt.links import listening_base
+from pligt.links import served_settings
+from pligt.settings import Settings
+from pligt.settings import load_settings
+
+
+@click.command()
+@instance_option
+@json_option
+@click.option("--exist-ok", is_flag=True, help="Do nothing (and succeed) if the instance exists.")
+@click.option(
+    "--base-url",
+    help="The public address the crawler reaches the server at (https://host[:port]), written into pligt.toml.",
+)
+def init(instance: Path | None, as_json: bool, exist_ok: bool, base_url: str | None) -> None:
+    """Create an instance: config file, catalog, storage and the owner account.
+
+    The owner's password is printed once and stored only as a slow hash. With
+    --base-url, every address handed out (release page, approve --json,
+    sitemap, WARC export) is on it; an existing instance is left as it is.
+    """
+    settings = load_settings(instance, overrides={"base_url": base_url} if base_url else None)
+    if exist_ok and is_initialised(settings):
+        if as_json:
+            print_json({"instance": str(settings.instance), "created": False})
+        return
+    made = init_instance(settings, chosen=("base_url",) if base_url else ())
+    if as_json:
+        print_json({"instance": made.instance, "created": True, "username": made.username, "password": made.password})
+        return
+    click.echo(f"Initialised {made.instance}")
+    click.echo(f"Owner username: {made.username}")
+    click.echo(f"Owner password: {made.password}")
+    click.echo("Keep the password now: it is shown only this once.")
+
+
+@click.command()
+@instance_option
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8000).")
+@click.option("--workers", type=int, help="Worker processes (default 2).")
+@click.option("--threads", type=int, help="Threads per worker (default 32).")
+@click.option(
+    "--base-url",
+    help="The public address clients reach it at, for this run (default: base_url, else http://HOST:PORT).",
+)
+def serve(
+    instance: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    base_url: str | None,
+) -> None:
+    """Serve the instance with gunicorn until stopped.
+
+    Without a base_url, a server on one address is reached at http://HOST:PORT
+    and says so in its pages; the other commands find that address while it runs.
+    """
+    given = {"host": host, "port": port, "workers": workers, "threads": threads, "base_url": base_url}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    settings, archive = open_instance(instance, overrides, upgrade=True)
+    archive.check()
+    _sweep(archive.storage)
+    archive.catalog.close()
+    from pligt.server import check_port_free  # Flask and gunicorn load only here
+    from pligt.server import serve as run
+
+    settings = served_settings(settings)
+    if not settings.base_url and settings.host in WILDCARD_HOSTS:
+        # Every absolute URL handed out (release page, sitemap, redirects) would follow
+        # whatever Host header a client sends: "Host: evil.example" would be echoed back.
+        raise ConfigurationError(
+            f"serving on every address ({settings.host or 'all'}) needs base_url, the public address the "
+            "crawler uses: pligt serve --base-url https://deposit.example.dk (or PLIGT_BASE_URL, or pligt.toml)"
+        )
+    check_port_free(settings.host, settings.port)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    public = f" (public address {settings.base_url})" if settings.base_url else ""
+    click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/{public}", err=True)
+    with _serving_at(settings):
+        run(settings)
+
+
+def _sweep(storage: Storage) -> None:
+    """Remove what killed uploads left (never an object, never a live writer's file), and say so.
+
+    Orphans are not touched here: telling them needs the catalog and a grace
+    period (`pligt fixity --repair`). A sweep that fails does not stop the server.
+    """
+    try:
+        swept = storage.sweep()
+    except StorageError as e:
+        click.echo(f"pligt: warning: could not sweep the leftovers of interrupted uploads: {e.message}", err=True)
+        return
+    if swept.removed:
+        click.echo(
+            f"swept {len(swept.removed)} leftovers of interrupted uploads ({swept.bytes_freed:,} bytes)", err=True
+        )
+    for item, reason in swept.failed:
+        click.echo(f"pligt: warning: could not remove {item.describe()}: {reason}", err=True)
+
+
+@contextmanager
+def _serving_at(settings: Settings) -> Iterator[None]:
+    """Tell the commands run beside the server where it is reached (pligt/links.py), while it runs.
+
+    Behind proxies without a base_url the public address is unknown, and nothing is written.
+    """
+    address = settings.base_url or (None if settings.trusted_proxies else listening_base(settings))
+    record = settings.instance / SERVED_AT
+    if address is None:
+        yield
+        return
+    record.write_text(address.rstrip("/") + "\n", encoding="utf-8")
+    master = os.getpid()
+    try:
+        yield
+    finally:
+        if os.getpid() == master:  # gunicorn's workers leave through here too, by SystemExit
+            record.unlink(missing_ok=True)
+
+
+COMMANDS = (init, serve)

@@ -1,0 +1,1 @@
+"""Crawler credentials: the access-request workflow, slow password hashes, and checking them cheaply."""

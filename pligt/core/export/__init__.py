@@ -1,0 +1,1 @@
+"""Handing the collection over as files: WARC records and a WACZ package."""

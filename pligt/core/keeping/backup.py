@@ -1,0 +1,234 @@
+"""Backup and restore: a consistent copy of the catalog and of every retained version's bytes.
+
+A backup folder holds ``catalog.sqlite3`` (SQLite's online backup, so the
+server can keep running; of a PostgreSQL catalog, a copy of one snapshot into
+a SQLite file, by the code ``pligt migrate-catalog`` uses), ``objects/<key>`` for every retained version and
+``manifest.json`` naming each object's size and SHA-256. Restoring checks
+every byte against the catalog before the instance uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pligt.core.catalog import Catalog
+from pligt.core.catalog import SqliteCatalog
+from pligt.core.catalog.copy import copy_catalog
+from pligt.core.errors import Conflict
+from pligt.core.errors import InvalidInput
+from pligt.core.errors import StorageError
+from pligt.core.models import to_text
+from pligt.core.models import utcnow
+from pligt.core.storage import Storage
+from pligt.core.storage.base import CHUNK_SIZE
+
+MANIFEST = "manifest.json"
+CATALOG = "catalog.sqlite3"
+OBJECTS = "objects"
+#: The instance's own files that belong with the catalog (the checkpoint key and the
+#: copy of the newest checkpoint), owner-only.
+KEYS = "keys"
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    versions: int
+    bytes: int
+    audit_head: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"versions": self.versions, "bytes": self.bytes, "audit_head": self.audit_head}
+
+
+def backup(
+    catalog: Catalog,
+    storage: Storage,
+    folder: Path,
+    progress: Callable[[int], None] | None = None,
+    keys: Mapping[str, Path] | None = None,
+) -> BackupSummary:
+    """Copy the catalog, then every version it lists, into the new folder ``folder``.
+
+    :param keys: instance files to keep too, by name (those that exist): the checkpoint
+        key, without which the checkpoints cannot be continued under the same key.
+
+    :raises Conflict: if ``folder`` exists and is not empty.
+    """
+    if folder.exists() and any(folder.iterdir()):
+        raise Conflict(f"{folder} is not empty: a backup goes into a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _backup(catalog, storage, folder, progress, keys or {})
+    except BaseException:
+        # Half a backup is no backup, and it holds personal data: leave the folder empty.
+        for child in folder.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        raise
+
+
+def _backup(
+    catalog: Catalog,
+    storage: Storage,
+    folder: Path,
+    progress: Callable[[int], None] | None,
+    keys: Mapping[str, Path],
+) -> BackupSummary:
+    kept_keys = {}
+    for name, source in keys.items():
+        if source.is_file():
+            (folder / KEYS).mkdir(mode=0o700, exist_ok=True)
+            target = folder / KEYS / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(source.read_bytes())
+            kept_keys[name] = _sha256(target)
+    catalog.backup_to(folder / CATALOG)
+    snapshot = SqliteCatalog(folder / CATALOG)  # the copy decides what belongs to the backup
+    try:
+        entries = []
+        total = 0
+        for version in snapshot.versions():
+            target = folder / OBJECTS / version.storage_key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            try:
+                with target.open("wb") as out:
+                    for chunk in storage.read_range(version.storage_key):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+            except FileNotFoundError as e:
+                raise StorageError(
+                    f"the bytes of {version.slug} version {version.number} ({version.storage_key}) are missing; "
+                    "run `pligt fixity`"
+                ) from e
+            if digest.hexdigest() != version.sha256:
+                raise StorageError(f"{version.slug} v{version.number}: stored bytes do not match the catalog")
+            entries.append({"key": version.storage_key, "size": version.size, "sha256": version.sha256})
+            total += version.size
+        last = next(snapshot.audit_entries(newest_first=True, limit=1), None)
+        head = last.hash if last else ""
+        manifest = {"created_at": to_text(utcnow()), "schema": snapshot.schema_version(), "audit_head": head,
+                    "keys": kept_keys}  # fmt: skip
+    finally:
+        snapshot.close()
+    manifest["catalog_sha256"] = _sha256(folder / CATALOG)  # closed: the file is final
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "objects": entries}, indent=1), encoding="utf-8")
+    return BackupSummary(len(entries), total, head)
+
+
+def verify_backup(folder: Path) -> list[dict[str, Any]]:
+    """Check every object of a backup against its manifest; return the manifest's objects.
+
+    :raises InvalidInput: naming the first object that is missing or differs.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"{folder} is not a Pligt backup: {e}") from e
+    if not (folder / CATALOG).is_file():
+        raise InvalidInput(f"{folder} is not a Pligt backup: no {CATALOG}")
+    if _sha256(folder / CATALOG) != manifest.get("catalog_sha256"):
+        raise InvalidInput(f"the backup's {CATALOG} is corrupt (its SHA-256 differs from the manifest's)")
+    for name, digest in manifest.get("keys", {}).items():
+        if not (folder / KEYS / name).is_file() or _sha256(folder / KEYS / name) != digest:
+            raise InvalidInput(f"the backup's {name} is missing or corrupt (its SHA-256 differs from the manifest's)")
+    for entry in manifest["objects"]:
+        path = folder / OBJECTS / entry["key"]
+        if not path.is_file():
+            raise InvalidInput(f"backup object {entry['key']} is missing")
+        if _sha256(path) != entry["sha256"]:
+            raise InvalidInput(f"backup object {entry['key']} is corrupt (its SHA-256 differs)")
+    objects: list[dict[str, Any]] = manifest["objects"]
+    return objects
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def restore(
+    folder: Path,
+    catalog: Catalog,
+    storage: Storage,
+    progress: Callable[[int], None] | None = None,
+    keys_to: Path | None = None,
+) -> int:
+    """Restore a verified backup into an empty instance's catalog (either engine); return the number of versions.
+
+    :param keys_to: the instance folder the backup's keys go back into (owner-only).
+    :raises Conflict: if the target catalog already exists (a file) or holds rows (a database),
+        or one of the keys exists.
+    """
+    objects = verify_backup(folder)
+    if isinstance(catalog, SqliteCatalog) and catalog.path.exists():
+        raise Conflict(f"{catalog.path} exists: restore into a fresh instance")
+    if not isinstance(catalog, SqliteCatalog) and catalog.schema_version() and catalog.count_rows("audit_log"):
+        raise Conflict(f"the catalog {catalog.label} holds a catalog already: restore into an empty database")
+    keys = sorted((folder / KEYS).iterdir()) if keys_to is not None and (folder / KEYS).is_dir() else []
+    for kept in keys:
+        assert keys_to is not None
+        if (keys_to / kept.name).exists():
+            raise Conflict(f"{keys_to / kept.name} exists: restore into a fresh instance")
+    snapshot = SqliteCatalog(folder / CATALOG)
+    try:
+        expected = {v.storage_key: v for v in snapshot.versions()}
+    finally:
+        snapshot.close()
+    if {o["key"] for o in objects} != set(expected):
+        raise InvalidInput("the backup's manifest does not match its catalog")
+    for key, version in expected.items():
+        path = folder / OBJECTS / key
+        if storage.exists(key):
+            stored_digest = hashlib.sha256()
+            for chunk in storage.read_range(key):
+                stored_digest.update(chunk)
+            if stored_digest.hexdigest() != version.sha256:
+                raise StorageError(f"{key} exists in the target storage with other bytes")
+        else:
+            stored = storage.save(key, _read(path, progress))
+            if stored.sha256 != version.sha256 or stored.size != version.size:
+                storage.delete(key)
+                raise StorageError(f"{key} did not arrive intact in the target storage")
+    for kept in keys:
+        assert keys_to is not None
+        fd = os.open(keys_to / kept.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(kept.read_bytes())
+    if isinstance(catalog, SqliteCatalog):
+        catalog.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = catalog.path.with_name(catalog.path.name + ".partial")
+        shutil.copyfile(folder / CATALOG, partial)
+        partial.replace(catalog.path)
+    else:
+        snapshot = SqliteCatalog(folder / CATALOG)
+        try:
+            copy_catalog(snapshot, catalog)
+        finally:
+            snapshot.close()
+    return len(expected)
+
+
+def _read(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk

@@ -1,0 +1,104 @@
+"""The core's refusals worded in the reader's language.
+
+The core raises its errors with the facts as attributes (what the bytes are,
+what the name promises, the retention date, the limit) and an English message
+for the CLI and the logs. Pages and the console say the same here, through
+Babel, in Danish or English; an error without a ``key`` keeps its message.
+"""
+
+from __future__ import annotations
+
+from flask_babel import format_decimal
+from flask_babel import gettext
+
+from pligt.core.errors import ArchiveError
+from pligt.core.errors import ContentRefused
+from pligt.core.errors import NameRefused
+from pligt.core.errors import RetentionActive
+from pligt.core.errors import TooLarge
+
+
+def _(message: str, **values: object) -> str:
+    """Translate ``message`` (flask_babel has no types: this says it gives text)."""
+    return str(gettext(message, **values))
+
+
+def worded(error: ArchiveError) -> str:
+    """Return what ``error`` says, in the language of the current request."""
+    if isinstance(error, ContentRefused):
+        return _content_refused(error)
+    if isinstance(error, NameRefused):
+        return _name_refused(error)
+    if isinstance(error, TooLarge):
+        if error.size is None:
+            return _("The upload is larger than the limit of %(limit)s bytes.", limit=format_decimal(error.limit))
+        return _(
+            "The upload of %(size)s bytes is larger than the limit of %(limit)s bytes.",
+            size=format_decimal(error.size),
+            limit=format_decimal(error.limit),
+        )
+    if isinstance(error, RetentionActive):
+        until = f"{error.retain_until:%Y-%m-%d %H:%M} UTC"
+        if error.number is None:
+            return _(
+                "%(slug)s is retained until %(date)s and cannot be withdrawn before then.", slug=error.slug, date=until
+            )
+        return _(
+            "%(slug)s version %(number)d is retained until %(date)s and cannot be withdrawn before then.",
+            slug=error.slug,
+            number=error.number,
+            date=until,
+        )
+    return error.message
+
+
+def _content_refused(error: ContentRefused) -> str:
+    facts = {"file": error.filename, "found": error.found, "mime": error.mime, "extension": error.extension}
+    if error.key == ContentRefused.EMPTY:
+        return _("%(file)s: the file is empty.", file=error.filename)
+    if error.key == ContentRefused.EXECUTABLE:
+        return _("%(file)s: the bytes are an executable program: %(found)s (%(mime)s).", **facts)
+    if error.key == ContentRefused.NOT_PROMISED:
+        return _(
+            "%(file)s: the bytes are %(found)s (%(mime)s), not what .%(extension)s promises (%(expected)s).",
+            **facts,
+            expected=", ".join(error.expected),
+        )
+    if error.key == ContentRefused.NOT_TEXT:
+        return _("%(file)s: the bytes are %(found)s (%(mime)s), not text as .%(extension)s promises.", **facts)
+    return error.message
+
+
+def _name_refused(error: NameRefused) -> str:
+    facts = error.facts
+    if error.key == "slug.invalid":
+        return _(
+            "The slug %(slug)s is not usable: use 1-%(limit)s lower-case letters a-z, digits and single hyphens, "
+            "starting and ending with a letter or digit.",
+            slug=repr(facts["slug"]),
+            limit=facts["limit"],
+        )
+    wordings = {
+        "slug.underivable": lambda: _("No slug can be made from %(text)s: give one.", text=repr(facts["text"])),
+        "filename.empty": lambda: _("The file has no name."),
+        "filename.dot": lambda: _("The file name %(name)s must not start with a dot.", name=repr(facts["name"])),
+        "filename.forbidden": lambda: _(
+            "The file name %(name)s contains characters it may not: %(characters)s.",
+            name=repr(facts["name"]),
+            characters=facts["characters"],
+        ),
+        "filename.control": lambda: _("The file name %(name)s contains control characters.", name=repr(facts["name"])),
+        "filename.space": lambda: _(
+            "The file name %(name)s must not start or end with white space.", name=repr(facts["name"])
+        ),
+        "filename.long": lambda: _("The file name is longer than %(limit)s bytes.", limit=facts["limit"]),
+        "title.empty": lambda: _("The title is empty."),
+        "title.long": lambda: _("The title is longer than %(limit)s characters.", limit=facts["limit"]),
+        "title.control": lambda: _("The title contains control characters."),
+        "title.invisible": lambda: _(
+            "The title contains invisible characters (%(characters)s).", characters=facts["characters"]
+        ),
+    }
+    wording = wordings.get(error.key or "")
+    return wording() if wording is not None else error.message
+

@@ -1,0 +1,187 @@
+"""What anyone, and the deposit crawler first of all, can reach without credentials."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import send_from_directory
+from flask.typing import ResponseReturnValue
+
+from pligt.core.errors import Gone
+from pligt.core.errors import InvalidInput
+from pligt.core.errors import NotFound
+from pligt.core.errors import StorageError
+from pligt.core.models import PROTECTED
+from pligt.core.models import PUBLIC
+from pligt.links import CHECKPOINT_KEY_PATH
+from pligt.links import CHECKPOINT_PATH
+from pligt.links import LATEST_ROUTE
+from pligt.links import VERSION_ROUTE
+from pligt.web.auth import challenge
+from pligt.web.auth import crawler_may_authenticate
+from pligt.web.auth import credential_of
+from pligt.web.auth import current_principal
+from pligt.web.auth import file_challenge
+from pligt.web.auth import may_read_protected
+from pligt.web.downloads import download_record
+from pligt.web.downloads import remember_connection
+from pligt.web.downloads import send_version
+from pligt.web.listing import index_page
+from pligt.web.services import pligt
+from pligt.web.urls import external_url
+from pligt.web.urls import version_path
+from pligt.web.urls import version_url
+
+bp = Blueprint("public", __name__)
+
+
+@bp.app_context_processor
+def page_context() -> dict[str, object]:
+    settings = pligt().settings
+    return {"site_name": settings.site_name, "realm": settings.realm, "version_path": version_path}
+
+
+@bp.get("/")
+def index() -> Response:
+    """The front page: every retained public version, as plain links (paged)."""
+    return index_page("index.html", visibility=PUBLIC)
+
+
+@bp.get("/robots.txt")
+def robots() -> Response:
+    text = "\n".join(
+        [
+            "# Everything here may be harvested, by the legal-deposit crawler first of all.",
+            "User-agent: *",
+            "Allow: /",
+            "Disallow: /api/",
+            f"Sitemap: {external_url('public.sitemap')}",
+            "",
+        ]
+    )
+    return Response(text, mimetype="text/plain")
+
+
+@bp.get(CHECKPOINT_KEY_PATH)
+def checkpoint_key() -> Response:
+    """The public key that verifies the audit log's checkpoints (C2SP signed-note verifier key)."""
+    signer = pligt().archive.checkpoints.signer
+    if signer is None:
+        raise NotFound("this instance signs no checkpoints")
+    return Response(signer.verifier_key + "\n", mimetype="text/plain")
+
+
+@bp.get(CHECKPOINT_PATH)
+def checkpoint() -> Response:
+    """The newest signed checkpoint of the audit log (keep a copy: it shows the log was not cut later)."""
+    newest = pligt().archive.checkpoints.newest()
+    if newest is None:
+        raise NotFound("no checkpoint yet")
+    response = Response(newest.note, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+#: How long a browser or a crawler may keep the icon without asking again.
+FAVICON_MAX_AGE = 7 * 24 * 3600
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Serve the site's icon: every browser asks for it, and crawlers guess it (a static file, cached a week)."""
+    return send_from_directory(
+        current_app.static_folder or "static", "favicon.ico", mimetype="image/x-icon", max_age=FAVICON_MAX_AGE
+    )
+
+
+@bp.get("/sitemap.xml")
+def sitemap() -> Response:
+    """List the pages and every public retained version.
+
+    Protected versions are not listed: their names are for the credential
+    holder's eyes; the sitemap names the protected index instead, which lists
+    them once the crawler has authenticated.
+    """
+    versions = pligt().archive.versions(visibility=PUBLIC)
+    body = render_template(
+        "sitemap.xml",
+        pages=[external_url("public.index"), external_url("protected.index"), external_url("access.index")],
+        files=[(version_url(v), v.published_at) for v in versions],
+    )
+    return Response(body, mimetype="application/xml")
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    try:
+        pligt().archive.check()
+    except StorageError as e:
+        return jsonify(status="unavailable", reason=e.message), 503
+    return jsonify(status="ok"), 200
+
+
+@bp.get(VERSION_ROUTE)
+@crawler_may_authenticate
+def version_file(slug: str, number: int, filename: str) -> Response:
+    """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
+    principal = current_principal()
+    archive = pligt().archive
+    try:
+        found = archive.find_download(slug, number, credential_of(principal))
+    except (NotFound, Gone):
+        if principal is None and not _public_item(slug):
+            return file_challenge()  # an unknown, a protected and a withdrawn protected URL look alike
+        raise
+    if principal is not None:
+        remember_connection(request.environ, principal.credential_id if found.credential_active else None)
+    version = found.version
+    if version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
+        return file_challenge()
+    if unicodedata.normalize("NFC", filename) != version.filename:
+        raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
+    on_sent = None
+    # Proof of deposit: what crawler credentials (and anonymous clients, for public
+    # material) fetched. The owner's own downloads prove nothing and are not kept.
+    if request.method == "GET" and (principal is None or principal.credential_id is not None):
+        on_sent = download_record(archive, request.environ, credential_of(principal), version)
+    return send_version(version, on_sent)
+
+
+def _public_item(slug: str) -> bool:
+    """Tell whether ``slug`` names a public item (withdrawn or not): only then may a 404 or 410 be told apart.
+
+    Without credentials, anything else is answered with the challenge, so that
+    nobody can learn which protected items exist, or how many versions they have,
+    from 401s and 404s.
+    """
+    try:
+        return pligt().archive.item_versions(slug)[0].visibility == PUBLIC
+    except (NotFound, InvalidInput):
+        return False
+
+
+@bp.get(LATEST_ROUTE)
+@crawler_may_authenticate
+def latest(slug: str) -> ResponseReturnValue:
+    """Redirect (one hop, absolute) to the item's newest retained version."""
+    principal = current_principal()
+    try:
+        found = pligt().archive.find_download(slug, None, credential_of(principal))
+    except (NotFound, Gone):
+        if principal is None and not _public_item(slug):
+            return challenge()
+        raise
+    if principal is not None:
+        remember_connection(request.environ, principal.credential_id if found.credential_active else None)
+    if found.version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
+        return challenge()
+    response = redirect(version_url(found.version), code=302)
+    response.cache_control.no_cache = True
+    return response
