@@ -23,8 +23,9 @@ apt_install_missing() {
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "Installing system packages: ${_apt_missing[*]}" >&2
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${_apt_missing[@]}" >&2
+  # Wait for another apt (a second set-up, unattended upgrades) rather than fail at once.
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${_apt_missing[@]}" >&2
   _apt_missing=()
 }
 

@@ -22,11 +22,22 @@ PO = ROOT / "pligt/web/translations/da/LC_MESSAGES/messages.po"
 def main() -> int:
     subprocess.run(
         [
-            str(Path(sys.executable).with_name("pybabel")), "-q", "extract", "-F", str(ROOT / "babel.cfg"),
-            "-k", "_l", "-o", str(TEMPLATE), "--no-location", "--omit-header", "--no-wrap", str(ROOT),
+            str(Path(sys.executable).with_name("pybabel")),
+            "-q",
+            "extract",
+            "-F",
+            str(ROOT / "babel.cfg"),
+            "-k",
+            "_l",
+            "-o",
+            str(TEMPLATE),
+            "--no-location",
+            "--omit-header",
+            "--no-wrap",
+            str(ROOT),
         ],
         check=True,
-    )  # fmt: skip
+    )
     with TEMPLATE.open("rb") as f:
         template = read_po(f)
     catalog = Catalog(locale="da", project="Pligt", fuzzy=False)

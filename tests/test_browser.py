@@ -105,9 +105,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # The instance's first version, published seven months ago (the catalog has nothing later yet).
     past = utcnow() - timedelta(days=212)
     earlier = build_archive(settings, lambda: past)
-    old = earlier.publish(
-        [pdf_bytes("Sommertilbud 2025")], filename="Sommertilbud 2025.pdf", visibility=PUBLIC
-    ).version
+    old = earlier.publish([pdf_bytes("Sommertilbud 2025")], filename="Sommertilbud 2025.pdf", visibility=PUBLIC).version
     earlier.catalog.close()
     server = start_server(settings.instance, root / "server.log")
     archive = build_archive(settings)

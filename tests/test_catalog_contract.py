@@ -224,8 +224,9 @@ def test_under_load_no_question_begun_after_a_change_misses_it(opener: OpenCatal
 
 
 def test_a_credential_needs_an_approved_request(catalog: Catalog) -> None:
-    pending = catalog.add_request({"institution": "x", "contact_name": "y", "contact_email": "z@kb.dk",
-                                   "legal_basis": "l", "message": "m"}, T0)  # fmt: skip
+    pending = catalog.add_request(
+        {"institution": "x", "contact_name": "y", "contact_email": "z@kb.dk", "legal_basis": "l", "message": "m"}, T0
+    )
     with pytest.raises(Conflict, match="not approved"):
         catalog.add_credential(pending.id, "u", "h", T0, T0 + timedelta(days=1))
     assert catalog.credentials() == []

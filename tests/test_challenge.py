@@ -73,9 +73,13 @@ def test_the_file_challenge_is_small_fixed_and_tells_nothing(
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_every_refusal_of_the_crawlers_credentials_carries_the_challenge(
-    client: FlaskClient, archive: Archive, instance: Instance, clock: Clock, credential: tuple[int, str, str],
+    client: FlaskClient,
+    archive: Archive,
+    instance: Instance,
+    clock: Clock,
+    credential: tuple[int, str, str],
     method: str,
-) -> None:  # fmt: skip
+) -> None:
     credential_id, username, password = credential
     cases = {
         "wrong password": {"Authorization": basic(username, "wrong")},

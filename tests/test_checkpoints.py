@@ -95,8 +95,9 @@ def test_init_makes_an_owner_only_key_and_the_site_publishes_it(instance: Instan
     assert client.get("/.well-known/pligt/checkpoint").status_code == 404  # nothing happened yet
 
 
-def test_every_change_that_matters_is_checkpointed(archive: Archive, instance: Instance, client: FlaskClient,
-                                                    clock: Clock) -> None:  # fmt: skip
+def test_every_change_that_matters_is_checkpointed(
+    archive: Archive, instance: Instance, client: FlaskClient, clock: Clock
+) -> None:
     def newest() -> tuple[int, int]:
         archive.checkpoints.wait()  # the web app's archive checkpoints in the background
         checkpoints = archive.catalog.checkpoints()

@@ -283,9 +283,11 @@ def test_kills_mid_upload_leave_debris_that_fixity_reports_serve_sweeps_and_repa
 
         said = invoke("fixity", "--instance", str(instance.path))
         assert said.exit_code == 0, said.stderr  # the orphan is still young: reported, not a problem yet
-        assert [ln for ln in said.stdout.splitlines() if ln.startswith("orphaned")] == [
-            ln for ln in said.stdout.splitlines() if ln.startswith(f"orphaned, recent: {orphan} ")
-        ] != []
+        assert (
+            [ln for ln in said.stdout.splitlines() if ln.startswith("orphaned")]
+            == [ln for ln in said.stdout.splitlines() if ln.startswith(f"orphaned, recent: {orphan} ")]
+            != []
+        )
         assert (files(instance) / orphan).exists()
 
         repaired = invoke("fixity", "--repair", "--older-than", "0", "--instance", str(instance.path))
@@ -386,14 +388,20 @@ def test_on_s3_fixity_reports_incomplete_uploads_and_an_object_locked_orphan_is_
     # A publish killed mid-body: an incomplete upload with a part sent.
     upload = bucket.client.create_multipart_upload(Bucket=bucket.name, Key="pligt/item/89abcdef0123456789abcdef")
     bucket.client.upload_part(
-        Bucket=bucket.name, Key="pligt/item/89abcdef0123456789abcdef", UploadId=upload["UploadId"],
-        PartNumber=1, Body=b"p" * PART_SIZE,
-    )  # fmt: skip
+        Bucket=bucket.name,
+        Key="pligt/item/89abcdef0123456789abcdef",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=b"p" * PART_SIZE,
+    )
 
     code, report = fixity(instance)
     [debris] = report["debris"]
-    assert (debris["kind"], debris["name"], debris["size"]) == ("incomplete upload", "item/89abcdef0123456789abcdef",
-                                                                PART_SIZE)  # fmt: skip
+    assert (debris["kind"], debris["name"], debris["size"]) == (
+        "incomplete upload",
+        "item/89abcdef0123456789abcdef",
+        PART_SIZE,
+    )
     assert not debris["abandoned"]  # a part came just now: it may be a live upload
     [orphan] = report["orphaned"]
     assert not orphan["abandoned"] and code == 0

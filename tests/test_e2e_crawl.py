@@ -101,16 +101,26 @@ def test_wget_harvests_every_retained_version_byte_identical(
     warc = tmp_path / "harvest"
     result = subprocess.run(
         [
-            "wget", "--recursive", "--level=10", "--no-verbose", "--no-host-directories",
-            "--directory-prefix", str(tmp_path / "mirror"), "--warc-file", str(warc),
-            "--warc-cdx", "--tries=1", "--timeout=20", f"{server.url}/",
+            "wget",
+            "--recursive",
+            "--level=10",
+            "--no-verbose",
+            "--no-host-directories",
+            "--directory-prefix",
+            str(tmp_path / "mirror"),
+            "--warc-file",
+            str(warc),
+            "--warc-cdx",
+            "--tries=1",
+            "--timeout=20",
+            f"{server.url}/",
         ],
         env={**os.environ, "HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-    )  # fmt: skip
+    )
     # wget exits 8 when some response was an error; the 401 challenges are expected.
     assert result.returncode in (0, 8), result.stderr
 

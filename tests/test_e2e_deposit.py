@@ -140,10 +140,24 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     (home / ".netrc").chmod(0o600)
     warc = tmp_path / "harvest"
     crawl = subprocess.run(
-        ["wget", "--recursive", "--level=10", "--no-verbose", "--tries=1", "--directory-prefix",
-         str(tmp_path / "mirror"), "--warc-file", str(warc), f"{url}/"],
-        env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            "wget",
+            "--recursive",
+            "--level=10",
+            "--no-verbose",
+            "--tries=1",
+            "--directory-prefix",
+            str(tmp_path / "mirror"),
+            "--warc-file",
+            str(warc),
+            f"{url}/",
+        ],
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert crawl.returncode in (0, 8), crawl.stderr
     payloads: dict[str, bytes] = {}
     with open(f"{warc}.warc.gz", "rb") as stream:

@@ -150,15 +150,21 @@ def test_two_servers_share_one_catalog_and_one_bucket_through_a_harvest_and_a_fa
     owner = instance.owner_auth
     archive = build_archive(load_settings(instance.path, env={}))
     for n in range(FILES):
-        archive.publish([pdf_bytes(f"fil {n}", pad=PAD)], filename=f"fil-{n}.pdf",
-                        visibility="protected" if n % 2 else "public")  # fmt: skip
+        archive.publish(
+            [pdf_bytes(f"fil {n}", pad=PAD)], filename=f"fil-{n}.pdf", visibility="protected" if n % 2 else "public"
+        )
     first, first_password = issue_credential(archive)
     second, second_password = issue_credential(archive)
     archive.catalog.close()
 
     # A publication through one is served by the other at once.
-    published = requests.post(a.url + "/api/items", params={"filename": "ny.pdf", "visibility": "public"},
-                              data=pdf_bytes("ny"), auth=owner, timeout=30)  # fmt: skip
+    published = requests.post(
+        a.url + "/api/items",
+        params={"filename": "ny.pdf", "visibility": "public"},
+        data=pdf_bytes("ny"),
+        auth=owner,
+        timeout=30,
+    )
     assert published.status_code == 201, published.text
     path = "/" + published.headers["Location"].split("/", 3)[3]
     served = requests.get(b.url + path, timeout=30)

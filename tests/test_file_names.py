@@ -191,10 +191,24 @@ def test_a_real_server_serves_them_to_requests_and_to_wget(instance: Instance, t
         target = tmp_path / "wget"
         urls = [server.url + href for href in hrefs]
         done = subprocess.run(
-            ["wget", "--no-verbose", "--tries=1", "--auth-no-challenge", f"--user={credential.username}",
-             f"--password={password}", "--restrict-file-names=nocontrol", "--directory-prefix", str(target), *urls],
-            capture_output=True, text=True, errors="replace", timeout=120, check=False,
-        )  # fmt: skip
+            [
+                "wget",
+                "--no-verbose",
+                "--tries=1",
+                "--auth-no-challenge",
+                f"--user={credential.username}",
+                f"--password={password}",
+                "--restrict-file-names=nocontrol",
+                "--directory-prefix",
+                str(target),
+                *urls,
+            ],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         saved = {p.name: p.read_bytes() for p in target.iterdir()}
         # wget decodes a file name twice: %252e (a literal "%2e") is saved as "." (wget's doing;

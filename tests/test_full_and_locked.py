@@ -60,8 +60,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         mounted = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=16m,nr_inodes=2048,mode=0700", "tmpfs", str(folder)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     except FileNotFoundError:
         pytest.skip("no mount command here: a full disk is simulated on a small tmpfs")
     if mounted.returncode != 0:
@@ -131,9 +133,12 @@ class Setup:
 
     def upload(self, data: bytes, filename: str = "new.bin", **headers: str) -> TestResponse:
         return self.client.post(
-            "/api/items", query_string={"filename": filename}, data=data, auth=self.instance.owner_auth,
+            "/api/items",
+            query_string={"filename": filename},
+            data=data,
+            auth=self.instance.owner_auth,
             headers=headers,
-        )  # fmt: skip
+        )
 
     def stored(self) -> list[str]:
         """Every file below the storage folder, temporary ones included."""
@@ -418,9 +423,14 @@ def test_the_real_pligt_add_outwaits_a_short_lock_and_gives_up_on_a_long_one(pla
 
 def file_request(setup: Setup) -> int:
     request = setup.archive.access.file(
-        {"institution": "Det Kgl. Bibliotek", "contact_name": "Karen Hansen", "contact_email": "karen@kb.dk",
-         "legal_basis": "Pligtafleveringsloven § 8", "message": ""}
-    )  # fmt: skip
+        {
+            "institution": "Det Kgl. Bibliotek",
+            "contact_name": "Karen Hansen",
+            "contact_email": "karen@kb.dk",
+            "legal_basis": "Pligtafleveringsloven § 8",
+            "message": "",
+        }
+    )
     return request.id
 
 
@@ -611,4 +621,3 @@ def test_an_error_that_is_no_storage_failure_still_loses_only_its_batch(caplog: 
     assert batches.waiting() == 0
     assert batches.lost == 1
     assert any(r.exc_info and "they are lost" in r.getMessage() for r in caplog.records)
-

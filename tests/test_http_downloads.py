@@ -341,9 +341,7 @@ def test_unknown_slug_or_version_gives_404(client: FlaskClient, archive: Archive
 
 
 def test_errors_answer_json_when_asked(client: FlaskClient, instance: Instance) -> None:
-    response = client.get(
-        "/files/unknown/v1/x.pdf", headers={"Accept": "application/json"}, auth=instance.owner_auth
-    )
+    response = client.get("/files/unknown/v1/x.pdf", headers={"Accept": "application/json"}, auth=instance.owner_auth)
 
     assert response.status_code == 404
     body = response.get_json()

@@ -79,18 +79,32 @@ def path_of(version: Version) -> str:
 
 @pytest.mark.parametrize("visibility", ["public", "protected"])
 def test_a_revisit_with_the_etag_is_recorded_as_a_304(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str,
+    client: FlaskClient,
+    archive: Archive,
+    files: dict[str, Version],
+    crawler: tuple[int, Any],
+    answered_by: str,
     visibility: str,
-) -> None:  # fmt: skip
+) -> None:
     credential_id, auth = crawler
     version = files[visibility]
     for validator in (f'"{version.sha256}"', f'W/"{version.sha256}"', f'"older", "{version.sha256}"'):
         response = client.get(path_of(version), auth=auth, headers={"If-None-Match": validator})
         assert response.status_code == 304
-    assert records(archive) == [
-        {"credential_id": credential_id, "version_id": version.id, "status": 304, "bytes_sent": 0,
-         "via": "credential", "crawler": None},
-    ] * 3  # fmt: skip
+    assert (
+        records(archive)
+        == [
+            {
+                "credential_id": credential_id,
+                "version_id": version.id,
+                "status": 304,
+                "bytes_sent": 0,
+                "via": "credential",
+                "crawler": None,
+            },
+        ]
+        * 3
+    )
 
 
 def test_a_revisit_with_a_date_at_or_after_last_modified_is_recorded(
@@ -116,9 +130,13 @@ def test_an_anonymous_revisit_of_a_public_file_is_recorded_as_anonymous(
 
 
 def test_304s_that_prove_nothing_are_not_recorded(
-    client: FlaskClient, archive: Archive, instance: Instance, files: dict[str, Version], crawler: tuple[int, Any],
+    client: FlaskClient,
+    archive: Archive,
+    instance: Instance,
+    files: dict[str, Version],
+    crawler: tuple[int, Any],
     answered_by: str,
-) -> None:  # fmt: skip
+) -> None:
     _, auth = crawler
     version = files["protected"]
     etag = {"If-None-Match": f'"{version.sha256}"'}
@@ -198,9 +216,13 @@ def test_the_protected_index_also_tells_the_connections_credential(
 
 
 def test_the_owner_or_a_revoked_credential_on_the_connection_ends_the_attribution(
-    client: FlaskClient, archive: Archive, instance: Instance, files: dict[str, Version], crawler: tuple[int, Any],
+    client: FlaskClient,
+    archive: Archive,
+    instance: Instance,
+    files: dict[str, Version],
+    crawler: tuple[int, Any],
     answered_by: str,
-) -> None:  # fmt: skip
+) -> None:
     credential_id, auth = crawler
     public, protected = path_of(files["public"]), path_of(files["protected"])
     first, second = Connection(), Connection()

@@ -53,10 +53,22 @@ def test_every_message_has_a_compiled_danish_translation(tmp_path: Path) -> None
     """Fails when user-facing text changed without `scripts/update-translations`."""
     template = tmp_path / "messages.pot"
     subprocess.run(
-        [str(Path(sys.executable).with_name("pybabel")), "-q", "extract", "-F", str(ROOT / "babel.cfg"),
-         "-k", "_l", "-o", str(template), "--no-location", "--omit-header", str(ROOT)],
+        [
+            str(Path(sys.executable).with_name("pybabel")),
+            "-q",
+            "extract",
+            "-F",
+            str(ROOT / "babel.cfg"),
+            "-k",
+            "_l",
+            "-o",
+            str(template),
+            "--no-location",
+            "--omit-header",
+            str(ROOT),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     with template.open("rb") as f:
         wanted = {_key(m.id) for m in read_po(f) if m.id}
     with PO.open("rb") as f:

@@ -157,8 +157,11 @@ def test_a_large_file_and_its_ranges_are_recorded_with_the_bytes_the_client_took
     assert version is not None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the server writes its records every half second
-        sent = [(row["status"], row["bytes_sent"]) for row in archive.catalog.rows("downloads")
-                if row["version_id"] == version.id]  # fmt: skip
+        sent = [
+            (row["status"], row["bytes_sent"])
+            for row in archive.catalog.rows("downloads")
+            if row["version_id"] == version.id
+        ]
         if len(sent) == 4:
             break
         time.sleep(0.2)

@@ -68,11 +68,15 @@ def _cases(instance: Instance) -> dict[str, bytes]:
         "percent-encoded junk": b"GET /files/%ff%fe/v1/%c3%28.pdf HTTP/1.1\r\nHost: localhost\r\n\r\n",
         "page number text": b"GET /?page=TEXT HTTP/1.1\r\nHost: localhost\r\n\r\n",
         "page number huge": b"GET /protected/?page=" + b"9" * 40 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        "audit limit huge": b"GET /api/audit?limit=" + b"9" * 40 + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
-        + owner + b"\r\n\r\n",
+        "audit limit huge": b"GET /api/audit?limit="
+        + b"9" * 40
+        + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+        + owner
+        + b"\r\n\r\n",
         "bad basic auth": b"GET /protected/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic !!!notbase64\r\n\r\n",
         "basic auth not UTF-8": b"GET /protected/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic "
-        + base64.b64encode(b"\xff\xfe:\xfd") + b"\r\n\r\n",
+        + base64.b64encode(b"\xff\xfe:\xfd")
+        + b"\r\n\r\n",
         "range nonsense": b"GET /files/brochure/v1/brochure.pdf HTTP/1.1\r\nHost: localhost\r\n"
         b"Range: bytes=9-1,zz\r\n\r\n",
         "if-modified-since nonsense": b"GET /files/brochure/v1/brochure.pdf HTTP/1.1\r\nHost: localhost\r\n"

@@ -100,9 +100,7 @@ def test_to_postgresql_and_back_every_row_the_audit_log_and_the_proof_of_deposit
     assert sqlite_rows(inst / "catalog.sqlite3") == before  # the old catalog is left as it was
 
 
-def test_a_migration_killed_mid_copy_leaves_the_target_empty_and_runs_again(
-    inst: Path, postgres_url: str
-) -> None:
+def test_a_migration_killed_mid_copy_leaves_the_target_empty_and_runs_again(inst: Path, postgres_url: str) -> None:
     open_catalog(postgres_url, inst).migrate()
     config = (inst / "pligt.toml").read_text(encoding="utf-8")
     with psycopg.connect(postgres_url) as blocker:
@@ -110,8 +108,9 @@ def test_a_migration_killed_mid_copy_leaves_the_target_empty_and_runs_again(
         blocker.execute("LOCK TABLE downloads IN EXCLUSIVE MODE")  # reading it goes on
         process = subprocess.Popen(
             [PLIGT, "migrate-catalog", "--to", postgres_url, "--instance", str(inst)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         with psycopg.connect(postgres_url, autocommit=True) as watcher:
             while time.monotonic() < deadline:

@@ -221,8 +221,13 @@ def test_no_ip_address_is_written_anywhere(instance: Instance, serving: tuple[Se
     assert status == 206 and data == protected[:100]
     assert client.request("HEAD", file_path, auth=second_crawler)[0] == 200
     connection = client.connect()
-    connection.request("GET", file_path, headers={"Authorization": "Basic " + base64.b64encode(
-        f"{second_crawler[0]}:{second_crawler[1]}".encode()).decode()})  # fmt: skip
+    connection.request(
+        "GET",
+        file_path,
+        headers={
+            "Authorization": "Basic " + base64.b64encode(f"{second_crawler[0]}:{second_crawler[1]}".encode()).decode()
+        },
+    )
     response = connection.getresponse()
     assert response.status == 200
     response.read(64 * 1024)
@@ -234,11 +239,25 @@ def test_no_ip_address_is_written_anywhere(instance: Instance, serving: tuple[Se
 
     # A crawl, as the deposit institution's crawler does it.
     crawl = subprocess.run(
-        ["wget", f"--bind-address={CLIENT_IP}", "--recursive", "--level=5", "--no-verbose", "--tries=1",
-         f"--user={crawler[0]}", f"--password={crawler[1]}", "--directory-prefix", str(tmp_path / "crawl"),
-         f"{server.url}/", f"{server.url}/protected/"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            "wget",
+            f"--bind-address={CLIENT_IP}",
+            "--recursive",
+            "--level=5",
+            "--no-verbose",
+            "--tries=1",
+            f"--user={crawler[0]}",
+            f"--password={crawler[1]}",
+            "--directory-prefix",
+            str(tmp_path / "crawl"),
+            f"{server.url}/",
+            f"{server.url}/protected/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert crawl.returncode in (0, 8), crawl.stderr
     crawled = [p.read_bytes() for p in (tmp_path / "crawl").rglob("*") if p.is_file()]
     assert protected in crawled, crawl.stderr

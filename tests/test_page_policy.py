@@ -22,9 +22,7 @@ def _sign_in(client: FlaskClient, instance: Instance) -> None:
     assert signed_in.status_code == 302
 
 
-def test_the_upload_page_runs_its_own_script_by_nonce_and_nothing_else(
-    client: FlaskClient, instance: Instance
-) -> None:
+def test_the_upload_page_runs_its_own_script_by_nonce_and_nothing_else(client: FlaskClient, instance: Instance) -> None:
     _sign_in(client, instance)
     nonces = []
     for _ in range(2):

@@ -127,8 +127,10 @@ def small_tablespace(own_cluster: Cluster) -> Iterator[tuple[str, Path]]:
     mount.chmod(0o755)  # the server's user must reach its tablespace
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(mount)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         mount.rmdir()
         pytest.skip(f"cannot mount a small tmpfs (it needs root): {mounted.stderr.strip()}")
@@ -156,10 +158,17 @@ def test_a_full_disk_under_the_postgresql_catalog_is_out_of_space_and_nothing_is
     catalog = open_catalog(url, tmp_path)
     catalog.migrate()
     version = catalog.add_version(
-        slug="brochure", title="Brochure", visibility="public", filename="brochure.pdf", size=10,
-        sha256="ab" * 32, content_type="application/pdf", storage_key="brochure/1",
-        published_at=T0, retain_until=T0 + timedelta(days=183),
-    )  # fmt: skip
+        slug="brochure",
+        title="Brochure",
+        visibility="public",
+        filename="brochure.pdf",
+        size=10,
+        sha256="ab" * 32,
+        content_type="application/pdf",
+        storage_key="brochure/1",
+        published_at=T0,
+        retain_until=T0 + timedelta(days=183),
+    )
     filler = mount / "filler"
     with filler.open("ab", buffering=0) as out:  # as root: every last block
         for block in (1 << 20, 1 << 12, 1):

@@ -283,9 +283,16 @@ def test_gdpr_export_holds_the_persons_requests_credentials_downloads_and_audit_
     output = tmp_path / "sofie.json"
 
     result = pligt_at(
-        END + timedelta(days=1), "gdpr", "export", "--email", "SOFIE.HOLM@kb.example.dk", "--output", str(output),
-        "--instance", str(inst),
-    )  # fmt: skip
+        END + timedelta(days=1),
+        "gdpr",
+        "export",
+        "--email",
+        "SOFIE.HOLM@kb.example.dk",
+        "--output",
+        str(output),
+        "--instance",
+        str(inst),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     exported = json.loads(output.read_text(encoding="utf-8"))

@@ -126,8 +126,18 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
     examples = readme_examples(README.read_text(encoding="utf-8"))
     subcommands = {e.argv[1] for e in examples if e.argv[0] == "pligt"}
     # The parser finds them all (a README without examples would pass vacuously).
-    assert {"add", "items", "withdraw", "approve", "rotate", "audit", "gdpr", "backup", "restore",
-            "migrate-catalog"} <= subcommands  # fmt: skip
+    assert {
+        "add",
+        "items",
+        "withdraw",
+        "approve",
+        "rotate",
+        "audit",
+        "gdpr",
+        "backup",
+        "restore",
+        "migrate-catalog",
+    } <= subcommands
     assert sum(e.argv[0] == "curl" for e in examples) >= 3
 
     monkeypatch.chdir(work)  # the commands' default instance is ./instance

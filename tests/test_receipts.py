@@ -104,8 +104,13 @@ def test_a_receipt_verifies_elsewhere_with_only_pligt_verify_proof(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLIGT_")}
     result = subprocess.run(
         [PLIGT, "verify-proof", "receipt.json", "--key", key, "--tsa-ca", "tsa-ca.pem", "--file", "kursus.pdf"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert all(line.startswith("holds: ") for line in lines), lines

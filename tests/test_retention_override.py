@@ -48,16 +48,29 @@ def test_inside_retention_an_item_is_not_erased_without_an_override(instance: In
     [request] = json.loads(invoke("requests", "--instance", str(path), "--json").stdout)
     assert request["contact_email"] == email  # the erasure did not half-happen
 
-    no_reason = invoke("gdpr", "erase", "--email", email, "--item", "medarbejdere", "--override-retention",
-                        "--instance", str(path))  # fmt: skip
+    no_reason = invoke(
+        "gdpr", "erase", "--email", email, "--item", "medarbejdere", "--override-retention", "--instance", str(path)
+    )
     assert no_reason.exit_code != 0 and "needs --reason" in no_reason.stderr
     assert still_there(path)
 
 
 def test_an_override_with_a_reason_withdraws_and_is_audited(instance: Instance, tmp_path: Path) -> None:
     path, email = setup(instance, tmp_path)
-    done = invoke("gdpr", "erase", "--email", email, "--item", "medarbejdere", "--override-retention",
-                   "--reason", "Art. 17: photo of a former employee", "--instance", str(path), "--json")  # fmt: skip
+    done = invoke(
+        "gdpr",
+        "erase",
+        "--email",
+        email,
+        "--item",
+        "medarbejdere",
+        "--override-retention",
+        "--reason",
+        "Art. 17: photo of a former employee",
+        "--instance",
+        str(path),
+        "--json",
+    )
     assert done.exit_code == 0, done.stderr
     assert json.loads(done.stdout)["items_withdrawn"] == ["medarbejdere v1"]
     assert build_archive(load_settings(path, env={})).versions() == []
@@ -81,8 +94,19 @@ def test_on_s3_governance_steps_aside_and_compliance_refuses(
     instance: Instance, tmp_path: Path, bucket: Bucket, mode: str, withdrawn: bool
 ) -> None:
     path, email = setup(instance, tmp_path, bucket.settings_toml() + f's3_object_lock_mode = "{mode}"\n')
-    result = invoke("gdpr", "erase", "--email", email, "--item", "medarbejdere", "--override-retention",
-                     "--reason", "court order", "--instance", str(path))  # fmt: skip
+    result = invoke(
+        "gdpr",
+        "erase",
+        "--email",
+        email,
+        "--item",
+        "medarbejdere",
+        "--override-retention",
+        "--reason",
+        "court order",
+        "--instance",
+        str(path),
+    )
     actions = [e["action"] for e in audit_actions(path)]
     assert "privacy.erased" in actions  # the personal data went either way
     if withdrawn:

@@ -85,8 +85,10 @@ def test_the_request_form_limit_holds_across_servers_and_no_address_is_stored(
     servers: tuple[Flask, Flask], postgres_url: str, pg_instance: Instance
 ) -> None:
     one, other = servers
-    statuses = [client_of(app, GUESSER).post("/access/requests", json=REQUEST_FIELDS).status_code
-                for app in (one, other, one, other)]  # fmt: skip
+    statuses = [
+        client_of(app, GUESSER).post("/access/requests", json=REQUEST_FIELDS).status_code
+        for app in (one, other, one, other)
+    ]
     assert statuses == [201, 201, 429, 429]
     assert client_of(other, CRAWLER).post("/access/requests", json=REQUEST_FIELDS).status_code == 201
     with psycopg.connect(pg_instance.settings.catalog) as conn:

@@ -64,8 +64,9 @@ def cli(instance: Instance, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_each_checkpoint_is_stamped_by_the_tsa_in_the_background(core: Archive, stamped_instance: Instance,
-                                                                 tsa: LoopbackTsa) -> None:  # fmt: skip
+def test_each_checkpoint_is_stamped_by_the_tsa_in_the_background(
+    core: Archive, stamped_instance: Instance, tsa: LoopbackTsa
+) -> None:
     core.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
     core.checkpoints.wait()
     [checkpoint] = core.catalog.checkpoints()
@@ -82,8 +83,9 @@ def test_each_checkpoint_is_stamped_by_the_tsa_in_the_background(core: Archive, 
     assert code == 0 and "checkpoints: 1 signed, time-stamped" in out
 
 
-def test_a_tsa_that_is_down_or_slow_never_holds_up_a_publication(core: Archive, stamped_instance: Instance,
-                                                                 tsa: LoopbackTsa) -> None:  # fmt: skip
+def test_a_tsa_that_is_down_or_slow_never_holds_up_a_publication(
+    core: Archive, stamped_instance: Instance, tsa: LoopbackTsa
+) -> None:
     tsa.down = True
     core.publish([pdf_bytes()], filename="a.pdf", slug="brochure", visibility="public")
     core.checkpoints.wait()
@@ -148,8 +150,9 @@ def test_an_altered_time_stamp_is_named(core: Archive, stamped_instance: Instanc
     assert "checkpoint 2 (of 2 entries" in err and "the time stamp does not verify: Mismatch between messages" in err
 
 
-def test_a_time_stamp_by_a_tsa_the_instance_does_not_trust_is_named(core: Archive, stamped_instance: Instance,
-                                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_a_time_stamp_by_a_tsa_the_instance_does_not_trust_is_named(
+    core: Archive, stamped_instance: Instance, tmp_path: Path
+) -> None:
     db = _stamp_and_tamper(core, stamped_instance)
     with running_tsa(tmp_path / "impostor") as impostor:
         # One who can write the catalog stamps a checkpoint with a TSA of their own, and keeps its chain.

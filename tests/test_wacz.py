@@ -88,9 +88,19 @@ def exported(world: World, tmp_path_factory: pytest.TempPathFactory) -> Export:
     (folder / "checkpoint.tsr").write_bytes(TIMESTAMP)
     wacz = folder / "aflevering.wacz"
     summary = pligt_json(
-        NOW, "export", "--wacz", str(wacz), "--base-url", BASE, "--instance", str(inst),
-        "--proof", str(folder / "checkpoint.txt"), "--proof", str(folder / "checkpoint.tsr"),
-    )  # fmt: skip
+        NOW,
+        "export",
+        "--wacz",
+        str(wacz),
+        "--base-url",
+        BASE,
+        "--instance",
+        str(inst),
+        "--proof",
+        str(folder / "checkpoint.txt"),
+        "--proof",
+        str(folder / "checkpoint.tsr"),
+    )
     versions = build_archive(load_settings(inst, env={})).versions()
     return Export(inst, wacz, summary, versions)
 
@@ -155,10 +165,16 @@ def test_the_package_is_a_valid_wacz_listing_every_file_with_its_hash(exported: 
 
     found = members(exported.wacz)
     assert set(found) == {
-        "archive/data.warc.gz", "indexes/index.cdx", "pages/pages.jsonl", "proof/checkpoint.txt",
-        "proof/checkpoint.tsr", "proof/checkpoint", "proof/checkpoint-key.txt", "datapackage.json",
+        "archive/data.warc.gz",
+        "indexes/index.cdx",
+        "pages/pages.jsonl",
+        "proof/checkpoint.txt",
+        "proof/checkpoint.tsr",
+        "proof/checkpoint",
+        "proof/checkpoint-key.txt",
+        "datapackage.json",
         "datapackage-digest.json",
-    }  # fmt: skip
+    }
     # Stored, not compressed: a replay tool reads a record straight at its offset.
     assert found["archive/data.warc.gz"].compress_type == zipfile.ZIP_STORED
     with zipfile.ZipFile(exported.wacz) as package:
@@ -234,9 +250,12 @@ def test_bad_export_arguments_are_refused_and_nothing_is_written(world: World, t
 
     assert "one of them" in refused(*where).stderr
     assert "one of them" in refused("--warc", str(tmp_path / "x.warc.gz"), "--wacz", str(target), *where).stderr
-    assert "goes with --wacz" in refused(
-        "--warc", str(tmp_path / "x.warc.gz"), "--proof", str(tmp_path / "a" / "checkpoint.txt"), *where
-    ).stderr
+    assert (
+        "goes with --wacz"
+        in refused(
+            "--warc", str(tmp_path / "x.warc.gz"), "--proof", str(tmp_path / "a" / "checkpoint.txt"), *where
+        ).stderr
+    )
     spaced = ("--proof", str(tmp_path / "check point.txt"))
     assert "'check point.txt'" in refused("--wacz", str(target), *spaced, *where).stderr
     twice = ("--proof", str(tmp_path / "a" / "checkpoint.txt"), "--proof", str(tmp_path / "b" / "checkpoint.txt"))
@@ -254,8 +273,11 @@ def test_bad_export_arguments_are_refused_and_nothing_is_written(world: World, t
 
 def peak_rss_of_export(instance: Path, target: Path) -> int:
     """Run ``pligt export --wacz`` as its own process; return the most memory it held (sampled)."""
-    process = psutil.Popen([PLIGT, "export", "--wacz", str(target), "--instance", str(instance)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    process = psutil.Popen(
+        [PLIGT, "export", "--wacz", str(target), "--instance", str(instance)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     peak = 0
     done = threading.Event()
 
@@ -308,9 +330,7 @@ def test_a_large_version_streams_through_in_flat_memory(instance: Instance, tmp_
     assert big.sha256 in digests.values()
 
 
-def test_the_package_holds_the_audit_logs_signed_and_time_stamped_checkpoint(
-    world: World, tmp_path: Path
-) -> None:
+def test_the_package_holds_the_audit_logs_signed_and_time_stamped_checkpoint(world: World, tmp_path: Path) -> None:
     inst = copy_instance(world, tmp_path / "instance")
     with running_tsa(tmp_path / "tsa") as tsa:
         use_tsa(inst / "pligt.toml", tsa)
@@ -367,9 +387,13 @@ def test_the_core_export_hands_proof_files_over_and_refuses_bad_names(instance: 
     archive = build_archive(instance.settings)
     archive.publish([b"%PDF-1.4\n brochure\n"], filename="brochure.pdf", visibility="public")
     common: dict[str, Any] = {
-        "base_url": BASE, "software": "test", "title": "test", "created": archive.clock(),
-        "url_of": lambda v: BASE + version_path(v), "headers_of": lambda v: [("Content-Type", v.content_type)],
-    }  # fmt: skip
+        "base_url": BASE,
+        "software": "test",
+        "title": "test",
+        "created": archive.clock(),
+        "url_of": lambda v: BASE + version_path(v),
+        "headers_of": lambda v: [("Content-Type", v.content_type)],
+    }
     target = tmp_path / "proofs.wacz"
     proofs = [("checkpoint", CHECKPOINT.encode()), ("checkpoint.tsr", TIMESTAMP)]
 

@@ -80,10 +80,15 @@ def audit_checkpoint(instance: Path | None, as_json: bool, new: bool) -> None:
         checkpoint = next(c for c in archive.catalog.checkpoints(newest_first=True, limit=1))
     if as_json:
         print_json(
-            {"id": checkpoint.id, "size": checkpoint.size, "root": checkpoint.root, "note": checkpoint.note,
-             "created_at": checkpoint.created_at.isoformat(),
-             "stamped_at": checkpoint.stamped_at.isoformat() if checkpoint.stamped_at else None}
-        )  # fmt: skip
+            {
+                "id": checkpoint.id,
+                "size": checkpoint.size,
+                "root": checkpoint.root,
+                "note": checkpoint.note,
+                "created_at": checkpoint.created_at.isoformat(),
+                "stamped_at": checkpoint.stamped_at.isoformat() if checkpoint.stamped_at else None,
+            }
+        )
         return
     click.echo(checkpoint.note, nl=False)
 

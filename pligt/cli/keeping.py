@@ -64,8 +64,10 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
         return
     verb = "would erase" if dry_run else "erased"
     requests = ", ".join(f"#{i}" for i in report.requests) or "none"
-    click.echo(f"{verb}: personal data of requests {requests}; {report.download_records} download records; "
-               f"{report.release_links} release links")  # fmt: skip
+    click.echo(
+        f"{verb}: personal data of requests {requests}; {report.download_records} download records; "
+        f"{report.release_links} release links"
+    )
 
 
 @click.command()
@@ -220,8 +222,10 @@ def fixity(instance: Path | None, as_json: bool, repair: bool, older_than: int) 
         record_fixity(archive.catalog, report, archive.clock())
     except StorageError as e:  # a check that is not on the record did not happen: run it again
         found = f"{report.problems} problem(s)" if report.problems else "no problems"
-        raise type(e)(f"the check of {report.checked} versions found {found} but could not be recorded, "
-                      f"so it counts as not done: {e.message}") from e  # fmt: skip
+        raise type(e)(
+            f"the check of {report.checked} versions found {found} but could not be recorded, "
+            f"so it counts as not done: {e.message}"
+        ) from e
     if as_json:
         print_json(report.to_dict())
     else:
@@ -306,9 +310,7 @@ def _checkpoint_proofs(archive: Archive) -> list[tuple[str, bytes]]:
 @instance_option
 @json_option
 @click.option("--warc", "warc", type=click.Path(dir_okay=False, path_type=Path), help="Write a WARC: FILE.warc.gz")
-@click.option(
-    "--wacz", "wacz", type=click.Path(dir_okay=False, path_type=Path), help="Write a WACZ package: FILE.wacz"
-)
+@click.option("--wacz", "wacz", type=click.Path(dir_okay=False, path_type=Path), help="Write a WACZ package: FILE.wacz")
 @click.option("--base-url", help="The public URL the records are filed under (default: base_url).")
 @click.option(
     "--proof",
@@ -372,16 +374,32 @@ def export(
     with progress_bar(total, "Exporting", as_json) as bar:
         if warc is not None:
             exported = export_warc(
-                archive.catalog, archive.storage, warc, base_url=base, software=software, url_of=url_of,
-                headers_of=headers_of, pages=pages, progress=bar.update,
-            )  # fmt: skip
+                archive.catalog,
+                archive.storage,
+                warc,
+                base_url=base,
+                software=software,
+                url_of=url_of,
+                headers_of=headers_of,
+                pages=pages,
+                progress=bar.update,
+            )
         else:
             assert wacz is not None
             exported = export_wacz(
-                archive.catalog, archive.storage, wacz, base_url=base, software=software,
-                title=f"{settings.site_name}: {base}", created=now, url_of=url_of, headers_of=headers_of,
-                pages=pages, proofs=proof_files, progress=bar.update,
-            )  # fmt: skip
+                archive.catalog,
+                archive.storage,
+                wacz,
+                base_url=base,
+                software=software,
+                title=f"{settings.site_name}: {base}",
+                created=now,
+                url_of=url_of,
+                headers_of=headers_of,
+                pages=pages,
+                proofs=proof_files,
+                progress=bar.update,
+            )
     kind = "warc" if warc is not None else "wacz"
     if as_json:
         summary: dict[str, object] = {

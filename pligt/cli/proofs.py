@@ -25,8 +25,12 @@ from pligt.instance import open_instance
 @instance_option
 @click.argument("slug")
 @click.option("--version", "number", type=int, required=True, help="The version's number.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the receipt here (default: SLUG-vN.receipt.json; - for stdout).")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the receipt here (default: SLUG-vN.receipt.json; - for stdout).",
+)
 def proof(instance: Path | None, slug: str, number: int, output: Path | None) -> None:
     """Write the receipt of version N of SLUG: publication, retention, digests, the crawler's fetches, proven.
 
@@ -51,10 +55,17 @@ def proof(instance: Path | None, slug: str, number: int, output: Path | None) ->
 @click.command("verify-proof")
 @click.argument("receipt", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--key", help="The public key the publisher published (default: the receipt's own).")
-@click.option("--tsa-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The PEM certificate of the TSA's CA you trust (default: the receipt's).")  # fmt: skip
-@click.option("--file", "held", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The file you hold: compared with the version's SHA-256 and SHA-1.")  # fmt: skip
+@click.option(
+    "--tsa-ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The PEM certificate of the TSA's CA you trust (default: the receipt's).",
+)
+@click.option(
+    "--file",
+    "held",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The file you hold: compared with the version's SHA-256 and SHA-1.",
+)
 def verify_proof(receipt: Path, key: str | None, tsa_ca: Path | None, held: Path | None) -> None:
     """Check a receipt offline, without the instance: one line per fact, holding or not."""
     try:

@@ -1,5 +1,4 @@
-"""``pligt check`` and ``pligt migrate-storage``: is the storage sound, and moving it.
-"""
+"""``pligt check`` and ``pligt migrate-storage``: is the storage sound, and moving it."""
 
 from __future__ import annotations
 
@@ -58,9 +57,14 @@ def check(instance: Path | None, as_json: bool) -> None:
     problems = checkpoints.problems(archive.clock())
     if as_json:
         print_json(
-            {"ok": True, "catalog": archive.catalog.label, "versions": len(versions), "storage": facts,
-             "checkpoints": {"count": checkpoints.count, "unstamped": checkpoints.unstamped, "problems": problems}}
-        )  # fmt: skip
+            {
+                "ok": True,
+                "catalog": archive.catalog.label,
+                "versions": len(versions),
+                "storage": facts,
+                "checkpoints": {"count": checkpoints.count, "unstamped": checkpoints.unstamped, "problems": problems},
+            }
+        )
         return
     click.echo(f"catalog: ok ({archive.catalog.label}, {len(versions)} retained versions)")
     click.echo(f"storage: ok ({_describe(facts)})")

@@ -113,8 +113,12 @@ class Batches(Generic[T]):
             self._next_try = time.monotonic() + self._pause
         log.error(
             "could not write %d %s (%s); %d kept in memory, trying again in %g s",
-            len(batch), self.what, error.message, waiting, self._pause,
-        )  # fmt: skip
+            len(batch),
+            self.what,
+            error.message,
+            waiting,
+            self._pause,
+        )
         if lost:
             self.lost += lost
             log.error("lost %d %s: more than %d waited to be written", lost, self.what, self.max_kept)

@@ -70,6 +70,7 @@ OWNER_USERNAME = "owner"
 #: earlier harvests pointed to netarkivet.dk). Not "heritrix": every Heritrix user sends that.
 DEFAULT_CRAWLER_USER_AGENTS = ("kb.dk/netarkivindsamling", "netarkivet.dk")
 
+
 @dataclass(frozen=True)
 class Publication:
     """A version just published, with anything the publisher should know."""

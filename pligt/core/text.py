@@ -14,6 +14,4 @@ import unicodedata
 
 def hidden_characters(text: str, allowed: str = "") -> list[str]:
     """Return the control and invisible characters in ``text`` (as ``U+XXXX``), but those in ``allowed``."""
-    return [
-        f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in allowed
-    ]
+    return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in allowed]

@@ -23,6 +23,7 @@ from pligt.web.refusals import worded
 bp = Blueprint("errors", __name__)
 log = logging.getLogger("pligt")
 
+
 def wants_json() -> bool:
     """Tell whether the client asked for JSON (the owner API always does)."""
     if request.path.startswith("/api/") or request.is_json:  # the API, or a client that sent JSON

@@ -107,9 +107,11 @@ def index_page(template: str, *, visibility: str | None) -> Response:
     generation = archive.catalog.watched_generation()
     # Only the canonical query is cached: the page echoes its query back (the language
     # switch keeps it), and ``?page=1&page=TEXT`` must not reach the next visitor.
-    cacheable = set(request.args) <= {"page", "lang"} and all(
-        len(request.args.getlist(name)) == 1 for name in request.args
-    ) and request.args.get("page", str(page)) == str(page)
+    cacheable = (
+        set(request.args) <= {"page", "lang"}
+        and all(len(request.args.getlist(name)) == 1 for name in request.args)
+        and request.args.get("page", str(page)) == str(page)
+    )
     key = (template, visibility, page, str(get_locale()), request.script_root)
     html = pligt().index_cache.get(key, generation) if cacheable else None
     if html is None:

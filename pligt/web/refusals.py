@@ -101,4 +101,3 @@ def _name_refused(error: NameRefused) -> str:
     }
     wording = wordings.get(error.key or "")
     return wording() if wording is not None else error.message
-

@@ -54,9 +54,7 @@ def start_process(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerDidNotStart(
-                f"{argv[0]} exited with {process.returncode}:\n{log.read_text(errors='replace')}"
-            )
+            raise ServerDidNotStart(f"{argv[0]} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
         if answers(probe_url):
             return process
         time.sleep(0.1)

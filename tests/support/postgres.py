@@ -73,8 +73,19 @@ class Cluster:
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _run_as_owner(
-            [str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"), "-o", options,
-             "-w", "-t", "60", "start"]  # fmt: skip
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.folder / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
 
     def remove(self) -> None:
@@ -100,8 +111,19 @@ def start_cluster(*, durable: bool = False) -> Cluster:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     _run_as_owner(
-        [str(binaries / "initdb"), "-D", str(folder / "data"), "-U", USER, "-A", "trust", "-E", "UTF8",
-         "--locale=C", "--no-sync"]  # fmt: skip
+        [
+            str(binaries / "initdb"),
+            "-D",
+            str(folder / "data"),
+            "-U",
+            USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
     )
     cluster = Cluster(folder, free_port(), binaries, durable)
     cluster.start()

@@ -125,11 +125,24 @@ def running_tsa(folder: Path) -> Iterator[LoopbackTsa]:
             with lock:  # openssl ts keeps its serial number in one file
                 (folder / "query.tsq").write_bytes(query)
                 subprocess.run(
-                    ["openssl", "ts", "-reply", "-config", str(config), "-queryfile", str(folder / "query.tsq"),
-                     "-inkey", str(key_file), "-signer", str(tsa_file),
-                     "-out", str(folder / "reply.tsr")],
-                    check=True, capture_output=True,
-                )  # fmt: skip
+                    [
+                        "openssl",
+                        "ts",
+                        "-reply",
+                        "-config",
+                        str(config),
+                        "-queryfile",
+                        str(folder / "query.tsq"),
+                        "-inkey",
+                        str(key_file),
+                        "-signer",
+                        str(tsa_file),
+                        "-out",
+                        str(folder / "reply.tsr"),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
                 reply = (folder / "reply.tsr").read_bytes()
                 tsa.answered += 1
             self.send_response(200)

@@ -268,12 +268,9 @@ class Catalog(abc.ABC):
         sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         self._executemany(sql, rows)
 
-
     # -- per-client counters (lock-out, request-form limit) across machines -------
 
-    def count_client(
-        self, digest: str, delta: int, limit: int, quiet: float, now: float
-    ) -> tuple[int, float, bool]:
+    def count_client(self, digest: str, delta: int, limit: int, quiet: float, now: float) -> tuple[int, float, bool]:
         """Change a client's count by ``delta`` (rule: :func:`~pligt.core.credentials.shared_checks.failures_after`).
 
         ``digest`` is an HMAC of the client's address (never the address); ``now``
@@ -593,9 +590,11 @@ class Catalog(abc.ABC):
             self._insert_many(
                 "downloads",
                 ("credential_id", "version_id", "status", "bytes_sent", "complete", "at", "via", "crawler"),
-                [(c, v, status, sent, int(complete), to_text(at), via, crawler)
-                 for c, v, status, sent, complete, at, via, crawler in rows],
-            )  # fmt: skip
+                [
+                    (c, v, status, sent, int(complete), to_text(at), via, crawler)
+                    for c, v, status, sent, complete, at, via, crawler in rows
+                ],
+            )
 
     def harvest(self) -> list[HarvestRow]:
         """Return, per access request with credentials and per retained version, the best evidence.
@@ -639,7 +638,9 @@ class Catalog(abc.ABC):
             )
             self._execute(
                 """UPDATE audit_log SET personal = NULL, personal_key = NULL
-                   WHERE personal IS NOT NULL AND """ + self.dialect.audit_request + " = ?",
+                   WHERE personal IS NOT NULL AND """
+                + self.dialect.audit_request
+                + " = ?",
                 (request_id,),
             )
 
@@ -881,8 +882,18 @@ def _harvest_rows(
 
 
 #: Columns stored as text by ``to_text`` and handed out as datetimes.
-_TIMES = {"created_at", "published_at", "retain_until", "withdrawn_at", "expires_at", "revoked_at",
-          "decided_at", "closed_at", "purged_at", "released_at"}  # fmt: skip
+_TIMES = {
+    "created_at",
+    "published_at",
+    "retain_until",
+    "withdrawn_at",
+    "expires_at",
+    "revoked_at",
+    "decided_at",
+    "closed_at",
+    "purged_at",
+    "released_at",
+}
 
 
 @functools.cache

@@ -36,8 +36,12 @@ class CopySummary:
     copied: bool = True
 
     def to_dict(self) -> dict[str, object]:
-        return {"rows": self.counts, "audit_entries": self.audit_entries, "audit_head": self.audit_head,
-                "copied": self.copied}  # fmt: skip
+        return {
+            "rows": self.counts,
+            "audit_entries": self.audit_entries,
+            "audit_head": self.audit_head,
+            "copied": self.copied,
+        }
 
 
 def copy_catalog(source: Catalog, target: Catalog) -> CopySummary:

@@ -228,8 +228,13 @@ def _domain_error(e: sqlite3.DatabaseError, label: str, busy_seconds: float) -> 
             f"{label} is busy: another process has held its write lock for more than "
             f"{busy_seconds:g} s; nothing was changed, try again shortly"
         )
-    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT,
-                sqlite3.SQLITE_NOTADB):  # fmt: skip
+    if code in (
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    ):
         return StorageError(f"{label} failed: {e}")
     return None
 

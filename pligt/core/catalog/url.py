@@ -101,9 +101,7 @@ def _sqlite_path(text: str) -> Path:
     except ValueError as e:
         raise InvalidOption("catalog", f"{text!r} is not a URL: {e}") from None
     if parts.netloc or not parts.path.startswith("/") or parts.query or parts.fragment:
-        raise InvalidOption(
-            "catalog", f"{text!r}: a SQLite URL is sqlite:///absolute/path (or give a plain file path)"
-        )
+        raise InvalidOption("catalog", f"{text!r}: a SQLite URL is sqlite:///absolute/path (or give a plain file path)")
     return Path(unquote(parts.path))
 
 

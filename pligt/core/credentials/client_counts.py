@@ -37,9 +37,7 @@ class ClientCounts(Protocol):
 class CatalogCounts:
     """Counts per client in the catalog, seen by every app server at once."""
 
-    def __init__(
-        self, catalog: Catalog, secret: bytes, *, wall: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, catalog: Catalog, secret: bytes, *, wall: Callable[[], float] = time.time) -> None:
         self.catalog = catalog
         self.key = hmac.new(secret, b"pligt client counts", hashlib.sha256).digest()
         self._wall = wall

@@ -121,8 +121,12 @@ def _backup(
             total += version.size
         last = next(snapshot.audit_entries(newest_first=True, limit=1), None)
         head = last.hash if last else ""
-        manifest = {"created_at": to_text(utcnow()), "schema": snapshot.schema_version(), "audit_head": head,
-                    "keys": kept_keys}  # fmt: skip
+        manifest = {
+            "created_at": to_text(utcnow()),
+            "schema": snapshot.schema_version(),
+            "audit_head": head,
+            "keys": kept_keys,
+        }
     finally:
         snapshot.close()
     manifest["catalog_sha256"] = _sha256(folder / CATALOG)  # closed: the file is final

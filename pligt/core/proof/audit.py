@@ -87,9 +87,14 @@ def leaf_bytes(entry: AuditEntry) -> bytes:
     keyed digest, so that erasing them leaves the tree as it was.
     """
     return canonical_json(
-        {"seq": entry.seq, "at": entry.at, "action": entry.action, "data": entry.data,
-         "personal_digest": entry.personal_digest}
-    )  # fmt: skip
+        {
+            "seq": entry.seq,
+            "at": entry.at,
+            "action": entry.action,
+            "data": entry.data,
+            "personal_digest": entry.personal_digest,
+        }
+    )
 
 
 def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tuple[int, str]:

@@ -367,15 +367,20 @@ class Checkpoints:
             _check_prefix(label, said.size, said.root, len(entries), roots, previous_size)
             previous_size = said.size
         if copy is not None:
-            _check_prefix(f"the copy of the newest checkpoint kept in {self.latest_file}", copy.size, copy.root,
-                          len(entries), roots, previous_size)  # fmt: skip
+            _check_prefix(
+                f"the copy of the newest checkpoint kept in {self.latest_file}",
+                copy.size,
+                copy.root,
+                len(entries),
+                roots,
+                previous_size,
+            )
         stamped = next((c for c in reversed(kept) if c.stamp is not None), None)
         if stamped is not None:
             # The proof a third party holding that checkpoint would ask for.
             proof = consistency_proof(hashes, stamped.size)
             try:
-                verify_consistency(stamped.size, len(hashes), bytes.fromhex(stamped.root), tree_root(hashes),
-                                          proof)  # fmt: skip
+                verify_consistency(stamped.size, len(hashes), bytes.fromhex(stamped.root), tree_root(hashes), proof)
             except InvalidProof as e:
                 raise AuditBroken(
                     None, f"consistency with time-stamped checkpoint {stamped.id} fails: {e.message}"

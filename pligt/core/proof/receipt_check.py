@@ -208,9 +208,11 @@ def check_receipt(
         pinned = "pinned with --tsa-ca" if tsa_ca_pem else "as given in the receipt (pin it with --tsa-ca)"
         try:
             at, ca = check_stamp(
-                base64.b64decode(checkpoint["stamp"]), checkpoint["note"].encode(), checkpoint.get("stamp_chain") or "",
+                base64.b64decode(checkpoint["stamp"]),
+                checkpoint["note"].encode(),
+                checkpoint.get("stamp_chain") or "",
                 tsa_ca_pem,
-            )  # fmt: skip
+            )
             found.add(True, f"the checkpoint existed by {at}: time-stamped by a TSA chaining to {ca}, {pinned}")
         except (ValueError, binascii.Error) as e:
             found.add(False, f"the checkpoint's time stamp: {e}")
@@ -223,9 +225,12 @@ def check_receipt(
         seq = entry.get("seq")
         try:
             path = [base64.b64decode(p, validate=True) for p in proof["path"]]
-            ok = cp is not None and signed and proof.get("seq") == seq and included(
-                int(seq) - 1, cp.size, leaf_hash(entry_bytes(entry)), path, cp.root
-            )  # fmt: skip
+            ok = (
+                cp is not None
+                and signed
+                and proof.get("seq") == seq
+                and included(int(seq) - 1, cp.size, leaf_hash(entry_bytes(entry)), path, cp.root)
+            )
         except (ValueError, TypeError, KeyError, binascii.Error):
             ok = False
         found.add(bool(ok), f"audit entry {seq} ({entry.get('action')}, {entry.get('at')}) is in the signed log")
@@ -242,8 +247,10 @@ def check_receipt(
         found.add(False, f"{label} was published (no proven publication entry)")
     else:
         same = all(facts.get(k) == version.get(k) for k in ("slug", "version", "filename", "size"))
-        found.add(same, f"{label} ({version.get('filename')}, {version.get('size')} bytes) was published on "
-                        f"{published[0]['at']}")  # fmt: skip
+        found.add(
+            same,
+            f"{label} ({version.get('filename')}, {version.get('size')} bytes) was published on {published[0]['at']}",
+        )
         found.add(facts.get("sha256") == version.get("sha256"), f"its SHA-256 is {version.get('sha256')}")
         found.add(facts.get("sha1") == version.get("sha1"), f"its SHA-1 is {version.get('sha1')}")
         found.add(
@@ -254,11 +261,18 @@ def check_receipt(
         if entry["action"] != "deposit.harvest":
             continue
         data = entry["data"]
-        for kind, words in (("complete", "fetched whole"), ("revisit", "revisited (answered 304: it held these bytes)"),
-                            ("fetched", "first fetched (in part or whole)")):  # fmt: skip
+        for kind, words in (
+            ("complete", "fetched whole"),
+            ("revisit", "revisited (answered 304: it held these bytes)"),
+            ("fetched", "first fetched (in part or whole)"),
+        ):
             evidence = data.get(kind)
-            fact = (f"the deposit crawler of request {data.get('request')} {words} at {evidence['at']}, attributed by "
-                    f"{evidence['via']}" if evidence else "")  # fmt: skip
+            fact = (
+                f"the deposit crawler of request {data.get('request')} {words} at {evidence['at']}, attributed by "
+                f"{evidence['via']}"
+                if evidence
+                else ""
+            )
             if evidence and data.get("sha256") == version.get("sha256") and (True, fact) not in found.lines:
                 found.add(True, fact)  # a later entry repeats what an earlier one recorded
     if file is not None:
@@ -268,8 +282,10 @@ def check_receipt(
                 sha256.update(chunk)
                 sha1.update(chunk)
         held_sha1 = "sha1:" + base64.b32encode(sha1.digest()).decode("ascii")  # as Heritrix writes it
-        found.add(sha256.hexdigest() == version.get("sha256") and held_sha1 == version.get("sha1"),
-                  f"{file} holds these very bytes (SHA-256 and SHA-1)")  # fmt: skip
+        found.add(
+            sha256.hexdigest() == version.get("sha256") and held_sha1 == version.get("sha1"),
+            f"{file} holds these very bytes (SHA-256 and SHA-1)",
+        )
     return found
 
 

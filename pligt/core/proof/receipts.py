@@ -39,8 +39,12 @@ PUBLISHED_ACTION = "version.published"
 def _evidence(evidence: Evidence | None) -> dict[str, Any] | None:
     if evidence is None:
         return None
-    return {"at": to_text(evidence.at), "via": evidence.via, "credential": evidence.credential_id,
-            "crawler": evidence.crawler}  # fmt: skip
+    return {
+        "at": to_text(evidence.at),
+        "via": evidence.via,
+        "credential": evidence.credential_id,
+        "crawler": evidence.crawler,
+    }
 
 
 def record_harvest(archive: Archive) -> int:
@@ -58,9 +62,15 @@ def record_harvest(archive: Archive) -> int:
             if row.fetched is None and row.complete is None and row.revisit is None:
                 continue
             v = row.version
-            data = {"request": row.request_id, "slug": v.slug, "version": v.number, "sha256": v.sha256,
-                    "fetched": _evidence(row.fetched), "complete": _evidence(row.complete),
-                    "revisit": _evidence(row.revisit)}  # fmt: skip
+            data = {
+                "request": row.request_id,
+                "slug": v.slug,
+                "version": v.number,
+                "sha256": v.sha256,
+                "fetched": _evidence(row.fetched),
+                "complete": _evidence(row.complete),
+                "revisit": _evidence(row.revisit),
+            }
             if latest.get((row.request_id, v.slug, v.number)) != data:
                 archive.catalog.append_audit(HARVEST_ACTION, data, None, now)
                 added += 1
@@ -102,7 +112,7 @@ def make_receipt(archive: Archive, slug: str, number: int) -> dict[str, Any]:
                 "path": [_b64(p) for p in inclusion_proof(hashes, e.seq - 1)],
             }
             for e in mine
-        ],  # fmt: skip
+        ],
         "checkpoint": {
             "note": checkpoint.note,
             "stamp": _b64(checkpoint.stamp) if checkpoint.stamp else None,
@@ -132,9 +142,18 @@ def _checkpoint_for(archive: Archive, seq: int) -> StoredCheckpoint:
 
 
 def _version(v: Version) -> dict[str, Any]:
-    return {"slug": v.slug, "version": v.number, "filename": v.filename, "size": v.size, "sha256": v.sha256,
-            "sha1": v.sha1, "visibility": v.visibility, "published_at": to_text(v.published_at),
-            "retain_until": to_text(v.retain_until), "withdrawn_at": to_text(v.withdrawn_at)}  # fmt: skip
+    return {
+        "slug": v.slug,
+        "version": v.number,
+        "filename": v.filename,
+        "size": v.size,
+        "sha256": v.sha256,
+        "sha1": v.sha1,
+        "visibility": v.visibility,
+        "published_at": to_text(v.published_at),
+        "retain_until": to_text(v.retain_until),
+        "withdrawn_at": to_text(v.withdrawn_at),
+    }
 
 
 def _entry(e: AuditEntry) -> dict[str, Any]:

@@ -72,6 +72,7 @@ MIN_WINDOW = 64 * 1024
 #: ... and double while reading goes on, up to this, so a long download needs few requests.
 MAX_WINDOW = 64 * 1024 * 1024
 
+
 class S3Storage(Storage):
     """Objects in ``bucket`` under ``prefix``, one version each, Object-Locked when asked.
 

@@ -61,7 +61,8 @@ class S3Options:
         """
         if addressing_style not in ADDRESSING_STYLES:
             raise InvalidOption(
-                "addressing_style", f"must be one of {', '.join(ADDRESSING_STYLES)}, not {addressing_style!r}",
+                "addressing_style",
+                f"must be one of {', '.join(ADDRESSING_STYLES)}, not {addressing_style!r}",
                 "s3 addressing style",
             )
         mode = str(object_lock_mode).upper()
