@@ -1,22 +1,21 @@
-"""The deposit crawler's request patterns under wrk, on Pligt, nginx and copyparty (issue 12, part 8).
+"""Crawler request patterns under wrk, on Pligt, nginx and copyparty.
 
-Heritrix asks for a protected URL first without credentials, is answered ``401`` with
-``WWW-Authenticate: Basic realm="…"``, and asks again with them; a revisit harvest asks with
-``If-None-Match`` / ``If-Modified-Since`` and is answered ``304``. wrk's Lua hooks make each
-pattern: ``request()`` builds the next request, ``response()`` sees its status. The scripts are
-written into the run's folder, one per server and pattern:
+The deposit crawler (Heritrix under NetarchiveSuite, read from its source: ../shared/CRAWLER.md)
+pays one 401 per server and job, then sends its credential up front with every request, each
+``GET … HTTP/1.0`` with ``Connection: close`` on a new TCP connection, and never revisits with
+conditional requests. wrk's Lua hooks make each pattern: ``request()`` builds the next request,
+``response()`` sees its status. The scripts are written into the run's folder, one per server
+and pattern:
 
-- ``auth``: ``200`` with credentials up front (today's pattern, over the same URLs);
-- ``challenge``: no credentials, every answer a ``401`` (each is checked for a realm);
-- ``heritrix``: every URL first without credentials; each ``401`` queues that URL again with
-  them, sent before any new URL. With 16 connections per run the retry may go out on another
-  connection than its 401 came on, as it does with Heritrix's ``Connection: close``; every URL is
-  the same size, so the server's work is that of the exact pattern. Requests per second count
-  both the 401 and the 200 (URLs per second are half);
-- ``heritrix-close``: the same, in HTTP/1.0 with ``Connection: close`` as Heritrix sends by
-  default: one TCP connection per request;
+- ``crawler``: the deposit crawler's real pattern: HTTP/1.0, ``Connection: close`` (a TCP
+  connection per request), credentials up front, every answer a ``200`` — the one with a target;
+- ``heritrix-close``: every URL first without credentials, in HTTP/1.0 with a connection per
+  request; each ``401`` queues that URL again with them, sent before any new URL (Heritrix with
+  Digest, or another client that never sends credentials ahead). Requests per second count both
+  the 401 and the 200 (URLs per second are half);
 - ``revisit``: credentials and each URL's own ``If-None-Match`` and ``If-Modified-Since`` (read
-  from a first authenticated pass), every answer a ``304``.
+  from a first authenticated pass), every answer a ``304`` (wget, httrack, browsers; never
+  Netarkivet).
 
 Each script counts the statuses it saw and prints them in ``done()``; a pattern whose answers are
 not what it should get is noted under the table. copyparty (PyPI ``copyparty`` 1.20.x) goes into a
@@ -53,9 +52,9 @@ COPYPARTY = "copyparty==1.20.*"
 #: Matches copyparty's --dav-ua1 (and not its --ua-nodav, which takes every "Mozilla/…").
 USER_AGENT = "heritrix/3.4.0 (pligt benchmark; +http://netarkivet.dk/webcrawler/)"
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-PATTERNS = ("auth", "challenge", "heritrix", "heritrix-close", "revisit")
+PATTERNS = ("crawler", "heritrix-close", "revisit")
 #: What each pattern's answers must be.
-EXPECTED = {"auth": {200}, "challenge": {401}, "heritrix": {401, 200}, "heritrix-close": {401, 200}, "revisit": {304}}
+EXPECTED = {"crawler": {200}, "heritrix-close": {401, 200}, "revisit": {304}}
 
 _LUA = r"""
 -- Written by scripts/benchkit/patterns.py: pattern "%(pattern)s" on %(server)s.
@@ -66,7 +65,7 @@ local dates = { %(dates)s }
 local auth = "%(auth)s"
 local common = "User-Agent: %(user_agent)s\r\nAccept: %(accept)s\r\n"
 local version, connection = "HTTP/1.1", ""
-if mode == "heritrix-close" then version, connection = "HTTP/1.0", "Connection: close\r\n" end
+if mode == "heritrix-close" or mode == "crawler" then version, connection = "HTTP/1.0", "Connection: close\r\n" end
 local plain, authed = {}, {}
 local n = 0
 local waiting, w_head, w_tail = {}, 1, 0  -- URLs asked without credentials, not yet answered
@@ -93,7 +92,7 @@ function init(args)
 end
 
 local function after401()
-  return mode == "heritrix" or mode == "heritrix-close"
+  return mode == "heritrix-close"
 end
 
 function request()
@@ -109,7 +108,6 @@ function request()
     waiting[w_tail] = n
     return plain[n]
   end
-  if mode == "challenge" then return plain[n] end
   return authed[n]
 end
 
