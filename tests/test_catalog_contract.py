@@ -183,29 +183,29 @@ def test_a_change_through_one_server_is_seen_by_another_at_its_next_question(ope
 
 
 def test_what_a_request_asks_sees_any_servers_change_at_its_next_question(opener: OpenCatalog) -> None:
-    """The counter as a request asks it (cheaply, per request): its own change and another's, at once."""
+    """The change counter, as every download asks it: its own change and another server's, at once."""
     one, other = opener(), opener()
-    before = one.watched_generation()
-    assert other.watched_generation() == before
+    before = one.lookups_generation()
+    assert other.lookups_generation() == before
     publish(one)
-    assert one.watched_generation() > before
-    assert other.watched_generation() == one.watched_generation() == other.lookups_generation()
+    assert one.lookups_generation() > before
+    assert other.lookups_generation() == one.lookups_generation() == other.lookups_generation()
     request_id = approved_request(other)
     other.add_credential(request_id, "u", "h", T0, T0 + timedelta(days=1))
-    assert one.watched_generation() == other.lookups_generation() > before
+    assert one.lookups_generation() == other.lookups_generation() > before
 
 
 def test_under_load_no_question_begun_after_a_change_misses_it(opener: OpenCatalog) -> None:
-    """Requests asking at once share questions; none begun after a commit may answer from before it."""
+    """Requests asking at once: none begun after a commit may answer from before it."""
     writer, server = opener(), opener()
-    committed = [server.watched_generation()]
+    committed = [server.lookups_generation()]
     stop = threading.Event()
     missed: list[tuple[int, int]] = []
 
     def ask() -> None:
         while not stop.is_set():
             known = committed[-1]  # committed before this question begins
-            answer = server.watched_generation()
+            answer = server.lookups_generation()
             if answer < known:
                 missed.append((known, answer))
 

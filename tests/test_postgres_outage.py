@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,6 @@ import pytest
 import requests
 
 from pligt.core.catalog import open_catalog
-from pligt.core.catalog.postgresql import QUESTION_NAME
 from pligt.core.errors import OutOfSpace
 from pligt.instance import build_archive
 from pligt.instance import init_instance
@@ -89,34 +87,6 @@ def test_the_catalog_going_away_is_503_with_retry_after_and_the_server_recovers(
     finally:
         stop_server(server)
     log = server.log.read_text(errors="replace")
-    assert "Traceback" not in log, log[-3000:]
-
-
-def test_a_database_that_stops_answering_the_main_loop_leaves_downloads_to_the_pool(
-    own_cluster: Cluster, tmp_path: Path
-) -> None:
-    url, server = _serving_a_brochure(own_cluster, tmp_path)
-    path = server.url + "/files/brochure/v1/brochure.pdf"
-    frozen: int | None = None
-    try:
-        deadline = time.monotonic() + 30
-        while frozen is None and time.monotonic() < deadline:  # the main loop connects at its first download
-            assert requests.get(path, timeout=30).status_code == 200
-            with psycopg.connect(url, autocommit=True) as conn:
-                row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (QUESTION_NAME,))
-                frozen = next((pid for (pid,) in row), None)
-        assert frozen is not None, "the main loop never asked the catalog itself"
-        os.kill(frozen, signal.SIGSTOP)  # its backend hangs: questions go out and no answer comes
-        for _ in range(5):
-            started = time.monotonic()
-            assert requests.get(path, timeout=30).status_code == 200
-            assert time.monotonic() - started < 3  # the question given up after a second, the pool answers
-    finally:
-        if frozen is not None:
-            os.kill(frozen, signal.SIGCONT)
-        stop_server(server)
-    log = server.log.read_text(errors="replace")
-    assert "the catalog did not answer in 1 s" in log
     assert "Traceback" not in log, log[-3000:]
 
 

@@ -20,32 +20,12 @@ headers are already complete. With more connections open nothing changes:
 threads that stayed with their connections would compete for the GIL, and the
 latency of all would grow (measured).
 
-The crawler's answers in the main loop. Most of what a harvest asks for is
-answered from memory by the fast path (pligt/web/fastpath.py): the 401
-challenge Heritrix gets for every protected URL, the 304 of a revisit, a small
-file. For those the round trip through the pool costs more than the answer.
-So when a request head is complete and asks for a version's URL, the main loop
-parses it (gunicorn's parser, from the bytes already here) and asks the fast
-path for an answer that needs no waiting; the answer leaves in one
-non-blocking send, and a client too slow to take it all gets the rest from the
-main loop as it takes it. Anything else (the app, a storage read, a large file,
-a body) is handed to the pool, parsed already. Nothing in the main loop ever
-waits for a client, nor for a database server: with PostgreSQL the catalog's
-change counter (whether anything changed since the answers in memory were read)
-is asked on a connection of the loop's own, without waiting. The requests one
-round of the loop finds complete wait for one question, sent at the end of the
-round (or, while an answer is out, at the end of the round that reads it), so
-one round trip serves them all and none is answered from a counter read before
-it came. A question unanswered within :data:`QUESTION_SECONDS`, or a connection
-lost, leaves its requests to the pool.
-
 Slow readers. A thread that sends a file waits for the client to take it: fifty
 downloads read slowly held fifty threads for minutes, and a worker whose 32
 threads were all held answered nobody else (the kernel spreads connections over
 the workers at random, so fifty of them sometimes filled one). So a thread
 sends only the headers of a file's answer, and the main loop sends its body
-(``sendfile``, without blocking) as the client takes it; so too the rest of an
-answer from memory that the client did not take at once. A client that takes
+(``sendfile``, without blocking) as the client takes it. A client that takes
 nothing for :data:`SEND_IDLE_SECONDS` is dropped. A range of a local file is
 sent so too (the fast path hands over the file where the range starts); a
 body that is not a local file (S3) is still sent by its thread.
@@ -69,20 +49,12 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.http import wsgi
-from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
-from pligt.core.catalog import GenerationQuestion
-from pligt.core.catalog import QuestionFailed
-from pligt.links import FILES_PREFIX
 from pligt.server.pacing import HEADER_MAX_BYTES
 from pligt.server.pacing import HEADER_SECONDS
 from pligt.server.pacing import PacedUnreader
-from pligt.web.fastpath import DEFERRED
-from pligt.web.fastpath import GENERATION
-from pligt.web.fastpath import INLINE
-from pligt.web.fastpath import generation_question
 
 #: How long a thread waits for the next request of a lone connection before handing it back.
 LINGER_SECONDS = 0.002
@@ -98,9 +70,6 @@ SEND_IDLE_SECONDS = 30.0
 #: The most one ``sendfile`` from the main loop moves (bounds its pause on a file not in the page cache).
 SEND_FILE_CHUNK = 1024 * 1024
 
-#: A question for the catalog's change counter not answered within this long leaves its requests to the pool.
-QUESTION_SECONDS = 1.0
-
 #: A graceful close waits this long (and for this much) for the client's last bytes, off-thread.
 CLOSE_LINGER_SECONDS = 2.0
 CLOSE_DRAIN_BYTES = 65536
@@ -108,31 +77,6 @@ CLOSE_DRAIN_BYTES = 65536
 
 def _headers_complete(data: bytes | bytearray) -> bool:
     return b"\r\n\r\n" in data or b"\n\n" in data
-
-
-#: Request heads the main loop may answer: a GET or HEAD of a version's URL.
-_INLINE_HEADS = tuple(f"{method} {FILES_PREFIX}".encode() for method in ("GET", "HEAD"))
-#: Request headers that leave a request to the pool: a body, or a change of protocol.
-_POOL_HEADERS = frozenset({"CONTENT-LENGTH", "TRANSFER-ENCODING", "EXPECT", "UPGRADE", "HTTP2-SETTINGS"})
-
-
-def _may_answer_here(head: bytes | bytearray) -> bool:
-    """Tell whether a complete request head may be parsed in the main loop: a version's URL, CRLF line ends.
-
-    gunicorn's parser reads up to the first blank line; with CRLFs it finds it
-    in the bytes at hand and never reads the socket.
-    """
-    return head.startswith(_INLINE_HEADS) and b"\r\n\r\n" in head
-
-
-class _Collected:
-    """Takes the place of the socket while gunicorn's response writes an answer, so it leaves in one send."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def sendall(self, data: bytes) -> None:
-        self.parts.append(data)
 
 
 class _Outgoing:
@@ -178,8 +122,6 @@ class PligtConn(TConn):
     linger: Callable[[PligtConn], None] | None = None
     #: Told once when the connection is gone (the worker's count per client).
     on_closed: Callable[[], None] | None = None
-    #: A request the main loop parsed and left to the pool.
-    parsed: Any = None
 
     def close(self, graceful: bool = False) -> None:
         if graceful and self.linger is not None:
@@ -213,19 +155,6 @@ class PligtWorker(ThreadWorker):
         self.closing: dict[Any, tuple[float, int]] = {}
         #: Connections whose answer the main loop is sending: connection -> what is left of it.
         self.sending: dict[Any, _Outgoing] = {}
-        #: The catalog's change counter, asked without waiting (PostgreSQL); made at the first request.
-        self.question: GenerationQuestion | None = None
-        self._question_made = False
-        self._question_connecting = False
-        self._question_retry_at = 0.0
-        #: The question's socket as registered with the poller (-1: not registered).
-        self._question_fd = -1
-        #: When the question out was sent (None: none is out).
-        self._asked_at: float | None = None
-        #: Requests waiting for the answer out, and those that came after it was sent (for the next one).
-        self._for_answer: list[tuple[Any, Any]] = []
-        self._for_next: list[tuple[Any, Any]] = []
-
     # -- gathering the request head in the main loop --------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
@@ -282,9 +211,8 @@ class PligtWorker(ThreadWorker):
             conn.init()  # the parser exists (a new connection's socket is blocking now)
             conn.parser.unreader.unread(bytes(head))
             conn.data_ready = True
-            if not (_may_answer_here(head) and self._answer_here(conn)):
-                self.poller.unregister(client)
-                self.enqueue_req(conn)
+            self.poller.unregister(client)
+            self.enqueue_req(conn)
         elif len(head) > HEADER_MAX_BYTES:
             self._drop(conn, _TOO_LARGE_ANSWER)
 
@@ -308,66 +236,6 @@ class PligtWorker(ThreadWorker):
             self._closed(conn)
         for conn in [c for c, out in self.sending.items() if out.deadline <= now]:
             self._sent(conn, False)
-        if self._asked_at is not None and now - self._asked_at > QUESTION_SECONDS:
-            self.log.warning("the catalog did not answer in %.0f s: downloads go through the pool", QUESTION_SECONDS)
-            self._question_failed()
-
-    # -- the crawler's answers in the main loop ---------------------------------------------
-
-    def _answer_here(self, conn: Any) -> bool:
-        """Parse the request on ``conn`` and answer it here if the fast path can without waiting.
-
-        The connection stays registered with the poller while it is served here.
-        Returns False to leave it to the pool untouched; True when the request
-        was answered, handed on, or the connection closed.
-        """
-        if conn.is_http2 or not self.alive:
-            return False
-        self._pace(conn)
-        if conn.sock.gettimeout() != 0.0:  # a new connection's: conn.init() made it blocking
-            conn.sock.setblocking(False)  # should the parser want more after all, it is told so, not kept waiting
-        try:
-            req = next(conn.parser)  # the whole head is in the parser's buffer
-        except Exception as e:  # a malformed head: answered as a pool thread would (400), then closed
-            self.handle_error(None, conn.sock, conn.client, e)
-            self._finish(conn, False)
-            return True
-        if not req or any(name in _POOL_HEADERS for name, _ in req.headers):
-            return self._to_pool(conn, req)
-        if self._needs_question():
-            return self._await_generation(conn, req)
-        return self._answer_parsed(conn, req, None)
-
-    def _answer_parsed(self, conn: Any, req: Any, generation: int | None) -> bool:
-        """Answer a parsed request here if the fast path can without waiting, else leave it to the pool."""
-        try:
-            resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
-            environ["wsgi.multithread"] = True
-            environ[INLINE] = True
-            if generation is not None:
-                environ[GENERATION] = generation
-            started = datetime.now()
-            answer = self.wsgi(environ, resp.start_response)
-        except Exception:  # the pool's path meets the same and answers it (400, 500)
-            return self._to_pool(conn, req)
-        if answer is DEFERRED:
-            return self._to_pool(conn, req)
-        self._count(resp)
-        collected = _Collected()
-        resp.sock = collected
-        try:
-            for piece in answer:
-                resp.write(piece)
-            resp.close()
-        except Exception:
-            self.log.exception("Error handling request")
-            self._close_answer(answer)
-            self._finish(conn, False)
-            return True
-        self.log.access(resp, req, environ, datetime.now() - started)
-        keepalive = not resp.should_close() and self._keepalive_after(conn, True) is True  # no body to drain
-        self._send_here(conn, _Outgoing(answer, keepalive, data=b"".join(collected.parts)))
-        return True
 
     def _count(self, resp: Any) -> None:
         """Count a request against max_requests, and close its connection after it where gthread would."""
@@ -377,110 +245,6 @@ class PligtWorker(ThreadWorker):
             self.alive = False
         if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
             resp.force_close()
-
-    def _to_pool(self, conn: Any, req: Any) -> bool:
-        conn.parsed = req
-        with contextlib.suppress(KeyError):  # a request that waited for the catalog is off the poller
-            self.poller.unregister(conn.sock)
-        self.enqueue_req(conn)
-        return True
-
-    # -- the catalog's change counter, asked of a database server without waiting ---------------
-
-    def _needs_question(self) -> bool:
-        """Whether the catalog's change counter must be asked over the network (made once per worker)."""
-        if not self._question_made:
-            self._question_made = True
-            self.question = generation_question(self.wsgi)
-        return self.question is not None
-
-    def _await_generation(self, conn: Any, req: Any) -> bool:
-        """Let the request wait, off the poller, for an answer to a question sent after it came."""
-        question = self.question
-        assert question is not None
-        if not question.connected:
-            self._connect_question(question)
-            return self._to_pool(conn, req)  # meanwhile the pool asks the catalog as it always does
-        # What the client sends meanwhile waits in the socket (the poller lets go of it if it comes).
-        self.poller.modify(conn.sock, selectors.EVENT_READ, self._let_go)
-        self._for_next.append((conn, req))  # asked once this round of the loop has seen every request
-        return True
-
-    def _let_go(self, client: socket.socket) -> None:
-        """More bytes from a client whose request waits for the catalog: read once it is answered."""
-        self.poller.unregister(client)
-
-    def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        """gthread's round of the loop, then one question for the requests it left waiting for the catalog."""
-        super().wait_for_and_dispatch_events(timeout)
-        if self._for_next and self._asked_at is None:
-            self._for_answer, self._for_next = self._for_next, []
-            self._ask()
-
-    def _connect_question(self, question: GenerationQuestion) -> None:
-        """Connect the question in a pool thread (connecting waits); the main loop registers it when done.
-
-        At most once per :data:`QUESTION_SECONDS`: while the database server is
-        down, the pool's requests find that out for themselves.
-        """
-        now = time.monotonic()
-        if self._question_connecting or now < self._question_retry_at:
-            return
-        self._question_connecting = True
-        self._question_retry_at = now + QUESTION_SECONDS
-
-        def connect() -> None:
-            try:
-                question.connect()
-            except QuestionFailed as e:
-                self.log.warning("the main loop cannot ask the catalog (%s): downloads go through the pool", e)
-
-        def connected(_: Any) -> None:
-            self._question_connecting = False
-            if question.connected:
-                self._question_fd = question.fileno()
-                self.poller.register(self._question_fd, selectors.EVENT_READ, self._on_answer)
-
-        self.tpool.submit(connect).add_done_callback(lambda fut: self.method_queue.defer(connected, fut))
-
-    def _ask(self) -> None:
-        assert self.question is not None
-        try:
-            self.question.send()
-        except QuestionFailed:
-            self._question_failed()
-            return
-        self._asked_at = time.monotonic()
-
-    def _on_answer(self, _: Any) -> None:
-        assert self.question is not None
-        if self._asked_at is None:  # readable with no question out: the server closed the connection
-            self._question_failed()
-            return
-        try:
-            generation = self.question.receive()
-        except QuestionFailed:
-            self._question_failed()
-            return
-        if generation is None:
-            return  # more of the answer is to come
-        answered, self._for_answer = self._for_answer, []
-        self._asked_at = None  # those that came after it went out get the next, at the end of this round
-        for conn, req in answered:
-            self._answer_parsed(conn, req, generation)
-
-    def _question_failed(self) -> None:
-        """Close the question's connection (the next request opens another); leave its requests to the pool."""
-        if self._question_fd >= 0:  # before the socket closes: its number may be reused at once
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self.poller.unregister(self._question_fd)
-            self._question_fd = -1
-        if self.question is not None:
-            self.question.close()
-        self._asked_at = None
-        waiting, self._for_answer, self._for_next = self._for_answer + self._for_next, [], []
-        for conn, req in waiting:
-            self._to_pool(conn, req)
 
     # -- sending answers from the main loop, as the client takes them ---------------------------
 
@@ -558,20 +322,6 @@ class PligtWorker(ThreadWorker):
         done.set_result(keepalive)
         self.finish_request(conn, done)
 
-    def _serve_parsed(self, conn: Any, req: Any) -> bool | _Outgoing:
-        """In a pool thread: what gthread's ``handle`` does after parsing, for a request parsed in the main loop."""
-        try:
-            conn.sock.setblocking(True)  # a kept-alive connection's socket was left non-blocking for the poller
-            return self._keepalive_after(conn, self.handle_request(req, conn))
-        except (NoMoreData, StopIteration):
-            pass
-        except OSError as e:
-            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
-                self.log.exception("Socket error processing request.")
-        except Exception as e:
-            self.handle_error(req, conn.sock, conn.client, e)
-        return False
-
     # -- closing gracefully without blocking the main loop ---------------------------------------
 
     def _close_lingering(self, conn: PligtConn) -> None:
@@ -615,12 +365,8 @@ class PligtWorker(ThreadWorker):
 
     def handle(self, conn: Any) -> Any:
         """Serve the request whose head was gathered (and, on a lone connection, the ones that follow)."""
-        req, conn.parsed = conn.parsed, None
-        if req is not None:
-            keepalive: Any = self._serve_parsed(conn, req)
-        else:
-            self._pace(conn)
-            keepalive = super().handle(conn)
+        self._pace(conn)
+        keepalive: Any = super().handle(conn)
         while keepalive is True and self._next_request_comes(conn):
             self._pace(conn)
             keepalive = super().handle(conn)

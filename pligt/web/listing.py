@@ -104,7 +104,7 @@ def index_page(template: str, *, visibility: str | None) -> Response:
     """
     page = request.args.get("page", 1, type=int) or 1
     archive = pligt().archive
-    generation = archive.catalog.watched_generation()
+    generation = archive.catalog.lookups_generation()
     # Only the canonical query is cached: the page echoes its query back (the language
     # switch keeps it), and ``?page=1&page=TEXT`` must not reach the next visitor.
     cacheable = (

@@ -121,41 +121,6 @@ class Dialect:
     audit_request: str
 
 
-class QuestionFailed(Exception):
-    """A :class:`GenerationQuestion` could not be asked or answered: its connection is closed."""
-
-
-class GenerationQuestion(Protocol):
-    """The lookups generation, asked of a database server by an event loop that must never wait for it.
-
-    :meth:`connect` waits (a thread calls it); the rest never does. An answer
-    read after :meth:`send` was called is at least as new as the catalog was
-    at that call, so it may serve every request that arrived before it.
-    """
-
-    @property
-    def connected(self) -> bool:
-        """Whether a connection is open (False before :meth:`connect` and after a failure)."""
-
-    def connect(self) -> None:
-        """Open the connection (waits; in a thread). :raises QuestionFailed: if it cannot."""
-
-    def fileno(self) -> int:
-        """The socket to wait on for the answer to be readable."""
-
-    def send(self) -> None:
-        """Send the question. :raises QuestionFailed: if it cannot be sent."""
-
-    def receive(self) -> int | None:
-        """Read what has arrived: the generation once the answer is whole, else None (wait for more).
-
-        :raises QuestionFailed: if the answer is an error or the connection was lost.
-        """
-
-    def close(self) -> None:
-        """Close the connection (a later :meth:`connect` opens another)."""
-
-
 class Catalog(abc.ABC):
     """The catalog of items, versions, access requests, crawler credentials, downloads, audit log and owner."""
 
@@ -415,34 +380,12 @@ class Catalog(abc.ABC):
         return None if row is None else _version(row)
 
     def lookups_generation(self) -> int:
-        """Return a number that triggers raise on every change to items, versions and credentials."""
+        """Return the catalog's change counter: triggers raise it on every change to items, versions and credentials.
+
+        Whichever process makes the change (a worker, the CLI, a cron job), the
+        next request of every worker sees it (pligt/core/downloads/lookups.py).
+        """
         return _scalar(self._execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
-
-    def watched_generation(self) -> int:
-        """Return the lookups generation as cheaply as the engine allows (asked per request).
-
-        SQLite answers :meth:`lookups_generation` in microseconds; the PostgreSQL
-        catalog asks a prepared statement on a connection of its own, one question
-        shared by the requests that arrive while it is out (never one begun before).
-        """
-        return self.lookups_generation()
-
-    def generation_at_hand(self) -> int | None:
-        """Return the lookups generation if it can be had without waiting for another machine, else None.
-
-        The server's main loop asks this (pligt/core/downloads/lookups.py, ``find_kept``): it must
-        never wait for a database server. A SQLite file is read in microseconds.
-        """
-        return self.lookups_generation()
-
-    def generation_question(self) -> GenerationQuestion | None:
-        """Return a new question for the lookups generation that an event loop can ask without waiting.
-
-        None where :meth:`generation_at_hand` answers (SQLite). A database server
-        is asked over a socket of the question's own: the loop sends the question,
-        goes on, and reads the answer when the socket is readable.
-        """
-        return None
 
     def set_sha1(self, version_id: int, sha1: str) -> None:
         """Record the SHA-1 of a version published before it was kept (never replaces one)."""
