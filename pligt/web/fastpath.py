@@ -59,6 +59,7 @@ log = logging.getLogger("pligt")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
+
 def partial_headers(version: Version, secure: bool, start: int, stop: int) -> list[tuple[str, str]]:
     """The headers of a 206 response with the bytes ``start`` up to (not including) ``stop``."""
     headers = [(k, v) for k, v in version_headers(version, secure) if k != "Content-Length"]
