@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from pligt.core.catalog import SCHEMA_VERSION
 from pligt.core.catalog import Catalog
 from pligt.core.catalog import open_catalog
+from pligt.core.credentials.shared_checks import failures_after
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import Conflict
 from pligt.core.errors import StorageError
@@ -357,16 +359,19 @@ def test_the_owner_and_the_console_epoch(catalog: Catalog) -> None:
 
 
 def test_client_counts_are_shared_refuse_at_the_limit_and_lapse(opener: OpenCatalog) -> None:
+    """The catalog keeps the counts and applies the lock-out's rule under its write lock."""
     one, other = opener(), opener()
-    assert one.count_client("digest-a", 1, 2, 60, 1000.0) == (1, 1000.0, False)
-    assert other.count_client("digest-a", 1, 2, 60, 1001.0) == (2, 1001.0, False)
-    assert one.count_client("digest-a", 1, 2, 60, 1002.0) == (2, 1001.0, True)  # refused, not counted
-    assert other.count_client("digest-b", 0, 2, 60, 1002.0) == (0, 0.0, False)
-    assert other.count_client("digest-a", 0, 2, 60, 1061.0) == (0, 0.0, False)  # quiet long enough: lapsed
-    one.count_client("digest-c", 1, 2, 60, 2000.0)
-    one.count_client("digest-d", 1, 2, 60, 2030.0)
+    by_one = partial(one.count_client, rule=failures_after)
+    by_other = partial(other.count_client, rule=failures_after)
+    assert by_one("digest-a", 1, 2, 60, 1000.0) == (1, 1000.0, False)
+    assert by_other("digest-a", 1, 2, 60, 1001.0) == (2, 1001.0, False)
+    assert by_one("digest-a", 1, 2, 60, 1002.0) == (2, 1001.0, True)  # refused, not counted
+    assert by_other("digest-b", 0, 2, 60, 1002.0) == (0, 0.0, False)
+    assert by_other("digest-a", 0, 2, 60, 1061.0) == (0, 0.0, False)  # quiet long enough: lapsed
+    by_one("digest-c", 1, 2, 60, 2000.0)
+    by_one("digest-d", 1, 2, 60, 2030.0)
     assert other.forget_lapsed_counts(2070.0) == 1  # c lapsed at 2060, d lapses at 2090
-    assert one.count_client("digest-d", 1, 2, 60, 2071.0) == (2, 2071.0, False)
+    assert by_one("digest-d", 1, 2, 60, 2071.0) == (2, 2071.0, False)
 
 
 def test_a_write_waits_for_another_servers_write_lock_then_is_busy(opener: OpenCatalog) -> None:

@@ -4,13 +4,13 @@ A crawler fetches the indexes again and again; the catalog changes rarely.
 Each page is rendered once per catalog generation (a counter the catalog's
 triggers raise on every change to items, versions and credentials) and
 language, and kept in memory; pages hold at most :data:`PAGE_SIZE` versions,
-so no page is ever giant.
+so no page is ever giant. The pages are kept in the app's
+:class:`~pligt.web.page_cache.PageCache`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 from flask import Response
@@ -27,8 +27,6 @@ from pligt.links import version_path
 from pligt.web.services import pligt
 
 PAGE_SIZE = 1000
-#: Rendered pages kept per process (a few languages × pages × two indexes).
-CACHE_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -45,25 +43,6 @@ class Row:
     type: str
     date: str
     iso: str
-
-
-class PageCache:
-    """Rendered index pages, valid for one catalog generation."""
-
-    def __init__(self) -> None:
-        self._pages: dict[tuple[object, ...], tuple[int, str]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...], generation: int) -> str | None:
-        with self._lock:
-            found = self._pages.get(key)
-        return found[1] if found and found[0] == generation else None
-
-    def put(self, key: tuple[object, ...], generation: int, html: str) -> None:
-        with self._lock:
-            if len(self._pages) >= CACHE_ENTRIES:
-                self._pages.clear()
-            self._pages[key] = (generation, html)
 
 
 def rows(versions: list[Version], root: str = "") -> list[Row]:

@@ -32,7 +32,6 @@ from typing import cast
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
-from pligt.core.credentials.shared_checks import failures_after
 from pligt.core.errors import Conflict
 from pligt.core.errors import StorageError
 from pligt.core.models import ATTRIBUTIONS
@@ -67,6 +66,10 @@ BUSY_TIMEOUT = 30.0
 #: than held 30 s by a worker thread that other requests need meanwhile; no
 #: writer of Pligt's own holds the lock anywhere near this long.
 REQUEST_BUSY_TIMEOUT = 5.0
+
+#: A rule for a per-client count: (count, last counted) before, delta, limit, quiet seconds, now
+#: -> the count and when it was last counted after, and whether the client is refused.
+CountRule = Callable[[tuple[int, float], int, int, float, float], tuple[int, float, bool]]
 
 #: The tables of the catalog in an order that respects their references, each with its key
 #: column: what a copy (``pligt migrate-catalog``, ``pligt backup``) moves and counts.
@@ -235,9 +238,13 @@ class Catalog(abc.ABC):
 
     # -- per-client counters (lock-out, request-form limit) across machines -------
 
-    def count_client(self, digest: str, delta: int, limit: int, quiet: float, now: float) -> tuple[int, float, bool]:
-        """Change a client's count by ``delta`` (rule: :func:`~pligt.core.credentials.shared_checks.failures_after`).
+    def count_client(
+        self, digest: str, delta: int, limit: int, quiet: float, now: float, *, rule: CountRule
+    ) -> tuple[int, float, bool]:
+        """Change a client's count by ``delta`` as ``rule`` says, under the write lock.
 
+        The catalog keeps the counts; the rule is the caller's (the password
+        lock-out's is :func:`~pligt.core.credentials.shared_checks.failures_after`).
         ``digest`` is an HMAC of the client's address (never the address); ``now``
         is wall-clock seconds. Counts that have lapsed are deleted on the way.
         :return: the count, when the last one was counted, and whether the client is refused.
@@ -246,7 +253,7 @@ class Catalog(abc.ABC):
             self._execute("DELETE FROM client_counts WHERE lapses_at <= ?", (now,))
             row = self._execute("SELECT count, last FROM client_counts WHERE digest = ?", (digest,)).fetchone()
             counted = (int(row["count"]), float(row["last"])) if row else (0, 0.0)
-            count, last, refused = failures_after(counted, delta, limit, quiet, now)
+            count, last, refused = rule(counted, delta, limit, quiet, now)
             if count:
                 self._execute(
                     """INSERT INTO client_counts (digest, count, last, lapses_at) VALUES (?, ?, ?, ?)

@@ -18,13 +18,13 @@ from datetime import timedelta
 from typing import Any
 
 from pligt.core.catalog import Catalog
-from pligt.core.credentials.access import _EMAIL
 from pligt.core.errors import InvalidInput
 from pligt.core.models import DENIED
 from pligt.core.models import EXPIRED
 from pligt.core.models import PENDING
 from pligt.core.models import AccessRequest
 from pligt.core.models import to_text
+from pligt.core.text import EMAIL
 
 #: Inquiries are kept 12 months after they were closed (privacy policy § 5).
 REQUEST_RETENTION_DAYS = 365
@@ -169,6 +169,6 @@ class Privacy:
 
     def _requests(self, email: str) -> list[AccessRequest]:
         email = (email or "").strip()
-        if not _EMAIL.fullmatch(email):
+        if not EMAIL.fullmatch(email):
             raise InvalidInput(f"{email!r} is not an email address")
         return self.catalog.requests_by_email(email)
