@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from pligt.core.catalog import open_catalog
+from pligt.core.catalog.base import DownloadRow
 from pligt.core.errors import OutOfSpace
 from pligt.instance import build_archive
 from pligt.instance import init_instance
@@ -145,7 +146,8 @@ def test_a_full_disk_under_the_postgresql_catalog_is_out_of_space_and_nothing_is
             with contextlib.suppress(OSError):
                 while True:
                     out.write(b"\0" * block)
-    rows = [(None, version.id, 200, 10, True, T0, None, None)] * 20_000  # pages the table must grow by
+    # Pages the table must grow by.
+    rows: list[DownloadRow] = [(None, version.id, 200, 10, True, T0, None, None)] * 20_000
     with pytest.raises(OutOfSpace, match="no space left on the disk of the catalog postgresql://"):
         catalog.record_downloads(rows)
     assert catalog.count_rows("downloads") == 0  # the transaction left nothing

@@ -18,17 +18,17 @@ and pattern:
   Netarkivet).
 
 Each script counts the statuses it saw and prints them in ``done()``; a pattern whose answers are
-not what it should get is noted under the table. copyparty (PyPI ``copyparty`` 1.20.x) goes into a
-virtual environment of its own in the run's folder, never into Pligt's; it answers an anonymous
-GET with a challenge only for a User-Agent matching ``--dav-ua1``, so every pattern sends one that
-does (``heritrix``), and it has no ETag, so it has no revisit figure.
+not what it should get is noted under the table. copyparty (PyPI ``copyparty`` 1.20.x, hash-locked in
+``requirements/tools/copyparty.txt``) goes into a virtual environment of its own in the run's
+folder, never into Pligt's; it answers an anonymous GET with a challenge only for a User-Agent
+matching ``--dav-ua1``, so every pattern sends one that does (``heritrix``), and it has no ETag, so
+it has no revisit figure.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from tests.support.net import ServerDidNotStart
 from tests.support.net import free_port
 from tests.support.net import start_process
 from tests.support.net import stop_process
+from tests.support.tools import tool_venv
 
 from .common import Failed
 from .common import log
@@ -48,7 +49,6 @@ from .measure import Wrk
 from .measure import basic
 from .measure import parse_wrk
 
-COPYPARTY = "copyparty==1.20.*"
 #: Matches copyparty's --dav-ua1 (and not its --ua-nodav, which takes every "Mozilla/…").
 USER_AGENT = "heritrix/3.4.0 (pligt benchmark; +http://netarkivet.dk/webcrawler/)"
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -248,15 +248,14 @@ def install_copyparty(folder: Path) -> Path | None:
     """copyparty in a virtual environment of its own under ``folder``; None (and a log line) if it fails."""
     venv = folder / "copyparty-venv"
     try:
-        run([sys.executable, "-m", "venv", str(venv)], timeout=120)
-        run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", COPYPARTY], timeout=600)
-        version = run([str(venv / "bin" / "copyparty"), "--version"], timeout=60).stdout.splitlines()[0]
+        program = tool_venv("copyparty", venv) / "copyparty"  # requirements/tools/copyparty.txt, hashes checked
+        version = run([str(program), "--version"], timeout=60).stdout.splitlines()[0]
     except (subprocess.SubprocessError, OSError, IndexError) as e:
         detail = getattr(e, "stderr", "") or str(e)
         log(f"copyparty could not be installed, so it is left out: {detail.strip()[-500:]}")
         return None
     log(f"installed {version}")
-    return venv / "bin" / "copyparty"
+    return program
 
 
 def start_copyparty(program: Path, folder: Path, root: Path, auth: tuple[str, str]) -> Copyparty:
