@@ -59,7 +59,7 @@ class Plan:
     #: Where ``pligt serve`` listens, on loopback (Caddy proxies to it).
     port: int = 8000
     #: Days a nightly backup is kept on the machine (backups hold personal data).
-    keep_backups_days: int = 14
+    keep_backups_days: int = 7
 
     @property
     def instance(self) -> PurePosixPath:
