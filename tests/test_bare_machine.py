@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.caddy import local_caddyfile
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,47 +93,167 @@ def bare_root(into: Path) -> None:
     subprocess.run(["tar", "--numeric-owner", "-C", str(into), "-xf", str(TARBALL)], check=True)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap and chroot need root")
-@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="apt-get install debootstrap")
-def test_scripts_serve_works_on_a_bare_debian_with_only_python3(tmp_path: Path) -> None:
-    machine = tmp_path / "machine"
-    bare_root(machine)
-    assert not (machine / "usr/bin/gcc").exists()
-    clone = machine / "srv/pligt"
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
-    assert setup_digest(clone) == setup_digest(), f"commit the set-up files first: the clone has HEAD's ({RUN})"
-    shutil.copy("/etc/resolv.conf", machine / "etc/resolv.conf")  # pip and apt-get reach their registries
-    network = _network_trust(machine)
+class Machine:
+    """A bare Debian root with a fresh clone of this repository in /srv/pligt, entered with chroot."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        bare_root(path)
+        assert not (path / "usr/bin/gcc").exists()
+        clone = path / "srv/pligt"
+        subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+        assert setup_digest(clone) == setup_digest(), f"commit the set-up files first: the clone has HEAD's ({RUN})"
+        shutil.copy("/etc/resolv.conf", path / "etc/resolv.conf")  # pip and apt-get reach their registries
+        self.network = _network_trust(path)
+
+    def start(self, script: str, log: Path) -> subprocess.Popen[bytes]:
+        """Start ``script`` (bash) inside, as root, in mount and PID namespaces of its own."""
+        argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child", f"--mount-proc={self.path / 'proc'}"]
+        argv += ["chroot", str(self.path), "/usr/bin/env", "-i", "PATH=" + _PATH, "HOME=/root", "LANG=C.UTF-8"]
+        argv += [*self.network, "/bin/bash", "-c", script]
+        with log.open("wb") as out:
+            return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def run(self, script: str, log: Path) -> str:
+        """Run ``script`` inside to its end; return its output, or fail with it."""
+        process = self.start(script, log)
+        try:
+            process.wait(timeout=SERVE_TIMEOUT)
+        finally:
+            stop(process)
+        output = log.read_text(errors="replace")
+        assert process.returncode == 0, output
+        return output
+
+
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop what runs inside: unshare takes its whole PID namespace with it (--kill-child)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap and chroot need root")
+needs_debootstrap = pytest.mark.skipif(shutil.which("debootstrap") is None, reason="apt-get install debootstrap")
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> Machine:
+    return Machine(tmp_path_factory.mktemp("bare") / "machine")
+
+
+@pytest.mark.slow
+@needs_root
+@needs_debootstrap
+def test_scripts_serve_works_on_a_bare_debian_with_only_python3(machine: Machine, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    inside = f"cd /srv/pligt && scripts/serve --port {port} --base-url http://127.0.0.1:{port}"
-    argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child", f"--mount-proc={machine / 'proc'}"]
-    argv += [
-        "chroot",
-        str(machine),
-        "/usr/bin/env",
-        "-i",
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    ]
-    argv += ["HOME=/root", "LANG=C.UTF-8", *network, "/bin/bash", "-c", inside]
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process = machine.start(f"cd /srv/pligt && scripts/serve --port {port} --base-url {url}", log)
     try:
         page = _first_answer(url + "/", process, log)
         assert page.status_code == 200, page.text
         assert "Pligt" in page.text
         assert "Owner password: " in log.read_text(errors="replace")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # unshare takes the whole namespace with it (--kill-child)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
     STAMP.write_text(setup_digest() + "\n", encoding="ascii")
+
+
+@pytest.mark.slow
+@needs_root
+@needs_debootstrap
+def test_pligt_deploy_goes_live_on_a_bare_debian(machine: Machine, tmp_path: Path) -> None:
+    https_port, http_port, upstream = free_port(), free_port(), free_port()
+    base = f"https://localhost:{https_port}"
+    deploy = f".venv/bin/pligt deploy --base-url {base} --port {upstream}"
+    output = machine.run(
+        "set -e; cd /srv/pligt\n"
+        # Every Debian server has systemd; the bare root has only what debootstrap's minbase brings.
+        "apt-get -o DPkg::Lock::Timeout=600 update -qq\n"
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null\n"
+        'source scripts/_setup.sh && make_venv ""\n'
+        f"{deploy}\n{deploy}\n"
+        'out="$(systemd-analyze verify /etc/systemd/system/pligt*.service /etc/systemd/system/pligt*.timer 2>&1)"\n'
+        'if [ -n "$out" ]; then echo "systemd-analyze verify: $out"; exit 1; fi\n'
+        "pligt items\n",  # the wrapper, as the service user
+        tmp_path / "deploy.log",
+    )
+    assert output.count("Owner password: ") == 1
+    assert "Kept the instance" in output
+    root = machine.path
+    for unit in ("multi-user.target.wants/pligt.service", "timers.target.wants/pligt-backup.timer"):
+        assert (root / "etc/systemd/system" / unit).is_symlink(), unit
+    uid = _uid(root, "pligt")
+    state = root / "var/lib/pligt"
+    assert (state.stat().st_uid, state.stat().st_mode & 0o777) == (uid, 0o700)
+    catalog = state / "instance/catalog.sqlite3"
+    assert (catalog.stat().st_uid, catalog.stat().st_mode & 0o777) == (uid, 0o600)
+
+    # Start what systemd would start at boot: the service as its unit says, and Caddy (on test ports).
+    service = _unit(root / "etc/systemd/system/pligt.service")
+    env = " ".join(service["Environment"])
+    pligt_log, caddy_log = tmp_path / "pligt.log", tmp_path / "caddy.log"
+    pligt = machine.start(
+        f"umask {service['UMask'][0]}; cd {service['WorkingDirectory'][0]}; "
+        f"exec runuser -u {service['User'][0]} -- env {env} {service['ExecStart'][0]}",
+        pligt_log,
+    )
+    caddyfile = local_caddyfile((root / "etc/caddy/Caddyfile").read_text(), http_port, Path("/tmp/caddy-data"))
+    (root / "tmp/Caddyfile.test").write_text(caddyfile)
+    caddy = machine.start("exec caddy run --adapter caddyfile --config /tmp/Caddyfile.test", caddy_log)
+    try:
+        ca = root / "tmp/caddy-data/pki/authorities/local/root.crt"
+        page = _first_answer_over_https(base + "/", ca, [pligt, caddy], [pligt_log, caddy_log])
+        assert page.status_code == 200, page.text
+        assert f"{base}/access/" in page.text or 'href="/access/' in page.text
+        plain = requests.get(f"http://localhost:{http_port}/", allow_redirects=False, timeout=30)
+        assert (plain.status_code, plain.headers["Location"]) == (301, base + "/")
+    finally:
+        stop(caddy)
+        stop(pligt)
+
+
+def _uid(root: Path, user: str) -> int:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2])
+    raise AssertionError(f"no user {user} in {root}/etc/passwd")
+
+
+def _unit(path: Path) -> dict[str, list[str]]:
+    """The settings of a unit file, each with every value it was given."""
+    settings: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def _first_answer_over_https(
+    url: str, ca: Path, processes: list[subprocess.Popen[bytes]], logs: list[Path]
+) -> requests.Response:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            pytest.fail("a server stopped:\n" + "\n".join(log.read_text(errors="replace") for log in logs))
+        if ca.is_file():
+            try:
+                return requests.get(url, timeout=10, verify=str(ca))
+            except requests.ConnectionError:
+                pass
+        time.sleep(0.5)
+    pytest.fail(f"no answer from {url}:\n" + "\n".join(log.read_text(errors="replace") for log in logs))
 
 
 def _network_trust(machine: Path) -> list[str]:

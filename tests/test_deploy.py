@@ -21,6 +21,7 @@ from pligt.instance import build_archive
 from pligt.settings import Settings
 from pligt.settings import load_settings
 from tests.support.access import issue_credential
+from tests.support.caddy import local_caddyfile
 from tests.support.cli import invoke
 from tests.support.data import binary_bytes
 from tests.support.data import pdf_bytes
@@ -142,24 +143,6 @@ def test_only_an_https_host_is_a_base_url(tmp_path: Path, url: str) -> None:
     assert result.exit_code == 7
     assert "--base-url" in result.stderr
     assert not (tmp_path / "etc").exists()
-
-
-def local_caddyfile(generated: str, http_port: int, data: Path) -> str:
-    """The generated Caddyfile with a test's global options: loopback ports, Caddy's own CA, no admin socket.
-
-    And every log line Caddy can write (debug): none may hold a client address, whatever the level.
-    """
-    options = [
-        "debug",
-        "admin off",
-        "default_bind 127.0.0.1",
-        f"http_port {http_port}",
-        "local_certs",
-        "skip_install_trust",
-        f"storage file_system {data}",
-    ]
-    assert generated.count("\n{\n") == 1
-    return generated.replace("\n{\n", "\n{\n" + "".join(f"\t{line}\n" for line in options), 1)
 
 
 @needs_caddy

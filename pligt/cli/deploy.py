@@ -86,7 +86,8 @@ def deploy(
     run = _runner(live)
     if live and shutil.which("caddy") is None:
         run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update", "-qq"])
-        run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "--no-install-recommends", "caddy"])
+        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", "DPkg::Lock::Timeout=600"]
+        run([*apt, "install", "-y", "-qq", "--no-install-recommends", "caddy"])
     _ensure_user(plan, run, live)
     _install_app(plan, run, live)
     settings = _ensure_instance(plan, _under(target, plan.instance), write=not dry_run)
@@ -97,14 +98,26 @@ def deploy(
         _under(target, plan.backups).mkdir(mode=0o700, parents=True, exist_ok=True)
     run(["chown", "-R", f"{plan.user}:{plan.user}", str(plan.state_dir)])
     run(["chmod", "0700", str(plan.state_dir), str(plan.instance), str(plan.backups)])
-    run(["systemctl", "daemon-reload"])
-    run(["systemctl", "enable", *unit_names(plan)])
-    # restart, not start: a second run upgrades a service that is running the old code.
-    run(["systemctl", "restart", *unit_names(plan)])
-    run(["systemctl", "enable", "caddy.service"])
-    run(["systemctl", "reload-or-restart", "caddy.service"])
+    _start(plan, run, booted=not live or Path("/run/systemd/system").is_dir())
     click.echo(f"Pligt is served at {plan.base_url}/ once DNS points {plan.base_url.split('//')[1]} at this machine.")
     click.echo("Owner commands: pligt --help (runs as the service user on the instance in /var/lib/pligt).")
+
+
+def _start(plan: Plan, run: Callable[[list[str]], None], *, booted: bool) -> None:
+    """Enable the units; start them (again) where systemd runs.
+
+    In a container or chroot being made into a machine, systemd does not run
+    yet: ``systemctl enable`` still works there (it only links files), and the
+    units start at the first boot.
+    """
+    run(["systemctl", "enable", *unit_names(plan), "caddy.service"])
+    if not booted:
+        click.echo("systemd is not running here: the units are enabled and start when the machine boots")
+        return
+    run(["systemctl", "daemon-reload"])
+    # restart, not start: a second run upgrades a service that is running the old code.
+    run(["systemctl", "restart", *unit_names(plan)])
+    run(["systemctl", "reload-or-restart", "caddy.service"])
 
 
 def _require_root_on_debian() -> None:
