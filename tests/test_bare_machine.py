@@ -17,7 +17,9 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,17 +148,29 @@ needs_debootstrap = pytest.mark.skipif(shutil.which("debootstrap") is None, reas
 
 
 @pytest.fixture(scope="module")
-def machine(tmp_path_factory: pytest.TempPathFactory) -> Machine:
-    return Machine(tmp_path_factory.mktemp("bare") / "machine")
+def machine() -> Iterator[Machine]:
+    """One bare machine for the module, with its logs beside it.
+
+    Under .cache/, not pytest's temporary folder: pytest keeps only its last
+    few of those, and another run of pytest on this machine would delete a root
+    still in use.
+    """
+    (CACHE / "machines").mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=CACHE / "machines"))
+    try:
+        yield Machine(folder / "machine")
+    finally:
+        shutil.rmtree(folder)  # nothing is mounted in it: the mounts were the namespaces' own
 
 
 @pytest.mark.slow
 @needs_root
 @needs_debootstrap
-def test_scripts_serve_works_on_a_bare_debian_with_only_python3(machine: Machine, tmp_path: Path) -> None:
+def test_scripts_serve_works_on_a_bare_debian_with_only_python3(machine: Machine) -> None:
+    logs = machine.path.parent
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
+    log = logs / "serve.log"
     process = machine.start(f"cd /srv/pligt && scripts/serve --port {port} --base-url {url}", log)
     try:
         page = _first_answer(url + "/", process, log)
@@ -171,7 +185,8 @@ def test_scripts_serve_works_on_a_bare_debian_with_only_python3(machine: Machine
 @pytest.mark.slow
 @needs_root
 @needs_debootstrap
-def test_pligt_deploy_goes_live_on_a_bare_debian(machine: Machine, tmp_path: Path) -> None:
+def test_pligt_deploy_goes_live_on_a_bare_debian(machine: Machine) -> None:
+    logs = machine.path.parent
     https_port, http_port, upstream = free_port(), free_port(), free_port()
     base = f"https://localhost:{https_port}"
     deploy = f".venv/bin/pligt deploy --base-url {base} --port {upstream}"
@@ -185,7 +200,7 @@ def test_pligt_deploy_goes_live_on_a_bare_debian(machine: Machine, tmp_path: Pat
         'out="$(systemd-analyze verify /etc/systemd/system/pligt*.service /etc/systemd/system/pligt*.timer 2>&1)"\n'
         'if [ -n "$out" ]; then echo "systemd-analyze verify: $out"; exit 1; fi\n'
         "pligt items\n",  # the wrapper, as the service user
-        tmp_path / "deploy.log",
+        logs / "deploy.log",
     )
     assert output.count("Owner password: ") == 1
     assert "Kept the instance" in output
@@ -201,7 +216,7 @@ def test_pligt_deploy_goes_live_on_a_bare_debian(machine: Machine, tmp_path: Pat
     # Start what systemd would start at boot: the service as its unit says, and Caddy (on test ports).
     service = _unit(root / "etc/systemd/system/pligt.service")
     env = " ".join(service["Environment"])
-    pligt_log, caddy_log = tmp_path / "pligt.log", tmp_path / "caddy.log"
+    pligt_log, caddy_log = logs / "pligt.log", logs / "caddy.log"
     pligt = machine.start(
         f"umask {service['UMask'][0]}; cd {service['WorkingDirectory'][0]}; "
         f"exec runuser -u {service['User'][0]} -- env {env} {service['ExecStart'][0]}",
@@ -249,9 +264,12 @@ def _first_answer_over_https(
             pytest.fail("a server stopped:\n" + "\n".join(log.read_text(errors="replace") for log in logs))
         if ca.is_file():
             try:
-                return requests.get(url, timeout=10, verify=str(ca))
+                answer = requests.get(url, timeout=10, verify=str(ca))
             except requests.ConnectionError:
                 pass
+            else:
+                if answer.status_code != 502:  # 502: Caddy is up, pligt serve not yet
+                    return answer
         time.sleep(0.5)
     pytest.fail(f"no answer from {url}:\n" + "\n".join(log.read_text(errors="replace") for log in logs))
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import click
 
@@ -99,7 +100,8 @@ def deploy(
     run(["chown", "-R", f"{plan.user}:{plan.user}", str(plan.state_dir)])
     run(["chmod", "0700", str(plan.state_dir), str(plan.instance), str(plan.backups)])
     _start(plan, run, booted=not live or Path("/run/systemd/system").is_dir())
-    click.echo(f"Pligt is served at {plan.base_url}/ once DNS points {plan.base_url.split('//')[1]} at this machine.")
+    host = urlsplit(plan.base_url).hostname
+    click.echo(f"Pligt is served at {plan.base_url}/ once the DNS records of {host} point at this machine.")
     click.echo("Owner commands: pligt --help (runs as the service user on the instance in /var/lib/pligt).")
 
 
