@@ -187,7 +187,7 @@ def write_secret(settings: Settings) -> None:
         f.write(secrets.token_bytes(32))
 
 
-def switch_setting(settings: Settings, name: str, value: str) -> None:
+def switch_setting(settings: Settings, name: str, value: str | int) -> None:
     """Rewrite (or add) the ``name = "…"`` line of the instance's pligt.toml, atomically (the migrate commands)."""
     path = settings.config_file
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
