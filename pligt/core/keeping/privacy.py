@@ -90,7 +90,7 @@ class Privacy:
         now = self.clock()
         report = PurgeReport(dry_run)
         with self.catalog.transaction():
-            for request in self.catalog.requests():
+            for request in self.catalog.requests(personal=False):
                 closed = self.closed_at(request)
                 if (
                     request.purged_at is None
