@@ -17,7 +17,6 @@ import pytest
 import requests
 
 from pligt.core import SqliteCatalog
-
 from tests.support.realistic import END
 from tests.support.realistic import PERSON_A
 from tests.support.realistic import PERSON_B

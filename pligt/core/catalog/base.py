@@ -598,6 +598,64 @@ class Catalog(abc.ABC):
             "without_key": len(missing - destroyed),
         }
 
+    def requests_erased_elsewhere(self) -> list[int]:
+        """Return the requests whose fields are still here, sealed, but whose keys were destroyed since.
+
+        A catalog restored from a backup taken before an erasure (or a purge) holds them: the
+        erasure is carried over by erasing them here too (:meth:`Privacy.carry_over`).
+        """
+        rows = self._execute(
+            "SELECT id, key_id FROM access_requests WHERE sealed IS NOT NULL AND key_id IS NOT NULL ORDER BY id"
+        ).fetchall()
+        if not rows or self.keys is None:
+            return []
+        missing = {row["key_id"] for row in rows} - set(self._keys_for(row["key_id"] for row in rows))
+        if not missing:
+            return []
+        try:
+            destroyed = self.keys.destroyed(missing)
+        except KeyStoreUnavailable:
+            return []
+        return [row["id"] for row in rows if row["key_id"] in destroyed]
+
+    def rectify_request(self, request_id: int, changes: dict[str, str], now: datetime) -> AccessRequest:
+        """Replace some personal fields of a readable request: all sealed anew under a new key, the old key destroyed.
+
+        The request's audit entries held the old values (sealed under the old key): their
+        fields are erased here, and with the old key every earlier copy of them is unreadable.
+        :raises Conflict: if the request's fields are erased or unreadable.
+        """
+        with self._write():
+            current = self.get_request(request_id)
+            if current is None or current.personal_data != "readable":
+                raise Conflict(f"request {request_id}'s personal fields are not readable: nothing to rectify")
+            old = self._execute("SELECT key_id FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+            fields = {f: changes.get(f, getattr(current, f)) for f in PERSONAL_FIELDS}
+            key_id, key = self._key_store().create()
+            self._execute(
+                "UPDATE access_requests SET key_id = ?, sealed = ? WHERE id = ?",
+                (key_id, seal(key_id, key, _request_context(request_id), fields), request_id),
+            )
+            self._execute(
+                "UPDATE audit_log SET personal = NULL, personal_key = NULL WHERE personal IS NOT NULL AND "
+                + self.dialect.audit_request
+                + " = ?",
+                (request_id,),
+            )
+            if old is not None and old["key_id"]:
+                self._key_store().destroy([old["key_id"]])
+        found = self.get_request(request_id)
+        assert found is not None
+        return found
+
+    def key_ids(self) -> set[str]:
+        """Return the ids of the keys this catalog's sealed fields need (for restoring keys)."""
+        ids = {row[0] for row in self._execute("SELECT key_id FROM access_requests WHERE key_id IS NOT NULL")}
+        for row in self._execute("SELECT personal FROM audit_log WHERE personal IS NOT NULL"):
+            if is_sealed(row[0]):
+                ids.add(sealed_key_id(row[0]))
+        return ids
+
     def key_store_label(self) -> str:
         """Where the key store is, for messages."""
         return self.keys.label if self.keys is not None else "(none)"

@@ -141,8 +141,8 @@ def _personal_intact(entry: AuditEntry) -> bool:
     return hmac.compare_digest(_personal_digest(entry.personal_key, entry.personal), entry.personal_digest)
 
 
-#: The entries that erase personal fields, and the key that lists the requests they erased.
-ERASING_ACTIONS = ("privacy.purged", "privacy.erased")
+#: The entries that erase personal fields (a rectification erases the old values).
+ERASING_ACTIONS = ("privacy.purged", "privacy.erased", "privacy.rectified")
 
 
 def verify_erasures(entries: Iterable[AuditEntry], requests: Iterable[AccessRequest]) -> None:
@@ -159,6 +159,7 @@ def verify_erasures(entries: Iterable[AuditEntry], requests: Iterable[AccessRequ
     for entry in entries:
         if entry.action in ERASING_ACTIONS:
             erased.update(int(r) for r in entry.data.get("requests_erased", []))
+            erased.update(int(r) for r in entry.data.get("requests_rectified", []))
     for entry in entries:
         request = entry.data.get("request")
         gone = entry.personal is None and entry.personal_digest is not None and not entry.unreadable
