@@ -11,6 +11,8 @@ the commands, and the archive (versions, credentials, proofs) keeps working.
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterable
 from datetime import timedelta
@@ -21,9 +23,14 @@ import requests
 
 from pligt.core import Archive
 from pligt.core import SqliteCatalog
+from pligt.core.catalog import _MIGRATIONS
 from pligt.core.catalog.sqlite import SqliteKeyStore
 from pligt.core.keeping.backup import backup_keys
 from pligt.core.keeping.privacy import Privacy
+from pligt.core.proof.audit import GENESIS
+from pligt.core.proof.audit import canonical_json
+from pligt.core.proof.audit import entry_hash
+from pligt.core.proof.audit import seal_personal
 from pligt.core.storage import LocalStorage
 from pligt.instance import init_instance
 from pligt.instance import open_instance
@@ -328,3 +335,66 @@ def test_a_pg_dump_from_before_the_erasure_restored_after_holds_the_person_nowhe
     folders = [inst, dump.parent, postgres.folder]
     assert files_holding(folders, AGNETE) == []
     assert files_holding(folders, BERTIL) == []
+
+
+# -- upgrading an instance whose catalog holds personal fields in clear ------------------------
+
+
+def test_an_existing_catalog_is_sealed_on_upgrade_and_keeps_no_clear_copy(instance: Instance, tmp_path: Path) -> None:
+    inst = instance.path
+    # A catalog from before schema 7 (migrations 1-6), with a request and its audit entry in clear.
+    old = tmp_path / "before-upgrade" / "catalog.sqlite3"
+    old.parent.mkdir()
+    db = sqlite3.connect(old, isolation_level=None)
+    for number, script in enumerate(_MIGRATIONS[:6], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {number:d}")
+    at, fields = "2026-01-05T12:00:00Z", dict(AGNETE)
+    db.execute(
+        "INSERT INTO access_requests (institution, contact_name, contact_email, legal_basis, message, created_at) "
+        "VALUES (:institution, :contact_name, :contact_email, :legal_basis, :message, :at)",
+        {**fields, "at": at},
+    )
+    digest_key, digest = seal_personal(fields)
+    data = {"request": 1}
+    db.execute(
+        "INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest, prev_hash, hash) "
+        "VALUES (1, ?, 'request.filed', ?, ?, ?, ?, ?, ?)",
+        (
+            at,
+            canonical_json(data).decode(),
+            canonical_json(fields).decode(),
+            digest_key,
+            digest,
+            GENESIS,
+            entry_hash(1, GENESIS, at, "request.filed", data, digest),
+        ),
+    )
+    db.close()
+    (inst / "catalog.sqlite3").unlink()
+    (inst / "checkpoint").unlink(missing_ok=True)
+    shutil.copyfile(old, inst / "catalog.sqlite3")
+
+    _, archive = open_instance(inst, upgrade=True)  # what pligt serve does as it starts
+    archive.catalog.close()
+    [row] = dump(inst / "catalog.sqlite3", "access_requests")
+    assert all(row[f] is None for f in ("institution", "contact_name", "contact_email", "message"))
+    assert row["sealed"].startswith("pligt-sealed-v1:") and row["key_id"]
+    [entry] = dump(inst / "catalog.sqlite3", "audit_log")
+    assert entry["personal"].startswith("pligt-sealed-v1:") and entry["personal_key"] is None
+    assert listed(inst)[AGNETE["contact_name"]]["message"] == AGNETE["message"]
+    assert invoke("audit", "verify", "--instance", str(inst)).exit_code == 0
+    assert files_holding([inst], AGNETE) == []  # overwritten in place, the write-ahead log emptied
+    assert files_holding([old.parent], AGNETE)  # a copy from before: in clear (a limit)
+
+    assert invoke("gdpr", "erase", "--email", AGNETE["contact_email"], "--instance", str(inst)).exit_code == 0
+    assert invoke("audit", "verify", "--instance", str(inst)).exit_code == 0
+
+
+def dump(catalog: Path, table: str) -> list[dict[str, Any]]:
+    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+    finally:
+        db.close()
