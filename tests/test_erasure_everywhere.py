@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from pligt.core import Archive
@@ -294,13 +295,19 @@ def test_key_backups_older_than_the_stated_days_are_deleted(instance: Instance, 
 # -- PostgreSQL catalog -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("key_store", ["file", "postgresql"])
 def test_a_pg_dump_from_before_the_erasure_restored_after_holds_the_person_nowhere(
-    tmp_path: Path, postgres: Cluster, postgres_url: str
+    tmp_path: Path, postgres: Cluster, postgres_url: str, key_store: str
 ) -> None:
-    instance = new_instance(tmp_path / "instance", PLIGT_CATALOG=postgres_url)
+    # The key store: the instance's file (one machine), or a database of its own (several machines;
+    # in production on another server than the catalog's, here in the same throw-away cluster).
+    keys = {"PLIGT_KEY_STORE": postgres.new_database()} if key_store == "postgresql" else {}
+    instance = new_instance(tmp_path / "instance", PLIGT_CATALOG=postgres_url, **keys)
+    assert (instance.path / "personal_keys.sqlite3").exists() is False
     inst = instance.path
     publish(inst)
     agnete, _ = file_requests(inst, AGNETE, BERTIL)
+    assert (inst / "personal_keys.sqlite3").exists() is (key_store == "file")
     dump = tmp_path / "dumps" / "catalog.sql"
     dump.parent.mkdir()
     subprocess.run(
