@@ -40,6 +40,7 @@ from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.postgres import Cluster
+from tests.support.s3 import Bucket
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
@@ -405,3 +406,37 @@ def dump(catalog: Path, table: str) -> list[dict[str, Any]]:
         return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
     finally:
         db.close()
+
+
+# -- S3 storage ------------------------------------------------------------------------------
+
+
+def test_on_s3_storage_nothing_personal_reaches_the_bucket_and_the_erasure_reaches_the_backup(
+    instance: Instance, tmp_path: Path, bucket: Bucket, aws_env: None
+) -> None:
+    with instance.settings.config_file.open("a", encoding="utf-8") as config:
+        config.write(bucket.settings_toml())
+    inst = instance.path
+    publish(inst)
+    agnete, _ = file_requests(inst, AGNETE, BERTIL)
+    assert invoke("backup", "--instance", str(inst), str(tmp_path / "backup")).exit_code == 0
+    assert invoke("gdpr", "erase", "--email", AGNETE["contact_email"], "--instance", str(inst)).exit_code == 0
+    assert invoke("keys", "backup", "--instance", str(inst), str(tmp_path / "key-backups")).exit_code == 0
+    [key_backup] = (tmp_path / "key-backups").iterdir()
+
+    restored = tmp_path / "restored"
+    result = invoke("restore", str(tmp_path / "backup"), "--instance", str(restored), "--keys", str(key_backup))
+    assert result.exit_code == 0, result.stderr
+    assert f"#{agnete}" in result.stdout
+    assert set(listed(restored)) == {f"erased #{agnete}", BERTIL["contact_name"]}
+
+    stored = b"".join(
+        bucket.client.get_object(Bucket=bucket.name, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+        for v in bucket.versions()
+        if "VersionId" in v and not v.get("IsDeleteMarker")
+    ).lower()
+    assert stored  # the deposit is there
+    for person in (AGNETE, BERTIL):
+        assert not [n for n in needles(person) if n.lower() in stored]
+    folders = [inst, restored, tmp_path / "backup", tmp_path / "key-backups"]
+    assert files_holding(folders, AGNETE) == []

@@ -382,6 +382,8 @@ class SqliteCatalog(Catalog):
         if db is not None:
             db.close()
             self._local.db = None
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _roll_back(db: sqlite3.Connection) -> None:
@@ -414,6 +416,8 @@ class SqliteKeyStore(KeyStore):
     @contextlib.contextmanager
     def _db(self, *, create: bool) -> Iterator[sqlite3.Connection | None]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "pid", None) != os.getpid():
+            db = None  # opened before a fork (gunicorn's workers): a SQLite connection is not shared
         if db is None:
             if not create and not self.path.is_file():
                 yield None
@@ -433,7 +437,7 @@ class SqliteKeyStore(KeyStore):
                     db.execute(statement)
             except sqlite3.Error as e:
                 raise KeyStoreUnavailable(f"cannot open the key store {self.path}: {e}") from e
-            self._local.db = db
+            self._local.db, self._local.pid = db, os.getpid()
         try:
             yield db
         except sqlite3.Error as e:
