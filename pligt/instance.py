@@ -58,7 +58,7 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
     if busy_timeout is None:
         busy_timeout = catalogs.BUSY_TIMEOUT  # looked up now: tests shorten it
     archive = Archive(
-        open_catalog(settings.catalog, settings.instance, busy_timeout=busy_timeout),
+        open_catalog(settings.catalog, settings.instance, busy_timeout=busy_timeout, key_store=settings.key_store),
         open_backend(settings.storage, **storage_options(settings)),
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,

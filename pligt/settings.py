@@ -47,6 +47,11 @@ class Settings:
     #: ``sqlite:///absolute/path``; default ``<instance>/catalog.sqlite3``) or a PostgreSQL
     #: database shared by several app servers (``postgresql://user@host:5432/database``).
     catalog: str = ""
+    #: Where the keys of the personal data are (each access request's own; see docs/privacy.md):
+    #: a SQLite file (default ``<instance>/personal_keys.sqlite3``, whatever the catalog) or, for
+    #: several machines sharing a PostgreSQL catalog, ``postgresql://…`` of a database of its own.
+    #: Never inside the catalog or its backups: destroying a key is what erases every copy.
+    key_store: str = ""
     retention_days: int = MINIMUM_RETENTION_DAYS
     max_upload_bytes: int = 2 * GiB
     fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET

@@ -154,6 +154,8 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
         "…": "Materialet indeholder personoplysninger om den registrerede",
         "/srv/backups/DATE": str(work / "backups" / date.today().isoformat()),
         "/srv/pligt/new": str(work / "restored"),
+        "/srv/pligt-key-backups": str(work / "key-backups"),
+        "Y": "ny.adresse@example.dk",
         "file:///srv/pligt/files": f"file://{work / 'files-again'}",
         "s3://acme-pligt/deposit": bucket.url("deposit"),
         # The README's database: one of the test session's throw-away PostgreSQL cluster.

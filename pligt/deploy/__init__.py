@@ -70,6 +70,11 @@ class Plan:
         return self.state_dir / "backups"
 
     @property
+    def key_backups(self) -> PurePosixPath:
+        """Where the nightly key backups go: a folder of their own, never the catalog backups'."""
+        return self.state_dir / "key-backups"
+
+    @property
     def pligt(self) -> PurePosixPath:
         return self.app_dir / ".venv" / "bin" / "pligt"
 
@@ -110,6 +115,12 @@ def jobs(plan: Plan) -> list[Job]:
             "*-*-* 02:05:00",
             backup,
             through_sh=True,
+        ),
+        Job(
+            "pligt-keys-backup",
+            f"the keys of the personal data into {plan.key_backups} (key backups older than 7 days deleted)",
+            "*-*-* 02:07:00",
+            f"keys backup {plan.key_backups}",
         ),
         Job(
             "pligt-audit-stamp",

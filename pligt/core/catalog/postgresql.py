@@ -18,7 +18,9 @@ import functools
 import logging
 import os
 import re
+import secrets
 import threading
+from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -39,10 +41,16 @@ from pligt.core.catalog.base import Dialect
 from pligt.core.catalog.base import Result
 from pligt.core.catalog.base import Row
 from pligt.core.catalog.base import redacted
+from pligt.core.catalog.keys import KEY_STORE_SCHEMA
+from pligt.core.catalog.keys import KeyStore
+from pligt.core.catalog.keys import new_key
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import CatalogBusy
+from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
+from pligt.core.models import to_text
+from pligt.core.models import utcnow
 
 # The pool logs every failed attempt to connect while it retries in the background; the
 # catalog's StorageError says once why the server cannot be reached instead.
@@ -223,6 +231,14 @@ MIGRATIONS: list[tuple[int, str]] = [
             FOR EACH ROW EXECUTE FUNCTION pligt_checkpoints_append_only();
         """,
     ),
+    (
+        7,
+        # Each request's personal fields sealed under a key of its own (issue 23); see sqlite.py.
+        """
+        ALTER TABLE access_requests ADD COLUMN key_id TEXT;
+        ALTER TABLE access_requests ADD COLUMN sealed TEXT;
+        """,
+    ),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 
@@ -324,12 +340,14 @@ class PostgresCatalog(Catalog):
     dialect = DIALECT
     shared_between_machines = True
 
-    def __init__(self, url: str, *, busy_timeout: float | None = None) -> None:
+    def __init__(self, url: str, *, busy_timeout: float | None = None, keys: KeyStore | None = None) -> None:
         """Prepare the pool for ``url`` (libpq's URL); nothing connects before the first query.
 
         :param busy_timeout: seconds a write waits for the write lock before :class:`CatalogBusy`.
+        :param keys: the key store of personal data (None: requests cannot be filed; see open_catalog).
         """
         self.url = url
+        self.keys = keys
         self.label = redacted(url)
         self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._local = threading.local()
@@ -535,7 +553,7 @@ class PostgresCatalog(Catalog):
 
     # -- schema --------------------------------------------------------------------
 
-    def migrate(self) -> None:
+    def _migrate_schema(self) -> None:
         with self._write(), self._connection() as conn:
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS pligt_schema (version INTEGER NOT NULL)")
@@ -592,3 +610,92 @@ class PostgresCatalog(Catalog):
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
             pool.close()
+
+
+class PostgresKeyStore(KeyStore):
+    """The keys in a table of a PostgreSQL database of their own (several machines, one catalog).
+
+    Give it a database (better: a server) that is not the catalog's, so that
+    neither a ``pg_dump`` of the catalog nor the catalog server's snapshots and
+    write-ahead log ever hold a key; its own backups are key backups (keep them
+    briefly: see docs/privacy.md).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.label = redacted(url)
+        self._made = False
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[Any]:
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                if not self._made:
+                    for statement in KEY_STORE_SCHEMA:
+                        conn.execute(statement.replace("BLOB", "BYTEA"))
+                    self._made = True
+                yield conn
+        except psycopg.Error as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise KeyStoreUnavailable(f"the key store {self.label} failed: {first}") from e
+
+    def create(self) -> tuple[str, bytes]:
+        key_id, key = secrets.token_hex(16), new_key()
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO personal_keys (id, key, created_at) VALUES (%s, %s, %s)", (key_id, key, to_text(utcnow()))
+            )
+        return key_id, key
+
+    def get(self, ids: Collection[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if not wanted:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id, key FROM personal_keys WHERE id = ANY(%s)", (wanted,)).fetchall()
+        return {i: bytes(k) for i, k in rows}
+
+    def destroy(self, ids: Collection[str]) -> None:
+        wanted = [i for i in ids if i]
+        if not wanted:
+            return
+        now = to_text(utcnow())
+        with self._conn() as conn, conn.transaction():
+            conn.execute("DELETE FROM personal_keys WHERE id = ANY(%s)", (wanted,))
+            for key_id in wanted:
+                conn.execute(
+                    "INSERT INTO destroyed_keys (id, destroyed_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (key_id, now),
+                )
+
+    def destroyed(self, ids: Collection[str]) -> set[str]:
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if not wanted:
+            return set()
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id FROM destroyed_keys WHERE id = ANY(%s)", (wanted,)).fetchall()
+        return {i for (i,) in rows}
+
+    def exists(self) -> bool:
+        try:
+            with self._conn():
+                return True
+        except KeyStoreUnavailable:
+            return False
+
+    def export(self) -> tuple[list[tuple[str, bytes, str]], list[tuple[str, str]]]:
+        with self._conn() as conn:
+            keys = [(i, bytes(k), c) for i, k, c in conn.execute("SELECT id, key, created_at FROM personal_keys")]
+            tombstones = [(i, d) for i, d in conn.execute("SELECT id, destroyed_at FROM destroyed_keys")]
+        return keys, tombstones
+
+    def load(self, keys: list[tuple[str, bytes, str]], tombstones: list[tuple[str, str]]) -> None:
+        dead = {i for i, _ in tombstones}
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO destroyed_keys (id, destroyed_at) VALUES (%s, %s) ON CONFLICT DO NOTHING", tombstones
+            )
+            cursor.executemany(
+                "INSERT INTO personal_keys (id, key, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [k for k in keys if k[0] not in dead],
+            )

@@ -318,7 +318,8 @@ class AccessDesk:
         the purge schedule runs from that moment.
         """
         now = self.clock()
-        for request in self.catalog.requests(APPROVED) + self.catalog.requests(RELEASED):
+        open_ = self.catalog.requests(APPROVED, personal=False) + self.catalog.requests(RELEASED, personal=False)
+        for request in open_:
             if request.status == APPROVED:
                 ends = [r.expires_at for r in self.catalog.releases(request.id) if r.released_at is None]
             else:
