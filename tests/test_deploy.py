@@ -68,7 +68,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     units = tmp_path / UNITS
     names = sorted(p.name for p in units.iterdir())
-    jobs = ["pligt-audit-stamp", "pligt-backup", "pligt-fixity", "pligt-purge"]
+    jobs = ["pligt-audit-stamp", "pligt-backup", "pligt-fixity", "pligt-keys-backup", "pligt-purge"]
     assert names == sorted(["pligt.service", *(f"{j}.service" for j in jobs), *(f"{j}.timer" for j in jobs)])
     done = subprocess.run(
         ["systemd-analyze", "verify", *names], cwd=units, capture_output=True, text=True, timeout=60, check=False
@@ -93,7 +93,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     # Every scheduled job of scripts/cron.example has its timer, hardened like the service.
     commands = {j: (units / f"{j}.service").read_text() for j in jobs}
     scheduled = cron_commands((ROOT / "scripts/cron.example").read_text())
-    assert scheduled == ["purge", "fixity --repair", "backup", "audit stamp"]
+    assert scheduled == ["purge", "fixity --repair", "backup", "keys backup", "audit stamp"]
     for command in scheduled:
         assert [j for j, text in commands.items() if f"/bin/pligt {command}" in text], command
     assert "pligt backup /var/lib/pligt/backups/" in commands["pligt-backup"]

@@ -41,7 +41,7 @@ from tests.support.servers import stop_server
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the examples are, in the order they run: each builds on what the ones before made
 #: (the proofs name a version that the GDPR examples later withdraw).
-DOCUMENTS = ("README.md", "docs/proofs.md", "docs/operators.md", "docs/storage.md")
+DOCUMENTS = ("README.md", "docs/proofs.md", "docs/operators.md", "docs/privacy.md", "docs/storage.md")
 
 #: The exit code an example's comment promises, where it is not 0 (exit codes: the README's table).
 REFUSED = {
