@@ -38,7 +38,7 @@ ENV_PREFIX = "PLIGT_"
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything an instance can be configured with; see the README's table."""
+    """Everything an instance can be configured with; see the table in docs/operators.md."""
 
     instance: Path
     #: Where the bytes live: ``file:///path`` (default: ``<instance>/files``) or ``s3://bucket/prefix``.
@@ -320,7 +320,7 @@ def default_config_text(settings: Settings, chosen: Collection[str] = ()) -> str
     """Return the commented config file that ``pligt init`` writes; the ``chosen`` settings are in force."""
     lines = [
         "# Pligt instance configuration. Every setting is optional; PLIGT_<NAME> environment",
-        "# variables override what is here. See README.md for what each one does.",
+        "# variables override what is here. See docs/operators.md for what each one does.",
         "",
     ]
     for name, field in _FIELDS.items():
