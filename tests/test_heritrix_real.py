@@ -36,6 +36,7 @@ from pligt.links import crawler_domain
 from tests.support.access import REQUEST_FIELDS
 from tests.support.cli import run_cli
 from tests.support.real_heritrix import FAST
+from tests.support.real_heritrix import NETARKIVET
 from tests.support.real_heritrix import Exchange
 from tests.support.real_heritrix import Harvest
 from tests.support.real_heritrix import Pace
@@ -328,72 +329,92 @@ def test_the_crawler_sent_the_handed_over_credential_and_the_old_one_is_refused(
     assert harvests.old_password_status == 401
 
 
-# -- how the crawler fetched ---------------------------------------------------------------------
+# -- how the crawler fetched (each check holds for every job, at any pace) --------------------------
+
+
+def check_robots_first(site: Site, job: Job) -> None:
+    first = job.harvest.exchanges[0]
+    assert first.url == f"{site.base}/robots.txt"
+    assert first.status == 200
+    assert first.authorization is None
+    assert "crawl-delay" not in first.payload.decode().lower()
+    assert job.harvest.log[0].url == first.url
+
+
+def check_one_401_then_preemptive(site: Site, job: Job) -> None:
+    exchanges = job.harvest.exchanges
+    challenged = [n for n, e in enumerate(exchanges) if e.status == 401]
+    assert len(challenged) == 1, [(e.url, e.status) for e in exchanges]
+    [n] = challenged
+    assert exchanges[n].headers["WWW-Authenticate"] == f'Basic realm="{job.handed["realm"]}", charset="UTF-8"'
+    assert all(e.authorization is None for e in exchanges[: n + 1])
+    retry = exchanges[n + 1]
+    assert (retry.url, retry.status) == (exchanges[n].url, 200)
+    assert all(e.authorization is not None for e in exchanges[n + 1 :])
+    # Pligt's pages link /protected/ before any version: all of them, public ones included,
+    # were fetched with the credential.
+    for version in site.versions:
+        assert exchange_of(job.harvest, site, version).authorization is not None
+
+
+def check_plain_http_1_0(job: Job) -> None:
+    for e in job.harvest.exchanges:
+        assert e.request_line.startswith("GET ") and e.request_line.endswith(" HTTP/1.0"), e.request_line
+        assert e.request_headers["Connection"].lower() == "close"
+        assert not {"If-None-Match", "If-Modified-Since", "Range", "Accept-Encoding"} & set(e.request_headers)
+        assert "heritrix/" in e.request_headers["User-Agent"]
+        assert e.headers.get("Transfer-Encoding") is None
+
+
+def check_every_version_arrived(site: Site, job: Job) -> None:
+    for version in site.versions:
+        got = exchange_of(job.harvest, site, version)
+        assert got.status == 200
+        assert got.digest == got.sha1 == version["sha1"]
+        assert got.sha256 == version["sha256"]
+        assert got.payload == site.payloads[(version["slug"], version["version"])]
+        logged = job.harvest.logged(got.url)
+        assert (logged.status, logged.size, logged.digest) == (200, version["size"], version["sha1"])
+
+
+def check_never_refused(job: Job) -> None:
+    statuses = Counter(line.status for line in job.harvest.log)
+    assert set(statuses) == {200}, statuses
+    assert {e.status for e in job.harvest.exchanges} == {200, 401}
 
 
 def test_robots_txt_comes_first_without_a_crawl_delay(harvests: Harvests) -> None:
     for job in jobs(harvests):
-        first = job.harvest.exchanges[0]
-        assert first.url == f"{harvests.site.base}/robots.txt"
-        assert first.status == 200
-        assert first.authorization is None
-        assert "crawl-delay" not in first.payload.decode().lower()
-        assert job.harvest.log[0].url == first.url
+        check_robots_first(harvests.site, job)
 
 
 def test_one_401_then_the_credential_with_every_request_public_ones_too(harvests: Harvests) -> None:
     for job in jobs(harvests):
-        exchanges = job.harvest.exchanges
-        challenged = [n for n, e in enumerate(exchanges) if e.status == 401]
-        assert len(challenged) == 1, [(e.url, e.status) for e in exchanges]
-        [n] = challenged
-        assert exchanges[n].headers["WWW-Authenticate"] == f'Basic realm="{job.handed["realm"]}", charset="UTF-8"'
-        assert all(e.authorization is None for e in exchanges[: n + 1])
-        retry = exchanges[n + 1]
-        assert (retry.url, retry.status) == (exchanges[n].url, 200)
-        assert all(e.authorization is not None for e in exchanges[n + 1 :])
-        # Every version is linked after /protected/ in Pligt's pages: all of them, public ones
-        # included, were fetched with the credential.
-        for version in harvests.site.versions:
-            assert exchange_of(job.harvest, harvests.site, version).authorization is not None
+        check_one_401_then_preemptive(harvests.site, job)
 
 
 def test_every_request_is_a_plain_http_1_0_get_with_connection_close(harvests: Harvests) -> None:
     for job in jobs(harvests):
-        for e in job.harvest.exchanges:
-            assert e.request_line.startswith("GET ") and e.request_line.endswith(" HTTP/1.0"), e.request_line
-            assert e.request_headers["Connection"].lower() == "close"
-            assert not {"If-None-Match", "If-Modified-Since", "Range", "Accept-Encoding"} & set(e.request_headers)
-            assert "heritrix/" in e.request_headers["User-Agent"]
-            assert e.headers.get("Transfer-Encoding") is None
+        check_plain_http_1_0(job)
 
 
 # -- what arrived -------------------------------------------------------------------------------
 
 
 def test_every_retained_version_arrived_whole_with_pligts_sha1(harvests: Harvests) -> None:
-    site = harvests.site
     for job in jobs(harvests):
-        for version in site.versions:
-            got = exchange_of(job.harvest, site, version)
-            assert got.status == 200
-            assert got.digest == got.sha1 == version["sha1"]
-            assert got.sha256 == version["sha256"]
-            assert got.payload == site.payloads[(version["slug"], version["version"])]
-            logged = job.harvest.logged(got.url)
-            assert (logged.status, logged.size, logged.digest) == (200, version["size"], version["sha1"])
+        check_every_version_arrived(harvests.site, job)
 
 
 def test_the_crawler_was_never_refused_while_others_were(harvests: Harvests) -> None:
     for job in jobs(harvests):
-        statuses = Counter(line.status for line in job.harvest.log)
-        assert set(statuses) == {200}, statuses
-        assert {e.status for e in job.harvest.exchanges} == {200, 401}
+        check_never_refused(job)
     flood = harvests.flood
-    # The guesser was locked out (429 on the challenges it asked for) while the crawler harvested,
-    # and the anonymous clients were served all along.
+    # The guesser was locked out (429 on the challenges it asked for) while the crawler harvested
+    # with the same username, and the anonymous clients were served all along.
     assert flood.guesses[401] > 0 and flood.guesses[429] > 0, flood
-    assert set(flood.anonymous) <= {200, 401}, flood
+    assert set(flood.guesses) == {401, 429}, flood
+    assert set(flood.anonymous) == {200, 401}, flood
     assert sum(flood.anonymous.values()) > 100, flood
 
 
@@ -422,3 +443,36 @@ def report(harvests: Harvests, timeout: float = 5) -> list[dict[str, Any]]:
         if all(r["complete_at"] for r in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
+
+
+# -- at Netarkivet's own pace ---------------------------------------------------------------------
+
+#: About a minute of Netarkivet's per-host bandwidth (500 KB/s, Heritrix's K being 1024 bytes).
+BIG = 30_000_000
+
+
+@pytest.mark.slow
+def test_at_netarkivets_pace_a_large_site_arrives_whole_and_never_refused(tmp_path: Path) -> None:
+    big = ("Katalog 2026.pdf", pdf("katalog", pad=BIG), "--public", "katalog")
+    files = [FILES[0], big, *FILES[1:]]
+    for site in make_site(tmp_path, files):
+        request_id = file_request(site)
+        handed = pligt("approve", "--instance", str(site.instance), str(request_id), "--show")
+        job, flood = run_job(site, tmp_path / "jobs", "netarkivet", handed, handed["credential"], NETARKIVET, True)
+
+        check_robots_first(site, job)
+        check_one_401_then_preemptive(site, job)
+        check_plain_http_1_0(job)
+        check_every_version_arrived(site, job)
+        check_never_refused(job)
+        assert flood.guesses[429] > 0 and set(flood.anonymous) == {200, 401}, flood
+
+        # The pace, from crawl.log: each fetch begins at least 300 ms after the one before ended
+        # (the 401 and its retry are one fetch), so at most about 3.3 a second; the large file
+        # holds the host's next fetch back for its size at 500 KB/s.
+        log = job.harvest.log
+        for before, after in zip(log, log[1:], strict=False):
+            ended = before.began.timestamp() + before.duration_ms / 1000
+            assert after.began.timestamp() - ended >= 0.29, (before.url, after.url)
+        span = log[-1].began.timestamp() - log[0].began.timestamp()
+        assert span >= BIG / (500 * 1024) * 0.95, span
