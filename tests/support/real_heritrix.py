@@ -94,8 +94,8 @@ class LogLine:
     hops: str
     via: str
     mime: str
-    #: When the fetch began, and how long it took (``20261208005138998+71``).
-    began: datetime
+    #: When the fetch began, and how long it took (``20261208005138998+71``); none without a fetch.
+    began: datetime | None
     duration_ms: int
     digest: str
     annotations: str
@@ -118,6 +118,10 @@ class Exchange:
     length: int
     payload: bytes
 
+    def header(self, name: str) -> str | None:
+        """A response header, its name in any case (a proxy may write ``Www-Authenticate``)."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
     @property
     def authorization(self) -> str | None:
         return self.request_headers.get("Authorization")
@@ -139,6 +143,11 @@ class Harvest:
     def responses(self, url: str) -> list[Exchange]:
         """Every exchange for ``url``, in the order Heritrix wrote them (a 401, then its retry)."""
         return [e for e in self.exchanges if e.url == url]
+
+    @property
+    def web_log(self) -> list[LogLine]:
+        """The crawl.log lines of HTTP(S) URLs (a name's DNS lookup has a line of its own first)."""
+        return [line for line in self.log if line.url.startswith(("http://", "https://"))]
 
     def logged(self, url: str) -> LogLine:
         [line] = [line for line in self.log if line.url == url]
@@ -239,24 +248,42 @@ def heritrix_home(cache: Path = CACHE) -> Path:
     return home
 
 
-def job_beans(seeds: list[str], credential_bean: str, pace: Pace) -> str:
-    """Return the job's ``crawler-beans.cxml``: the template with seeds, pace and the credential bean."""
+def job_beans(seeds: list[str], credential_bean: str, pace: Pace, hosts: bool = False) -> str:
+    """Return the job's ``crawler-beans.cxml``: the template with seeds, pace and the credential bean.
+
+    With ``hosts``, a name DNS does not know is looked up by Java (in the job's hosts file).
+    """
+    overrides = pace.overrides() + ("\nfetchDns.acceptNonDnsResolves=true" if hosts else "")
     text = TEMPLATE.read_text()
-    for token, value in (("@SEEDS@", "\n".join(seeds)), ("@OVERRIDES@", pace.overrides())):
+    for token, value in (("@SEEDS@", "\n".join(seeds)), ("@OVERRIDES@", overrides)):
         text = text.replace(token, value)
     return text.replace("@CREDENTIAL@", credential_bean)
 
 
-def launch(jobs: Path, name: str, seeds: list[str], credential_bean: str, pace: Pace, timeout: float = 300) -> Job:
+def launch(
+    jobs: Path,
+    name: str,
+    seeds: list[str],
+    credential_bean: str,
+    pace: Pace,
+    timeout: float = 300,
+    hosts: dict[str, str] | None = None,
+) -> Job:
     """Write job ``name`` under ``jobs`` and start Heritrix on it (``-r``: run it, then exit).
 
     The web console Heritrix insists on listens on a free loopback port, with a random
-    operator password; nothing uses it.
+    operator password; nothing uses it. ``hosts`` (name: address) are resolved from a hosts
+    file of the job's own (``jdk.net.hosts.file``), for a host name with a dot on loopback:
+    Java sends no SNI for a name without one (``localhost``).
     """
     home = heritrix_home()
     folder = jobs / name
     folder.mkdir(parents=True)
-    (folder / "crawler-beans.cxml").write_text(job_beans(seeds, credential_bean, pace))
+    (folder / "crawler-beans.cxml").write_text(job_beans(seeds, credential_bean, pace, hosts=bool(hosts)))
+    java = "-Xmx256m -XX:TieredStopAtLevel=1"
+    if hosts:
+        (folder / "hosts").write_text("".join(f"{address} {host}\n" for host, address in hosts.items()))
+        java += f" -Djdk.net.hosts.file={folder / 'hosts'}"
     output = folder / "heritrix.out"
     operator = f"admin:{secrets.token_urlsafe(12)}"
     argv = ["bash", str(home / "bin" / "heritrix"), "-a", operator, "-b", "127.0.0.1", "-p", str(free_port())]
@@ -265,7 +292,7 @@ def launch(jobs: Path, name: str, seeds: list[str], credential_bean: str, pace: 
         "FOREGROUND": "1",
         "HERITRIX_OUT": str(folder / "heritrix_out.log"),
         # A small heap, and the JIT's first tier only: a job of a few seconds starts faster.
-        "JAVA_OPTS": "-Xmx256m -XX:TieredStopAtLevel=1",
+        "JAVA_OPTS": java,
     }
     with output.open("wb") as out:
         process = subprocess.Popen(
@@ -319,7 +346,7 @@ def read_crawl_log(launched: Path) -> list[LogLine]:
         fields = text.split()
         if len(fields) < 11:
             continue
-        began, _, duration = fields[8].partition("+")
+        began, _, duration = fields[8].partition("+")  # "-" when nothing was fetched
         lines.append(
             LogLine(
                 status=int(fields[1]),
@@ -328,7 +355,7 @@ def read_crawl_log(launched: Path) -> list[LogLine]:
                 hops=fields[4],
                 via=fields[5],
                 mime=fields[6],
-                began=datetime.strptime(began, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC),
+                began=datetime.strptime(began, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC) if began != "-" else None,
                 duration_ms=int(duration or 0),
                 digest=fields[9],
                 annotations=fields[11] if len(fields) > 11 else "-",
