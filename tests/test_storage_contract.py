@@ -35,7 +35,7 @@ from pligt.core.storage.base import Debris
 from pligt.core.storage.s3 import PART_SIZE
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, object]]:
     """The URL and options of a fresh backend, as a process of its own would open it."""
     if request.param == "local":
