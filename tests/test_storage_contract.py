@@ -179,7 +179,7 @@ def test_failed_large_stream_leaves_nothing(backend: Storage) -> None:
 #: A writer in a process of its own: it stores more than one S3 part of KEY, says so, and waits to be killed.
 WRITER = """
 import json, sys, time
-from archive.storage import open_backend
+from pligt.core.storage import open_backend
 
 def chunks():
     yield b"w" * int(sys.argv[3])
