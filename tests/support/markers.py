@@ -6,6 +6,9 @@ The markers are registered in pyproject.toml: ``server`` (a real ``pligt serve``
 (the throw-away PostgreSQL cluster, PgBouncer), ``s3`` (the moto server), ``browser`` (headless
 Chromium) and ``external`` (a program from outside the venv: wget, faketime, OpenSSL's TSA, pywb,
 py-wacz). ``-m "not browser and not postgres"`` then runs everything that needs neither.
+
+A slow test (``-m slow``: a bare machine's set-up, a long fuzz run) gets an hour under
+pytest-timeout, where every other test gets pyproject.toml's five minutes.
 """
 
 from __future__ import annotations
@@ -20,8 +23,14 @@ RESOURCE_FIXTURES: dict[str, frozenset[str]] = {
 }
 
 
+#: pytest-timeout's limit for a slow test (a bare machine's set-up, a long fuzz run), in seconds.
+SLOW_TIMEOUT = 3600
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
         # A fixture of the test's own module with a shared name (test_lookups' ``server``, an Archive)
         # stands in for the shared one: it says nothing of the resource.
         module = getattr(item, "module", None)
