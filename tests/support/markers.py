@@ -5,7 +5,7 @@ resource's marker here; a test that starts the resource itself carries the marke
 The markers are registered in pyproject.toml: ``server`` (a real ``pligt serve``), ``postgres``
 (the throw-away PostgreSQL cluster, PgBouncer), ``s3`` (the moto server), ``browser`` (headless
 Chromium) and ``external`` (a program from outside the venv: wget, faketime, OpenSSL's TSA, pywb,
-py-wacz). ``-m "not browser and not postgres"`` then runs everything that needs neither.
+py-wacz, Caddy, systemd-analyze). ``-m "not browser and not postgres"`` runs what needs neither.
 
 A slow test (``-m slow``: a bare machine's set-up, a long fuzz run) gets an hour under
 pytest-timeout, where every other test gets pyproject.toml's five minutes.
