@@ -423,6 +423,7 @@ def test_publishing_the_same_slug_twice_gives_two_downloadable_versions(server: 
     assert latest.headers["Location"] == versions[1]["url"]
 
 
+@pytest.mark.server
 def test_real_server_takes_chunked_uploads_up_to_the_limit_and_refuses_more(instance: Instance, tmp_path: Path) -> None:
     running = start_server(instance.path, tmp_path / "small.log", env={"PLIGT_MAX_UPLOAD_BYTES": "1000"})
     try:

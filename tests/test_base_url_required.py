@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.app import Instance
@@ -12,6 +13,8 @@ from tests.support.cli import PLIGT
 from tests.support.net import free_port
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
+
+pytestmark = pytest.mark.server
 
 
 def test_serving_on_every_address_without_base_url_is_refused(instance: Instance) -> None:

@@ -69,6 +69,7 @@ def _head(path: str, content_type: str, length: int | None) -> str:
     return f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n"
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [
@@ -89,6 +90,7 @@ def test_a_huge_declared_body_to_an_anonymous_route_is_refused_before_it_is_read
     assert list(tmp.iterdir()) == []  # nothing spooled to disk
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("path", ["/access/requests", "/access/", "/admin/login"])
 def test_a_chunked_body_that_passes_the_small_limit_is_refused(spooled: tuple[Server, Path], path: str) -> None:
     server, tmp = spooled
@@ -97,6 +99,7 @@ def test_a_chunked_body_that_passes_the_small_limit_is_refused(spooled: tuple[Se
     assert list(tmp.iterdir()) == []
 
 
+@pytest.mark.server
 def test_the_owner_still_uploads_more_than_the_small_limit(spooled: tuple[Server, Path], instance: Instance) -> None:
     import requests
 

@@ -54,6 +54,8 @@ from tests.support.servers import start_server
 from tests.support.servers import stop_server
 from tests.support.slow_proxy import SlowProxy
 
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 #: axe-core, as scripts/test installs it (npm ci in tests/axe, the version its package-lock.json pins).
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"

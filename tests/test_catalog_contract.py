@@ -36,7 +36,13 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 OpenCatalog = Callable[..., Catalog]
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "pgbouncer"])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("pgbouncer", marks=pytest.mark.postgres),
+    ]
+)
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The ``catalog`` setting of a fresh catalog of each kind (PostgreSQL directly, and behind PgBouncer)."""
     if request.param == "sqlite":

@@ -252,6 +252,7 @@ def published_still_served(server: Server, instance: Instance, published: dict[s
     )
 
 
+@pytest.mark.server
 def test_kills_mid_upload_leave_debris_that_fixity_reports_serve_sweeps_and_repair_removes(
     instance: Instance, tmp_path: Path
 ) -> None:
@@ -419,6 +420,7 @@ def test_on_s3_fixity_reports_incomplete_uploads_and_an_object_locked_orphan_is_
     assert storage.exists("item/0123456789abcdef01234567")
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_twenty_four_kills_leave_nothing_but_what_was_published(instance: Instance, tmp_path: Path) -> None:
     """Workers, whole servers and `pligt add` killed 24 times, large bodies; every leftover goes, nothing else."""

@@ -62,6 +62,7 @@ def cron_commands(crontab: str) -> list[str]:
     return found
 
 
+@pytest.mark.external
 @needs_systemd
 def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     result = deploy(tmp_path, "--base-url", "https://deposit.example.dk")
@@ -158,6 +159,8 @@ def test_only_an_https_host_is_a_base_url(tmp_path: Path, url: str) -> None:
     assert not (tmp_path / "etc").exists()
 
 
+@pytest.mark.external
+@pytest.mark.server
 @needs_caddy
 def test_caddy_serves_a_harvest_over_https_and_logs_no_client_address(tmp_path: Path) -> None:
     https_port, http_port, upstream = free_port(), free_port(), free_port()

@@ -28,6 +28,8 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = [pytest.mark.external, pytest.mark.server]
+
 
 def publish_cli(instance: Instance, path: Path, *flags: str) -> None:
     result = invoke("add", "--instance", str(instance.path), *flags, str(path))
@@ -57,7 +59,7 @@ def read_warc(path: Path) -> tuple[dict[str, list[tuple[int, str, bytes]]], list
     return responses, requests_seen
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def storage_instance(request: pytest.FixtureRequest, instance: Instance) -> Instance:
     """The instance, storing its files locally or in S3 (moto on 127.0.0.1, a locked bucket)."""
     if request.param == "local":

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
@@ -26,6 +27,8 @@ from tests.support.mail import smtp_env
 from tests.support.net import free_port
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
+
+pytestmark = [pytest.mark.external, pytest.mark.server]
 
 
 class _Inputs(HTMLParser):

@@ -39,6 +39,8 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.server
+
 FILES = 16
 #: Large enough that killing a server leaves responses half sent.
 PAD = 1_500_000

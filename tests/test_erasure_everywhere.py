@@ -211,6 +211,7 @@ def test_a_rectified_email_is_unreadable_in_every_copy_made_before(instance: Ins
     assert files_holding([inst, restored, tmp_path / "backup"], BERTIL) == []
 
 
+@pytest.mark.server
 def test_a_lost_key_store_leaves_the_archive_serving_and_verifying(instance: Instance, tmp_path: Path) -> None:
     inst = instance.path
     publish(inst)

@@ -165,6 +165,8 @@ def test_each_name_is_served_by_both_paths_with_the_same_headers(
         assert fallback.isascii()
 
 
+@pytest.mark.external
+@pytest.mark.server
 def test_a_real_server_serves_them_to_requests_and_to_wget(instance: Instance, tmp_path: Path) -> None:
     archive = build_archive(instance.settings)
     for name in DESKTOP_NAMES:

@@ -136,6 +136,7 @@ SCHEMA = schemathesis.openapi.from_dict(
 )
 
 
+@pytest.mark.external
 def test_the_description_is_valid_openapi_and_covers_every_route(app: Flask) -> None:
     document = openapi_document()
     validate(document)
@@ -169,6 +170,7 @@ def test_the_described_limits_are_the_access_desks(archive: Archive) -> None:
     assert archive.access.deny(denied, "x" * REASON_MAX).status == "denied"
 
 
+@pytest.mark.server
 def test_the_description_is_served_without_credentials(site: Server) -> None:
     response = requests.get(site.url + "/api/openapi.json", timeout=10)
     assert response.status_code == 200
@@ -176,6 +178,7 @@ def test_the_description_is_served_without_credentials(site: Server) -> None:
     assert response.json() == openapi_document()
 
 
+@pytest.mark.server
 def test_every_owner_operation_refuses_a_request_without_credentials(site: Server) -> None:
     """The fuzzer sends the owner's credentials; each operation that needs them answers 401 without."""
     document = openapi_document()
@@ -205,6 +208,7 @@ def test_a_head_that_is_not_64_hex_digits_is_a_400(client: FlaskClient, instance
     assert_json_error(client.get("/api/audit/verify", query_string={"head": "0" * 64}, auth=instance.owner_auth), 409)
 
 
+@pytest.mark.server
 @SCHEMA.parametrize()
 @settings(max_examples=SHORT_RUN)
 def test_fuzzed_requests_get_no_5xx_and_answers_match_the_description(
@@ -213,6 +217,7 @@ def test_fuzzed_requests_get_no_5xx_and_answers_match_the_description(
     case.call_and_validate(base_url=site.url, auth=fuzzed.owner_auth)
 
 
+@pytest.mark.server
 @pytest.mark.slow
 @SCHEMA.parametrize()
 @settings(max_examples=LONG_RUN)

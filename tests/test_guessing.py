@@ -373,6 +373,7 @@ def test_failures_counted_in_one_worker_are_seen_in_another() -> None:
     assert shared.count_failures(client, 0, 10, 300, 301.0) == (0, 0.0, False)  # quiet for 300 s: lapsed
 
 
+@pytest.mark.server
 def test_a_real_server_stops_the_guesser_across_its_workers_and_never_the_crawler(
     instance: Instance, tmp_path: Path
 ) -> None:

@@ -235,6 +235,7 @@ def test_without_base_url_or_a_running_server_the_cli_says_its_address_is_a_gues
 # -- a real server: what it hands out is where it listens --------------------------------------------
 
 
+@pytest.mark.server
 def test_a_server_without_base_url_hands_out_the_port_it_is_served_on(instance: Instance, tmp_path: Path) -> None:
     archive = build_archive(instance.settings)
     archive.publish([pdf_bytes("offentlig")], filename="brochure.pdf", visibility="public")
@@ -265,6 +266,7 @@ def test_a_server_without_base_url_hands_out_the_port_it_is_served_on(instance: 
     assert not (instance.path / SERVED_AT).exists()
 
 
+@pytest.mark.server
 def test_serve_takes_base_url_for_one_run(instance: Instance, tmp_path: Path) -> None:
     server = start_server(instance.path, tmp_path / "server.log", "--base-url", "https://deposit.example.dk")
     try:

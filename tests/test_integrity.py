@@ -41,6 +41,8 @@ from tests.support.realistic import stored_files
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.external
+
 NOW = END + timedelta(days=1)
 WARCIO = str(Path(sys.executable).with_name("warcio"))
 
@@ -180,6 +182,7 @@ def answer_headers(headers: Any) -> list[tuple[str, str]]:
     return sorted((k.lower(), v) for k, v in pairs if k.lower() not in TRANSPORT)
 
 
+@pytest.mark.server
 def test_warc_export_holds_every_retained_version_as_served_and_passes_warcio_check(
     world: World, inst: Path, tmp_path: Path
 ) -> None:
@@ -326,6 +329,7 @@ def test_export_into_a_folder_that_does_not_exist_is_a_clear_error(inst: Path, t
 # -- pligt backup / restore ---------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_backup_while_serving_then_restore_serves_the_same_bytes_at_the_same_urls(
     world: World, inst: Path, tmp_path: Path
 ) -> None:

@@ -35,6 +35,8 @@ from tests.support.realistic import pligt_at
 from tests.support.realistic import pligt_json
 from tests.support.realistic import shared_world
 
+pytestmark = pytest.mark.external
+
 NOW = END + timedelta(days=1)
 
 

@@ -34,6 +34,8 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.server
+
 CLIENT_IP = "127.0.0.9"
 NEEDLES = (
     CLIENT_IP.encode(),
@@ -139,6 +141,7 @@ def serving(instance: Instance, tmp_path: Path, smtp: tuple[Mailbox, int]) -> It
         stop_server(server)
 
 
+@pytest.mark.external
 def test_no_ip_address_is_written_anywhere(instance: Instance, serving: tuple[Server, Mailbox], tmp_path: Path) -> None:
     server, mailbox = serving
     client = Client(server)

@@ -79,6 +79,7 @@ def test_a_write_keeps_its_busy_timeout_whichever_server_connection_it_is_given(
     waiter.close()
 
 
+@pytest.mark.server
 def test_two_servers_through_pgbouncer_serve_revoke_and_decide_as_one(pgbouncer_url: str, tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "instance", env={"PLIGT_CATALOG": pgbouncer_url})
     init_instance(settings, chosen=("catalog",))

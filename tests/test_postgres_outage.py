@@ -40,6 +40,8 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.postgres
+
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
@@ -61,6 +63,7 @@ def _serving_a_brochure(cluster: Cluster, tmp_path: Path) -> tuple[str, Server]:
     return url, start_server(settings.instance, tmp_path / "server.log", "--workers", "1", "--threads", "4")
 
 
+@pytest.mark.server
 def test_the_catalog_going_away_is_503_with_retry_after_and_the_server_recovers(
     own_cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -33,6 +33,8 @@ from tests.support.realistic import stored_files
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.external
+
 PERSONAL = ("institution", "contact_name", "contact_email", "legal_basis", "message")
 YEAR = timedelta(days=365)
 #: Requests that are still open at the end of the story, and stay open for years.
@@ -391,6 +393,7 @@ def test_gdpr_commands_refuse_a_malformed_email_with_one_line(inst: Path, email:
 # -- pligt gdpr erase -----------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_gdpr_erase_erases_revokes_and_audits_without_the_address_and_spares_others(
     world: World, inst: Path, tmp_path: Path
 ) -> None:

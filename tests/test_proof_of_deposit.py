@@ -391,6 +391,7 @@ def old_catalog(instance: Instance) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.server
 def test_a_catalog_from_before_is_upgraded_by_serve_and_its_sha1_filled_in_by_fixity(
     instance: Instance, tmp_path: Path
 ) -> None:

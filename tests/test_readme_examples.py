@@ -38,6 +38,8 @@ from tests.support.s3 import Bucket
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the examples are, in the order they run: each builds on what the ones before made
 #: (the proofs name a version that the GDPR examples later withdraw).

@@ -91,6 +91,7 @@ def receipt_file(harvested: tuple[Instance, Archive, FlaskClient], tmp_path: Pat
     return target
 
 
+@pytest.mark.external
 def test_a_receipt_verifies_elsewhere_with_only_pligt_verify_proof(
     receipt_file: Path, tmp_path: Path, tsa: LoopbackTsa, harvested: tuple[Instance, Archive, FlaskClient]
 ) -> None:
@@ -126,6 +127,7 @@ def test_a_receipt_verifies_elsewhere_with_only_pligt_verify_proof(
     assert not list(elsewhere.glob("**/*.sqlite3")) and not (elsewhere / "instance").exists()
 
 
+@pytest.mark.external
 def test_the_standalone_module_alone_checks_the_same(receipt_file: Path, tmp_path: Path) -> None:
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -152,6 +154,7 @@ def _failing(receipt: dict[str, Any], **kwargs: Any) -> list[str]:
     return [fact for holds, fact in check_receipt(receipt, **kwargs).lines if not holds]
 
 
+@pytest.mark.external
 def test_each_altered_part_of_a_receipt_is_named(receipt_file: Path, tsa: LoopbackTsa, tmp_path: Path) -> None:
     good = json.loads(receipt_file.read_text())
     assert _failing(good, tsa_ca_pem=tsa.ca_pem) == []
@@ -191,6 +194,7 @@ def test_each_altered_part_of_a_receipt_is_named(receipt_file: Path, tsa: Loopba
     ]
 
 
+@pytest.mark.external
 def test_verify_proof_exits_non_zero_naming_what_does_not_hold(receipt_file: Path, tmp_path: Path) -> None:
     r = json.loads(receipt_file.read_text())
     r["version"]["sha1"] = "f" * 40
@@ -205,6 +209,7 @@ def test_verify_proof_exits_non_zero_naming_what_does_not_hold(receipt_file: Pat
     assert result.exit_code == 2 and "not a Pligt receipt" in result.stderr
 
 
+@pytest.mark.external
 def test_a_receipt_is_never_written_over_another(
     receipt_file: Path, harvested: tuple[Instance, Archive, FlaskClient]
 ) -> None:
@@ -217,6 +222,7 @@ def test_a_receipt_is_never_written_over_another(
     assert result.exit_code == 4 and "no version 7 of 'kursus'" in result.stderr
 
 
+@pytest.mark.external
 def test_the_same_receipt_from_the_owner_api_and_the_console(
     harvested: tuple[Instance, Archive, FlaskClient], tsa: LoopbackTsa
 ) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.access import REQUEST_FIELDS
 from tests.support.app import Instance
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
+
+pytestmark = pytest.mark.server
 
 
 def test_a_client_files_at_most_the_limit_whichever_worker_answers(instance: Instance, tmp_path: Path) -> None:

@@ -258,6 +258,7 @@ def test_check_describes_a_good_bucket(instance: Instance, bucket: Bucket) -> No
     assert report["storage"]["object_lock_mode"] == "GOVERNANCE"
 
 
+@pytest.mark.server
 def test_bucket_outside_the_allowed_regions_is_refused_saying_where_it_is(
     instance: Instance, make_bucket: MakeBucket
 ) -> None:
@@ -333,6 +334,7 @@ class StopsEndpoint(io.BytesIO):
         return super().readinto(buffer)
 
 
+@pytest.mark.s3
 def test_endpoint_stopped_mid_upload_leaves_nothing_and_the_server_recovers(
     instance: Instance,
     bucket: Bucket,
@@ -372,6 +374,8 @@ def test_endpoint_stopped_mid_upload_leaves_nothing_and_the_server_recovers(
     assert client.get(response.headers["Location"]).data == data
 
 
+@pytest.mark.s3
+@pytest.mark.server
 def test_endpoint_stopped_mid_download_then_503_then_served_again(
     instance: Instance, bucket: Bucket, stoppable_endpoint: MotoEndpoint, tmp_path: Path
 ) -> None:
@@ -517,6 +521,7 @@ def test_a_key_that_appears_during_an_upload_is_not_overwritten(bucket: Bucket) 
 # -- moving an instance's files: local → S3 → local ------------------------------------------------------
 
 
+@pytest.mark.server
 def test_migrate_storage_from_local_to_s3_verifies_every_byte_and_keeps_retention(
     instance: Instance, bucket: Bucket, tmp_path: Path
 ) -> None:

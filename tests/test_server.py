@@ -35,6 +35,7 @@ def worker_connections(server_pid: int, port: int) -> dict[int, int]:
     return counts
 
 
+@pytest.mark.server
 def test_one_slow_password_check_serves_every_worker(instance: Instance, tmp_path: Path) -> None:
     archive = build_archive(instance.settings)
     version = archive.publish([b"Deposit.\n"], filename="report.txt", visibility="protected").version
@@ -63,6 +64,7 @@ def test_one_slow_password_check_serves_every_worker(instance: Instance, tmp_pat
         stop_server(server)
 
 
+@pytest.mark.server
 def test_a_second_server_on_the_same_port_is_refused(instance: Instance, tmp_path: Path) -> None:
     server = start_server(instance.path, tmp_path / "server.log")
     try:
@@ -76,6 +78,7 @@ def test_a_second_server_on_the_same_port_is_refused(instance: Instance, tmp_pat
         stop_server(server)
 
 
+@pytest.mark.server
 def test_an_address_that_cannot_be_listened_on_is_a_clear_error(instance: Instance) -> None:
     result = run_cli("serve", "--instance", str(instance.path), "--host", "no-such-host.invalid", "--port", "8000")
     assert result.returncode == 7
@@ -149,6 +152,7 @@ def read_response(stream: BufferedReader) -> tuple[int, bytes]:
     return status, stream.read(length)
 
 
+@pytest.mark.server
 def test_a_lone_connection_is_served_request_after_request_pipelined_or_not(instance: Instance, tmp_path: Path) -> None:
     archive = build_archive(instance.settings)
     bodies = {n: f"File {n}\n".encode() * (n + 1) for n in range(5)}

@@ -35,7 +35,7 @@ from pligt.core.storage.base import Debris
 from pligt.core.storage.s3 import PART_SIZE
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, object]]:
     """The URL and options of a fresh backend, as a process of its own would open it."""
     if request.param == "local":
@@ -179,7 +179,7 @@ def test_failed_large_stream_leaves_nothing(backend: Storage) -> None:
 #: A writer in a process of its own: it stores more than one S3 part of KEY, says so, and waits to be killed.
 WRITER = """
 import json, sys, time
-from archive.storage import open_backend
+from pligt.core.storage import open_backend
 
 def chunks():
     yield b"w" * int(sys.argv[3])

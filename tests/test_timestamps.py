@@ -33,6 +33,8 @@ from tests.support.tsa import LoopbackTsa
 from tests.support.tsa import running_tsa
 from tests.support.tsa import use_tsa
 
+pytestmark = pytest.mark.external
+
 
 @pytest.fixture
 def tsa(tmp_path: Path) -> Iterator[LoopbackTsa]:

@@ -117,6 +117,7 @@ def stored_bytes(export: Export, version: Version) -> bytes:
         return f.read()
 
 
+@pytest.mark.external
 def test_every_retained_version_replays_in_pywb_byte_for_byte_with_its_headers(
     exported: Export, wayback: Wayback
 ) -> None:
@@ -134,6 +135,7 @@ def test_every_retained_version_replays_in_pywb_byte_for_byte_with_its_headers(
         assert replayed.headers["X-Archive-Orig-ETag"] == f'"{version.sha256}"', label
 
 
+@pytest.mark.external
 def test_the_index_pages_replay_and_link_every_version(exported: Export, wayback: Wayback) -> None:
     front = requests.get(wayback.raw(BASE + "/"), timeout=30)
     protected = requests.get(wayback.raw(BASE + "/protected/"), timeout=30)
@@ -158,6 +160,7 @@ def members(wacz: Path) -> dict[str, zipfile.ZipInfo]:
         return {info.filename: info for info in package.infolist()}
 
 
+@pytest.mark.external
 def test_the_package_is_a_valid_wacz_listing_every_file_with_its_hash(exported: Export) -> None:
     checked = validate(exported.wacz)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -215,6 +218,7 @@ def flip_byte_in_member(source: Path, target: Path, member: str, at: float) -> N
     target.write_bytes(bytes(data))
 
 
+@pytest.mark.external
 def test_one_byte_changed_in_a_stored_version_fails_validation(exported: Export, tmp_path: Path) -> None:
     tampered = tmp_path / "tampered.wacz"
     flip_byte_in_member(exported.wacz, tampered, "archive/data.warc.gz", 0.9)
@@ -238,6 +242,7 @@ def refused(*args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.mark.external
 def test_bad_export_arguments_are_refused_and_nothing_is_written(world: World, tmp_path: Path) -> None:
     inst = copy_instance(world, tmp_path / "instance")
     target = tmp_path / "out.wacz"
@@ -330,6 +335,7 @@ def test_a_large_version_streams_through_in_flat_memory(instance: Instance, tmp_
     assert big.sha256 in digests.values()
 
 
+@pytest.mark.external
 def test_the_package_holds_the_audit_logs_signed_and_time_stamped_checkpoint(world: World, tmp_path: Path) -> None:
     inst = copy_instance(world, tmp_path / "instance")
     with running_tsa(tmp_path / "tsa") as tsa:
