@@ -161,27 +161,10 @@ def gdpr_erase(
         raise InvalidInput("--override-retention needs --reason")
     if reason and not override_retention:
         raise InvalidInput("--reason goes with --override-retention")
-    now = archive.clock()
-    for slug in items:  # refuse before erasing anything
-        retained = [v for v in archive.item_versions(slug) if not v.withdrawn and not v.withdrawable(now)]
-        if retained and not override_retention:
-            until = max(v.retain_until for v in retained)
-            raise RetentionActive(
-                slug,
-                until,
-                message=f"{slug} is retained until {until:%Y-%m-%d}; nothing was erased. "
-                "Give --override-retention --reason to withdraw it anyway (audited)",
-            )
+    _refuse_before_erasing(archive, items, override_retention)
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
     archive.changed()  # the erasure, into a signed checkpoint
-    withdrawn: list[str] = []
-    refused: list[str] = []
-    for slug in items:
-        try:
-            done = archive.withdraw(slug, override_reason=reason if override_retention else None)
-            withdrawn += [f"{v.slug} v{v.number}" for v in done]
-        except StorageError as e:
-            refused.append(e.message)
+    withdrawn, refused = _withdraw_items(archive, items, reason if override_retention else None)
     summary = {**summary, "items_withdrawn": withdrawn, "items_refused_by_storage": refused}
     if as_json:
         print_json(summary)
@@ -194,6 +177,41 @@ def gdpr_erase(
             click.echo(f"withdrew {label}")
     if refused:
         raise StorageError("; ".join(refused))
+
+
+def _refuse_before_erasing(archive: Archive, items: tuple[str, ...], override_retention: bool) -> None:
+    """Refuse an erasure that could not withdraw its items: all or nothing, told before anything is erased.
+
+    :raises NotFound: naming an item that does not exist.
+    :raises RetentionActive: without the override, naming the first item still retained, and until when.
+    """
+    now = archive.clock()
+    for slug in items:
+        retained = [v for v in archive.item_versions(slug) if not v.withdrawn and not v.withdrawable(now)]
+        if retained and not override_retention:
+            until = max(v.retain_until for v in retained)
+            raise RetentionActive(
+                slug,
+                until,
+                message=f"{slug} is retained until {until:%Y-%m-%d}; nothing was erased. "
+                "Give --override-retention --reason to withdraw it anyway (audited)",
+            )
+
+
+def _withdraw_items(archive: Archive, items: tuple[str, ...], reason: str | None) -> tuple[list[str], list[str]]:
+    """Withdraw each item; return the versions withdrawn, and why the storage refused the others.
+
+    A refusal (S3 in COMPLIANCE mode) does not stop the rest: the erasure is done, and each item counts.
+    """
+    withdrawn: list[str] = []
+    refused: list[str] = []
+    for slug in items:
+        try:
+            done = archive.withdraw(slug, override_reason=reason)
+            withdrawn += [f"{v.slug} v{v.number}" for v in done]
+        except StorageError as e:
+            refused.append(e.message)
+    return withdrawn, refused
 
 
 @gdpr.command("rectify")
