@@ -1,5 +1,6 @@
 """The architecture stays easy to see: the core knows nothing of Flask or HTTP, each runtime of
-the service stays in its room, no import goes in a circle, and the code is lint-clean."""
+the service stays in its room, the core's rooms import only the rooms below them (the rules are
+the data in ``MUST_NOT_IMPORT``), no import goes in a circle, and the code is lint-clean."""
 
 from __future__ import annotations
 
