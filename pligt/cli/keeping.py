@@ -161,27 +161,10 @@ def gdpr_erase(
         raise InvalidInput("--override-retention needs --reason")
     if reason and not override_retention:
         raise InvalidInput("--reason goes with --override-retention")
-    now = archive.clock()
-    for slug in items:  # refuse before erasing anything
-        retained = [v for v in archive.item_versions(slug) if not v.withdrawn and not v.withdrawable(now)]
-        if retained and not override_retention:
-            until = max(v.retain_until for v in retained)
-            raise RetentionActive(
-                slug,
-                until,
-                message=f"{slug} is retained until {until:%Y-%m-%d}; nothing was erased. "
-                "Give --override-retention --reason to withdraw it anyway (audited)",
-            )
+    _refuse_before_erasing(archive, items, override_retention)
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
     archive.changed()  # the erasure, into a signed checkpoint
-    withdrawn: list[str] = []
-    refused: list[str] = []
-    for slug in items:
-        try:
-            done = archive.withdraw(slug, override_reason=reason if override_retention else None)
-            withdrawn += [f"{v.slug} v{v.number}" for v in done]
-        except StorageError as e:
-            refused.append(e.message)
+    withdrawn, refused = _withdraw_items(archive, items, reason if override_retention else None)
     summary = {**summary, "items_withdrawn": withdrawn, "items_refused_by_storage": refused}
     if as_json:
         print_json(summary)
@@ -194,6 +177,41 @@ def gdpr_erase(
             click.echo(f"withdrew {label}")
     if refused:
         raise StorageError("; ".join(refused))
+
+
+def _refuse_before_erasing(archive: Archive, items: tuple[str, ...], override_retention: bool) -> None:
+    """Refuse an erasure that could not withdraw its items: all or nothing, told before anything is erased.
+
+    :raises NotFound: naming an item that does not exist.
+    :raises RetentionActive: without the override, naming the first item still retained, and until when.
+    """
+    now = archive.clock()
+    for slug in items:
+        retained = [v for v in archive.item_versions(slug) if not v.withdrawn and not v.withdrawable(now)]
+        if retained and not override_retention:
+            until = max(v.retain_until for v in retained)
+            raise RetentionActive(
+                slug,
+                until,
+                message=f"{slug} is retained until {until:%Y-%m-%d}; nothing was erased. "
+                "Give --override-retention --reason to withdraw it anyway (audited)",
+            )
+
+
+def _withdraw_items(archive: Archive, items: tuple[str, ...], reason: str | None) -> tuple[list[str], list[str]]:
+    """Withdraw each item; return the versions withdrawn, and why the storage refused the others.
+
+    A refusal (S3 in COMPLIANCE mode) does not stop the rest: the erasure is done, and each item counts.
+    """
+    withdrawn: list[str] = []
+    refused: list[str] = []
+    for slug in items:
+        try:
+            done = archive.withdraw(slug, override_reason=reason)
+            withdrawn += [f"{v.slug} v{v.number}" for v in done]
+        except StorageError as e:
+            refused.append(e.message)
+    return withdrawn, refused
 
 
 @gdpr.command("rectify")
@@ -384,23 +402,13 @@ def export(
     them. The WACZ holds that WARC, its CDXJ index, the page list and the
     proof files, each listed with its SHA-256 in datapackage.json.
     """
-    if (warc is None) == (wacz is None):
-        raise InvalidInput("give --warc FILE or --wacz FILE (one of them)")
-    if proofs and wacz is None:
-        raise InvalidInput("--proof goes with --wacz (a WARC has no place for it)")
-    target = warc if warc is not None else wacz
-    assert target is not None
+    target = _export_target(warc, wacz, proofs)
     settings, archive = open_instance(instance)
     if target.exists():
         raise InvalidInput(f"{target} exists; choose a new file name")
     if not target.parent.is_dir():
         raise InvalidInput(f"{target.parent} is not a folder; create it first")
-    proof_files = _checkpoint_proofs(archive) if wacz is not None else []
-    for proof in proofs:
-        try:
-            proof_files.append((proof.name, proof.read_bytes()))
-        except OSError as e:
-            raise InvalidInput(f"cannot read {proof}: {e.strerror}") from e
+    proof_files = _proof_files(archive, proofs) if wacz is not None else []
     # warcio, Flask and the web app load only for this command.
     from pligt.core.export.wacz import export_wacz
     from pligt.core.export.warc import export_warc
@@ -448,19 +456,46 @@ def export(
                 proofs=proof_files,
                 progress=bar.update,
             )
-    kind = "warc" if warc is not None else "wacz"
-    if as_json:
-        summary: dict[str, object] = {
-            kind: str(target),
-            "records": exported.versions + exported.pages,
-            "versions": exported.versions,
-            "pages": exported.pages,
-        }
-        if wacz is not None:
-            summary["proofs"] = [name for name, _ in proof_files]
-        print_json(summary)
-    else:
+    if not as_json:
         click.echo(f"wrote {exported.versions} versions and {exported.pages} pages to {target}")
+        return
+    summary: dict[str, object] = {
+        "warc" if warc is not None else "wacz": str(target),
+        "records": exported.versions + exported.pages,
+        "versions": exported.versions,
+        "pages": exported.pages,
+    }
+    if wacz is not None:
+        summary["proofs"] = [name for name, _ in proof_files]
+    print_json(summary)
+
+
+def _export_target(warc: Path | None, wacz: Path | None, proofs: tuple[Path, ...]) -> Path:
+    """Return the file to write: a WARC or a WACZ, one of them; only a WACZ has room for proof files.
+
+    :raises InvalidInput: naming the options that do not go together.
+    """
+    if (warc is None) == (wacz is None):
+        raise InvalidInput("give --warc FILE or --wacz FILE (one of them)")
+    if proofs and wacz is None:
+        raise InvalidInput("--proof goes with --wacz (a WARC has no place for it)")
+    target = warc if warc is not None else wacz
+    assert target is not None
+    return target
+
+
+def _proof_files(archive: Archive, given: tuple[Path, ...]) -> list[tuple[str, bytes]]:
+    """Return the proof files a WACZ carries: the audit log's checkpoint proofs, and the files given.
+
+    :raises InvalidInput: naming a given file that cannot be read.
+    """
+    files = _checkpoint_proofs(archive)
+    for proof in given:
+        try:
+            files.append((proof.name, proof.read_bytes()))
+        except OSError as e:
+            raise InvalidInput(f"cannot read {proof}: {e.strerror}") from e
+    return files
 
 
 @click.command()
