@@ -121,12 +121,12 @@ def unseal(text: str, keys: Mapping[str, bytes], context: str) -> dict[str, Any]
 
     :raises StorageError: when the key is there but the value does not open (altered, or moved to another row).
     """
-    key_id, _, body = text.removeprefix(SEALED_PREFIX).partition(":")
+    key_id, _, body = text[len(SEALED_PREFIX) :].partition(":")
     key = keys.get(key_id)
     if key is None:
         return None
     try:
-        raw = base64.b64decode(body, validate=True)
+        raw = binascii.a2b_base64(body, strict_mode=True)  # a listing opens thousands: the quickest strict decoder
         plain = AESGCM(key).decrypt(raw[:12], raw[12:], _aad(key_id, context))
     except (InvalidTag, binascii.Error, ValueError) as e:
         raise StorageError(f"sealed personal data ({context}) does not open under its key: altered or moved") from e
