@@ -6,8 +6,13 @@ several runs) and ``pligt requests --json`` as a process. Run it once with the
 code before the change and once with it, and compare::
 
     git archive main | tar -x -C /tmp/pligt-before
-    PYTHONPATH=/tmp/pligt-before .venv/bin/python scripts/privacy_cost.py > before.json
-    .venv/bin/python scripts/privacy_cost.py > after.json
+    PYTHONPATH=/tmp/pligt-before .venv/bin/python scripts/privacy_cost.py build /tmp/before
+    .venv/bin/python scripts/privacy_cost.py build /tmp/after
+    # then in turn, several times (the machine's load moves both alike):
+    PYTHONPATH=/tmp/pligt-before .venv/bin/python scripts/privacy_cost.py measure /tmp/before
+    .venv/bin/python scripts/privacy_cost.py measure /tmp/after
+
+(A measure approves 9 pending requests: each run measures other ones.)
 
 A measurement, not a test: the machine's other load moves the figures.
 """
@@ -103,20 +108,27 @@ def measure(folder: Path) -> dict[str, float]:
     return figures
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    """``build DIR`` and ``measure DIR`` apart (to measure two code bases in turn), or both in a temporary folder."""
+    if len(argv) == 2 and argv[0] in ("build", "measure"):
+        folder = Path(argv[1])
+        if argv[0] == "build":
+            started = time.perf_counter()
+            build(folder)
+            print(json.dumps({"built": str(folder), "build_s": round(time.perf_counter() - started, 1)}))
+        else:
+            code = str(Path(pligt.__file__).parent)
+            print(json.dumps({"code": code, "requests": REQUESTS, **measure(folder)}, indent=1))
+        return
     with tempfile.TemporaryDirectory(prefix="pligt-privacy-cost-") as temp:
         folder = Path(temp) / "instance"
         started = time.perf_counter()
         build(folder)
         built = time.perf_counter() - started
         figures = measure(folder)
-    print(
-        json.dumps(
-            {"code": str(Path(pligt.__file__).parent), "requests": REQUESTS, "build_s": round(built, 1), **figures},
-            indent=1,
-        )
-    )
+    code = str(Path(pligt.__file__).parent)
+    print(json.dumps({"code": code, "requests": REQUESTS, "build_s": round(built, 1), **figures}, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

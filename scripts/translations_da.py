@@ -127,6 +127,7 @@ DA = {
     "released": "udleveret",
     "expired": "udløbet",
     "(erased)": "(slettet)",
+    "(unreadable: its key is not in the key store)": "(ulæselig: nøglen findes ikke i nøglelageret)",
     "Approve": "Godkend",
     "Deny": "Afvis",
     "No access requests yet.": "Ingen anmodninger om adgang endnu.",

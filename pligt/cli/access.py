@@ -112,8 +112,11 @@ def _deliver(settings: Settings, archive: Archive, approval: Approval, show: boo
             f"valid until {result['release_expires_at']}."
         )
     else:
+        to = approval.request.contact_email
+        if to is None:  # erased since, or its key is not in the key store
+            warn_unreadable(archive.catalog, 1 if approval.request.unreadable else 0)
         click.echo(
-            f"Send this single-use release link to {approval.request.contact_email} "
+            f"Send this single-use release link to {to or 'the requester (their address is not readable here)'} "
             f"(valid until {result['release_expires_at']}):"
         )
         click.echo(f"  {result['release_link']}")

@@ -33,10 +33,6 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from pligt.core.catalog.keys import KeyStore
-from pligt.core.catalog.keys import is_sealed
-from pligt.core.catalog.keys import seal
-from pligt.core.catalog.keys import sealed_key_id
-from pligt.core.catalog.keys import unseal
 from pligt.core.errors import AuditBroken
 from pligt.core.errors import Conflict
 from pligt.core.errors import KeyStoreUnavailable
@@ -58,6 +54,10 @@ from pligt.core.proof.audit import AuditEntry
 from pligt.core.proof.audit import canonical_json
 from pligt.core.proof.audit import entry_hash
 from pligt.core.proof.audit import seal_personal
+from pligt.core.proof.sealing import is_sealed
+from pligt.core.proof.sealing import seal
+from pligt.core.proof.sealing import sealed_key_id
+from pligt.core.proof.sealing import unseal
 from pligt.core.retention import checked_now
 
 _R = TypeVar("_R")

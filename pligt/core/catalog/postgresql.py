@@ -43,7 +43,6 @@ from pligt.core.catalog.base import Row
 from pligt.core.catalog.base import redacted
 from pligt.core.catalog.keys import KEY_STORE_SCHEMA
 from pligt.core.catalog.keys import KeyStore
-from pligt.core.catalog.keys import new_key
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import KeyStoreUnavailable
@@ -51,6 +50,7 @@ from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
 from pligt.core.models import to_text
 from pligt.core.models import utcnow
+from pligt.core.proof.sealing import new_key
 
 # The pool logs every failed attempt to connect while it retries in the background; the
 # catalog's StorageError says once why the server cannot be reached instead.

@@ -23,7 +23,6 @@ from pligt.core.catalog.keys import KEY_BATCH
 from pligt.core.catalog.keys import KEY_STORE_FILE
 from pligt.core.catalog.keys import KEY_STORE_SCHEMA
 from pligt.core.catalog.keys import KeyStore
-from pligt.core.catalog.keys import new_key
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import KeyStoreUnavailable
@@ -31,6 +30,7 @@ from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
 from pligt.core.models import to_text
 from pligt.core.models import utcnow
+from pligt.core.proof.sealing import new_key
 
 _MIGRATIONS: list[str] = [
     """
