@@ -24,6 +24,8 @@ from pligt.core.errors import Conflict
 from pligt.core.errors import NotInitialised
 from pligt.core.models import Clock
 from pligt.core.models import utcnow
+from pligt.core.private import FOLDER_MODE
+from pligt.core.private import write_private
 from pligt.core.proof.checkpoints import Checkpoints
 from pligt.core.proof.notes import Signer
 from pligt.core.proof.notes import new_signer
@@ -173,18 +175,16 @@ def init_instance(settings: Settings, chosen: Collection[str] = ()) -> Initialis
 def make_folder(settings: Settings, chosen: Collection[str] = ()) -> None:
     """Create the instance folder (owner-only) with a commented config file (``chosen`` settings in force)."""
     settings.instance.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.instance, 0o700)
-    if not settings.config_file.exists():
-        settings.config_file.write_text(default_config_text(settings, chosen), encoding="utf-8")
+    os.chmod(settings.instance, FOLDER_MODE)
+    if not settings.config_file.exists():  # it may hold the SMTP password: owner-only too
+        write_private(settings.config_file, default_config_text(settings, chosen).encode("utf-8"))
 
 
 def write_secret(settings: Settings) -> None:
     """Create the instance's secret key (sessions, CSRF) unless it exists."""
     if settings.secret_file.exists():
         return
-    fd = os.open(settings.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(32))
+    write_private(settings.secret_file, secrets.token_bytes(32))
 
 
 def switch_setting(settings: Settings, name: str, value: str) -> None:

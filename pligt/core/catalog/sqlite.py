@@ -20,6 +20,8 @@ from pligt.core.errors import ArchiveError
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
+from pligt.core.private import private_file
+from pligt.core.private import private_folder
 
 _MIGRATIONS: list[str] = [
     """
@@ -261,8 +263,9 @@ class SqliteCatalog(Catalog):
         db = getattr(self._local, "db", None)
         if db is None:
             try:
+                _create_private(self.path)
                 db = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout, factory=_Connection)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OSError) as e:
                 raise StorageError(f"cannot open catalog {self.path}: {e}") from e
             assert isinstance(db, _Connection)
             db.label, db.busy_seconds = f"the catalog {self.path}", self.busy_timeout
@@ -316,7 +319,7 @@ class SqliteCatalog(Catalog):
             _roll_back(db)
 
     def migrate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         with self._write():
             db = self._db
             current = db.execute("PRAGMA user_version").fetchone()[0]
@@ -331,6 +334,7 @@ class SqliteCatalog(Catalog):
 
     def backup_to(self, path: Path) -> None:
         """Write a consistent copy of the catalog to ``path`` with SQLite's online backup."""
+        _create_private(path)
         target = sqlite3.connect(path)
         try:
             self._db.backup(target)
@@ -380,3 +384,13 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip():
         yield pending.strip()
+
+
+def _create_private(path: Path) -> None:
+    """Create a new catalog file owner-only before SQLite opens it: its -wal and -shm take the same mode.
+
+    It holds requesters' names and email addresses. An existing file keeps its mode; without its
+    folder, nothing is made here and SQLite says what is wrong.
+    """
+    if str(path) != ":memory:" and not path.exists() and path.parent.is_dir():
+        private_file(path)
