@@ -53,7 +53,8 @@ def add(
     """Publish FILES, each as a new version of its item, each on its own.
 
     New items are protected unless --public is given; a new version keeps its
-    item's visibility. A file whose bytes contradict its name is refused; the
+    item's visibility. A file with the very bytes of its item's newest version
+    publishes nothing, and says so. A file whose bytes contradict its name is refused; the
     others are published all the same, and the exit code says that one failed
     (the failures' own code when they agree, else 1).
     """
@@ -74,7 +75,12 @@ def add(
             click.echo(f"pligt: error: {path}: {outcome.message}", err=True)
             continue
         v = outcome.version
-        if not as_json:
+        if not as_json and outcome.unchanged:
+            click.echo(
+                f"unchanged: {path.name} has the very bytes of {v.slug} version {v.number} ({v.filename}); "
+                "nothing was published"
+            )
+        elif not as_json:
             click.echo(
                 f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
                 f"retained until {v.retain_until:%Y-%m-%d}"
@@ -111,7 +117,12 @@ def _publish_one(
 def _as_json(path: Path, outcome: Publication | ArchiveError) -> dict[str, Any]:
     if isinstance(outcome, ArchiveError):
         return {"file": str(path), "error": outcome.message, "exit_code": outcome.exit_code}
-    return {"file": str(path), **outcome.version.to_dict(), "warnings": outcome.warnings}
+    return {
+        "file": str(path),
+        **outcome.version.to_dict(),
+        "warnings": outcome.warnings,
+        "unchanged": outcome.unchanged,
+    }
 
 
 @click.command()

@@ -263,7 +263,15 @@ def _schemas() -> dict[str, Schema]:
             }
         ),
         "Publication": _object(
-            {"version": _ref("Version"), "warnings": {"type": "array", "items": {"type": "string"}}}
+            {
+                "version": _ref("Version"),
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "unchanged": {
+                    "type": "boolean",
+                    "description": "true: the bytes were those of the item's newest version, which is the version "
+                    "named; nothing was published.",
+                },
+            }
         ),
         "Withdrawn": _object({"withdrawn": {"type": "array", "items": _ref("Version")}}),
         "AccessRequest": _object(
@@ -424,12 +432,21 @@ def _paths() -> dict[str, Schema]:
                         _ref("Publication"),
                         "Published; warnings say, e.g., that it is larger than the crawler's per-fetch budget.",
                         {"Location": {"description": "The version's URL.", "schema": {"type": "string"}}},
-                    )
+                    ),
+                    "200": _json(
+                        _ref("Publication"),
+                        "Unchanged: the body is byte for byte the item's newest version, so nothing was published "
+                        "(no new version, nothing stored, nothing audited); the answer names that version, with "
+                        '"unchanged": true.',
+                        {"Content-Location": {"description": "That version's URL.", "schema": {"type": "string"}}},
+                    ),
                 },
                 errors=(400, 409, 415, 507),
                 description="The body is the file's bytes as they are (any Content-Type), streamed into storage "
                 "up to max_upload_bytes. Its type is decided from the bytes and must match the name's extension; "
-                "empty files and programs are refused. A new item unless slug names one.",
+                "empty files and programs are refused. A new item unless slug names one. Bytes identical to the "
+                "item's newest version publish nothing (200, unchanged). Send it with POST: a PUT here (curl -T "
+                "without -X POST) is answered 405, with Allow and a description saying to use POST.",
                 parameters=[
                     _query(
                         "filename",

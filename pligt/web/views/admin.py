@@ -328,7 +328,7 @@ def upload_raw() -> tuple[Response, int]:
         request.args.get("visibility"),
         declared=request.content_length,
     )
-    return jsonify(result), 201 if result["ok"] else result["status"]
+    return jsonify(result), (200 if result["unchanged"] else 201) if result["ok"] else result["status"]
 
 
 def _publish(
@@ -359,6 +359,15 @@ def _publish(
     v = publication.version
     return {
         "ok": True,
+        "unchanged": publication.unchanged,
+        "message": _(
+            "Unchanged: %(file)s has the very bytes of %(slug)s version %(number)d; nothing was published.",
+            file=filename,
+            slug=v.slug,
+            number=v.number,
+        )
+        if publication.unchanged
+        else "",
         "filename": v.filename,
         "slug": v.slug,
         "version": v.number,
@@ -399,7 +408,7 @@ def approve(request_id: int) -> ResponseReturnValue:
             shown = bool(form.show.data)
             session["delivered"] = deliver(pligt().settings, pligt().archive, approval, shown, public_base())
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     else:
         flash(_("The form was not valid; please try again."), "error")
     return redirect(url_for("admin.requests_"))
@@ -414,7 +423,7 @@ def deny(request_id: int) -> ResponseReturnValue:
             pligt().archive.access.deny(request_id, form.reason.data or "")
             flash(_("Denied request #%(id)d.", id=request_id), "ok")
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     else:
         flash(_("A denial needs a reason."), "error")
     return redirect(url_for("admin.requests_"))
@@ -429,7 +438,7 @@ def revoke(credential_id: int) -> ResponseReturnValue:
             credential = pligt().archive.access.revoke(credential_id)
             flash(_("Revoked %(username)s.", username=credential.username), "ok")
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     return redirect(url_for("admin.requests_"))
 
 

@@ -74,7 +74,11 @@ def get_item(slug: str) -> Response:
 @bp.post("/items")
 @owner_required
 def publish() -> tuple[Response, int]:
-    """Publish the request body as a new version (a new item unless ``slug`` exists)."""
+    """Publish the request body as a new version (a new item unless ``slug`` exists).
+
+    Bytes identical to the item's newest version publish nothing: 200 with
+    ``"unchanged": true`` and that version (201 is for a new one).
+    """
     filename = request.args.get("filename", "")
     if not filename:
         raise InvalidInput("the query parameter 'filename' is required")
@@ -92,8 +96,15 @@ def publish() -> tuple[Response, int]:
         title=request.args.get("title") or None,
         visibility=request.args.get("visibility") or None,
     )
-    body = {"version": version_json(publication.version), "warnings": publication.warnings}
+    body = {
+        "version": version_json(publication.version),
+        "warnings": publication.warnings,
+        "unchanged": publication.unchanged,
+    }
     response = jsonify(body)
+    if publication.unchanged:
+        response.headers["Content-Location"] = version_url(publication.version)
+        return response, 200
     response.headers["Location"] = version_url(publication.version)
     return response, 201
 
