@@ -208,4 +208,7 @@ DA = {
     "These credentials do not give access here.": "Disse adgangsoplysninger giver ikke adgang her.",
     ("%(count)s byte", "%(count)s bytes"): ("%(count)s byte", "%(count)s bytes"),
     "%(count)s requests already wait for the owner's decision; please try again later.": "%(count)s anmodninger afventer allerede ejerens afgørelse; prøv venligst igen senere.",
+    "Withdraw: published by mistake": "Træk tilbage: offentliggjort ved en fejl",
+    "Possible until %(time)s UTC, while the deposit institution has not fetched it; after that it stays online for six months.": "Muligt indtil kl. %(time)s UTC, så længe pligtafleveringsinstitutionen ikke har hentet den; derefter forbliver den online i seks måneder.",
+    "Took back %(slug)s version %(number)d, published by mistake.": "%(slug)s version %(number)d, der blev offentliggjort ved en fejl, er trukket tilbage.",
 }

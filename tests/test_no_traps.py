@@ -17,9 +17,13 @@ from flask.testing import FlaskClient
 
 from pligt.cli import main
 from pligt.core import Archive
+from tests.support.access import issue_credential
+from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.cli import invoke
 from tests.support.data import pdf_bytes
+
+DA = {"Accept-Language": "da"}
 
 
 def _token(page: str) -> str:
@@ -150,3 +154,113 @@ def test_a_made_owner_password_is_shown_once_and_works(client: FlaskClient, inst
     assert len(password) >= 27 and password != instance.owner.password
     assert client.get("/api/items", auth=("owner", password)).status_code == 200
     assert client.get("/api/items", auth=instance.owner_auth).status_code == 401
+
+
+# -- a version published by mistake ----------------------------------------------------------
+
+
+def _publish(client: FlaskClient, instance: Instance, text: str, visibility: str = "protected") -> str:
+    published = client.post(
+        "/api/items",
+        query_string={"filename": "offer.pdf", "visibility": visibility},
+        data=pdf_bytes(text),
+        auth=instance.owner_auth,
+    )
+    assert published.status_code == 201, published.get_data(as_text=True)
+    return published.headers["Location"]
+
+
+def test_a_version_published_by_mistake_is_taken_back_within_the_window(
+    client: FlaskClient, instance: Instance, archive: Archive, clock: Clock
+) -> None:
+    _publish(client, instance, "the right offer")
+    clock.advance(days=1)
+    url = _publish(client, instance, "a draft, by mistake")
+    clock.advance(minutes=29)
+
+    plain = client.delete("/api/items/offer/versions/2", auth=instance.owner_auth)
+    assert plain.status_code == 409  # a plain withdrawal still waits for the retention date
+    taken = client.delete("/api/items/offer/versions/2?mistake=true", auth=instance.owner_auth)
+    assert taken.status_code == 200, taken.get_data(as_text=True)
+
+    gone = client.get(url, auth=instance.owner_auth, headers=DA)
+    assert gone.status_code == 410
+    assert "offer version 2 blev trukket tilbage 2026-01-06." in gone.get_data(as_text=True)
+    assert "after its retention ended" not in client.get(url, auth=instance.owner_auth).get_data(as_text=True)
+    latest = client.get("/files/offer/latest", auth=instance.owner_auth)
+    assert latest.status_code in (301, 302, 303, 307, 308) and "/v1/" in latest.headers["Location"]
+    entry = next(archive.catalog.audit_entries(newest_first=True, limit=1))
+    assert entry.action == "version.retracted"
+    assert (entry.data["slug"], entry.data["version"], entry.data["not_harvested"]) == ("offer", 2, True)
+
+    first = client.delete("/api/items/offer/versions/1?mistake=true", auth=instance.owner_auth)
+    assert first.status_code == 409  # published a day ago: it stays for its six months
+    assert first.json is not None and "more than 30 minutes ago" in first.json["description"]
+
+
+def test_after_the_window_a_mistake_stays_for_six_months(
+    client: FlaskClient, instance: Instance, archive: Archive, clock: Clock
+) -> None:
+    _publish(client, instance, "late")
+    clock.advance(minutes=30)
+    late = client.delete("/api/items/offer/versions/1?mistake=true", auth=instance.owner_auth)
+    assert late.status_code == 409
+    assert [v.withdrawn for v in archive.item_versions("offer")] == [False]
+
+
+def test_a_version_the_institution_fetched_is_never_taken_back(
+    client: FlaskClient, instance: Instance, archive: Archive
+) -> None:
+    url = _publish(client, instance, "fetched at once")
+    credential, password = issue_credential(archive)
+    assert client.get(url, auth=(credential.username, password)).status_code == 200
+
+    refused = client.delete("/api/items/offer/versions/1?mistake=true", auth=instance.owner_auth)
+    assert refused.status_code == 409
+    assert refused.json is not None and "the deposit institution has fetched it" in refused.json["description"]
+    assert client.get(url, auth=(credential.username, password)).status_code == 200
+
+
+def test_an_anonymous_crawler_user_agent_counts_as_the_institution_a_browser_does_not(
+    client: FlaskClient, instance: Instance, archive: Archive
+) -> None:
+    url = _publish(client, instance, "public, seen by a browser", visibility="public")
+    assert client.get(url, headers={"User-Agent": "Mozilla/5.0 Firefox/140.0"}).status_code == 200
+    assert client.delete("/api/items/offer/versions/1?mistake=true", auth=instance.owner_auth).status_code == 200
+
+    url = _publish(client, instance, "public, harvested anonymously", visibility="public")
+    heritrix = "Mozilla/5.0 (compatible; heritrix/3.4.0 +https://www.kb.dk/netarkivindsamling/) Firefox/57"
+    assert client.get(url, headers={"User-Agent": heritrix}).status_code == 200
+    assert client.delete("/api/items/offer/versions/2?mistake=true", auth=instance.owner_auth).status_code == 409
+
+
+def test_the_cli_takes_back_a_mistake(instance: Instance, tmp_path: Path) -> None:
+    draft = tmp_path / "draft.pdf"
+    draft.write_bytes(pdf_bytes("draft"))
+    folder = str(instance.path)
+    assert invoke("add", "--instance", folder, str(draft)).exit_code == 0
+    whole = invoke("withdraw", "--instance", folder, "draft", "--mistake")
+    assert whole.exit_code == 2 and "--version" in whole.stderr
+    plain = invoke("withdraw", "--instance", folder, "draft", "--version", "1")
+    assert plain.exit_code == 5 and "retained until" in plain.stderr
+    taken = invoke("withdraw", "--instance", folder, "draft", "--version", "1", "--mistake")
+    assert taken.exit_code == 0, taken.stderr
+    assert "withdrew draft version 1" in taken.stdout
+    listed = json.loads(invoke("items", "--instance", folder, "--all", "--json").stdout)
+    assert [v["withdrawn_at"] is not None for v in listed] == [True]
+
+
+def test_the_console_offers_and_takes_back_a_mistake_in_danish(
+    client: FlaskClient, instance: Instance, archive: Archive
+) -> None:
+    _publish(client, instance, "draft")
+    _sign_in(client, instance.owner.password)
+    listed = client.get("/admin/", headers=DA).get_data(as_text=True)
+    assert "Træk tilbage: offentliggjort ved en fejl" in listed
+    done = client.post(
+        "/admin/items/offer/versions/1/withdraw", data={"csrf_token": _token(listed), "mistake": "1"}, headers=DA
+    )
+    assert done.status_code == 302
+    shown = client.get("/admin/?withdrawn=1", headers=DA).get_data(as_text=True)
+    assert "offer version 1, der blev offentliggjort ved en fejl, er trukket tilbage." in shown
+    assert [v.withdrawn for v in archive.item_versions("offer")] == [True]

@@ -23,6 +23,7 @@ from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
 from pligt.core.models import Version
 from pligt.core.models import to_text
+from pligt.core.retention import MISTAKE_WINDOW
 from pligt.instance import open_instance
 
 #: Show a progress bar for uploads at least this large (or for several files).
@@ -156,13 +157,23 @@ def _row(v: Version) -> tuple[str, ...]:
 @json_option
 @click.argument("slug")
 @click.option("--version", "number", type=int, help="Withdraw only this version (default: every version).")
-def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None) -> None:
+@click.option(
+    "--mistake",
+    is_flag=True,
+    help=f"Take back one version (--version) published by mistake: within {MISTAKE_WINDOW.seconds // 60} minutes "
+    "of its publication, while the deposit institution has not fetched it.",
+)
+def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None, mistake: bool) -> None:
     """Withdraw an item (or one version) whose minimum retention has ended.
 
-    Its URL then answers 410 Gone. Before the retention date this is refused.
+    Its URL then answers 410 Gone. Before the retention date this is refused,
+    except for a version published by mistake, taken back with --mistake
+    within minutes while the deposit institution has not fetched it (audited).
     """
+    if mistake and number is None:
+        raise InvalidInput("--mistake takes back one version: give --version N")
     _, archive = open_instance(instance)
-    withdrawn = archive.withdraw(slug, number)
+    withdrawn = archive.withdraw(slug, number, mistake=mistake)
     if as_json:
         print_json([{**v.to_dict(), "withdrawn_at": to_text(v.withdrawn_at)} for v in withdrawn])
         return

@@ -31,6 +31,7 @@ from pligt.core.models import VISIBILITIES
 from pligt.core.names import FILENAME_MAX_BYTES
 from pligt.core.names import SLUG_MAX
 from pligt.core.proof.receipt_check import FORMAT as RECEIPT_FORMAT
+from pligt.core.retention import MISTAKE_WINDOW
 from pligt.web.limits import SMALL_BODY_BYTES
 
 Schema = dict[str, Any]
@@ -494,7 +495,17 @@ def _paths() -> dict[str, Schema]:
                 "Withdraw one version",
                 {"200": withdrawn},
                 errors=(400, 404, 409, 410),
-                description="Refused (409, naming the date) while the version is inside its retention.",
+                description="Refused (409, naming the date) while the version is inside its retention; with "
+                f"mistake=true, a version published by mistake is taken back within "
+                f"{MISTAKE_WINDOW.seconds // 60} minutes of its publication while the deposit institution has "
+                "not fetched it (by a credential, or under its crawler's User-Agent), audited as version.retracted.",
+                parameters=[
+                    _query(
+                        "mistake",
+                        {"enum": ["true", "false"]},
+                        "Take back a version published by mistake (see the description).",
+                    )
+                ],
             ),
         },
         "/api/requests": {

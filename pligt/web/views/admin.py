@@ -56,6 +56,7 @@ from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
 from pligt.core.models import Version
 from pligt.core.proof.receipts import make_receipt
+from pligt.core.retention import MISTAKE_WINDOW
 from pligt.release import deliver
 from pligt.web.clients import client_address
 from pligt.web.errors import json_error
@@ -223,6 +224,7 @@ def items() -> str:
         show_withdrawn=show_withdrawn,
         form=ActionForm(),
         version_path=version_path,
+        mistake_window=MISTAKE_WINDOW,
     )
 
 
@@ -260,9 +262,13 @@ _STATES = (FETCHED, HELD, PARTIAL)
 def withdraw(slug: str, number: int) -> ResponseReturnValue:
     form = ActionForm()
     if form.validate_on_submit():
+        mistake = request.form.get("mistake") == "1"
         try:
-            pligt().archive.withdraw(slug, number)
-            flash(_("Withdrew %(slug)s version %(number)d.", slug=slug, number=number), "ok")
+            pligt().archive.withdraw(slug, number, mistake=mistake)
+            if mistake:
+                flash(_("Took back %(slug)s version %(number)d, published by mistake.", slug=slug, number=number), "ok")
+            else:
+                flash(_("Withdrew %(slug)s version %(number)d.", slug=slug, number=number), "ok")
         except ArchiveError as e:
             flash(worded(e), "error")
     return redirect(url_for("admin.items"))

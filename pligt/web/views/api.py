@@ -119,7 +119,13 @@ def withdraw_item(slug: str) -> Response:
 @bp.delete("/items/<slug>/versions/<int:number>")
 @owner_required
 def withdraw_version(slug: str, number: int) -> Response:
-    withdrawn = pligt().archive.withdraw(slug, number)
+    """Withdraw a version whose retention ended; ``?mistake=true`` takes back one published by mistake.
+
+    A mistake is taken back only within minutes of its publication, while the
+    deposit institution has not fetched it (:func:`pligt.core.retention.retractable`).
+    """
+    mistake = request.args.get("mistake", "").lower() in ("1", "true", "yes")
+    withdrawn = pligt().archive.withdraw(slug, number, mistake=mistake)
     return jsonify(withdrawn=[version_json(v) for v in withdrawn])
 
 
