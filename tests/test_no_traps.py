@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from pligt.cli import main
 from pligt.core import Archive
+from pligt.instance import build_archive
 from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance
@@ -264,3 +265,58 @@ def test_the_console_offers_and_takes_back_a_mistake_in_danish(
     shown = client.get("/admin/?withdrawn=1", headers=DA).get_data(as_text=True)
     assert "offer version 1, der blev offentliggjort ved en fejl, er trukket tilbage." in shown
     assert [v.withdrawn for v in archive.item_versions("offer")] == [True]
+
+
+# -- the log's name --------------------------------------------------------------------------
+
+PUBLIC = {"PLIGT_BASE_URL": "https://deposit.example.dk"}
+
+
+def test_a_loopback_log_name_is_reported_and_renamed_before_anything_is_handed_out(
+    instance: Instance, tmp_path: Path
+) -> None:
+    folder = str(instance.path)
+    brochure = tmp_path / "brochure.pdf"
+    brochure.write_bytes(pdf_bytes("before the rename"))
+    assert invoke("add", "--instance", folder, "--public", str(brochure)).exit_code == 0
+
+    checked = invoke("check", "--instance", folder)
+    assert checked.exit_code == 0
+    assert "named 127.0.0.1:8000, a local address" in checked.stdout
+    assert "set base_url (pligt.toml) to the public address and run `pligt audit rename`" in checked.stdout
+    as_json = json.loads(invoke("check", "--instance", folder, "--json").stdout)
+    assert as_json["log_name"]["name"] == "127.0.0.1:8000" and as_json["log_name"]["problem"]
+
+    without = invoke("audit", "rename", "--instance", folder)
+    assert without.exit_code == 7 and "set base_url" in without.stderr
+    renamed = invoke("audit", "rename", "--instance", folder, env=PUBLIC)
+    assert renamed.exit_code == 0, renamed.stderr
+    assert "now named deposit.example.dk (before: 127.0.0.1:8000)" in renamed.stdout
+
+    assert instance.settings.checkpoint_key_file.read_text().startswith("PRIVATE+KEY+deposit.example.dk+")
+    assert instance.settings.latest_checkpoint_file.read_text().startswith("deposit.example.dk\n")
+    verified = invoke("audit", "verify", "--instance", folder, env=PUBLIC)
+    assert verified.exit_code == 0, verified.stderr  # the checkpoints signed before still verify
+    log = json.loads(invoke("audit", "log", "--instance", folder, "--json").stdout)
+    assert any(e["action"] == "log.renamed" and e["data"]["from"] == "127.0.0.1:8000" for e in log)
+    after = invoke("check", "--instance", folder, env=PUBLIC)
+    assert after.exit_code == 0 and "log name" not in after.stdout
+
+
+def test_the_log_keeps_its_name_once_a_credential_was_issued(instance: Instance) -> None:
+    archive = build_archive(instance.settings)
+    try:
+        issue_credential(archive)
+    finally:
+        archive.catalog.close()
+    refused = invoke("audit", "rename", "--instance", str(instance.path), env=PUBLIC)
+    assert refused.exit_code == 5
+    assert "keeps its name 127.0.0.1:8000: credentials were issued under it" in refused.stderr
+    assert instance.settings.checkpoint_key_file.read_text().startswith("PRIVATE+KEY+127.0.0.1:8000+")
+
+
+def test_an_instance_made_with_its_public_address_has_nothing_to_report(tmp_path: Path) -> None:
+    folder = str(tmp_path / "instance")
+    assert invoke("init", "--instance", folder, "--base-url", "https://deposit.example.dk").exit_code == 0
+    checked = invoke("check", "--instance", folder)
+    assert checked.exit_code == 0 and "log name" not in checked.stdout

@@ -30,6 +30,7 @@ from pligt.core.credentials.passwords import new_password
 from pligt.core.downloads.lookups import DownloadLookups
 from pligt.core.downloads.recorder import DownloadRecorder
 from pligt.core.downloads.small_files import SmallFiles
+from pligt.core.errors import ConfigurationError
 from pligt.core.errors import Conflict
 from pligt.core.errors import Gone
 from pligt.core.errors import InvalidInput
@@ -55,7 +56,10 @@ from pligt.core.names import slugify
 from pligt.core.proof.audit import GENESIS
 from pligt.core.proof.audit import verify_chain
 from pligt.core.proof.audit import verify_erasures
+from pligt.core.proof.checkpoints import RENAMED
 from pligt.core.proof.checkpoints import Checkpoints
+from pligt.core.proof.checkpoints import rename_refusal
+from pligt.core.proof.notes import Signer
 from pligt.core.retention import MINIMUM_RETENTION_DAYS
 from pligt.core.retention import check_retention_days
 from pligt.core.retention import checked_now
@@ -486,6 +490,28 @@ class Archive:
         seq, digest = verify_chain(entries, head)
         verify_erasures(entries, self.catalog.requests())
         return AuditReport(seq, digest, self.checkpoints.verify(entries))
+
+    def rename_log(self, signer: Signer) -> None:
+        """Give the audit log a new name and key (``signer``): audited, naming the key it retires.
+
+        Only while no credential was ever issued (see :func:`~pligt.core.proof.checkpoints.rename_refusal`);
+        checkpoints signed before stay as they are and verify under the retired key.
+        The caller writes the new key where the instance keeps it, then a checkpoint.
+
+        :raises ConfigurationError: without a checkpoint key.
+        :raises Conflict: saying why the name must stay.
+        """
+        old = self.checkpoints.signer
+        if old is None:
+            raise ConfigurationError("this instance has no checkpoint key to rename")
+        now = self.now()
+        with self.catalog.transaction():
+            refusal = rename_refusal(old.name, signer.name, len(self.catalog.credentials()))
+            if refusal is not None:
+                raise Conflict(refusal)
+            facts = {"from": old.name, "to": signer.name, "retired_key": old.verifier_key, "key": signer.verifier_key}
+            self.catalog.append_audit(RENAMED, facts, None, now)
+        self.checkpoints.signer = signer
 
     def changed(self) -> None:
         """Checkpoint the audit log after a change that matters (its transaction committed)."""
