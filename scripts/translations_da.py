@@ -211,4 +211,8 @@ DA = {
     "Withdraw: published by mistake": "Træk tilbage: offentliggjort ved en fejl",
     "Possible until %(time)s UTC, while the deposit institution has not fetched it; after that it stays online for six months.": "Muligt indtil kl. %(time)s UTC, så længe pligtafleveringsinstitutionen ikke har hentet den; derefter forbliver den online i seks måneder.",
     "Took back %(slug)s version %(number)d, published by mistake.": "%(slug)s version %(number)d, der blev offentliggjort ved en fejl, er trukket tilbage.",
+    "%(file)s is %(size)s: larger than the deposit crawler's per-file budget of %(budget)s (about 500 kB/s for at most 1200 s), so the crawler may not be able to fetch it whole; consider splitting it.": "%(file)s fylder %(size)s: mere end pligtafleveringsinstitutionens høster kan hente pr. fil, %(budget)s (omkring 500 kB/s i højst 1200 s), så den kan måske ikke hente den hel; overvej at dele den op.",
+    "The log does not verify: %(reason)s": "Loggen kan ikke verificeres: %(reason)s",
+    "%(slug)s is public: a new version cannot make it protected.": "%(slug)s er offentlig: en ny version kan ikke gøre den beskyttet.",
+    "%(slug)s is protected: a new version cannot make it public.": "%(slug)s er beskyttet: en ny version kan ikke gøre den offentlig.",
 }

@@ -124,3 +124,31 @@ def test_a_put_to_the_items_url_is_told_to_use_post(client: FlaskClient, instanc
     assert put.json is not None
     assert put.json["description"].startswith("send the file with POST, not PUT")
     assert "curl -u owner:PASSWORD -X POST -T FILE" in put.json["description"]
+
+
+def test_the_console_words_warnings_and_refusals_in_danish(instance: Instance, clock: Clock) -> None:
+    settings = load_settings(instance.path, env={"PLIGT_FETCH_BUDGET_BYTES": "1000"})
+    client = make_app(settings, clock).test_client()
+    form = client.get("/admin/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    assert token
+    client.post("/admin/login", data={"password": instance.owner.password, "csrf_token": token.group(1)})
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/admin/upload").get_data(as_text=True))
+    assert token
+    headers = {"X-CSRFToken": token.group(1), "Accept": "application/json", **DA}
+    body = pdf_bytes("big", pad=1234 - len(pdf_bytes("big")))
+
+    first = client.post("/admin/upload/raw", query_string={"filename": "big.pdf"}, data=body, headers=headers)
+    assert first.status_code == 201 and first.json is not None
+    assert first.json["warnings"] == [
+        "big.pdf fylder 1,2 kB: mere end pligtafleveringsinstitutionens høster kan hente pr. fil, 1,0 kB "
+        "(omkring 500 kB/s i højst 1200 s), så den kan måske ikke hente den hel; overvej at dele den op."
+    ]
+    public = client.post(
+        "/admin/upload/raw",
+        query_string={"filename": "big.pdf", "slug": "big", "visibility": "public"},
+        data=pdf_bytes("other"),
+        headers=headers,
+    )
+    assert public.status_code == 409 and public.json is not None
+    assert public.json["error"] == "big er beskyttet: en ny version kan ikke gøre den offentlig."

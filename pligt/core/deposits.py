@@ -177,7 +177,13 @@ class Archive:
         newest = self._newest_retained(slug) if existing is not None else None
         if existing is not None:
             if visibility is not None and visibility != existing.visibility:
-                raise Conflict(f"item {slug!r} is {existing.visibility}; a new version cannot make it {visibility}")
+                raise keyed(
+                    Conflict,
+                    "item.visibility",
+                    f"item {slug!r} is {existing.visibility}; a new version cannot make it {visibility}",
+                    slug=slug,
+                    visibility=existing.visibility,
+                )
             visibility = existing.visibility
             title = title or existing.title
         visibility = visibility or PROTECTED

@@ -82,6 +82,11 @@ _KEYED: dict[str, Callable[[Facts], str]] = {
     "credential.valid_days": lambda f: _("A credential is valid for 1 to 3660 days."),
     "denial.reason": lambda f: _("A denial needs a reason of 1 to 1000 characters."),
     "item.unknown": lambda f: _("Nothing is published as %(slug)s.", slug=f["slug"]),
+    "item.visibility": lambda f: (
+        _("%(slug)s is public: a new version cannot make it protected.", slug=f["slug"])
+        if f["visibility"] == "public"
+        else _("%(slug)s is protected: a new version cannot make it public.", slug=f["slug"])
+    ),
     "version.unknown": lambda f: _("%(slug)s has no version %(number)s.", slug=f["slug"], number=f["number"]),
     "version.already_withdrawn": lambda f: _(
         "%(slug)s version %(number)s was already withdrawn.", slug=f["slug"], number=f["number"]

@@ -42,6 +42,7 @@ from wtforms.validators import NumberRange
 
 from pligt.core.credentials.access import DEFAULT_VALID_DAYS
 from pligt.core.deposits import OWNER_USERNAME
+from pligt.core.deposits import Publication
 from pligt.core.deposits import read_chunks
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import AuditBroken
@@ -61,6 +62,7 @@ from pligt.release import deliver
 from pligt.web.clients import client_address
 from pligt.web.errors import json_error
 from pligt.web.errors import with_retry_after
+from pligt.web.i18n import size_text
 from pligt.web.limits import body_chunks
 from pligt.web.refusals import worded
 from pligt.web.services import pligt
@@ -381,8 +383,25 @@ def _publish(
         "size": v.size,
         "retain_until": v.retain_until.strftime("%Y-%m-%d"),
         "url": version_path(v),
-        "warnings": publication.warnings,
+        "warnings": _worded_warnings(publication),
     }
+
+
+def _worded_warnings(publication: Publication) -> list[str]:
+    """The publication's warnings in the page's language (the core's are English, for the CLI and the API)."""
+    v = publication.version
+    budget = pligt().archive.fetch_budget_bytes
+    if not publication.warnings or v.size <= budget:
+        return publication.warnings
+    return [
+        _(
+            "%(file)s is %(size)s: larger than the deposit crawler's per-file budget of %(budget)s (about 500 kB/s "
+            "for at most 1200 s), so the crawler may not be able to fetch it whole; consider splitting it.",
+            file=v.filename,
+            size=size_text(v.size),
+            budget=size_text(budget),
+        )
+    ]
 
 
 # -- requests and credentials -------------------------------------------------------------
@@ -462,7 +481,7 @@ def audit() -> str:
             count, head = archive.verify_audit()
             verified = {"ok": True, "count": count, "head": head}
         except AuditBroken as e:
-            verified = {"ok": False, "message": e.message}
+            verified = {"ok": False, "message": _("The log does not verify: %(reason)s", reason=e.message)}
     entries = list(archive.catalog.audit_entries(newest_first=True, limit=50))
     return render_template("admin/audit.html", entries=entries, head=archive.audit_head(), form=form, verified=verified)
 
