@@ -206,7 +206,7 @@ DA = {
     "Something went wrong on the server; please try again later.": "Noget gik galt på serveren; prøv venligst igen senere.",
     "This area needs the credentials the owner released to you.": "Dette område kræver de adgangsoplysninger, som ejeren har udleveret til dig.",
     "These credentials do not give access here.": "Disse adgangsoplysninger giver ikke adgang her.",
-    ("%(count)s byte", "%(count)s bytes"): ("%(count)s byte", "%(count)s bytes"),
+    ("%(count)s Byte", "%(count)s Bytes"): ("%(count)s byte", "%(count)s bytes"),
     "%(count)s requests already wait for the owner's decision; please try again later.": "%(count)s anmodninger afventer allerede ejerens afgørelse; prøv venligst igen senere.",
     "Withdraw: published by mistake": "Træk tilbage: offentliggjort ved en fejl",
     "Possible until %(time)s UTC, while the deposit institution has not fetched it; after that it stays online for six months.": "Muligt indtil kl. %(time)s UTC, så længe pligtafleveringsinstitutionen ikke har hentet den; derefter forbliver den online i seks måneder.",

@@ -47,7 +47,7 @@ def _remember_language(response: Response) -> Response:
 def size_text(size: int) -> str:
     """Write a size as Jinja's ``filesizeformat`` does (powers of 1000), in the page's language (``1,2 kB``)."""
     if size < 1000:
-        return str(ngettext("%(count)s byte", "%(count)s bytes", size, count=format_decimal(size)))
+        return str(ngettext("%(count)s Byte", "%(count)s Bytes", size, count=format_decimal(size)))
     units = ("kB", "MB", "GB", "TB", "PB")
     value, unit = size / 1000, 0
     while value >= 1000 and unit < len(units) - 1:
