@@ -178,7 +178,8 @@ def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None
         print_json([{**v.to_dict(), "withdrawn_at": to_text(v.withdrawn_at)} for v in withdrawn])
         return
     for v in withdrawn:
-        click.echo(f"withdrew {v.slug} version {v.number} ({v.filename})")
+        took_back = ", published by mistake: it never was the deposit institution's" if mistake else ""
+        click.echo(f"withdrew {v.slug} version {v.number} ({v.filename}){took_back}")
 
 
 COMMANDS = (add, items, withdraw)

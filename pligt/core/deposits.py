@@ -404,7 +404,8 @@ class Archive:
                 self.storage.delete(version.storage_key, bypass_retention=True)
             except StorageError as e:
                 with self.catalog.transaction():
-                    self.catalog.append_audit("retention.override_refused", {**facts, "error": e.message}, None, now)
+                    refused = "retention.override_refused" if overriding else "version.retract_refused"
+                    self.catalog.append_audit(refused, {**facts, "error": e.message}, None, now)
                 raise StorageError(
                     f"{version.slug} version {version.number} was not withdrawn: the storage refuses to delete "
                     f"it before {version.retain_until:%Y-%m-%d} ({e.message})"

@@ -69,6 +69,10 @@ def retractable(version: Version, now: datetime, *, harvested: bool) -> bool:
     was never handed to it. Fetches by other anonymous clients do not count: a
     public file a browser saw in its first minutes is still the publisher's to
     take back, and it is the institution's copy the law is about.
+
+    A fetch counts once its answer was sent and recorded (within a second, see
+    :mod:`pligt.core.downloads.recorder`): one still under way at the moment
+    the version is taken back is not seen, and ends with the bytes it began with.
     """
     return not harvested and version.published_at <= now < version.published_at + MISTAKE_WINDOW
 
