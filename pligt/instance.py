@@ -61,7 +61,7 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
     if busy_timeout is None:
         busy_timeout = catalogs.BUSY_TIMEOUT  # looked up now: tests shorten it
     archive = Archive(
-        open_catalog(settings.catalog, settings.instance, busy_timeout=busy_timeout),
+        open_catalog(settings.catalog, settings.instance, busy_timeout=busy_timeout, key_store=settings.key_store),
         open_backend(settings.storage, **storage_options(settings)),
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,
@@ -253,7 +253,7 @@ def write_secret(settings: Settings) -> None:
     write_private(settings.secret_file, secrets.token_bytes(32))
 
 
-def switch_setting(settings: Settings, name: str, value: str) -> None:
+def switch_setting(settings: Settings, name: str, value: str | int) -> None:
     """Rewrite (or add) the ``name = "…"`` line of the instance's pligt.toml, atomically (the migrate commands)."""
     path = settings.config_file
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []

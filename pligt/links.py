@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pligt.core.models import Version
 from pligt.settings import Settings
 
-#: Where every version's URL begins (the server's main loop looks for it in request lines).
+#: Where every version's URL begins.
 FILES_PREFIX = "/files/"
 #: The stable URL of one version (a werkzeug route).
 VERSION_ROUTE = FILES_PREFIX + "<slug>/v<int:number>/<filename>"

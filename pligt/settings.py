@@ -38,7 +38,7 @@ ENV_PREFIX = "PLIGT_"
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything an instance can be configured with; see the README's table."""
+    """Everything an instance can be configured with; see the table in docs/operators.md."""
 
     instance: Path
     #: Where the bytes live: ``file:///path`` (default: ``<instance>/files``) or ``s3://bucket/prefix``.
@@ -47,6 +47,11 @@ class Settings:
     #: ``sqlite:///absolute/path``; default ``<instance>/catalog.sqlite3``) or a PostgreSQL
     #: database shared by several app servers (``postgresql://user@host:5432/database``).
     catalog: str = ""
+    #: Where the keys of the personal data are (each access request's own; see docs/privacy.md):
+    #: a SQLite file (default ``<instance>/personal_keys.sqlite3``, whatever the catalog) or, for
+    #: several machines sharing a PostgreSQL catalog, ``postgresql://…`` of a database of its own.
+    #: Never inside the catalog or its backups: destroying a key is what erases every copy.
+    key_store: str = ""
     retention_days: int = MINIMUM_RETENTION_DAYS
     max_upload_bytes: int = 2 * GiB
     fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET
@@ -234,40 +239,72 @@ def crawler_user_agents(settings: Settings) -> list[str]:
 
 
 def _validate(s: Settings) -> None:
+    """Refuse settings the instance cannot run with, naming the setting (checked in this order)."""
     check_retention_days(s.retention_days)
-    try:  # the backend checks its own URL and options; the message names the setting
+    _check_storage(s)
+    _check_limits(s)
+    _check_realm(s)
+    _check_mail(s)
+    _check_crawler_patterns(s)
+    _check_urls(s)
+
+
+def _check_storage(s: Settings) -> None:
+    """The backend checks its own URL and options; the message names the setting, not the option."""
+    try:
         check_backend(s.storage, **storage_options(s))
     except InvalidOption as e:
         raise ConfigurationError(f"{_S3_SETTINGS.get(e.option, e.option)} {e.problem}") from None
-    for key in (
-        "max_upload_bytes",
-        "fetch_budget_bytes",
-        "port",
-        "workers",
-        "threads",
-        "smtp_port",
-        "auth_max_failures",
-        "max_pending_requests",
-        "requests_per_hour_per_client",
-    ):
+
+
+#: Counts and sizes for which zero would stop the instance doing its work at all.
+_AT_LEAST_ONE = (
+    "max_upload_bytes",
+    "fetch_budget_bytes",
+    "port",
+    "workers",
+    "threads",
+    "smtp_port",
+    "auth_max_failures",
+    "max_pending_requests",
+    "requests_per_hour_per_client",
+)
+
+
+def _check_limits(s: Settings) -> None:
+    for key in _AT_LEAST_ONE:
         if getattr(s, key) < 1:
             raise ConfigurationError(f"{key} must be at least 1, not {getattr(s, key)}")
     if not 0 <= s.trusted_proxies <= 5:
         raise ConfigurationError(f"trusted_proxies must be between 0 and 5, not {s.trusted_proxies}")
     if s.auth_cache_seconds < 0:
         raise ConfigurationError("auth_cache_seconds must not be negative")
+
+
+def _check_realm(s: Settings) -> None:
+    """The realm goes into ``WWW-Authenticate`` as a quoted string, and the crawler skips an empty one."""
     if not s.realm or not s.realm.isascii() or '"' in s.realm or "\\" in s.realm:
         raise ConfigurationError(f"realm {s.realm!r} must be non-empty ASCII without quotes or backslashes")
+
+
+def _check_mail(s: Settings) -> None:
     if s.smtp_host and not (s.smtp_sender and "@" in s.smtp_sender):
         raise ConfigurationError("smtp_sender must be an email address when smtp_host is set")
     if s.owner_email and "@" not in s.owner_email:
         raise ConfigurationError(f"owner_email {s.owner_email!r} is not an email address")
+
+
+def _check_crawler_patterns(s: Settings) -> None:
     for pattern in crawler_user_agents(s):
         if len(pattern) < MIN_CRAWLER_PATTERN:
             raise ConfigurationError(
                 f"crawler_user_agents: {pattern!r} is shorter than {MIN_CRAWLER_PATTERN} characters; "
                 "it would credit the deposit crawler with almost anyone's downloads"
             )
+
+
+def _check_urls(s: Settings) -> None:
+    """The time-stamp authority's URL needs its CA to be checkable; the base URL is a host, no path."""
     if s.tsa_url:
         if urlsplit(s.tsa_url).scheme not in ("http", "https") or not urlsplit(s.tsa_url).netloc:
             raise ConfigurationError(f"tsa_url {s.tsa_url!r} must look like https://host/path")
@@ -283,7 +320,7 @@ def default_config_text(settings: Settings, chosen: Collection[str] = ()) -> str
     """Return the commented config file that ``pligt init`` writes; the ``chosen`` settings are in force."""
     lines = [
         "# Pligt instance configuration. Every setting is optional; PLIGT_<NAME> environment",
-        "# variables override what is here. See README.md for what each one does.",
+        "# variables override what is here. See docs/operators.md for what each one does.",
         "",
     ]
     for name, field in _FIELDS.items():

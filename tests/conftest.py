@@ -23,7 +23,7 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
-pytest_plugins = ["tests.s3_fixtures", "tests.pg_fixtures", "tests.browser_plugin"]
+pytest_plugins = ["tests.support.s3_fixtures", "tests.support.pg_fixtures", "tests.support.browser_plugin"]
 
 
 @pytest.fixture

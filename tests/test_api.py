@@ -62,7 +62,8 @@ def stored_files(instance: Instance) -> dict[str, str]:
 def listing(client: FlaskClient, instance: Instance) -> dict[str, Any]:
     response = client.get("/api/items", auth=instance.owner_auth)
     assert response.status_code == 200
-    return response.get_json()
+    listed: dict[str, Any] = response.get_json()
+    return listed
 
 
 @pytest.fixture

@@ -39,9 +39,15 @@ def core(tmp_path: Path, clock: Clock) -> Archive:
     return core
 
 
+def catalog_file(core: Archive) -> Path:
+    """The SQLite file the catalog is kept in."""
+    assert isinstance(core.catalog, SqliteCatalog)
+    return core.catalog.path
+
+
 def tamper(core: Archive, *statements: str) -> None:
     """Change the database as someone with shell access could (triggers dropped first)."""
-    db = sqlite3.connect(core.catalog.path)
+    db = sqlite3.connect(catalog_file(core))
     db.execute("DROP TRIGGER audit_log_no_delete")
     db.execute("DROP TRIGGER audit_log_no_rewrite")
     for statement in statements:
@@ -75,7 +81,7 @@ def test_no_password_or_token_is_in_the_log(core: Archive) -> None:
 
 
 def test_the_database_refuses_edits_and_deletes(core: Archive) -> None:
-    db = sqlite3.connect(core.catalog.path)
+    db = sqlite3.connect(catalog_file(core))
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM audit_log WHERE seq = 2")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -107,7 +113,8 @@ def test_the_database_refuses_edits_and_deletes(core: Archive) -> None:
             ],
             10,
         ),
-        (["UPDATE audit_log SET personal = replace(personal, 'netarkivet@', 'someone@') WHERE seq = 2"], 2),
+        # The personal fields are sealed (issue 23): any change to the sealed text is found.
+        (["UPDATE audit_log SET personal = substr(personal, 1, length(personal) - 8) || 'AAAAAAA=' WHERE seq = 2"], 2),
     ],
 )
 def test_tampering_is_found_and_named(core: Archive, statements: list[str], seq: int) -> None:
@@ -138,7 +145,8 @@ def test_a_rewritten_chain_fails_against_a_kept_head(core: Archive) -> None:
         statements.append(
             "INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest, prev_hash, hash) "
             f"VALUES ({seq}, '{e.at}', '{e.action}', (SELECT '{_json(e.data)}'), "
-            f"{_sql(e.personal and _json(e.personal))}, {_sql(e.personal_key)}, {_sql(e.personal_digest)}, "
+            f"{_sql(None if e.personal is None else _json(e.personal))}, "
+            f"{_sql(e.personal_key)}, {_sql(e.personal_digest)}, "
             f"'{prev}', '{digest}')"
         )
         prev = digest

@@ -23,16 +23,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -171,7 +172,7 @@ def _fresh(browser: WebDriver, site: Site, request: pytest.FixtureRequest, name:
     """
     browser.get(site.url + "/healthz")
     browser.delete_all_cookies()
-    browser.get_log("browser")  # what earlier tests left
+    console_log(browser)  # what earlier tests left
     yield browser
     report = getattr(request.node, "rep_call", None)
     problems = console_problems(browser)
@@ -202,12 +203,16 @@ def staff(_staff_browser: WebDriver, site: Site, request: pytest.FixtureRequest)
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def wait(browser: WebDriver, timeout: float = 10) -> WebDriverWait:
+def wait(browser: WebDriver, timeout: float = 10) -> WebDriverWait[WebDriver]:
     return WebDriverWait(browser, timeout)
 
 
 def find(browser: WebDriver, css: str) -> WebElement:
     return browser.find_element(By.CSS_SELECTOR, css)
+
+
+def classes(element: WebElement) -> list[str]:
+    return (element.get_attribute("class") or "").split()
 
 
 def click_and_load(browser: WebDriver, element: WebElement) -> None:
@@ -232,6 +237,12 @@ def sign_in(browser: WebDriver, site: Site) -> None:
     assert browser.current_url.rstrip("/").endswith("/admin"), browser.current_url
 
 
+def console_log(browser: WebDriver) -> list[dict[str, Any]]:
+    """The page's console entries since last asked (Chromium's log; selenium leaves it untyped)."""
+    entries: list[dict[str, Any]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
+    return entries
+
+
 def console_problems(browser: WebDriver) -> list[str]:
     """What the page's console said since last asked that is a problem.
 
@@ -242,7 +253,7 @@ def console_problems(browser: WebDriver) -> list[str]:
     wrong password, a refused upload, a 404) is logged too, and is no problem.
     """
     problems = []
-    for entry in browser.get_log("browser"):
+    for entry in console_log(browser):
         message = entry["message"]
         if entry["source"] == "network" and "Failed to load resource" in message:
             url = message.split(" ", 1)[0]
@@ -273,7 +284,7 @@ def axe_violations(browser: WebDriver, axe_source: str) -> list[str]:
     """
     if not browser.execute_script("return typeof window.axe === 'object'"):
         browser.execute_script(axe_source)
-    return browser.execute_async_script(
+    violations: list[str] = browser.execute_async_script(
         """
         const [tags, done] = arguments;
         axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']}).then(
@@ -283,6 +294,7 @@ def axe_violations(browser: WebDriver, axe_source: str) -> list[str]:
         """,
         WCAG_21_AA,
     )
+    return violations
 
 
 def press(browser: WebDriver, *keys: str) -> None:
@@ -301,7 +313,7 @@ def tab_to(browser: WebDriver, css: str, presses: int = 60) -> WebElement:
 
 def labels_missing(browser: WebDriver) -> list[str]:
     """Every form control a person can use that has neither a label nor an aria-label."""
-    return browser.execute_script(
+    missing: list[str] = browser.execute_script(
         """
         return Array.from(document.querySelectorAll('input:not([type=hidden]):not([hidden]), select, textarea'))
           .filter(e => !(e.labels && e.labels.length > 0) && !e.getAttribute('aria-label')
@@ -309,6 +321,7 @@ def labels_missing(browser: WebDriver) -> list[str]:
           .map(e => e.outerHTML);
         """
     )
+    return missing
 
 
 #: WCAG 2.x contrast of every visible piece of text against its background (disabled controls
@@ -395,12 +408,12 @@ def test_owner_console_from_upload_to_revoked_credential(
     [published] = [v for v in site.archive.versions() if v.filename == good.name]
     retained = published.retain_until.strftime("%Y-%m-%d")
     ok = find(owner, f'#upload-results li[data-filename="{good.name}"]')
-    assert "ok" in ok.get_attribute("class").split()
+    assert "ok" in classes(ok)
     assert ok.text.startswith(da("Published") + " " + good.name)
     assert "(application/pdf)" in ok.text
     assert f"{da('retained until')} {retained}" in ok.text
     refused = find(owner, f'#upload-results li[data-filename="{bad.name}"]')
-    assert "error" in refused.get_attribute("class").split()
+    assert "error" in classes(refused)
     assert refused.text.startswith(da("Refused") + ": ")
     assert "Zip archive" in refused.text
     assert not [v for v in site.archive.versions() if v.filename == bad.name]
@@ -420,7 +433,7 @@ def test_owner_console_from_upload_to_revoked_credential(
     assert da("not yet") in row.text
     withdraw = row.find_element(By.CSS_SELECTOR, "button")
     assert not withdraw.is_enabled()
-    reason = find(owner, "#" + withdraw.get_attribute("aria-describedby"))
+    reason = find(owner, "#" + (withdraw.get_attribute("aria-describedby") or ""))
     assert reason.text == da(
         "Retained until %(date)s: material must stay online for at least six months.", date=retained
     )
@@ -472,8 +485,8 @@ def test_owner_console_from_upload_to_revoked_credential(
     )
     assert not row.find_elements(By.CSS_SELECTOR, "button.revoke")
     assert da("Revoked %(username)s.", username=username) in find(owner, ".flash").text
-    refused = requests.get(site.url + "/protected/", auth=(username, password), timeout=10)
-    assert refused.status_code == 401
+    answer = requests.get(site.url + "/protected/", auth=(username, password), timeout=10)
+    assert answer.status_code == 401
 
     # The audit page: the head hash, and "verify now" says the log is intact.
     click_and_load(owner, find(owner, "nav.admin a[href$='/admin/audit']"))
@@ -481,7 +494,7 @@ def test_owner_console_from_upload_to_revoked_credential(
     assert find(owner, "#head").text == head
     click_and_load(owner, find(owner, "#verify"))
     result = find(owner, "#verify-result")
-    assert "ok" in result.get_attribute("class").split()
+    assert "ok" in classes(result)
     assert result.text == da("The log is intact: %(count)d entries.", count=count)
     actions = [td.text for td in owner.find_elements(By.CSS_SELECTOR, "table tbody tr td:nth-child(3)")]
     for action in ("version.published", "request.filed", "request.approved", "credential.released"):
@@ -618,7 +631,7 @@ def test_a_progress_bar_moves_during_a_slow_upload(
         moving = [at for at, value, maximum in seen if 0 < value < maximum]
         assert moving[-1] - moving[0] > 0.5, f"the bar was part-way for less than half a second: {seen}"
         done = find(owner, f'#upload-results li[data-filename="{big.name}"]')
-        assert "ok" in done.get_attribute("class").split(), done.text
+        assert "ok" in classes(done), done.text
         assert not owner.find_elements(By.CSS_SELECTOR, "#upload-results progress")
         assert mid_upload == [], json.dumps(mid_upload, indent=1)
 

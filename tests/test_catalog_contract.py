@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from pligt.core.catalog import SCHEMA_VERSION
 from pligt.core.catalog import Catalog
 from pligt.core.catalog import open_catalog
+from pligt.core.credentials.shared_checks import failures_after
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import Conflict
 from pligt.core.errors import StorageError
@@ -183,29 +185,29 @@ def test_a_change_through_one_server_is_seen_by_another_at_its_next_question(ope
 
 
 def test_what_a_request_asks_sees_any_servers_change_at_its_next_question(opener: OpenCatalog) -> None:
-    """The counter as a request asks it (cheaply, per request): its own change and another's, at once."""
+    """The change counter, as every download asks it: its own change and another server's, at once."""
     one, other = opener(), opener()
-    before = one.watched_generation()
-    assert other.watched_generation() == before
+    before = one.lookups_generation()
+    assert other.lookups_generation() == before
     publish(one)
-    assert one.watched_generation() > before
-    assert other.watched_generation() == one.watched_generation() == other.lookups_generation()
+    assert one.lookups_generation() > before
+    assert other.lookups_generation() == one.lookups_generation() == other.lookups_generation()
     request_id = approved_request(other)
     other.add_credential(request_id, "u", "h", T0, T0 + timedelta(days=1))
-    assert one.watched_generation() == other.lookups_generation() > before
+    assert one.lookups_generation() == other.lookups_generation() > before
 
 
 def test_under_load_no_question_begun_after_a_change_misses_it(opener: OpenCatalog) -> None:
-    """Requests asking at once share questions; none begun after a commit may answer from before it."""
+    """Requests asking at once: none begun after a commit may answer from before it."""
     writer, server = opener(), opener()
-    committed = [server.watched_generation()]
+    committed = [server.lookups_generation()]
     stop = threading.Event()
     missed: list[tuple[int, int]] = []
 
     def ask() -> None:
         while not stop.is_set():
             known = committed[-1]  # committed before this question begins
-            answer = server.watched_generation()
+            answer = server.lookups_generation()
             if answer < known:
                 missed.append((known, answer))
 
@@ -294,8 +296,9 @@ def test_two_servers_appending_at_once_never_fork_the_audit_log(opener: OpenCata
 
 def test_erasing_a_requests_personal_data_keeps_the_chain_verifying(catalog: Catalog) -> None:
     request_id = approved_request(catalog)
+    other = approved_request(catalog)  # personal fields belong to a request: they are sealed under its key
     catalog.append_audit("request.filed", {"request": request_id}, {"contact_email": "netarkivet@kb.dk"}, T0)
-    catalog.append_audit("request.filed", {"request": request_id + 1}, {"contact_email": "other@kb.dk"}, T0)
+    catalog.append_audit("request.filed", {"request": other}, {"contact_email": "other@kb.dk"}, T0)
     catalog.erase_request_personal_data(request_id, T0 + timedelta(days=1))
     catalog.checkpoint()
     entries = list(catalog.audit_entries())
@@ -303,7 +306,7 @@ def test_erasing_a_requests_personal_data_keeps_the_chain_verifying(catalog: Cat
     assert verify_chain(entries)[0] == 2
     erased = catalog.get_request(request_id)
     assert erased is not None and erased.contact_email is None and erased.purged_at == T0 + timedelta(days=1)
-    assert catalog.requests_by_email("NETARKIVET@kb.dk") == []
+    assert [r.id for r in catalog.requests_by_email("NETARKIVET@kb.dk")] == [other]
 
 
 def test_a_failed_transaction_leaves_nothing_behind(catalog: Catalog) -> None:
@@ -357,16 +360,19 @@ def test_the_owner_and_the_console_epoch(catalog: Catalog) -> None:
 
 
 def test_client_counts_are_shared_refuse_at_the_limit_and_lapse(opener: OpenCatalog) -> None:
+    """The catalog keeps the counts and applies the lock-out's rule under its write lock."""
     one, other = opener(), opener()
-    assert one.count_client("digest-a", 1, 2, 60, 1000.0) == (1, 1000.0, False)
-    assert other.count_client("digest-a", 1, 2, 60, 1001.0) == (2, 1001.0, False)
-    assert one.count_client("digest-a", 1, 2, 60, 1002.0) == (2, 1001.0, True)  # refused, not counted
-    assert other.count_client("digest-b", 0, 2, 60, 1002.0) == (0, 0.0, False)
-    assert other.count_client("digest-a", 0, 2, 60, 1061.0) == (0, 0.0, False)  # quiet long enough: lapsed
-    one.count_client("digest-c", 1, 2, 60, 2000.0)
-    one.count_client("digest-d", 1, 2, 60, 2030.0)
+    by_one = partial(one.count_client, rule=failures_after)
+    by_other = partial(other.count_client, rule=failures_after)
+    assert by_one("digest-a", 1, 2, 60, 1000.0) == (1, 1000.0, False)
+    assert by_other("digest-a", 1, 2, 60, 1001.0) == (2, 1001.0, False)
+    assert by_one("digest-a", 1, 2, 60, 1002.0) == (2, 1001.0, True)  # refused, not counted
+    assert by_other("digest-b", 0, 2, 60, 1002.0) == (0, 0.0, False)
+    assert by_other("digest-a", 0, 2, 60, 1061.0) == (0, 0.0, False)  # quiet long enough: lapsed
+    by_one("digest-c", 1, 2, 60, 2000.0)
+    by_one("digest-d", 1, 2, 60, 2030.0)
     assert other.forget_lapsed_counts(2070.0) == 1  # c lapsed at 2060, d lapses at 2090
-    assert one.count_client("digest-d", 1, 2, 60, 2071.0) == (2, 2071.0, False)
+    assert by_one("digest-d", 1, 2, 60, 2071.0) == (2, 2071.0, False)
 
 
 def test_a_write_waits_for_another_servers_write_lock_then_is_busy(opener: OpenCatalog) -> None:

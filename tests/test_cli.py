@@ -31,7 +31,8 @@ def write(path: Path, data: bytes) -> Path:
 def items(instance: Instance) -> list[dict[str, Any]]:
     result = invoke("items", "--instance", str(instance.path), "--json")
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    listed: list[dict[str, Any]] = json.loads(result.stdout)
+    return listed
 
 
 def test_instance_comes_from_the_environment(tmp_path: Path) -> None:

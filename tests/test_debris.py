@@ -27,6 +27,7 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import psutil
@@ -47,9 +48,10 @@ from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 15) -> Any:
+def wait_for(what: str, condition: Callable[[], T], timeout: float = 15) -> T:
     """Return ``condition()`` once it is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -125,7 +127,8 @@ def worker_of(server: Server, upload: Upload) -> psutil.Process:
                         return worker
         return None
 
-    found: psutil.Process = wait_for("the worker holding the upload", find)
+    found = wait_for("the worker holding the upload", find)
+    assert found is not None
     return found
 
 

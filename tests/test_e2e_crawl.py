@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ import pytest
 import requests
 from warcio.archiveiterator import ArchiveIterator
 
+from pligt.core.storage import S3Storage
 from pligt.instance import build_archive
 from pligt.settings import load_settings
 from tests.support.access import issue_credential
@@ -32,15 +34,16 @@ def publish_cli(instance: Instance, path: Path, *flags: str) -> None:
     assert result.exit_code == 0, result.stderr
 
 
-def publish_api(server: Server, instance: Instance, data: bytes, **params: str) -> dict:
+def publish_api(server: Server, instance: Instance, data: bytes, **params: str) -> dict[str, Any]:
     response = requests.post(f"{server.url}/api/items", params=params, data=data, auth=instance.owner_auth, timeout=30)
     assert response.status_code == 201, response.text
-    return response.json()["version"]
+    version: dict[str, Any] = response.json()["version"]
+    return version
 
 
-def read_warc(path: Path) -> tuple[dict[str, list], list[tuple[str, bool]]]:
+def read_warc(path: Path) -> tuple[dict[str, list[tuple[int, str, bytes]]], list[tuple[str, bool]]]:
     """Return responses by URL (status, content type, payload) and requests (url, had Authorization)."""
-    responses: dict[str, list] = {}
+    responses: dict[str, list[tuple[int, str, bytes]]] = {}
     requests_seen: list[tuple[str, bool]] = []
     with path.open("rb") as stream:
         for record in ArchiveIterator(stream):
@@ -151,6 +154,7 @@ def test_wget_harvests_every_retained_version_byte_identical(
     if instance.settings.storage.startswith("s3://"):
         # The bytes the crawler got came from the bucket: every version is there, locked.
         storage = build_archive(instance.settings).storage
+        assert isinstance(storage, S3Storage)
         assert sorted(storage.iter_keys()) == sorted(v.storage_key for v in expected)
         assert not list((instance.path / "files").rglob("*"))
         for version in expected:

@@ -102,7 +102,9 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
         timeout=10,
     )
     assert filed.status_code == 201, filed.text
-    request_id = int(re.search(r'id="request-id">(\d+)<', filed.text).group(1))
+    numbered = re.search(r'id="request-id">(\d+)<', filed.text)
+    assert numbered, filed.text
+    request_id = int(numbered.group(1))
 
     # The owner hears of it by email, and in `pligt requests`.
     [to_owner] = mailbox.wait_for(1)
@@ -117,7 +119,9 @@ def _run(instance: Instance, url: str, env: dict[str, str], mailbox: Mailbox, tm
     messages = mailbox.wait_for(2)
     to_requester = messages[1]
     assert to_requester["To"] == "netarkivet@kb.example.dk"
-    link = re.search(r"(http://\S+/access/release/\S+)", to_requester.get_content()).group(1)
+    mailed = re.search(r"(http://\S+/access/release/\S+)", to_requester.get_content())
+    assert mailed, to_requester.get_content()
+    link = mailed.group(1)
     assert link.startswith(url)
 
     # Following the link: a button first, then the credentials, once.

@@ -1,14 +1,16 @@
-"""End to end: a real `pligt serve`, harvested by a crawler that fetches as Heritrix does.
+"""End to end: a real `pligt serve`, harvested twice by an imitation of the crawler, in two patterns.
 
-The crawler (tests/support/heritrix.py) sends no credentials until a 401 names the realm it was
-given, then fetches that URL again with them; it keeps each URL's ETag and Last-Modified and
-revisits with If-None-Match / If-Modified-Since; it takes each payload's SHA-1 as Heritrix writes
-it. Everything the owner does goes through the `pligt` command; the institution's request goes
-through HTTP.
+The imitation (tests/support/heritrix.py) by default does what the real Heritrix did in
+tests/test_heritrix_real.py: credentials only after the first 401 on a server, then with every
+request; no conditional requests, so the second harvest downloads everything whole again. The
+other pattern (``ISSUE_12``, other clients' way) answers a 401 for every protected URL, keeps
+each URL's ETag and Last-Modified and revisits with If-None-Match / If-Modified-Since. Both take
+each payload's SHA-1 as Heritrix writes it. Everything the owner does goes through the `pligt`
+command; the institution's request goes through HTTP.
 
-After the revisit (a new credential from `pligt rotate`, 304s for every unchanged version), the
-proof-of-deposit report shows every version held by the institution's request, with the SHA-1
-the crawler computed.
+After the second harvest (a new credential from `pligt rotate`) the proof-of-deposit report shows
+every version held by the institution's request, with the SHA-1 the crawler computed: revisits
+confirmed by 304s in the conditional pattern, two whole downloads in Heritrix's.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.support.heritrix import HERITRIX_SOURCE
+from tests.support.heritrix import HERITRIX
 from tests.support.heritrix import ISSUE_12
 from tests.support.heritrix import Crawl
 from tests.support.heritrix import Fetch
@@ -213,10 +215,10 @@ def challenged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harvests]:
 
 
 @pytest.fixture(scope="module")
-def as_in_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harvests]:
-    """Heritrix as its source reads for Basic: the credential is reused after the first success."""
-    for site in make_site(tmp_path_factory.mktemp("heritrix-source")):
-        yield harvest_twice(site, HERITRIX_SOURCE)
+def as_heritrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harvests]:
+    """Heritrix as the real one harvests: the credential sent up front after the first success, no conditionals."""
+    for site in make_site(tmp_path_factory.mktemp("heritrix-real-pattern")):
+        yield harvest_twice(site, HERITRIX)
 
 
 # -- the crawler itself ------------------------------------------------------------------------
@@ -334,20 +336,36 @@ def test_a_credential_for_another_realm_is_never_sent(challenged: Harvests) -> N
             assert version_path(version) not in {f.path for f in crawl.fetches.values()}
 
 
-# -- the same harvests as Heritrix's source does them for Basic ---------------------------------
+# -- the same harvests as the real Heritrix does them ------------------------------------------
 
 
-def test_as_in_heritrix_source_only_the_first_protected_url_is_challenged(as_in_source: Harvests) -> None:
-    for crawl in (as_in_source.first, as_in_source.revisit):
+def test_as_heritrix_only_the_first_protected_url_is_challenged(as_heritrix: Harvests) -> None:
+    for crawl in (as_heritrix.first, as_heritrix.revisit):
         challenged_urls = [f.target for f in crawl.fetches.values() if f.statuses[0] == 401]
         assert challenged_urls == ["/protected/"], challenged_urls
-    for version in as_in_source.site.versions:
-        first = fetch_of(as_in_source.first, version)
+    for version in as_heritrix.site.versions:
+        first = fetch_of(as_heritrix.first, version)
         assert first.statuses == [200], first.target
-        if version["visibility"] == "protected":
-            assert first.final.authorized  # sent up front: promoted after /protected/ succeeded
-        revisit = fetch_of(as_in_source.revisit, version)
-        assert revisit.statuses == [304], revisit.target
+        assert first.final.authorized  # sent up front, public too: promoted after /protected/ succeeded
+
+
+def test_as_heritrix_the_second_harvest_downloads_every_version_whole_again(as_heritrix: Harvests) -> None:
+    for version in as_heritrix.site.versions:
+        earlier = fetch_of(as_heritrix.first, version)
+        again = fetch_of(as_heritrix.revisit, version)
+        assert again.statuses == [200], again.target
+        assert not {"If-None-Match", "If-Modified-Since"} & set(again.final.request_headers)
+        assert again.digest == earlier.digest
+        assert again.final.length == version["size"]
+        assert again.final.request_headers["Authorization"] == as_heritrix_header(as_heritrix)
+
+
+def as_heritrix_header(harvests: Harvests) -> str:
+    """The Authorization the second harvest sends: the rotated credential's."""
+    rotated = harvests.rotated
+    return HttpAuthenticationCredential(
+        harvests.site.domain, rotated["realm"], rotated["username"], rotated["password"]
+    ).header()
 
 
 # -- the proof of deposit after both harvests -------------------------------------------------
@@ -396,8 +414,23 @@ def test_issue_12_harvests_leave_every_version_held_by_the_institution(challenge
     check_every_version_held(challenged)
 
 
-def test_heritrix_source_harvests_leave_every_version_held_by_the_institution(as_in_source: Harvests) -> None:
-    check_every_version_held(as_in_source)
+def test_heritrix_harvests_leave_every_version_downloaded_by_the_institution_twice(as_heritrix: Harvests) -> None:
+    first_id, second_id = as_heritrix.approved["credential"], as_heritrix.rotated["credential"]
+    deadline = time.monotonic() + 5  # download records are written in batches (pligt/core/batches.py)
+    while (rows := report(as_heritrix, timeout=0)) and time.monotonic() < deadline:
+        if len(rows) == len(as_heritrix.site.versions) and all(r["complete_at"] for r in rows.values()):
+            break
+        time.sleep(0.2)
+    assert len(rows) == len(as_heritrix.site.versions)
+    for version in as_heritrix.site.versions:
+        row = rows[(version["slug"], version["version"])]
+        where = f"{version['slug']} v{version['version']}: {row}"
+        assert row["state"] in HELD, where
+        assert set(row["credentials"]) == {first_id, second_id}, where
+        assert row["credential"] in (first_id, second_id), where
+        assert row["attributed_by"] == "credential", where  # public ones too: the credential went up front
+        assert row["complete_at"] is not None, where
+        assert row["sha1"] == fetch_of(as_heritrix.revisit, version).digest, where
 
 
 def test_items_json_has_the_sha1_the_crawler_computed(challenged: Harvests) -> None:

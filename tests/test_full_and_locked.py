@@ -32,8 +32,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-import pligt.core.catalog
 from pligt.core import Archive
+from pligt.core import catalog as core_catalog
 from pligt.core.batches import Batches
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import OutOfSpace
@@ -381,7 +381,7 @@ def test_an_upload_while_another_process_holds_the_write_lock_gets_503_with_retr
         assert response.json["name"] == "CatalogBusy"
         assert "write lock" in response.json["description"]
         # A request waits its own, shorter busy timeout, not the CLI's 30 s.
-        assert pligt.core.catalog.REQUEST_BUSY_TIMEOUT <= waited < pligt.core.catalog.BUSY_TIMEOUT - 10
+        assert core_catalog.REQUEST_BUSY_TIMEOUT <= waited < core_catalog.BUSY_TIMEOUT - 10
         assert plain.stored() == before
         plain.assert_earlier_version_downloads()  # reading needs no lock
     assert no_tracebacks(caplog) == []
@@ -392,7 +392,7 @@ def test_an_upload_while_another_process_holds_the_write_lock_gets_503_with_retr
 def test_pligt_add_while_the_catalog_is_locked_says_one_line_and_exits_6(
     plain: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pligt.core.catalog, "BUSY_TIMEOUT", 1.0)  # the real 30 s: the slow test below
+    monkeypatch.setattr(core_catalog, "BUSY_TIMEOUT", 1.0)  # the real 30 s: the slow test below
     new = tmp_path / "new.pdf"
     new.write_bytes(pdf_bytes("new"))
     before = plain.stored()
@@ -414,7 +414,7 @@ def test_the_real_pligt_add_outwaits_a_short_lock_and_gives_up_on_a_long_one(pla
         waited = time.monotonic() - started
     assert result.returncode == 6, result.stderr
     assert "busy" in one_line(result.stderr)
-    assert waited >= pligt.core.catalog.BUSY_TIMEOUT
+    assert waited >= core_catalog.BUSY_TIMEOUT
     assert plain.versions() == 1
 
 
@@ -476,7 +476,7 @@ def full(setup: Setup) -> Iterator[None]:
 @pytest.fixture(params=["locked", "full"])
 def blocked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> tuple[Setup, Blocker]:
     """An instance whose catalog will be locked by another process, or whose disk will be full."""
-    monkeypatch.setattr(pligt.core.catalog, "BUSY_TIMEOUT", 1.0)
+    monkeypatch.setattr(core_catalog, "BUSY_TIMEOUT", 1.0)
     if request.param == "locked":
         return request.getfixturevalue("plain"), locked
     return request.getfixturevalue("catalog_on_small_disk"), full
@@ -530,14 +530,14 @@ def test_fixity_that_cannot_write_its_audit_entry_records_nothing(blocked: tuple
 def test_fixity_records_no_sha1_when_only_its_audit_entry_fails(plain: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     """The SHA-1s and the entry go in one transaction: an entry refused at the last moment takes them along."""
     null_sha1(plain)
-    real = pligt.core.catalog.Catalog.append_audit
+    real = core_catalog.Catalog.append_audit
 
-    def refuse_fixity(self: pligt.core.catalog.Catalog, action: str, *args: object) -> object:
+    def refuse_fixity(self: core_catalog.Catalog, action: str, *args: object) -> object:
         if action == "fixity.checked":
             raise OutOfSpace("no space left on the disk of the catalog (simulated)")
         return real(self, action, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pligt.core.catalog.Catalog, "append_audit", refuse_fixity)
+    monkeypatch.setattr(core_catalog.Catalog, "append_audit", refuse_fixity)
     result = invoke("fixity", "--instance", plain.path)
     assert result.exit_code == 6
     assert sha1s(plain) == [None]

@@ -61,7 +61,7 @@ LONG_RUN = 300
 SEED = 13
 
 #: The checks every answer goes through (schemathesis' names).
-CHECKS = {
+CHECKS: dict[str, dict[str, Any]] = {
     "not_a_server_error": {},
     "status_code_conformance": {},
     "content_type_conformance": {},
@@ -208,7 +208,7 @@ def test_a_head_that_is_not_64_hex_digits_is_a_400(client: FlaskClient, instance
 @SCHEMA.parametrize()
 @settings(max_examples=SHORT_RUN)
 def test_fuzzed_requests_get_no_5xx_and_answers_match_the_description(
-    case: schemathesis.Case, site: Server, fuzzed: Instance
+    case: schemathesis.Case[Any], site: Server, fuzzed: Instance
 ) -> None:
     case.call_and_validate(base_url=site.url, auth=fuzzed.owner_auth)
 
@@ -216,5 +216,5 @@ def test_fuzzed_requests_get_no_5xx_and_answers_match_the_description(
 @pytest.mark.slow
 @SCHEMA.parametrize()
 @settings(max_examples=LONG_RUN)
-def test_fuzzed_requests_long_run(case: schemathesis.Case, site: Server, fuzzed: Instance) -> None:
+def test_fuzzed_requests_long_run(case: schemathesis.Case[Any], site: Server, fuzzed: Instance) -> None:
     case.call_and_validate(base_url=site.url, auth=fuzzed.owner_auth)

@@ -82,7 +82,7 @@ class Page(HTMLParser):
 
     def __post_init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self._block: dict | None = None
+        self._block: dict[str, Any] | None = None
         self._capture: list[tuple[str, str, list[str]]] = []  # (tag, purpose, parts)
         self._parts: list[str] = []
         self.feed(self.html)
@@ -117,17 +117,21 @@ class Page(HTMLParser):
         elif "id" in attrs:
             self._capture.append((tag, "id:" + attrs["id"], []))
 
+    def _end_field_part(self, purpose: str, text: str) -> None:
+        block = self._block
+        assert block is not None  # captured only inside a field's block
+        if purpose == "textarea":
+            # The first newline after <textarea> is not part of the value (HTML spec).
+            block["fields"][-1].value = text[2:] if text.startswith("\r\n") else text.removeprefix("\n")
+        else:
+            block[purpose] = " ".join(text.split())
+
     def handle_endtag(self, tag: str) -> None:
         if self._capture and self._capture[-1][0] == tag:
             _, purpose, parts = self._capture.pop()
             text = "".join(parts)
-            if purpose == "textarea":
-                # The first newline after <textarea> is not part of the value (HTML spec).
-                self._block["fields"][-1].value = text[2:] if text.startswith("\r\n") else text.removeprefix("\n")
-            elif purpose == "label":
-                self._block["label"] = " ".join(text.split())
-            elif purpose == "error":
-                self._block["error"] = " ".join(text.split())
+            if purpose in ("textarea", "label", "error"):
+                self._end_field_part(purpose, text)
             elif purpose == "button":
                 self.buttons.append(" ".join(text.split()))
             elif purpose == "alert":
@@ -229,6 +233,7 @@ def test_form_with_csrf_token_files_a_pending_request(client: FlaskClient, archi
     assert "pending" in shown.text
     entries = list(archive.catalog.audit_entries())
     assert [(e.action, e.data) for e in entries] == [("request.filed", {"request": request.id})]
+    assert entries[0].personal is not None
     assert entries[0].personal["institution"] == REQUEST_FIELDS["institution"]
 
 
@@ -748,7 +753,8 @@ def test_api_approve_refuses_bad_validity(
 def test_api_deny_needs_a_reason(
     client: FlaskClient, instance: Instance, archive: Archive, filed: AccessRequest
 ) -> None:
-    for kwargs in ({}, {"json": {}}, {"json": {"reason": "   "}}, {"json": {"reason": 7}}):
+    refused: list[dict[str, Any]] = [{}, {"json": {}}, {"json": {"reason": "   "}}, {"json": {"reason": 7}}]
+    for kwargs in refused:
         response = api(client, instance, "POST", f"/requests/{filed.id}/deny", **kwargs)
         assert_json_error(response, 400, "reason")
     assert archive.access.get(filed.id).status == "pending"
@@ -769,7 +775,9 @@ def test_api_credentials_never_show_a_password_or_hash(
     client: FlaskClient, instance: Instance, archive: Archive
 ) -> None:
     credential, password = issue_credential(archive)
-    stored_hash = archive.catalog.get_credential(credential.id).password_hash
+    stored = archive.catalog.get_credential(credential.id)
+    assert stored is not None
+    stored_hash = stored.password_hash
 
     response = api(client, instance, "GET", "/credentials")
 
@@ -924,7 +932,9 @@ def deposit(archive: Archive) -> tuple[Credential, tuple[str, str]]:
 
 def harvest_of(archive: Archive, credential_id: int) -> dict[tuple[str, int], tuple[str | None, str | None]]:
     """Per version: the first fetch and the first complete one, for the request the credential is of."""
-    request_id = archive.catalog.get_credential(credential_id).request_id
+    credential = archive.catalog.get_credential(credential_id)
+    assert credential is not None
+    request_id = credential.request_id
     return {
         (r.version.slug, r.version.number): (to_text(r.fetched_at), to_text(r.complete_at))
         for r in archive.harvest()
@@ -932,7 +942,7 @@ def harvest_of(archive: Archive, credential_id: int) -> dict[tuple[str, int], tu
     }
 
 
-def downloads(instance: Instance, archive: Archive) -> list[tuple]:
+def downloads(instance: Instance, archive: Archive) -> list[tuple[Any, ...]]:
     """The stored download records, after the server's batch of pending ones is written."""
     archive.recorder.flush()
     with sqlite3.connect(instance.settings.catalog) as db:

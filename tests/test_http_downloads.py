@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from pligt.core import Archive
 from pligt.core.models import Version
+from pligt.core.storage import LocalStorage
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
@@ -45,7 +46,9 @@ def sitemap_entries(client: FlaskClient) -> dict[str, str | None]:
     entries = {}
     for url in root.findall(f"{SITEMAP_NS}url"):
         lastmod = url.find(f"{SITEMAP_NS}lastmod")
-        entries[unquote(url.find(f"{SITEMAP_NS}loc").text)] = None if lastmod is None else lastmod.text
+        loc = url.findtext(f"{SITEMAP_NS}loc")
+        assert loc is not None, ET.tostring(url)
+        entries[unquote(loc)] = None if lastmod is None else lastmod.text
     return entries
 
 
@@ -179,6 +182,7 @@ def test_download_has_type_length_dates_strong_etag_and_ranges(
 def test_a_small_file_damaged_in_storage_is_refused_not_handed_out(client: FlaskClient, archive: Archive) -> None:
     data = pdf_bytes("damaged", pad=1000)
     version = publish(archive, data, "brochure.pdf")
+    assert isinstance(archive.storage, LocalStorage)
     stored = archive.storage.root / version.storage_key
     stored.chmod(0o644)
     stored.write_bytes(data[:-4] + b"XXXX")  # same size, other bytes
@@ -470,7 +474,7 @@ def test_deposited_html_is_sandboxed(client: FlaskClient, archive: Archive) -> N
 # -- a real server ---------------------------------------------------------------------------
 
 
-def _publish_over_api(server: Server, instance: Instance, data: bytes, filename: str, **params: str) -> dict:
+def _publish_over_api(server: Server, instance: Instance, data: bytes, filename: str, **params: str) -> dict[str, Any]:
     response = requests.post(
         server.url + "/api/items",
         params={"filename": filename, "visibility": "public", **params},
@@ -479,7 +483,8 @@ def _publish_over_api(server: Server, instance: Instance, data: bytes, filename:
         timeout=30,
     )
     assert response.status_code == 201, response.text
-    return response.json()["version"]
+    version: dict[str, Any] = response.json()["version"]
+    return version
 
 
 def test_real_server_streams_a_large_file_byte_identical(server: Server, instance: Instance) -> None:
@@ -553,7 +558,7 @@ def test_real_server_refuses_path_traversal(server: Server, instance: Instance) 
         "/files/%2e%2e/%2e%2e/outside.txt",
         "/files/x/v1/..%2f..%2f..%2foutside.txt",
     ):
-        connection = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+        connection = http.client.HTTPConnection(host.netloc, timeout=10)
         try:
             connection.request("GET", path)
             response = connection.getresponse()

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from werkzeug.http import http_date
 
 from pligt.core import Archive
+from pligt.core import SqliteCatalog
 from pligt.core.models import Version
 from pligt.settings import load_settings
 from pligt.web.downloads import ConnectionCredentials
@@ -64,6 +65,7 @@ def crawler(client: FlaskClient, archive: Archive) -> tuple[int, tuple[str, str]
 def records(archive: Archive) -> list[dict[str, Any]]:
     """Every download record: (credential, version, status, bytes, via, crawler pattern)."""
     archive.recorder.flush()
+    assert isinstance(archive.catalog, SqliteCatalog)
     rows = archive.catalog._db.execute(
         "SELECT credential_id, version_id, status, bytes_sent, via, crawler FROM downloads ORDER BY id"
     )

@@ -6,6 +6,7 @@ serves downloads, and the CLI (or another worker) that changes the catalog.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ def cli(tmp_path: Path, clock: Clock, server: Archive) -> Archive:
 def statements_during(archive: Archive, action: Callable[[], object]) -> list[str]:
     """The SQL statements this thread's catalog connection ran during ``action()``."""
     seen: list[str] = []
+    assert isinstance(archive.catalog, SqliteCatalog)
     connection = archive.catalog._db  # the connection of this thread, as a worker thread has its own
     connection.set_trace_callback(seen.append)
     try:
@@ -139,5 +141,5 @@ def test_preloaded_versions_are_served_without_asking_the_catalog_again(server: 
         cli.publish([f"file {n}\n".encode()], filename=f"f{n}.txt")
     assert server.lookups.preload() == 3
     for n in range(3):
-        asked = statements_during(server, lambda n=n: server.find_download(f"f{n}", 1))
+        asked = statements_during(server, functools.partial(server.find_download, f"f{n}", 1))
         assert len(asked) == 1 and "lookups_changed" in asked[0]

@@ -50,6 +50,7 @@ class Client:
 
     def __init__(self, server: Server) -> None:
         parts = urlsplit(server.url)
+        assert parts.hostname is not None and parts.port is not None
         self.host, self.port = parts.hostname, parts.port
         self.cookie: str | None = None
 
@@ -81,7 +82,7 @@ class Client:
             self.cookie = value.split(";", 1)[0]
         return response.status, response.headers, data
 
-    def json(self, method: str, path: str, payload: object = None, **kwargs: Any) -> tuple[int, dict]:
+    def json(self, method: str, path: str, payload: object = None, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         if payload is None:
             status, _, data = self.request(method, path, **kwargs)
         else:
@@ -110,7 +111,7 @@ def needles(address: str) -> tuple[bytes, ...]:
 
 def leaks(paths: list[Path], searched: tuple[bytes, ...] = NEEDLES) -> list[str]:
     """Every file among ``paths`` (folders searched whole) holding the client's address."""
-    found = []
+    found: list[str] = []
     for root in paths:
         for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
             data = path.read_bytes()
@@ -264,9 +265,9 @@ def test_no_ip_address_is_written_anywhere(instance: Instance, serving: tuple[Se
 
     # The owner's view of all this.
     for path in ("/api/credentials", "/api/harvest", "/api/audit", "/api/audit/verify"):
-        status, body = client.json("GET", path, auth=owner)
-        assert status == 200, (path, body)
-    status, _ = client.json("POST", f"/api/credentials/{shown['credential']}/revoke", auth=owner)
+        status, answer = client.json("GET", path, auth=owner)
+        assert status == 200, (path, answer)
+    status, _answer = client.json("POST", f"/api/credentials/{shown['credential']}/revoke", auth=owner)
     assert status == 200
     assert client.request("GET", file_path, auth=crawler)[0] == 401
     assert (

@@ -14,6 +14,8 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -62,7 +64,7 @@ def test_a_write_keeps_its_busy_timeout_whichever_server_connection_it_is_given(
 
     def write() -> None:
         try:
-            waiter.append_audit("test.waiting", {}, None, None)
+            waiter.append_audit("test.waiting", {}, None, datetime.now(UTC))
             outcome.append(None)
         except BaseException as e:
             outcome.append(e)

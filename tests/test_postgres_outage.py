@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,7 @@ import pytest
 import requests
 
 from pligt.core.catalog import open_catalog
-from pligt.core.catalog.postgresql import QUESTION_NAME
+from pligt.core.catalog.base import DownloadRow
 from pligt.core.errors import OutOfSpace
 from pligt.instance import build_archive
 from pligt.instance import init_instance
@@ -92,34 +91,6 @@ def test_the_catalog_going_away_is_503_with_retry_after_and_the_server_recovers(
     assert "Traceback" not in log, log[-3000:]
 
 
-def test_a_database_that_stops_answering_the_main_loop_leaves_downloads_to_the_pool(
-    own_cluster: Cluster, tmp_path: Path
-) -> None:
-    url, server = _serving_a_brochure(own_cluster, tmp_path)
-    path = server.url + "/files/brochure/v1/brochure.pdf"
-    frozen: int | None = None
-    try:
-        deadline = time.monotonic() + 30
-        while frozen is None and time.monotonic() < deadline:  # the main loop connects at its first download
-            assert requests.get(path, timeout=30).status_code == 200
-            with psycopg.connect(url, autocommit=True) as conn:
-                row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (QUESTION_NAME,))
-                frozen = next((pid for (pid,) in row), None)
-        assert frozen is not None, "the main loop never asked the catalog itself"
-        os.kill(frozen, signal.SIGSTOP)  # its backend hangs: questions go out and no answer comes
-        for _ in range(5):
-            started = time.monotonic()
-            assert requests.get(path, timeout=30).status_code == 200
-            assert time.monotonic() - started < 3  # the question given up after a second, the pool answers
-    finally:
-        if frozen is not None:
-            os.kill(frozen, signal.SIGCONT)
-        stop_server(server)
-    log = server.log.read_text(errors="replace")
-    assert "the catalog did not answer in 1 s" in log
-    assert "Traceback" not in log, log[-3000:]
-
-
 @pytest.fixture
 def small_tablespace(own_cluster: Cluster) -> Iterator[tuple[str, Path]]:
     """A database whose tables live on a 16 MiB tmpfs (a tablespace); its URL and the mount point."""
@@ -175,7 +146,8 @@ def test_a_full_disk_under_the_postgresql_catalog_is_out_of_space_and_nothing_is
             with contextlib.suppress(OSError):
                 while True:
                     out.write(b"\0" * block)
-    rows = [(None, version.id, 200, 10, True, T0, None, None)] * 20_000  # pages the table must grow by
+    # Pages the table must grow by.
+    rows: list[DownloadRow] = [(None, version.id, 200, 10, True, T0, None, None)] * 20_000
     with pytest.raises(OutOfSpace, match="no space left on the disk of the catalog postgresql://"):
         catalog.record_downloads(rows)
     assert catalog.count_rows("downloads") == 0  # the transaction left nothing

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from pligt.core import SqliteCatalog
 from tests.support.realistic import END
 from tests.support.realistic import PERSON_A
 from tests.support.realistic import PERSON_B
@@ -53,16 +54,35 @@ def text(moment: datetime) -> str:
 
 
 def rows_by_id(instance: Path) -> dict[int, dict[str, Any]]:
-    return {r["id"]: r for r in dump(instance, "access_requests")["access_requests"]}
+    """Each request's row as stored, with its personal fields opened with its key (they are stored sealed)."""
+    rows = {r["id"]: r for r in dump(instance, "access_requests")["access_requests"]}
+    for row in rows.values():
+        assert all(row[f] is None for f in PERSONAL), row  # never in clear in the catalog
+    catalog = SqliteCatalog(instance / "catalog.sqlite3")  # its key store beside it
+    try:
+        for request in catalog.requests():
+            rows[request.id].update({f: getattr(request, f) for f in PERSONAL})
+    finally:
+        catalog.close()
+    return rows
 
 
 def filed_entries(instance: Path) -> dict[int, dict[str, Any]]:
-    """The `request.filed` audit entry of each request, by request id."""
-    return {
-        json.loads(e["data"])["request"]: e
-        for e in dump(instance, "audit_log")["audit_log"]
-        if e["action"] == "request.filed"
-    }
+    """The `request.filed` audit entry of each request, by request id, its personal fields opened."""
+    stored = {e["seq"]: e for e in dump(instance, "audit_log")["audit_log"]}
+    catalog = SqliteCatalog(instance / "catalog.sqlite3")
+    try:
+        return {
+            e.data["request"]: {
+                **stored[e.seq],
+                "personal": json.dumps(e.personal) if e.personal is not None else None,
+                "personal_key": e.personal_key,
+            }
+            for e in catalog.audit_entries()
+            if e.action == "request.filed"
+        }
+    finally:
+        catalog.close()
 
 
 def audit_verifies(instance: Path, moment: datetime) -> None:
@@ -74,9 +94,12 @@ def audit_verifies(instance: Path, moment: datetime) -> None:
 def assert_erased(instance: Path, request_id: int, not_before: datetime) -> None:
     row = rows_by_id(instance)[request_id]
     assert all(row[f] is None for f in PERSONAL), row
+    assert row["sealed"] is None and row["key_id"] is None, row
     assert row["purged_at"] is not None and row["purged_at"] >= text(not_before), row
     entry = filed_entries(instance)[request_id]
     assert entry["personal"] is None and entry["personal_key"] is None, entry
+    stored = next(e for e in dump(instance, "audit_log")["audit_log"] if e["seq"] == entry["seq"])
+    assert stored["personal"] is None, stored
     assert entry["personal_digest"] is not None  # what the chain covers stays
 
 
@@ -425,7 +448,10 @@ def test_gdpr_erase_erases_revokes_and_audits_without_the_address_and_spares_oth
     audit_text = json.dumps(after["audit_log"], ensure_ascii=False).lower()
     assert email not in audit_text
     assert PERSON_A["contact_name"].lower() not in audit_text
-    assert PERSON_B["contact_email"] in audit_text  # the other person's entries keep their fields
+    assert PERSON_B["contact_email"] not in audit_text  # nobody's fields are in clear in the log,
+    opened = json.dumps(list(filed_entries(inst).values()), ensure_ascii=False).lower()
+    assert PERSON_B["contact_email"] in opened  # but the other person's open with their keys
+    assert email not in opened
     raw = b"".join(p.read_bytes() for p in inst.glob("catalog.sqlite3*"))
     assert email.encode() not in raw.lower()  # not left behind in freed pages either
 

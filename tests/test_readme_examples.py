@@ -1,6 +1,7 @@
-"""Every `curl` and `pligt` example in the README runs, as written, against a real server.
+"""Every `curl` and `pligt` example in the README and docs/ runs, as written, against a real server.
 
-The examples are read from the README's ``sh`` blocks, in order, with their
+The examples are read from the ``sh`` blocks of the README and the docs it
+links (:data:`DOCUMENTS`, in the order their examples build on each other), with their
 placeholders filled in (PASSWORD, HASH, X, SLUG, the example paths, the
 bucket) and run in a folder whose ``./instance`` a real `pligt serve` serves:
 the commands' default instance, as in the README. `curl` runs as a real
@@ -37,7 +38,10 @@ from tests.support.s3 import Bucket
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+#: Where the examples are, in the order they run: each builds on what the ones before made
+#: (the proofs name a version that the GDPR examples later withdraw).
+DOCUMENTS = ("README.md", "docs/proofs.md", "docs/operators.md", "docs/privacy.md", "docs/storage.md")
 
 #: The exit code an example's comment promises, where it is not 0 (exit codes: the README's table).
 REFUSED = {
@@ -52,6 +56,7 @@ PERSON = {**REQUEST_FIELDS, "contact_email": "sofie.holm@kb.example.dk", "contac
 
 @dataclass
 class Example:
+    source: str
     line: int
     command: str
     #: The comment after it, if any.
@@ -62,8 +67,8 @@ class Example:
         return shlex.split(self.command)
 
 
-def readme_examples(text: str) -> list[Example]:
-    """Every `curl` and `pligt` command in the README's ``sh`` blocks, continuation lines joined."""
+def readme_examples(text: str, source: str = "README.md") -> list[Example]:
+    """Every `curl` and `pligt` command in the ``sh`` blocks of ``text``, continuation lines joined."""
     examples = []
     for block in re.finditer(r"^```sh\n(.*?)^```", text, flags=re.M | re.S):
         first = text.count("\n", 0, block.start()) + 2
@@ -77,7 +82,7 @@ def readme_examples(text: str) -> list[Example]:
             i += 1
             command, comment = _split_comment(line)
             if command.split(" ", 1)[0] in ("curl", "pligt"):
-                examples.append(Example(first + start, command.strip(), comment))
+                examples.append(Example(source, first + start, command.strip(), comment))
     return examples
 
 
@@ -123,7 +128,7 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
     folder: tuple[Path, str, str, Bucket], monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ) -> None:
     work, url, password, bucket = folder
-    examples = readme_examples(README.read_text(encoding="utf-8"))
+    examples = [e for name in DOCUMENTS for e in readme_examples((ROOT / name).read_text(encoding="utf-8"), name)]
     subcommands = {e.argv[1] for e in examples if e.argv[0] == "pligt"}
     # The parser finds them all (a README without examples would pass vacuously).
     assert {
@@ -149,6 +154,8 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
         "…": "Materialet indeholder personoplysninger om den registrerede",
         "/srv/backups/DATE": str(work / "backups" / date.today().isoformat()),
         "/srv/pligt/new": str(work / "restored"),
+        "/srv/pligt-key-backups": str(work / "key-backups"),
+        "Y": "ny.adresse@example.dk",
         "file:///srv/pligt/files": f"file://{work / 'files-again'}",
         "s3://acme-pligt/deposit": bucket.url("deposit"),
         # The README's database: one of the test session's throw-away PostgreSQL cluster.
@@ -165,7 +172,7 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
                 body = work / "curl-body"
                 argv = ["curl", "-sS", "-o", str(body), "-w", "%{http_code}", *argv[1:]]
                 done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
-                where = f"README.md line {example.line}: {shown}\n{done.stdout}{done.stderr}"
+                where = f"{example.source} line {example.line}: {shown}\n{done.stdout}{done.stderr}"
                 status = re.search(r"\b([1-5]\d\d)\b", example.comment)
                 assert done.returncode == 0, where
                 assert done.stdout == (status.group(1) if status else "200"), where + "\n" + body.read_text()
@@ -173,7 +180,9 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
                 output = done.stdout
             else:
                 result = invoke(*argv[1:])
-                where = f"README.md line {example.line}: {shown}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+                where = (
+                    f"{example.source} line {example.line}: {shown}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+                )
                 assert result.exit_code == REFUSED.get(example.command, 0), where
                 output = result.stdout
             printed[" ".join(example.argv[:3])] = output
@@ -191,6 +200,17 @@ def test_every_curl_and_pligt_example_in_the_readme_runs(
     assert (work / "all.warc.gz").stat().st_size > 0
     with zipfile.ZipFile(work / "aflevering.wacz") as package:
         assert "archive/data.warc.gz" in package.namelist()
+
+
+def test_every_document_with_examples_is_read() -> None:
+    """A new document's examples are run too: no ``sh`` block with a command is left out."""
+    found = {
+        str(path.relative_to(ROOT))
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        if readme_examples(path.read_text(encoding="utf-8"))
+    }
+    assert found <= set(DOCUMENTS)
+    assert all(readme_examples((ROOT / name).read_text(encoding="utf-8")) for name in DOCUMENTS)
 
 
 def _fill(token: str, filled: dict[str, str], url: str, printed: dict[str, str]) -> str:
@@ -240,7 +260,7 @@ def test_every_serve_example_in_the_readme_starts_as_written(tmp_path: Path) -> 
 
     ``scripts/serve`` passes its arguments to ``pligt serve``, which is started here with them.
     """
-    examples = serve_examples(README.read_text(encoding="utf-8"))
+    examples = [argv for name in DOCUMENTS for argv in serve_examples((ROOT / name).read_text(encoding="utf-8"))]
     assert any("--host" in argv for argv in examples), "the README shows how to serve on every address"
     for n, argv in enumerate(examples):
         options = argv[2:] if argv[0] == "pligt" else argv[1:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,9 +30,10 @@ def setup(instance: Instance, tmp_path: Path, config: str = "") -> tuple[Path, s
     return instance.path, REQUEST_FIELDS["contact_email"]
 
 
-def audit_actions(path: Path) -> list[dict]:
+def audit_actions(path: Path) -> list[dict[str, Any]]:
     result = invoke("audit", "log", "--instance", str(path), "--json", "--limit", "100")
-    return json.loads(result.stdout)
+    entries: list[dict[str, Any]] = json.loads(result.stdout)
+    return entries
 
 
 def still_there(path: Path) -> bool:

@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import time
 from io import BufferedReader
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkContext
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +49,7 @@ def test_one_slow_password_check_serves_every_worker(instance: Instance, tmp_pat
             db.execute("UPDATE credentials SET password_hash = 'scrypt$broken' WHERE id = ?", (credential.id,))
 
         port = urlsplit(server.url).port
+        assert port is not None
         while len(sessions) < 64 and min(worker_connections(server.process.pid, port).values()) == 0:
             session = requests.Session()
             sessions.append(session)
@@ -95,11 +96,11 @@ def _hold_the_lock_and_die(shared: SharedChecks) -> None:
 
 
 @pytest.fixture
-def fork() -> multiprocessing.context.BaseContext:
+def fork() -> ForkContext:
     return multiprocessing.get_context("fork")  # how gunicorn starts its workers
 
 
-def test_a_check_remembered_in_one_process_is_found_in_another(fork: BaseContext) -> None:
+def test_a_check_remembered_in_one_process_is_found_in_another(fork: ForkContext) -> None:
     shared = SharedChecks()
     digest = shared.digest("crawler", "netarkivet", "secret")
     child = fork.Process(target=_remember_in_child, args=(shared, digest))
@@ -121,7 +122,7 @@ def test_remembered_checks_lapse_and_a_full_table_forgets_the_oldest() -> None:
     assert shared.get(digests[-1]) == 5
 
 
-def test_a_process_that_died_holding_the_lock_costs_a_slow_check_not_a_hang(fork: BaseContext) -> None:
+def test_a_process_that_died_holding_the_lock_costs_a_slow_check_not_a_hang(fork: ForkContext) -> None:
     shared = SharedChecks()
     digest = shared.digest("crawler", "netarkivet", "secret")
     shared.put(digest, 7, 60)

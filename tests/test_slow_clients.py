@@ -22,9 +22,9 @@ import pytest
 import requests
 
 from pligt.instance import build_archive
+from pligt.server.bodies import SEND_IDLE_SECONDS
 from pligt.server.pacing import BODY_WINDOW_SECONDS
 from pligt.server.pacing import HEADER_SECONDS
-from pligt.server.worker import SEND_IDLE_SECONDS
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
 from tests.support.servers import Server

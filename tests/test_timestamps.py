@@ -75,6 +75,7 @@ def test_each_checkpoint_is_stamped_by_the_tsa_in_the_background(
     assert check_stamp(checkpoint.stamp, checkpoint.note.encode(), checkpoint.stamp_chain or "", roots_pem=tsa.ca_pem)
     with pytest.raises(Exception, match="Mismatch between messages"):
         check_stamp(checkpoint.stamp, checkpoint.note.encode() + b" ", checkpoint.stamp_chain or "")
+    assert checkpoint.stamp_chain is not None
     names = [c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates(checkpoint.stamp_chain.encode())]
     assert names == ["CN=Pligt Test TSA CA", "CN=Pligt Test TSA"]
     code, out, _ = cli(stamped_instance, "audit", "verify")

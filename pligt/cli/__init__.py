@@ -12,6 +12,7 @@ import click
 from pligt.cli import access
 from pligt.cli import audit
 from pligt.cli import catalog
+from pligt.cli import deploy
 from pligt.cli import instance
 from pligt.cli import items
 from pligt.cli import keeping
@@ -30,6 +31,6 @@ def main() -> None:
     """
 
 
-for _module in (instance, items, access, audit, proofs, keeping, storage, catalog):
+for _module in (instance, items, access, audit, proofs, keeping, storage, catalog, deploy):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -11,6 +11,7 @@ from pligt.cli.common import json_option
 from pligt.cli.common import print_json
 from pligt.cli.common import show_option
 from pligt.cli.common import valid_for_option
+from pligt.cli.common import warn_unreadable
 from pligt.core.credentials.access import Approval
 from pligt.core.deposits import Archive
 from pligt.core.models import BY_CONNECTION
@@ -35,6 +36,7 @@ def list_requests(instance: Path | None, as_json: bool, status: str | None) -> N
     """List the deposit institution's access requests, newest last."""
     _, archive = open_instance(instance)
     found = archive.access.requests(status)
+    warn_unreadable(archive.catalog, sum(1 for r in found if r.unreadable))
     if as_json:
         print_json([r.to_dict() for r in found])
         return
@@ -42,7 +44,8 @@ def list_requests(instance: Path | None, as_json: bool, status: str | None) -> N
         click.echo("No access requests.")
         return
     for r in found:
-        click.echo(f"#{r.id}  {r.status:<8}  {r.created_at:%Y-%m-%d}  {r.institution or '(purged)'}")
+        personal = r.institution or ("(unreadable: no key)" if r.unreadable else "(purged)")
+        click.echo(f"#{r.id}  {r.status:<8}  {r.created_at:%Y-%m-%d}  {personal}")
         if r.contact_email:
             click.echo(f"      {r.contact_name} <{r.contact_email}>")
         if r.decision_reason:
@@ -175,6 +178,8 @@ def harvest(instance: Path | None, as_json: bool) -> None:
     """
     _, archive = open_instance(instance)
     rows = archive.harvest()
+    if any(r.institution is None for r in rows):
+        warn_unreadable(archive.catalog)
     if as_json:
         print_json([{**r.to_dict(), "url_path": version_path(r.version)} for r in rows])
         return

@@ -47,7 +47,7 @@ def migrate_catalog(instance: Path | None, as_json: bool, target: str) -> None:
     current = locate_catalog(settings.catalog, settings.instance)
     if location == current:
         raise Conflict(f"{location.label} is the instance's catalog already")
-    destination = open_catalog(target, settings.instance)
+    destination = open_catalog(target, settings.instance, key_store=settings.key_store)
     try:
         with source.transaction():  # no write lands in the source after the copy's snapshot
             summary = copy_catalog(source, destination)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from pligt.core.catalog import Catalog
 from pligt.core.credentials.access import DEFAULT_VALID_DAYS
 from pligt.core.errors import ArchiveError
 
@@ -82,3 +83,26 @@ def counted(chunks: Iterator[bytes], update: Callable[[int], None]) -> Iterator[
 def progress_bar(length: int, label: str, hidden: bool) -> Any:
     """Return click's progress bar on stderr, hidden when asked or when stderr is no terminal."""
     return click.progressbar(length=length, label=label, file=sys.stderr, hidden=hidden or not sys.stderr.isatty())
+
+
+def warn_unreadable(catalog: Catalog, count: int | None = None) -> int:
+    """Say on stderr, plainly, how many requests' personal fields cannot be read, and why; return how many.
+
+    :param count: how many, when the caller has counted them (else the catalog counts).
+    """
+    if count is None:
+        report = catalog.personal_data_report()
+        count = report["erased_since"] + report["without_key"]
+    if count:
+        keys = catalog.keys
+        where = catalog.key_store_label()
+        if keys is not None and not keys.exists():
+            why = f"the key store {where} is missing (lost, or not restored: pligt keys restore FILE)"
+        else:
+            why = f"their keys are not in the key store {where} (erased after this copy was made, or keys lost)"
+        click.echo(
+            f"pligt: warning: the personal fields of {count} access request(s) are unreadable: {why}; "
+            "versions, retention, credentials and proofs are not affected",
+            err=True,
+        )
+    return count

@@ -14,13 +14,17 @@ from pligt.cli.common import instance_option
 from pligt.cli.common import json_option
 from pligt.cli.common import print_json
 from pligt.cli.common import progress_bar
+from pligt.cli.common import warn_unreadable
 from pligt.core.deposits import Archive
 from pligt.core.errors import IntegrityFailed
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import RetentionActive
 from pligt.core.errors import StorageError
+from pligt.core.keeping.backup import KEY_BACKUP_DAYS
 from pligt.core.keeping.backup import backup as make_backup
+from pligt.core.keeping.backup import backup_keys
 from pligt.core.keeping.backup import restore as restore_backup
+from pligt.core.keeping.backup import restore_keys
 from pligt.core.keeping.fixity import FixityReport
 from pligt.core.keeping.fixity import check_fixity
 from pligt.core.keeping.fixity import record_fixity
@@ -55,14 +59,20 @@ def purge(instance: Path | None, as_json: bool, dry_run: bool) -> None:
     The audit chain still verifies afterwards.
     """
     _, archive = open_instance(instance)
+    privacy = Privacy(archive.catalog, archive.clock)
+    carried = None
     if not dry_run:
         archive.access.expire_due()  # lapsed approvals close, so their schedule starts
-    report = Privacy(archive.catalog, archive.clock).purge(dry_run=dry_run)
+        carried = privacy.carry_over(archive.access.revoke)  # erasures made after a restored backup
+    report = privacy.purge(dry_run=dry_run)
     if not dry_run:
         archive.changed()  # the purge's entry, into a signed checkpoint
+    warn_unreadable(archive.catalog)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **({"erasures_carried_over": carried["requests_erased"]} if carried else {})})
         return
+    if carried:
+        click.echo(_carried_line(carried))
     verb = "would erase" if dry_run else "erased"
     requests = ", ".join(f"#{i}" for i in report.requests) or "none"
     click.echo(
@@ -102,6 +112,8 @@ def gdpr_export(instance: Path | None, email: str, output: Path | None) -> None:
     """Write everything the instance holds about a person, as JSON."""
     _, archive = open_instance(instance)
     data = Privacy(archive.catalog, archive.clock).export(email)
+    if warn_unreadable(archive.catalog):
+        click.echo("pligt: warning: an unreadable request cannot be matched to an email: none is exported", err=True)
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if output is None:
         click.echo(text)
@@ -184,6 +196,42 @@ def gdpr_erase(
             click.echo(f"withdrew {label}")
     if refused:
         raise StorageError("; ".join(refused))
+
+
+@gdpr.command("rectify")
+@instance_option
+@json_option
+@click.option("--email", required=True, help="The data subject's email address (as it is now).")
+@click.option("--new-email", help="Their correct email address.")
+@click.option("--name", help="Their correct name.")
+@click.option("--institution", help="Their correct institution.")
+def gdpr_rectify(
+    instance: Path | None, as_json: bool, email: str, new_email: str | None, name: str | None, institution: str | None
+) -> None:
+    """Correct a person's name, email or institution in each of their requests (GDPR art. 16).
+
+    Each request is sealed anew under a new key and its old key destroyed, so the
+    old values are unreadable in every backup and dump made before, as after an erasure.
+    """
+    _, archive = open_instance(instance)
+    given = {"contact_email": new_email, "contact_name": name, "institution": institution}
+    changes = {field: value for field, value in given.items() if value is not None}
+    summary = Privacy(archive.catalog, archive.clock).rectify(email, changes)
+    archive.changed()
+    if as_json:
+        print_json(summary)
+        return
+    done = ", ".join(f"#{i}" for i in summary["requests_rectified"]) or "none"
+    click.echo(f"rectified {', '.join(summary['fields'])} in requests {done}; the old values' keys are destroyed")
+
+
+def _carried_line(carried: dict[str, object]) -> str:
+    erased = carried["requests_erased"]
+    assert isinstance(erased, list)
+    return (
+        f"carried over the erasure of {len(erased)} request(s) made after this catalog was copied "
+        f"(their keys were destroyed): {', '.join(f'#{i}' for i in erased)}"
+    )
 
 
 @click.command()
@@ -439,11 +487,19 @@ def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
 @instance_option
 @json_option
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
+@click.option(
+    "--keys",
+    "keys",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A key backup (pligt keys backup) or the old instance's key store: the keys of the personal data.",
+)
+def restore(instance: Path | None, as_json: bool, folder: Path, keys: Path | None) -> None:
     """Restore a backup FOLDER into a fresh instance, verifying every byte.
 
-    The owner keeps the password they had; run `pligt purge` afterwards so that
-    personal data past its schedule does not come back with an old backup.
+    The owner keeps the password they had. The backup holds personal fields only
+    sealed: with --keys they are readable again, except those erased since (their
+    keys were destroyed): those erasures are carried over and counted. Run
+    `pligt purge` afterwards so that data past its schedule goes too.
     """
     settings = load_settings(instance)
     make_folder(settings)
@@ -451,12 +507,98 @@ def restore(instance: Path | None, as_json: bool, folder: Path) -> None:
     with progress_bar(0, "Restoring", as_json) as bar:
         count = restore_backup(folder, archive.catalog, archive.storage, bar.update, settings.instance)
     write_secret(settings)
+    if keys is not None:
+        restore_keys(keys, archive.catalog)
     archive.catalog.migrate()
-    build_archive(settings).verify_audit()  # opened again: with the checkpoint key it brought back
+    restored = build_archive(settings)  # opened again: with the checkpoint key it brought back
+    carried = Privacy(restored.catalog, restored.clock).carry_over(restored.access.revoke)
+    restored.changed()
+    restored.verify_audit()
+    report = restored.catalog.personal_data_report()
     if as_json:
-        print_json({"instance": str(settings.instance), "versions": count})
+        print_json(
+            {
+                "instance": str(settings.instance),
+                "versions": count,
+                "erasures_carried_over": carried["requests_erased"] if carried else [],
+                "personal_data": report,
+            }
+        )
     else:
         click.echo(f"restored {count} versions into {settings.instance}; every byte verified")
+        if carried:
+            click.echo(_carried_line(carried))
+    warn_unreadable(restored.catalog, report["without_key"])
 
 
-COMMANDS = (purge, retention, gdpr, fixity, export, backup, restore)
+@click.group()
+def keys() -> None:
+    """The key store of personal data: where it is, its backups (kept briefly), restoring them."""
+
+
+@keys.command("status")
+@instance_option
+@json_option
+def keys_status(instance: Path | None, as_json: bool) -> None:
+    """Say where the key store is and how many requests' personal fields it can open."""
+    _, archive = open_instance(instance)
+    report = archive.catalog.personal_data_report()
+    where = archive.catalog.key_store_label()
+    present = archive.catalog.keys is not None and archive.catalog.keys.exists()
+    if as_json:
+        print_json({"key_store": where, "exists": present, **report})
+        return
+    click.echo(f"key store: {where}{'' if present else ' (missing)'}")
+    click.echo(
+        f"{report['requests']} requests: {report['readable']} readable, {report['erased']} erased, "
+        f"{report['erased_since']} erased elsewhere since (pligt purge carries it over), "
+        f"{report['without_key']} without a key"
+    )
+
+
+@keys.command("backup")
+@instance_option
+@json_option
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--keep-days",
+    type=int,
+    default=KEY_BACKUP_DAYS,
+    show_default=True,
+    help="Delete the key backups in FOLDER older than this: an erased key lives on in them at most so long.",
+)
+def keys_backup(instance: Path | None, as_json: bool, folder: Path, keep_days: int) -> None:
+    """Copy the live keys into a new file in FOLDER (kept apart from the catalog's backups); prune old ones."""
+    _, archive = open_instance(instance)
+    if archive.catalog.keys is None:
+        raise InvalidInput("this instance has no key store")
+    done = backup_keys(archive.catalog.keys, folder, archive.clock(), keep_days)
+    if as_json:
+        print_json(done.to_dict())
+        return
+    click.echo(f"wrote {done.keys} keys and {done.tombstones} tombstones to {done.path}")
+    for name in done.removed:
+        click.echo(f"deleted {name} (older than {keep_days} days)")
+
+
+@keys.command("restore")
+@instance_option
+@json_option
+@click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def keys_restore(instance: Path | None, as_json: bool, source: Path) -> None:
+    """Take the keys this instance's requests need from SOURCE (a key backup); carry over erasures it records."""
+    _, archive = open_instance(instance)
+    taken = restore_keys(source, archive.catalog)
+    carried = Privacy(archive.catalog, archive.clock).carry_over(archive.access.revoke)
+    archive.changed()
+    report = archive.catalog.personal_data_report()
+    if as_json:
+        print_json({**taken, "erasures_carried_over": carried["requests_erased"] if carried else [], **report})
+    else:
+        click.echo(f"took {taken['keys']} keys and {taken['tombstones']} tombstones from {source}")
+        if carried:
+            click.echo(_carried_line(carried))
+    warn_unreadable(archive.catalog, report["without_key"])
+
+
+COMMANDS = (purge, retention, gdpr, fixity, export, backup, restore, keys)

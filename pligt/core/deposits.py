@@ -288,20 +288,6 @@ class Archive:
             raise keyed(NotFound, "version.unknown", f"no version {number} of {slug!r}", slug=slug, number=number)
         return _retained(Download(version, credential_active))
 
-    def find_kept_download(
-        self, slug: str, number: int, credential_id: int | None = None, generation: int | None = None
-    ) -> Download | None:
-        """Find a version for download as :meth:`find_download` does, from memory alone: None if that cannot.
-
-        For the server's main loop, which must never wait for the catalog; it may
-        give the catalog's change counter as read after the request came
-        (:meth:`~pligt.core.catalog.Catalog.generation_question`).
-
-        :raises Gone: the version was withdrawn after its retention ended.
-        """
-        found = self.lookups.find_kept(slug, number, credential_id, generation)
-        return None if found is None else _retained(Download(*found))
-
     def open(self, version: Version) -> BinaryIO:
         """Open a version's bytes for streaming.
 
@@ -327,10 +313,6 @@ class Archive:
             return self.small_files.read(version)
         except FileNotFoundError as e:
             raise StorageError(f"the bytes of {version.slug} version {version.number} are missing") from e
-
-    def small_in_memory(self, version: Version) -> bytes | None:
-        """Return a small version's bytes if this process holds them already (no storage read, no waiting)."""
-        return self.small_files.kept(version)
 
     # -- withdrawing -------------------------------------------------------------
 

@@ -286,3 +286,11 @@ class ClockBehind(ArchiveError):
     status_code = 503
     exit_code = 7
     retry_after = 300
+
+
+class KeyStoreUnavailable(StorageError):
+    """The key store of personal data cannot be read or written (its location is in the message).
+
+    The archive goes on (versions, retention, credentials, proofs); personal fields are unreadable,
+    and nothing that needs a new key (filing a request) can be done until it is back.
+    """

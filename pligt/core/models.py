@@ -149,11 +149,22 @@ class AccessRequest:
     decision_reason: str | None
     closed_at: datetime | None
     purged_at: datetime | None
+    #: True when the personal fields are there, sealed, but their key is not in the key store:
+    #: erased after this copy of the catalog was made, or the key store is lost.
+    unreadable: bool = False
+
+    @property
+    def personal_data(self) -> str:
+        """Say what became of the personal fields: ``readable``, ``erased`` or ``unreadable`` (no key)."""
+        if self.purged_at is not None:
+            return "erased"
+        return "unreadable" if self.unreadable else "readable"
 
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
             "status": self.status,
+            "personal_data": self.personal_data,
             "institution": self.institution,
             "contact_name": self.contact_name,
             "contact_email": self.contact_email,

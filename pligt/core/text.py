@@ -1,4 +1,4 @@
-"""What text a person enters may hold: no control characters, and no invisible ones.
+"""What text a person enters may hold: no control characters, and no invisible ones; what an email address is.
 
 Control characters (Cc) break lines and logs; format characters (Cf: the
 right-to-left override U+202E, zero-width spaces and joiners, soft hyphens)
@@ -9,7 +9,14 @@ type appears reversed).
 
 from __future__ import annotations
 
+import re
 import unicodedata
+
+#: An email address as a person types one (the request form's contact, an erasure's subject):
+#: a local part, one @, and a domain with a top-level name of letters.
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+)
 
 
 def hidden_characters(text: str, allowed: str = "") -> list[str]:

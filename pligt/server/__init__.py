@@ -2,11 +2,11 @@
 
 Threaded workers (gthread) because a crawler may spend 20 minutes on one
 large file at 500 KB/s: the worker's main loop keeps reporting to the
-arbiter while a thread streams, so no timeout cuts the download off, and the
-other threads go on serving everyone else. Files go out with sendfile.
-The worker class is gthread's, staying with a lone connection between its
-requests (``worker.py``); each worker prepares its first pages before it
-takes requests (``warm.py``).
+arbiter while it sends, so no timeout cuts the download off, and the threads
+go on serving everyone else. Files go out with sendfile. The worker class
+(``worker.py``) is gthread's with request heads gathered (``heads.py``) and
+file bodies sent (``bodies.py``) by its main loop; each worker prepares its
+first pages before it takes requests (``warm.py``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Two rules, for the two parts of a request:
   thread, and must be complete within :data:`HEADER_SECONDS` of the first byte
   (or of the connection, for a new one): a client that sends one header byte a
   second (slowloris) holds a socket and a few bytes, never a thread, and is
-  dropped at the deadline. See :class:`pligt.server.worker.PligtWorker`.
+  dropped at the deadline. See :mod:`pligt.server.heads`.
 - A body is read by the request's thread, and must keep coming: every
   :data:`BODY_WINDOW_SECONDS` it must bring at least :data:`BODY_MIN_BYTES`
   (1 KiB/s on average; a slow uplink uploads far faster). A body that trickles

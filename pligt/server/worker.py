@@ -1,705 +1,67 @@
-"""Gunicorn's threaded worker, made to withstand slow clients and to stay with a lone connection.
+"""Pligt's gunicorn worker: gthread, made to withstand slow clients, sized to the deposit crawler's work.
 
-Slow clients. In gunicorn's gthread worker a pool thread reads each request's
-line and headers itself, blocking: a few dozen clients sending one header byte
-a second (slowloris) hold every thread, and nobody else is served. Here the
-worker's main loop gathers the request line and headers without a thread
-(non-blocking reads on its poller) and hands a connection to the pool only
-once its headers are complete; what is not complete within
-:data:`~pligt.server.pacing.HEADER_SECONDS` is dropped with a 408. Bodies are
-read under a minimum pace (:mod:`pligt.server.pacing`).
+The deposit crawler sends at most a few requests a second to one host, each on
+a new connection (../shared/CRAWLER.md); a server that serves it must above all
+never be held up by other clients. So the worker is gunicorn's gthread with
+three changes, each in a room of its own:
+
+- gathering heads (:mod:`pligt.server.heads`): the main loop reads request
+  heads without a thread (slowloris), limits connections per client, and
+  closes connections gracefully without blocking;
+- sending bodies (:mod:`pligt.server.bodies`): a local file's body goes out from
+  the main loop as the client takes it (slow readers hold no thread);
+- here: bodies are read under a minimum pace (:mod:`pligt.server.pacing`), and a
+  lone kept-alive connection keeps its thread for its next request.
 
 A lone connection. Every request on a kept-alive connection makes a round
 trip between threads: the main thread's poller sees the request and hands the
 connection to a pool thread, which serves it and hands it back (two thread
 wake-ups and four system calls per request). A harvester fetching files one
-after another on one connection pays that on each of its thousands of
-requests. So when a worker has just this one connection, the pool thread that
-answered waits a moment for the next request and serves it itself, if its
-headers are already complete. With more connections open nothing changes:
-threads that stayed with their connections would compete for the GIL, and the
-latency of all would grow (measured).
+after another on one connection (wget, httrack) pays that on each of its
+thousands of requests. So when a worker has just this one connection, the pool
+thread that answered waits a moment for the next request and serves it itself,
+if its headers are already complete. With more connections open nothing
+changes: threads that stayed with their connections would compete for the GIL.
 
-The crawler's answers in the main loop. Most of what a harvest asks for is
-answered from memory by the fast path (pligt/web/fastpath.py): the 401
-challenge Heritrix gets for every protected URL, the 304 of a revisit, a small
-file. For those the round trip through the pool costs more than the answer.
-So when a request head is complete and asks for a version's URL, the main loop
-parses it (gunicorn's parser, from the bytes already here) and asks the fast
-path for an answer that needs no waiting; the answer leaves in one
-non-blocking send, and a client too slow to take it all gets the rest from the
-main loop as it takes it. Anything else (the app, a storage read, a large file,
-a body) is handed to the pool, parsed already. Nothing in the main loop ever
-waits for a client, nor for a database server: with PostgreSQL the catalog's
-change counter (whether anything changed since the answers in memory were read)
-is asked on a connection of the loop's own, without waiting. The requests one
-round of the loop finds complete wait for one question, sent at the end of the
-round (or, while an answer is out, at the end of the round that reads it), so
-one round trip serves them all and none is answered from a counter read before
-it came. A question unanswered within :data:`QUESTION_SECONDS`, or a connection
-lost, leaves its requests to the pool.
-
-Slow readers. A thread that sends a file waits for the client to take it: fifty
-downloads read slowly held fifty threads for minutes, and a worker whose 32
-threads were all held answered nobody else (the kernel spreads connections over
-the workers at random, so fifty of them sometimes filled one). So a thread
-sends only the headers of a file's answer, and the main loop sends its body
-(``sendfile``, without blocking) as the client takes it; so too the rest of an
-answer from memory that the client did not take at once. A client that takes
-nothing for :data:`SEND_IDLE_SECONDS` is dropped. A range of a local file is
-sent so too (the fast path hands over the file where the range starts); a
-body that is not a local file (S3) is still sent by its thread.
+It stands on gunicorn's internals, read against gunicorn 27.0.1 (pinned);
+tests/test_gunicorn_pin.py fails when the code it overrides or reads changes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import select
-import selectors
 import socket
 import time
-from collections import Counter
-from collections.abc import Callable
-from concurrent import futures
-from datetime import datetime
-from functools import partial
 from typing import Any
 
-from gunicorn import util
-from gunicorn.http import wsgi
-from gunicorn.http.errors import NoMoreData
-from gunicorn.workers.gthread import TConn
-from gunicorn.workers.gthread import ThreadWorker
-
-from pligt.core.catalog import GenerationQuestion
-from pligt.core.catalog import QuestionFailed
-from pligt.links import FILES_PREFIX
+from pligt.server.bodies import BodySending
+from pligt.server.heads import HeadGathering
+from pligt.server.heads import headers_complete
 from pligt.server.pacing import HEADER_MAX_BYTES
-from pligt.server.pacing import HEADER_SECONDS
 from pligt.server.pacing import PacedUnreader
-from pligt.web.fastpath import DEFERRED
-from pligt.web.fastpath import GENERATION
-from pligt.web.fastpath import INLINE
-from pligt.web.fastpath import generation_question
 
 #: How long a thread waits for the next request of a lone connection before handing it back.
 LINGER_SECONDS = 0.002
 
-_BUSY_ANSWER = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-_TIMEOUT_ANSWER = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-_TOO_LARGE_ANSWER = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
-
-#: A client that takes none of its answer for this long is dropped (the deposit crawler's own socket
-#: timeout is 20 s: it has given up by then).
-SEND_IDLE_SECONDS = 30.0
-#: The most one ``sendfile`` from the main loop moves (bounds its pause on a file not in the page cache).
-SEND_FILE_CHUNK = 1024 * 1024
-
-#: A question for the catalog's change counter not answered within this long leaves its requests to the pool.
-QUESTION_SECONDS = 1.0
-
-#: A graceful close waits this long (and for this much) for the client's last bytes, off-thread.
-CLOSE_LINGER_SECONDS = 2.0
-CLOSE_DRAIN_BYTES = 65536
-
-
-def _headers_complete(data: bytes | bytearray) -> bool:
-    return b"\r\n\r\n" in data or b"\n\n" in data
-
-
-#: Request heads the main loop may answer: a GET or HEAD of a version's URL.
-_INLINE_HEADS = tuple(f"{method} {FILES_PREFIX}".encode() for method in ("GET", "HEAD"))
-#: Request headers that leave a request to the pool: a body, or a change of protocol.
-_POOL_HEADERS = frozenset({"CONTENT-LENGTH", "TRANSFER-ENCODING", "EXPECT", "UPGRADE", "HTTP2-SETTINGS"})
-
-
-def _may_answer_here(head: bytes | bytearray) -> bool:
-    """Tell whether a complete request head may be parsed in the main loop: a version's URL, CRLF line ends.
-
-    gunicorn's parser reads up to the first blank line; with CRLFs it finds it
-    in the bytes at hand and never reads the socket.
-    """
-    return head.startswith(_INLINE_HEADS) and b"\r\n\r\n" in head
-
-
-class _Collected:
-    """Takes the place of the socket while gunicorn's response writes an answer, so it leaves in one send."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def sendall(self, data: bytes) -> None:
-        self.parts.append(data)
-
-
-class _Outgoing:
-    """What is left of an answer, sent by the main loop as the client takes it: bytes, or a span of a file."""
-
-    __slots__ = ("answer", "count", "data", "deadline", "fd", "keepalive", "offset")
-
-    def __init__(
-        self, answer: Any, keepalive: bool, data: bytes = b"", fd: int = -1, offset: int = 0, count: int = 0
-    ) -> None:
-        self.answer = answer
-        self.keepalive = keepalive
-        self.data = memoryview(data)
-        self.fd, self.offset, self.count = fd, offset, count
-        self.deadline = time.monotonic() + SEND_IDLE_SECONDS
-
-    def send(self, sock: socket.socket) -> int:
-        """Send what the non-blocking socket takes now; raise BlockingIOError if it takes nothing."""
-        if self.data:
-            sent = sock.send(self.data)
-            self.data = self.data[sent:]
-            return sent
-        sent = os.sendfile(sock.fileno(), self.fd, self.offset, min(self.count, SEND_FILE_CHUNK))
-        if not sent:  # the file ended before its announced length
-            raise EOFError("the file is shorter than its answer")
-        self.offset += sent
-        self.count -= sent
-        return sent
-
-    @property
-    def done(self) -> bool:
-        return not self.data and self.count <= 0
-
-
-class PligtConn(TConn):
-    """A connection whose graceful close lingers in the worker's poller, not on its main thread.
-
-    Gunicorn's graceful close (RFC 9112 §9.6: send FIN, then read what the client
-    still sends, up to 2 s) blocks the main loop; a client that trickles keeps
-    it there for the whole 2 s, and forty of them stop the worker for a minute.
-    """
-
-    linger: Callable[[PligtConn], None] | None = None
-    #: Told once when the connection is gone (the worker's count per client).
-    on_closed: Callable[[], None] | None = None
-    #: A request the main loop parsed and left to the pool.
-    parsed: Any = None
-
-    def close(self, graceful: bool = False) -> None:
-        if graceful and self.linger is not None:
-            self.linger(self)
-            return
-        super().close(graceful)
-        self.closed()
-
-    def closed(self) -> None:
-        """Tell the worker, once, that the connection is gone."""
-        done, self.on_closed = self.on_closed, None
-        if done is not None:
-            done()
-
-
-class PligtWorker(ThreadWorker):
-    """gthread with the request head gathered off-thread, paced bodies, and a lingering lone connection."""
-
-    #: Open connections one client address may hold in this worker (0: no limit); set by the server.
-    max_per_client = 0
-    #: gunicorn's: False once the worker is to stop (or restart after max_requests).
-    alive: bool
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: Open connections per client address, in this process's memory only, while they are open.
-        self.per_client: Counter[str] = Counter()
-        #: Connections whose request head is still arriving: connection -> (deadline, bytes so far).
-        self.gathering: dict[Any, tuple[float, bytearray]] = {}
-        #: Connections closing gracefully: connection -> (deadline, bytes drained).
-        self.closing: dict[Any, tuple[float, int]] = {}
-        #: Connections whose answer the main loop is sending: connection -> what is left of it.
-        self.sending: dict[Any, _Outgoing] = {}
-        #: The catalog's change counter, asked without waiting (PostgreSQL); made at the first request.
-        self.question: GenerationQuestion | None = None
-        self._question_made = False
-        self._question_connecting = False
-        self._question_retry_at = 0.0
-        #: The question's socket as registered with the poller (-1: not registered).
-        self._question_fd = -1
-        #: When the question out was sent (None: none is out).
-        self._asked_at: float | None = None
-        #: Requests waiting for the answer out, and those that came after it was sent (for the next one).
-        self._for_answer: list[tuple[Any, Any]] = []
-        self._for_next: list[tuple[Any, Any]] = []
-
-    # -- gathering the request head in the main loop --------------------------------------
-
-    def accept(self, listener: socket.socket) -> None:
-        """Accept a connection and wait, without a thread, for its first request head."""
-        try:
-            client, address = listener.accept()
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        peer = str(address[0]) if isinstance(address, tuple) else ""
-        if self.max_per_client and self.per_client[peer] >= self.max_per_client:
-            with contextlib.suppress(OSError):
-                client.send(_BUSY_ANSWER)
-            client.close()
-            return
-        self.per_client[peer] += 1
-        self.nr_conns += 1
-        conn = PligtConn(self.cfg, client, address, listener.getsockname())  # non-blocking from here
-        conn.linger = self._close_lingering
-        conn.on_closed = partial(self._forget, peer)
-        if self.cfg.is_ssl:  # TLS is the proxy's job; a TLS socket is left to gunicorn's own path
-            client.setblocking(True)
-            self.enqueue_req(conn)
-            return
-        self._gather(conn)
-
-    def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
-        """A kept-alive connection starts its next request: gather its head, from the bytes here already."""
-        self.keepalived_conns.remove(conn)
-        self.gathering[conn] = (time.monotonic() + HEADER_SECONDS, bytearray())
-        # The same events with another callback: selectors makes no system call for that.
-        self.poller.modify(client, selectors.EVENT_READ, partial(self._on_head_bytes, conn))
-        self._on_head_bytes(conn, client)
-
-    def _gather(self, conn: Any) -> None:
-        self.gathering[conn] = (time.monotonic() + HEADER_SECONDS, bytearray())
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_bytes, conn))
-
-    def _on_head_bytes(self, conn: Any, client: socket.socket) -> None:
-        try:
-            data = client.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop(conn)
-            return
-        head = self.gathering[conn][1]
-        head += data
-        if _headers_complete(head):
-            del self.gathering[conn]
-            conn.init()  # the parser exists (a new connection's socket is blocking now)
-            conn.parser.unreader.unread(bytes(head))
-            conn.data_ready = True
-            if not (_may_answer_here(head) and self._answer_here(conn)):
-                self.poller.unregister(client)
-                self.enqueue_req(conn)
-        elif len(head) > HEADER_MAX_BYTES:
-            self._drop(conn, _TOO_LARGE_ANSWER)
-
-    def _drop(self, conn: Any, answer: bytes = b"") -> None:
-        self.gathering.pop(conn, None)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.poller.unregister(conn.sock)
-        if answer:
-            with contextlib.suppress(OSError):
-                conn.sock.send(answer)  # best effort: the socket is non-blocking
-        self.nr_conns -= 1
-        conn.close()
+class PligtWorker(HeadGathering, BodySending):
+    """gthread with request heads gathered and file bodies sent by the main loop, paced bodies, a lone connection."""
 
     def murder_pending(self) -> None:
-        """Drop connections whose request head did not arrive in time; end lingering closes."""
+        """gthread's, then drop what the main loop waited on too long: heads, lingering closes, idle readers."""
         super().murder_pending()
         now = time.monotonic()
-        for conn in [c for c, (deadline, _) in self.gathering.items() if deadline <= now]:
-            self._drop(conn, _TIMEOUT_ANSWER)
-        for conn in [c for c, (deadline, _) in self.closing.items() if deadline <= now]:
-            self._closed(conn)
-        for conn in [c for c, out in self.sending.items() if out.deadline <= now]:
-            self._sent(conn, False)
-        if self._asked_at is not None and now - self._asked_at > QUESTION_SECONDS:
-            self.log.warning("the catalog did not answer in %.0f s: downloads go through the pool", QUESTION_SECONDS)
-            self._question_failed()
-
-    # -- the crawler's answers in the main loop ---------------------------------------------
-
-    def _answer_here(self, conn: Any) -> bool:
-        """Parse the request on ``conn`` and answer it here if the fast path can without waiting.
-
-        The connection stays registered with the poller while it is served here.
-        Returns False to leave it to the pool untouched; True when the request
-        was answered, handed on, or the connection closed.
-        """
-        if conn.is_http2 or not self.alive:
-            return False
-        self._pace(conn)
-        if conn.sock.gettimeout() != 0.0:  # a new connection's: conn.init() made it blocking
-            conn.sock.setblocking(False)  # should the parser want more after all, it is told so, not kept waiting
-        try:
-            req = next(conn.parser)  # the whole head is in the parser's buffer
-        except Exception as e:  # a malformed head: answered as a pool thread would (400), then closed
-            self.handle_error(None, conn.sock, conn.client, e)
-            self._finish(conn, False)
-            return True
-        if not req or any(name in _POOL_HEADERS for name, _ in req.headers):
-            return self._to_pool(conn, req)
-        if self._needs_question():
-            return self._await_generation(conn, req)
-        return self._answer_parsed(conn, req, None)
-
-    def _answer_parsed(self, conn: Any, req: Any, generation: int | None) -> bool:
-        """Answer a parsed request here if the fast path can without waiting, else leave it to the pool."""
-        try:
-            resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
-            environ["wsgi.multithread"] = True
-            environ[INLINE] = True
-            if generation is not None:
-                environ[GENERATION] = generation
-            started = datetime.now()
-            answer = self.wsgi(environ, resp.start_response)
-        except Exception:  # the pool's path meets the same and answers it (400, 500)
-            return self._to_pool(conn, req)
-        if answer is DEFERRED:
-            return self._to_pool(conn, req)
-        self._count(resp)
-        collected = _Collected()
-        resp.sock = collected
-        try:
-            for piece in answer:
-                resp.write(piece)
-            resp.close()
-        except Exception:
-            self.log.exception("Error handling request")
-            self._close_answer(answer)
-            self._finish(conn, False)
-            return True
-        self.log.access(resp, req, environ, datetime.now() - started)
-        keepalive = not resp.should_close() and self._keepalive_after(conn, True) is True  # no body to drain
-        self._send_here(conn, _Outgoing(answer, keepalive, data=b"".join(collected.parts)))
-        return True
-
-    def _count(self, resp: Any) -> None:
-        """Count a request against max_requests, and close its connection after it where gthread would."""
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-        if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
-            resp.force_close()
-
-    def _to_pool(self, conn: Any, req: Any) -> bool:
-        conn.parsed = req
-        with contextlib.suppress(KeyError):  # a request that waited for the catalog is off the poller
-            self.poller.unregister(conn.sock)
-        self.enqueue_req(conn)
-        return True
-
-    # -- the catalog's change counter, asked of a database server without waiting ---------------
-
-    def _needs_question(self) -> bool:
-        """Whether the catalog's change counter must be asked over the network (made once per worker)."""
-        if not self._question_made:
-            self._question_made = True
-            self.question = generation_question(self.wsgi)
-        return self.question is not None
-
-    def _await_generation(self, conn: Any, req: Any) -> bool:
-        """Let the request wait, off the poller, for an answer to a question sent after it came."""
-        question = self.question
-        assert question is not None
-        if not question.connected:
-            self._connect_question(question)
-            return self._to_pool(conn, req)  # meanwhile the pool asks the catalog as it always does
-        # What the client sends meanwhile waits in the socket (the poller lets go of it if it comes).
-        self.poller.modify(conn.sock, selectors.EVENT_READ, self._let_go)
-        self._for_next.append((conn, req))  # asked once this round of the loop has seen every request
-        return True
-
-    def _let_go(self, client: socket.socket) -> None:
-        """More bytes from a client whose request waits for the catalog: read once it is answered."""
-        self.poller.unregister(client)
-
-    def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        """gthread's round of the loop, then one question for the requests it left waiting for the catalog."""
-        super().wait_for_and_dispatch_events(timeout)
-        if self._for_next and self._asked_at is None:
-            self._for_answer, self._for_next = self._for_next, []
-            self._ask()
-
-    def _connect_question(self, question: GenerationQuestion) -> None:
-        """Connect the question in a pool thread (connecting waits); the main loop registers it when done.
-
-        At most once per :data:`QUESTION_SECONDS`: while the database server is
-        down, the pool's requests find that out for themselves.
-        """
-        now = time.monotonic()
-        if self._question_connecting or now < self._question_retry_at:
-            return
-        self._question_connecting = True
-        self._question_retry_at = now + QUESTION_SECONDS
-
-        def connect() -> None:
-            try:
-                question.connect()
-            except QuestionFailed as e:
-                self.log.warning("the main loop cannot ask the catalog (%s): downloads go through the pool", e)
-
-        def connected(_: Any) -> None:
-            self._question_connecting = False
-            if question.connected:
-                self._question_fd = question.fileno()
-                self.poller.register(self._question_fd, selectors.EVENT_READ, self._on_answer)
-
-        self.tpool.submit(connect).add_done_callback(lambda fut: self.method_queue.defer(connected, fut))
-
-    def _ask(self) -> None:
-        assert self.question is not None
-        try:
-            self.question.send()
-        except QuestionFailed:
-            self._question_failed()
-            return
-        self._asked_at = time.monotonic()
-
-    def _on_answer(self, _: Any) -> None:
-        assert self.question is not None
-        if self._asked_at is None:  # readable with no question out: the server closed the connection
-            self._question_failed()
-            return
-        try:
-            generation = self.question.receive()
-        except QuestionFailed:
-            self._question_failed()
-            return
-        if generation is None:
-            return  # more of the answer is to come
-        answered, self._for_answer = self._for_answer, []
-        self._asked_at = None  # those that came after it went out get the next, at the end of this round
-        for conn, req in answered:
-            self._answer_parsed(conn, req, generation)
-
-    def _question_failed(self) -> None:
-        """Close the question's connection (the next request opens another); leave its requests to the pool."""
-        if self._question_fd >= 0:  # before the socket closes: its number may be reused at once
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self.poller.unregister(self._question_fd)
-            self._question_fd = -1
-        if self.question is not None:
-            self.question.close()
-        self._asked_at = None
-        waiting, self._for_answer, self._for_next = self._for_answer + self._for_next, [], []
-        for conn, req in waiting:
-            self._to_pool(conn, req)
-
-    # -- sending answers from the main loop, as the client takes them ---------------------------
-
-    def _send_here(self, conn: Any, out: _Outgoing) -> None:
-        """Send what the client takes at once; the main loop sends the rest when its socket is writable."""
-        if conn.sock.gettimeout() != 0.0:
-            conn.sock.setblocking(False)
-        self.sending[conn] = out
-        self._on_writable(conn, conn.sock)
-        if conn in self.sending:
-            callback = partial(self._on_writable, conn)
-            try:
-                self.poller.modify(conn.sock, selectors.EVENT_WRITE, callback)
-            except KeyError:  # from a pool thread: the socket was not with the poller
-                self.poller.register(conn.sock, selectors.EVENT_WRITE, callback)
-
-    def _on_writable(self, conn: Any, client: socket.socket) -> None:
-        out = self.sending[conn]
-        try:
-            out.send(client)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (OSError, EOFError):  # the client is gone, or the file is cut short
-            self._sent(conn, False)
-            return
-        out.deadline = time.monotonic() + SEND_IDLE_SECONDS
-        if out.done:
-            self._sent(conn, out.keepalive)
-
-    def _sent(self, conn: Any, keepalive: bool) -> None:
-        """The answer is sent (or given up): close it, and keep the connection for its next request or close it."""
-        out = self.sending.pop(conn)
-        if out.fd >= 0:
-            with contextlib.suppress(OSError, ValueError):
-                out.answer.filelike.seek(out.offset)  # as socket.sendfile leaves it: a download's record reads it
-        self._close_answer(out.answer)
-        self._finish(conn, keepalive)
-
-    def finish_request(self, conn: Any, fs: futures.Future[Any]) -> None:
-        """A pool thread is done with a connection: send what it left to send, else as gthread does."""
-        out = fs.result() if not fs.cancelled() and fs.exception() is None else None
-        if isinstance(out, _Outgoing):
-            self._send_here(conn, out)
-        else:
-            super().finish_request(conn, fs)
-
-    def _close_answer(self, answer: Any) -> None:
-        close = getattr(answer, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                self.log.exception("Error closing an answer")
-
-    def _finish(self, conn: Any, keepalive: bool) -> None:
-        """Keep the connection for its next request, or close it, as gunicorn does after a pool thread's.
-
-        The common case, a kept-alive connection with nothing more read yet, only
-        changes its callback with the poller and joins the kept-alive queue.
-        """
-        try:
-            self.poller.get_key(conn.sock)
-        except KeyError:  # an answer a pool thread began: the socket is not with the poller
-            registered = False
-        else:
-            registered = True
-        if registered and keepalive and self.alive and not conn.parser.unreader.buf.getvalue():
-            conn.set_timeout()
-            self.keepalived_conns.append(conn)
-            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
-            return
-        if registered:
-            self.poller.unregister(conn.sock)
-        done: futures.Future[bool] = futures.Future()
-        done.set_result(keepalive)
-        self.finish_request(conn, done)
-
-    def _serve_parsed(self, conn: Any, req: Any) -> bool | _Outgoing:
-        """In a pool thread: what gthread's ``handle`` does after parsing, for a request parsed in the main loop."""
-        try:
-            conn.sock.setblocking(True)  # a kept-alive connection's socket was left non-blocking for the poller
-            return self._keepalive_after(conn, self.handle_request(req, conn))
-        except (NoMoreData, StopIteration):
-            pass
-        except OSError as e:
-            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
-                self.log.exception("Socket error processing request.")
-        except Exception as e:
-            self.handle_error(req, conn.sock, conn.client, e)
-        return False
-
-    # -- closing gracefully without blocking the main loop ---------------------------------------
-
-    def _close_lingering(self, conn: PligtConn) -> None:
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-            conn.sock.setblocking(False)
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_closing_bytes, conn))
-        except (OSError, ValueError, KeyError):
-            TConn.close(conn)
-            conn.closed()
-            return
-        self.closing[conn] = (time.monotonic() + CLOSE_LINGER_SECONDS, 0)
-
-    def _on_closing_bytes(self, conn: PligtConn, client: socket.socket) -> None:
-        try:
-            data = client.recv(CLOSE_DRAIN_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        deadline, drained = self.closing[conn]
-        drained += len(data)
-        if not data or drained >= CLOSE_DRAIN_BYTES:
-            self._closed(conn)
-        else:
-            self.closing[conn] = (deadline, drained)
-
-    def _closed(self, conn: PligtConn) -> None:
-        del self.closing[conn]
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.poller.unregister(conn.sock)
-        TConn.close(conn)
-        conn.closed()
-
-    def _forget(self, peer: str) -> None:
-        self.per_client[peer] -= 1
-        if self.per_client[peer] <= 0:
-            del self.per_client[peer]
-
-    # -- paced bodies and the lone connection, in the pool's threads ---------------------------
+        self.expire_heads(now)
+        self.expire_sends(now)
 
     def handle(self, conn: Any) -> Any:
         """Serve the request whose head was gathered (and, on a lone connection, the ones that follow)."""
-        req, conn.parsed = conn.parsed, None
-        if req is not None:
-            keepalive: Any = self._serve_parsed(conn, req)
-        else:
-            self._pace(conn)
-            keepalive = super().handle(conn)
+        self._pace(conn)
+        keepalive: Any = super().handle(conn)
         while keepalive is True and self._next_request_comes(conn):
             self._pace(conn)
             keepalive = super().handle(conn)
         return keepalive
-
-    def handle_request(self, req: Any, conn: Any) -> bool | _Outgoing:
-        """gthread's, except that a local file's body is left to the main loop (see :meth:`_file_body`).
-
-        Returns whether to keep the connection, or what is left to send.
-        """
-        environ: dict[str, Any] = {}
-        resp = None
-        try:
-            self.cfg.pre_request(self, req)
-            started = datetime.now()
-            resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
-            environ["wsgi.multithread"] = True
-            self._count(resp)
-            answer = self.wsgi(environ, resp.start_response)
-            rest = None
-            try:
-                if isinstance(answer, environ["wsgi.file_wrapper"]):
-                    rest = self._file_body(resp, answer)
-                    if rest is None:
-                        resp.write_file(answer)
-                else:
-                    for item in answer:
-                        resp.write(item)
-                if rest is None:
-                    resp.close()
-            finally:
-                self.log.access(resp, req, environ, datetime.now() - started)
-                if rest is None and hasattr(answer, "close"):
-                    answer.close()
-            if rest is not None:
-                rest.keepalive = not resp.should_close()
-                return rest
-            if resp.should_close():
-                return False
-        except OSError:
-            raise
-        except (Exception, SystemExit):
-            if resp and resp.headers_sent:  # a 500 now would corrupt the answer begun
-                self.log.exception("Error handling request")
-                util.close_graceful(conn.sock)
-                raise StopIteration() from None
-            raise
-        finally:
-            try:
-                self.cfg.post_request(self, req, environ, resp)
-            except Exception:
-                self.log.exception("Exception in post_request hook")
-        return True
-
-    def _file_body(self, resp: Any, answer: Any) -> _Outgoing | None:
-        """Send the headers of a local file's answer and return its body for the main loop to send.
-
-        None where gunicorn's own ``sendfile`` would not be used (TLS, no
-        descriptor, a HEAD, a chunked answer): the thread then sends it as before.
-        """
-        if self.cfg.is_ssl or not resp.can_sendfile() or resp.is_chunked() or not util.has_fileno(answer.filelike):
-            return None
-        fd = answer.filelike.fileno()
-        try:
-            offset = os.lseek(fd, 0, os.SEEK_CUR)
-            count = os.fstat(fd).st_size - offset if resp.response_length is None else resp.response_length
-        except OSError:
-            return None
-        if resp._omits_body:  # a HEAD, a 304: gunicorn sends the headers alone
-            return None
-        resp.send_headers()
-        return _Outgoing(answer, False, fd=fd, offset=offset, count=count)
-
-    def _keepalive_after(self, conn: Any, keepalive: bool | _Outgoing) -> bool | _Outgoing:
-        """gthread's (drain an unread body), for an answer left to the main loop too."""
-        if isinstance(keepalive, _Outgoing):
-            keepalive.keepalive = bool(super()._keepalive_after(conn, keepalive.keepalive))
-            return keepalive
-        return bool(super()._keepalive_after(conn, keepalive))
 
     @staticmethod
     def _pace(conn: Any) -> None:
@@ -718,7 +80,7 @@ class PligtWorker(ThreadWorker):
             return False
         buffered = conn.parser.unreader.buf.getvalue()
         if buffered:
-            return _headers_complete(buffered)
+            return headers_complete(buffered)
         poller = select.poll()
         poller.register(conn.sock, select.POLLIN)
         if not poller.poll(LINGER_SECONDS * 1000):
@@ -727,4 +89,4 @@ class PligtWorker(ThreadWorker):
             waiting = conn.sock.recv(HEADER_MAX_BYTES, socket.MSG_PEEK)
         except OSError:
             return False
-        return _headers_complete(waiting)
+        return headers_complete(waiting)

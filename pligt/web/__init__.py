@@ -20,6 +20,7 @@ from pligt.instance import build_archive
 from pligt.instance import require_initialised
 from pligt.settings import Settings
 from pligt.settings import load_settings
+from pligt.web.page_cache import PageCache
 from pligt.web.services import Pligt
 from pligt.web.throttle import RateLimit
 
@@ -53,8 +54,6 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https:"),
     )
-    from pligt.web.listing import PageCache
-
     # A request waits a few seconds for the catalog's write lock, then answers 503 (see REQUEST_BUSY_TIMEOUT).
     archive = build_archive(settings, clock, busy_timeout=REQUEST_BUSY_TIMEOUT)
     archive.catalog.ping()

@@ -1,10 +1,7 @@
-"""Streaming one stored version to a client, as HTTP says and crawlers need.
+"""Streaming one stored version to a client, as :func:`~pligt.web.decision.decide` decided.
 
-What a GET or HEAD of a version answers (200, 206, 304, 412 or 416) is decided
-once, by :func:`evaluate`, for the Flask path and the fast path alike: the
-preconditions in RFC 9110's order (§13.2.2), then the range. The bytes are
-streamed from storage (``wsgi.file_wrapper``, so a WSGI server that can will use
-sendfile) and never held in memory, except small versions'
+The bytes are streamed from storage (``wsgi.file_wrapper``, so a WSGI server
+that can will use sendfile) and never held in memory, except small versions'
 (pligt/core/downloads/small_files.py).
 """
 
@@ -16,7 +13,6 @@ import threading
 import weakref
 from collections.abc import Callable
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from typing import BinaryIO
 from typing import cast
@@ -27,10 +23,6 @@ from flask import send_file
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import PreconditionFailed
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_date
-from werkzeug.http import parse_etags
-from werkzeug.http import parse_range_header
-from werkzeug.http import unquote_etag
 from werkzeug.wsgi import FileWrapper
 
 from pligt.core import Archive
@@ -40,95 +32,11 @@ from pligt.core.models import Version
 from pligt.disposition import content_disposition
 from pligt.served import MAX_AGE
 from pligt.served import not_modified_headers
+from pligt.web.decision import CONDITIONS
+from pligt.web.decision import Answer
 from pligt.web.services import pligt
 
 log = logging.getLogger("pligt")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a GET or HEAD of one version answers."""
-
-    #: 200, 206, 304, 412 (a precondition failed) or 416 (the range lies beyond the end).
-    status: int
-    #: For a 206: the bytes sent, ``start`` up to (not including) ``stop``.
-    span: tuple[int, int] | None = None
-    #: For a 304: the request presented this version's own ETag, or a date at or after its
-    #: Last-Modified, so the client holds these bytes (proof of deposit; ``*`` proves nothing).
-    revisit: bool = False
-
-
-WHOLE = Outcome(200)
-
-#: The request headers :func:`evaluate` reads.
-_CONDITIONS = frozenset(
-    {
-        "HTTP_IF_MATCH",
-        "HTTP_IF_UNMODIFIED_SINCE",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_IF_MODIFIED_SINCE",
-        "HTTP_RANGE",
-        "HTTP_IF_RANGE",
-    }
-)
-
-
-def evaluate(environ: Mapping[str, Any], version: Version) -> Outcome:
-    """Decide a GET or HEAD of ``version``: the preconditions in RFC 9110's order (§13.2.2), then Range.
-
-    1. ``If-Match`` (strong comparison; ``*`` matches): 412 unless it matches.
-    2. Without ``If-Match``, ``If-Unmodified-Since``: 412 if modified since.
-    3. ``If-None-Match`` (weak comparison): 304 if it matches.
-    4. Without ``If-None-Match``, ``If-Modified-Since``: 304 unless modified since.
-    5. ``Range`` (GET only), if ``If-Range`` (if any) matches strongly: 206 or 416.
-    6. Otherwise the whole file (200).
-
-    The ETag is the SHA-256 (strong: versions never change); Last-Modified is
-    the publication time, to the second as HTTP dates are. A header that does
-    not parse is ignored, and so is a Range HTTP lets a server ignore (RFC 9110,
-    §14.2: another unit, several ranges, a malformed one): the client then gets
-    the whole file, which serves it better than a 416.
-    """
-    if not environ.keys() & _CONDITIONS:
-        return WHOLE  # the plain download: nothing to decide
-    etag = version.sha256
-    modified = version.published_at.replace(microsecond=0)
-    if_match = parse_etags(environ.get("HTTP_IF_MATCH"))
-    if if_match:
-        if not if_match.contains(etag):
-            return Outcome(412)
-    else:
-        unmodified_since = parse_date(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
-        if unmodified_since is not None and modified > unmodified_since:
-            return Outcome(412)
-    if_none_match = parse_etags(environ.get("HTTP_IF_NONE_MATCH"))
-    if if_none_match:
-        if if_none_match.contains_weak(etag):
-            return Outcome(304, revisit=if_none_match.is_strong(etag) or if_none_match.is_weak(etag))
-    else:
-        modified_since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
-        if modified_since is not None and modified <= modified_since:
-            return Outcome(304, revisit=True)
-    header = environ.get("HTTP_RANGE")
-    if header is None or environ.get("REQUEST_METHOD") != "GET" or version.size == 0:
-        return WHOLE
-    ranges = parse_range_header(header)
-    if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
-        return WHOLE
-    if_range = environ.get("HTTP_IF_RANGE")
-    if if_range is not None and not _if_range_holds(if_range, etag, modified):
-        return WHOLE
-    span = ranges.range_for_length(version.size)
-    return Outcome(416) if span is None else Outcome(206, span)
-
-
-def _if_range_holds(value: str, etag: str, modified: object) -> bool:
-    """Tell whether ``If-Range`` names this very version: its strong ETag, or exactly its Last-Modified."""
-    date = parse_date(value)
-    if date is not None:
-        return date == modified
-    tag, weak = unquote_etag(value)
-    return not weak and value.strip().startswith('"') and tag == etag
 
 
 class _NotModified(Response):
@@ -140,26 +48,24 @@ class _NotModified(Response):
         return headers
 
 
-def send_version(version: Version, on_sent: Callable[[int, int], None] | None = None) -> Response:
-    """Answer a GET or HEAD of ``version`` as :func:`evaluate` decides, with the headers a crawler needs.
+def send_version(version: Version, answer: Answer, on_sent: Callable[[int, int], None] | None = None) -> Response:
+    """Answer a GET or HEAD of ``version`` as ``answer`` says, with the headers a crawler needs.
 
     :param on_sent: called once the response is closed, with its status and
-        the number of body bytes handed to the client (proof of deposit); for
-        a 304, only if it is a revisit (see :attr:`Outcome.revisit`).
+        the number of body bytes handed to the client (proof of deposit).
     :raise 412: a precondition failed.
     :raise 416: the range starts beyond the end of the file.
     """
     environ = request.environ
-    outcome = evaluate(environ, version)
-    if outcome.status == 412:
+    if answer.status == 412:
         raise PreconditionFailed()
-    if outcome.status == 416:
+    if answer.status == 416:
         raise RequestedRangeNotSatisfiable(length=version.size)
-    if outcome.status == 304:
+    if answer.status == 304:
         response: Response = _NotModified(status=304)
         del response.headers["Content-Type"]
         response.headers.extend(not_modified_headers(version, request.is_secure))
-        if on_sent is not None and outcome.revisit:
+        if on_sent is not None:
             report = on_sent
             response.call_on_close(lambda: report(304, 0))
         return response
@@ -187,15 +93,15 @@ def send_version(version: Version, on_sent: Callable[[int, int], None] | None = 
     else:
         response.cache_control.private = True
     # The decision is taken; werkzeug only cuts the range out (and sets Date and Accept-Ranges).
-    decided = {key: value for key, value in environ.items() if key not in _CONDITIONS}
-    if outcome.status == 206:
+    decided = {key: value for key, value in environ.items() if key not in CONDITIONS}
+    if answer.status == 206:
         # werkzeug's wrapper can seek, so a range skips straight to its start;
         # whole files keep the server's own wrapper, which uses sendfile.
         response.response = FileWrapper(stream)
         decided["HTTP_RANGE"] = environ["HTTP_RANGE"]
     response.make_conditional(decided, accept_ranges=True, complete_length=version.size)
     if counting is not None and on_sent is not None:
-        start, stop = outcome.span or (0, version.size)
+        start, stop = answer.span or (0, version.size)
         report_sent = on_sent
         status = response.status_code
         counting.on_close = lambda position: report_sent(status, max(0, min(position, stop) - start))

@@ -1,28 +1,22 @@
-"""The crawler's common cases, served without Flask: a GET or HEAD of one version.
+"""The crawler's common requests, answered without Flask: a GET or HEAD of one version.
 
 A harvest is thousands of such requests, and Flask's request machinery costs
 more than the rest of the request together (profiled: ~0.6 ms of ~1.2 ms).
-This WSGI layer answers, with one in-memory catalog lookup and no template,
-the three answers a harvest is made of, and the same headers as the Flask path
-(tests/test_fastpath.py compares them):
+This WSGI layer asks :func:`~.decision.decide` exactly as the Flask view does,
+and renders, with no template, the answers a harvest is made of, with the same
+headers as the Flask path (tests/test_fastpath.py compares them):
 
-- the challenge: a protected version asked for without an Authorization header
-  (Heritrix asks for every protected URL so first) gets the 401 with the
-  realm and a small fixed body;
 - the download, whole or a range (200, 206), anonymous or with a crawler
-  credential the worker has already verified (cached);
-- the revisit: conditional requests, decided by :func:`~.downloads.evaluate`
-  as the Flask path decides them (304; a revisit is recorded like a download).
+  credential the worker has already verified (cached) — the deposit crawler
+  sends its credential with every request once one challenge succeeded;
+- the challenge (401) of a request without credentials;
+- the revisit of other clients (304).
 
-Everything else falls through to Flask unchanged: a credential not verified
-yet, a wrong or malformed one (Flask checks it and counts the failure), the
-owner's, 404s and 410s, a failed precondition (412) or an unsatisfiable range
-(416), storage errors.
-
-The server's main loop asks first (``environ[INLINE]``, pligt/server/worker.py):
-then only answers that are ready in memory are given (a challenge, a 304, a
-HEAD, a small version whose bytes this process holds), and anything else is
-:data:`DEFERRED` to a pool thread, which asks again without the flag.
+Everything else falls through to Flask, which decides again and renders it: a
+credential not verified yet, a wrong or lapsed one (Flask checks it and counts
+the failure), the owner's, 404s and 410s, a failed precondition (412) or an
+unsatisfiable range (416), storage errors. The layer is kept because the
+deposit crawler's pattern needs it (docs/performance.md, "Sized to the work").
 """
 
 from __future__ import annotations
@@ -31,18 +25,17 @@ import base64
 import binascii
 import functools
 import logging
-import unicodedata
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
+from typing import Literal
 from typing import cast
 
-from pligt.core.catalog import GenerationQuestion
 from pligt.core.credentials.auth import CRAWLER
+from pligt.core.credentials.auth import Principal
 from pligt.core.deposits import OWNER_USERNAME
 from pligt.core.errors import ArchiveError
-from pligt.core.models import PROTECTED
 from pligt.core.models import Version
 from pligt.core.storage.base import CHUNK_SIZE
 from pligt.links import VERSION_PATTERN
@@ -53,29 +46,18 @@ from pligt.served import version_headers
 from pligt.web.auth import FILE_CHALLENGE_BODY
 from pligt.web.auth import FILE_CHALLENGE_TYPE
 from pligt.web.auth import challenge_header
+from pligt.web.decision import Answer
+from pligt.web.decision import decide
+from pligt.web.decision import look_up
 from pligt.web.downloads import CONNECTIONS
 from pligt.web.downloads import ConnectionCredentials
 from pligt.web.downloads import CountingFile
 from pligt.web.downloads import download_record
-from pligt.web.downloads import evaluate
 
 log = logging.getLogger("pligt")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-#: The environ key with which the server's main loop asks for an answer that needs no waiting.
-INLINE = "pligt.inline"
-#: The environ key with the catalog's change counter, as the main loop read it after the request came.
-GENERATION = "pligt.generation"
-
-
-class _Deferred(tuple[bytes, ...]):
-    """The answer to an INLINE request that needs a thread (the app, storage, or a large file)."""
-
-
-#: Returned, for an INLINE request, instead of an answer (compared by identity).
-DEFERRED: Iterable[bytes] = _Deferred()
 
 
 def partial_headers(version: Version, secure: bool, start: int, stop: int) -> list[tuple[str, str]]:
@@ -99,17 +81,6 @@ def challenge_headers(realm: str, secure: bool) -> list[tuple[str, str]]:
     ]
 
 
-def generation_question(app: Any) -> GenerationQuestion | None:
-    """A new question for the catalog's change counter, for a server loop that cannot read it at hand.
-
-    None where the catalog reads it at hand (SQLite), or ``app`` is not Pligt's.
-    """
-    fast = getattr(app, "wsgi_app", None)
-    if not isinstance(fast, FastDownloads):
-        return None
-    return cast(GenerationQuestion | None, fast.services.archive.catalog.generation_question())
-
-
 class FastDownloads:
     """WSGI middleware: serve challenges, downloads and revisits of versions directly, pass the rest to ``app``.
 
@@ -127,11 +98,10 @@ class FastDownloads:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         environ[CONNECTIONS] = self.connections
         served = self._serve(environ, start_response)
-        if served is None:
-            return DEFERRED if environ.get(INLINE) else self.app(environ, start_response)
-        return served
+        return self.app(environ, start_response) if served is None else served
 
     def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
+        """Answer a version's URL as :func:`~.decision.decide` says, or None to leave it to Flask."""
         method = environ.get("REQUEST_METHOD")
         if method not in ("GET", "HEAD"):
             return None
@@ -142,58 +112,59 @@ class FastDownloads:
         match = VERSION_PATTERN.fullmatch(path)
         if match is None:
             return None
-        authorization = environ.get("HTTP_AUTHORIZATION")
-        cached = self._cached_credential(authorization)
-        if cached is False:
+        principal = self._cached_principal(environ.get("HTTP_AUTHORIZATION"))
+        if principal is False:
             return None
-        credential_id = cached or None
         slug, number, filename = match.group(1), int(match.group(2)), match.group(3)
         archive = self.services.archive
-        inline = bool(environ.get(INLINE))
         try:
-            if inline:
-                kept = archive.find_kept_download(slug, number, credential_id, environ.get(GENERATION))
-                if kept is None:
-                    return None  # a pool thread asks the catalog
-                found = kept
-            else:
-                found = archive.find_download(slug, number, credential_id)
+            seen = look_up(archive, slug, number, principal)
         except ArchiveError:
             return None
-        version = found.version
-        secure = environ.get("wsgi.url_scheme") == "https"
-        if credential_id is not None:
-            self.connections.carried(environ, credential_id if found.credential_active else None)
-        if version.visibility == PROTECTED and not found.credential_active:
-            if authorization is not None:
-                return None  # a credential that lapsed since it was cached: Flask answers it
-            start_response("401 Unauthorized", list(self._challenges[secure]))
+        if principal is not None and seen.version is not None:
+            self.connections.carried(environ, principal.credential_id if seen.credential_active else None)
+        answer = decide(environ, principal, seen, filename)
+        if answer.status == 401 and "HTTP_AUTHORIZATION" not in environ:
+            start_response("401 Unauthorized", list(self._challenges[environ.get("wsgi.url_scheme") == "https"]))
             return [] if method == "HEAD" else [FILE_CHALLENGE_BODY]
-        if unicodedata.normalize("NFC", filename) != version.filename:
+        if answer.status not in (200, 206, 304) or seen.version is None:
+            return None  # a lapsed credential, a 404, 410, 412 or 416: Flask renders it
+        try:
+            return self._send(environ, start_response, seen.version, answer, principal)
+        except ArchiveError:
             return None
-        outcome = evaluate(environ, version)
-        if outcome.status in (412, 416):
-            return None  # rare, and an error page: Flask renders it
-        record = download_record(archive, environ, credential_id, version) if method == "GET" else None
-        if outcome.status == 304:
+
+    def _send(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        version: Version,
+        answer: Answer,
+        principal: Principal | None,
+    ) -> Iterable[bytes]:
+        """Render a 200, 206 or 304 of ``version`` (the bytes from memory or storage, never whole in Python)."""
+        secure = environ.get("wsgi.url_scheme") == "https"
+        archive = self.services.archive
+        credential_id = principal.credential_id if principal is not None else None
+        record = download_record(archive, environ, credential_id, version) if answer.record else None
+        if answer.status == 304:
             start_response("304 Not Modified", list(_not_modified(version, secure)))
-            if record is None or not outcome.revisit:
+            if record is None:
                 return []
             revisit = record
             return SmallBody(b"", lambda sent: revisit(304, 0))
-        if record is None:  # HEAD
+        if environ.get("REQUEST_METHOD") == "HEAD":
             start_response("200 OK", list(version_headers(version, secure)))
             return []
-        try:
-            small = archive.small_in_memory(version) if inline else archive.read_small(version)
-            if small is None and inline:
-                return None  # storage is read, or a large file sent, by a thread
-            stream: Any = None if small is not None else archive.open(version)
-        except ArchiveError:
-            return None
-        report = record
-        if outcome.span is not None:
-            start, stop = outcome.span
+        small = archive.read_small(version)
+        stream: Any = None if small is not None else archive.open(version)
+
+        def report(status: int, sent: int) -> None:
+            if record is not None:
+                record(status, sent)
+
+        if answer.span is not None:
+            start, stop = answer.span
             start_response("206 Partial Content", partial_headers(version, secure, start, stop))
             if small is not None:
                 return SmallBody(small[start:stop], lambda sent: report(206, sent))
@@ -215,8 +186,8 @@ class FastDownloads:
             return cast(Iterable[bytes], wrapper(counting, CHUNK_SIZE))
         return _chunks(counting, version.size)
 
-    def _cached_credential(self, header: str | None) -> int | bool | None:
-        """Return the crawler credential behind a cached Authorization, None without one, False otherwise."""
+    def _cached_principal(self, header: str | None) -> Principal | Literal[False] | None:
+        """Return the crawler behind a cached Authorization, None without one, False otherwise."""
         if not header:
             return None
         scheme, _, value = header.partition(" ")
@@ -229,9 +200,9 @@ class FastDownloads:
         if not sep or username == OWNER_USERNAME:
             return False
         principal = self.services.authenticator.cache.get(CRAWLER, username, password)
-        if principal is None or principal.credential_id is None:
+        if not isinstance(principal, Principal) or principal.credential_id is None:
             return False  # not verified yet: Flask verifies (and caches) it
-        return int(principal.credential_id)
+        return principal
 
 
 class SmallBody:

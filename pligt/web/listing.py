@@ -4,13 +4,13 @@ A crawler fetches the indexes again and again; the catalog changes rarely.
 Each page is rendered once per catalog generation (a counter the catalog's
 triggers raise on every change to items, versions and credentials) and
 language, and kept in memory; pages hold at most :data:`PAGE_SIZE` versions,
-so no page is ever giant.
+so no page is ever giant. The pages are kept in the app's
+:class:`~pligt.web.page_cache.PageCache`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 from flask import Response
@@ -28,8 +28,6 @@ from pligt.web.i18n import size_text
 from pligt.web.services import pligt
 
 PAGE_SIZE = 1000
-#: Rendered pages kept per process (a few languages × pages × two indexes).
-CACHE_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -46,25 +44,6 @@ class Row:
     type: str
     date: str
     iso: str
-
-
-class PageCache:
-    """Rendered index pages, valid for one catalog generation."""
-
-    def __init__(self) -> None:
-        self._pages: dict[tuple[object, ...], tuple[int, str]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...], generation: int) -> str | None:
-        with self._lock:
-            found = self._pages.get(key)
-        return found[1] if found and found[0] == generation else None
-
-    def put(self, key: tuple[object, ...], generation: int, html: str) -> None:
-        with self._lock:
-            if len(self._pages) >= CACHE_ENTRIES:
-                self._pages.clear()
-            self._pages[key] = (generation, html)
 
 
 def rows(versions: list[Version], root: str = "") -> list[Row]:
@@ -105,7 +84,7 @@ def index_page(template: str, *, visibility: str | None) -> Response:
     """
     page = request.args.get("page", 1, type=int) or 1
     archive = pligt().archive
-    generation = archive.catalog.watched_generation()
+    generation = archive.catalog.lookups_generation()
     # Only the canonical query is cached: the page echoes its query back (the language
     # switch keeps it), and ``?page=1&page=TEXT`` must not reach the next visitor.
     cacheable = (

@@ -279,6 +279,10 @@ def _schemas() -> dict[str, Schema]:
             {
                 "id": _ID,
                 "status": {"enum": list(REQUEST_STATUSES)},
+                "personal_data": {
+                    "enum": ["readable", "erased", "unreadable"],
+                    "description": "unreadable: sealed, and its key is not in the key store (erased since, or lost)",
+                },
                 **{name: _TEXT_OR_NULL for name in FIELD_LIMITS},
                 "created_at": _TIME,
                 "decided_at": _TIME_OR_NULL,

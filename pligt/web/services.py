@@ -6,7 +6,6 @@ A leaf module: views import :func:`pligt` from here, never the factory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from typing import cast
 
 from flask import current_app
@@ -14,10 +13,8 @@ from flask import current_app
 from pligt.core import Archive
 from pligt.core.credentials.auth import Authenticator
 from pligt.settings import Settings
+from pligt.web.page_cache import PageCache
 from pligt.web.throttle import RateLimit
-
-if TYPE_CHECKING:
-    from pligt.web.listing import PageCache
 
 
 @dataclass

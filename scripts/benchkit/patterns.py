@@ -1,35 +1,34 @@
-"""The deposit crawler's request patterns under wrk, on Pligt, nginx and copyparty (issue 12, part 8).
+"""Crawler request patterns under wrk, on Pligt, nginx and copyparty.
 
-Heritrix asks for a protected URL first without credentials, is answered ``401`` with
-``WWW-Authenticate: Basic realm="…"``, and asks again with them; a revisit harvest asks with
-``If-None-Match`` / ``If-Modified-Since`` and is answered ``304``. wrk's Lua hooks make each
-pattern: ``request()`` builds the next request, ``response()`` sees its status. The scripts are
-written into the run's folder, one per server and pattern:
+The deposit crawler (Heritrix under NetarchiveSuite, read from its source: ../shared/CRAWLER.md)
+pays one 401 per server and job, then sends its credential up front with every request, each
+``GET … HTTP/1.0`` with ``Connection: close`` on a new TCP connection, and never revisits with
+conditional requests. wrk's Lua hooks make each pattern: ``request()`` builds the next request,
+``response()`` sees its status. The scripts are written into the run's folder, one per server
+and pattern:
 
-- ``auth``: ``200`` with credentials up front (today's pattern, over the same URLs);
-- ``challenge``: no credentials, every answer a ``401`` (each is checked for a realm);
-- ``heritrix``: every URL first without credentials; each ``401`` queues that URL again with
-  them, sent before any new URL. With 16 connections per run the retry may go out on another
-  connection than its 401 came on, as it does with Heritrix's ``Connection: close``; every URL is
-  the same size, so the server's work is that of the exact pattern. Requests per second count
-  both the 401 and the 200 (URLs per second are half);
-- ``heritrix-close``: the same, in HTTP/1.0 with ``Connection: close`` as Heritrix sends by
-  default: one TCP connection per request;
+- ``crawler``: the deposit crawler's real pattern: HTTP/1.0, ``Connection: close`` (a TCP
+  connection per request), credentials up front, every answer a ``200`` — the one with a target;
+- ``heritrix-close``: every URL first without credentials, in HTTP/1.0 with a connection per
+  request; each ``401`` queues that URL again with them, sent before any new URL (Heritrix with
+  Digest, or another client that never sends credentials ahead). Requests per second count both
+  the 401 and the 200 (URLs per second are half);
 - ``revisit``: credentials and each URL's own ``If-None-Match`` and ``If-Modified-Since`` (read
-  from a first authenticated pass), every answer a ``304``.
+  from a first authenticated pass), every answer a ``304`` (wget, httrack, browsers; never
+  Netarkivet).
 
 Each script counts the statuses it saw and prints them in ``done()``; a pattern whose answers are
-not what it should get is noted under the table. copyparty (PyPI ``copyparty`` 1.20.x) goes into a
-virtual environment of its own in the run's folder, never into Pligt's; it answers an anonymous
-GET with a challenge only for a User-Agent matching ``--dav-ua1``, so every pattern sends one that
-does (``heritrix``), and it has no ETag, so it has no revisit figure.
+not what it should get is noted under the table. copyparty (PyPI ``copyparty`` 1.20.x, hash-locked in
+``requirements/tools/copyparty.txt``) goes into a virtual environment of its own in the run's
+folder, never into Pligt's; it answers an anonymous GET with a challenge only for a User-Agent
+matching ``--dav-ua1``, so every pattern sends one that does (``heritrix``), and it has no ETag, so
+it has no revisit figure.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.support.net import ServerDidNotStart
 from tests.support.net import free_port
 from tests.support.net import start_process
 from tests.support.net import stop_process
+from tests.support.tools import tool_venv
 
 from .common import Failed
 from .common import log
@@ -49,13 +49,12 @@ from .measure import Wrk
 from .measure import basic
 from .measure import parse_wrk
 
-COPYPARTY = "copyparty==1.20.*"
 #: Matches copyparty's --dav-ua1 (and not its --ua-nodav, which takes every "Mozilla/…").
 USER_AGENT = "heritrix/3.4.0 (pligt benchmark; +http://netarkivet.dk/webcrawler/)"
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-PATTERNS = ("auth", "challenge", "heritrix", "heritrix-close", "revisit")
+PATTERNS = ("crawler", "heritrix-close", "revisit")
 #: What each pattern's answers must be.
-EXPECTED = {"auth": {200}, "challenge": {401}, "heritrix": {401, 200}, "heritrix-close": {401, 200}, "revisit": {304}}
+EXPECTED = {"crawler": {200}, "heritrix-close": {401, 200}, "revisit": {304}}
 
 _LUA = r"""
 -- Written by scripts/benchkit/patterns.py: pattern "%(pattern)s" on %(server)s.
@@ -66,7 +65,7 @@ local dates = { %(dates)s }
 local auth = "%(auth)s"
 local common = "User-Agent: %(user_agent)s\r\nAccept: %(accept)s\r\n"
 local version, connection = "HTTP/1.1", ""
-if mode == "heritrix-close" then version, connection = "HTTP/1.0", "Connection: close\r\n" end
+if mode == "heritrix-close" or mode == "crawler" then version, connection = "HTTP/1.0", "Connection: close\r\n" end
 local plain, authed = {}, {}
 local n = 0
 local waiting, w_head, w_tail = {}, 1, 0  -- URLs asked without credentials, not yet answered
@@ -93,7 +92,7 @@ function init(args)
 end
 
 local function after401()
-  return mode == "heritrix" or mode == "heritrix-close"
+  return mode == "heritrix-close"
 end
 
 function request()
@@ -109,7 +108,6 @@ function request()
     waiting[w_tail] = n
     return plain[n]
   end
-  if mode == "challenge" then return plain[n] end
   return authed[n]
 end
 
@@ -250,15 +248,14 @@ def install_copyparty(folder: Path) -> Path | None:
     """copyparty in a virtual environment of its own under ``folder``; None (and a log line) if it fails."""
     venv = folder / "copyparty-venv"
     try:
-        run([sys.executable, "-m", "venv", str(venv)], timeout=120)
-        run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", COPYPARTY], timeout=600)
-        version = run([str(venv / "bin" / "copyparty"), "--version"], timeout=60).stdout.splitlines()[0]
+        program = tool_venv("copyparty", venv) / "copyparty"  # requirements/tools/copyparty.txt, hashes checked
+        version = run([str(program), "--version"], timeout=60).stdout.splitlines()[0]
     except (subprocess.SubprocessError, OSError, IndexError) as e:
         detail = getattr(e, "stderr", "") or str(e)
         log(f"copyparty could not be installed, so it is left out: {detail.strip()[-500:]}")
         return None
     log(f"installed {version}")
-    return venv / "bin" / "copyparty"
+    return program
 
 
 def start_copyparty(program: Path, folder: Path, root: Path, auth: tuple[str, str]) -> Copyparty:

@@ -1,5 +1,9 @@
 """A crawler that fetches the way Netarkivet's Heritrix does, for tests against a real server.
 
+Its defaults are what the real Heritrix 3.13 did against Pligt (tests/test_heritrix_real.py runs
+it); the other behaviours are explicit :class:`Profile` s, kept for the tests of other clients'
+patterns.
+
 What it imitates (Heritrix 3's FetchHTTP, FetchHTTPRequest, ExtractorHTTP, ExtractorHTML and
 FetchHistoryProcessor, with NetarchiveSuite's crawl-template settings), and where a behaviour is a
 choice, the :class:`Profile` flag that sets it:
@@ -16,28 +20,26 @@ choice, the :class:`Profile` flag that sets it:
   ExtractorHTTP adds. Only URLs on the seed's scheme, host and port; fragments dropped; at most
   ``max_hops`` from the seed. No forms, no JavaScript, no sitemaps. Nothing is extracted from a
   401 that is about to be retried with credentials (Heritrix does not count it as a success).
-- **Credentials only after a challenge.** A credential is Heritrix's ``HttpAuthenticationCredential``:
-  domain (``host:port`` as the crawler sees the server; the bare host for port 80), realm, login,
-  password. On a ``401`` the ``WWW-Authenticate`` challenges are read; a Basic challenge whose
-  realm equals a credential's realm exactly, on that credential's domain, makes the crawler fetch
-  the same URL again with ``Authorization: Basic``. A challenge without a realm, a scheme other
-  than Basic, or a second 401 after credentials ends that URL with the 401.
-  ``Profile.reuse_credentials=False`` (the default, :data:`ISSUE_12`): no credentials are ever sent
-  before a challenge, so every protected URL costs a 401 and then a 200 (issue 12's model of
-  Heritrix 3.4+; also what Heritrix does with Digest, and with Basic between its switch to
-  httpclient 4.5 and its AuthCache fix). ``reuse_credentials=True`` (:data:`HERITRIX_SOURCE`):
-  after the first success on a server the credential is promoted to that server and sent with
-  every later request to it, as Heritrix's source does for Basic since 3.4.0-20210803
-  (``FetchHTTP.promoteCredentials``, ``FetchHTTPRequest.populateTargetCredential`` filling the
-  AuthCache for any scheme but Digest; its own ``FetchHTTPTest.testBasicAuth`` checks that a second
-  URL gets no 401).
-- **Revisits**: the fetch history of earlier crawls (:attr:`Heritrix.history`) holds per URL the
-  latest fetch's status, ``ETag``, ``Last-Modified`` and payload digest. A later crawl by the same
-  :class:`Heritrix` sends ``If-None-Match`` / ``If-Modified-Since`` from it, verbatim (not for
-  ``/robots.txt``), when that fetch had a status (``sendIfNoneMatch``, ``sendIfModifiedSince``).
-  ``Profile.conditionals_survive_401=True`` (:data:`ISSUE_12`): the retry after a 401 carries them
-  too. ``False`` (:data:`HERITRIX_SOURCE`): the 401 becomes the latest history entry (Heritrix's
-  FetchHistoryProcessor records every attempt that began), so the retry goes without them.
+- **Credentials after the first challenge, then up front.** A credential is Heritrix's
+  ``HttpAuthenticationCredential``: domain (``host:port`` as the crawler sees the server; the bare
+  host for port 80), realm, login, password. On a ``401`` the ``WWW-Authenticate`` challenges are
+  read; a Basic challenge whose realm equals a credential's realm exactly, on that credential's
+  domain, makes the crawler fetch the same URL again with ``Authorization: Basic``. A challenge
+  without a realm, a scheme other than Basic, or a second 401 after credentials ends that URL with
+  the 401. By default (:data:`HERITRIX`, what the real Heritrix 3.13 did against Pligt in
+  tests/test_heritrix_real.py) the credential is promoted to the server after that first success
+  and sent with every later request to it, public URLs included, for the rest of the crawl: one
+  401 per server per crawl. ``Profile.reuse_credentials=False`` (:data:`ISSUE_12`) never sends
+  credentials before a challenge, so every protected URL costs a 401 and then a 200: what
+  Heritrix does with Digest, and what other clients (wget, httrack) do.
+- **No conditional requests** by default: Netarkivet's jobs keep no fetch history between
+  harvests, so every harvest downloads every file whole. ``Profile.conditional_requests=True``
+  (:data:`ISSUE_12`, the pattern of other clients that revisit) keeps the fetch history of
+  earlier crawls (:attr:`Heritrix.history`: per URL the latest fetch's status, ``ETag``,
+  ``Last-Modified`` and payload digest) and sends ``If-None-Match`` / ``If-Modified-Since`` from
+  it, verbatim (not for ``/robots.txt``), when that fetch had a status.
+  ``Profile.conditionals_survive_401=True``: the retry after a 401 carries them too; ``False``:
+  the 401 becomes the latest history entry, so the retry goes without them.
 - **Digests**: each response's payload digest is SHA-1, written as Heritrix writes it in WARC and
   CDX: ``sha1:`` + base32 (:func:`sha1_digest`).
 
@@ -96,24 +98,27 @@ class HttpAuthenticationCredential:
 
 @dataclass(frozen=True)
 class Profile:
-    """The choices where the issue's model and Heritrix's source differ (see the module's docstring)."""
+    """How the crawler behaves where clients differ; the defaults are what the real Heritrix does."""
 
     name: str
     #: After the first success on a server, send its credential with every later request to it.
-    reuse_credentials: bool = False
+    reuse_credentials: bool = True
+    #: Revisit with ``If-None-Match`` / ``If-Modified-Since`` from the earlier crawls' history.
+    conditional_requests: bool = False
     #: The retry after a 401 still carries the conditional headers of the earlier crawl's fetch.
-    conditionals_survive_401: bool = True
+    conditionals_survive_401: bool = False
     #: ``HTTP/1.1`` instead of Heritrix's default ``HTTP/1.0``.
     http11: bool = False
     #: ``Connection: close`` on every request (Heritrix's default), else keep-alive.
     connection_close: bool = True
 
 
-#: Issue 12's Heritrix: every protected URL is challenged, revisits keep their conditional headers.
-ISSUE_12 = Profile("issue-12")
-#: What Heritrix's source does with Basic since 3.4.0-20210803: credentials reused after the first
-#: success on a server; the 401 attempt becomes the latest fetch history.
-HERITRIX_SOURCE = Profile("heritrix-source", reuse_credentials=True, conditionals_survive_401=False)
+#: The real Heritrix under NetarchiveSuite (tests/test_heritrix_real.py): one 401 per server, then
+#: the credential up front; HTTP/1.0, a connection per request; no conditional requests.
+HERITRIX = Profile("heritrix")
+#: Issue 12's model, now the pattern of other clients: every protected URL is challenged, and
+#: revisits are conditional, their headers kept on the retry after the 401.
+ISSUE_12 = Profile("issue-12", reuse_credentials=False, conditional_requests=True, conditionals_survive_401=True)
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,7 @@ class Heritrix:
         seeds: Iterable[str],
         credentials: Iterable[HttpAuthenticationCredential] = (),
         *,
-        profile: Profile = ISSUE_12,
+        profile: Profile = HERITRIX,
         user_agent: str = USER_AGENT,
         sender: str = FROM,
         max_hops: int = 25,
@@ -335,7 +340,8 @@ class Heritrix:
         credential = promoted.get(key) if self.profile.reuse_credentials else None
         tried = credential
         while True:
-            conditional = {} if prerequisite else conditional_headers(basis)
+            revisit = self.profile.conditional_requests and not prerequisite
+            conditional = conditional_headers(basis) if revisit else {}
             exchange = connection.get(url, None if prerequisite else via, credential, conditional)
             fetch.exchanges.append(exchange)
             if exchange.status != 401:

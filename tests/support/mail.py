@@ -25,7 +25,9 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # aiosmtpd's hook
-        self.messages.append(message_from_bytes(envelope.original_content or envelope.content, policy=default))
+        raw = envelope.original_content  # the bytes as received; aiosmtpd sets them before this hook
+        assert raw is not None
+        self.messages.append(message_from_bytes(raw, policy=default))
         return "250 OK"
 
     def wait_for(self, count: int, timeout: float = 10) -> list[EmailMessage]:

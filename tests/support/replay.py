@@ -3,14 +3,13 @@
 Neither can live in the test environment: pywb pins gevent, Jinja2, requests
 and friends of its own, py-wacz brings frictionless and ~30 more. They get a
 virtual environment of their own (inside .venv, so it goes when .venv does),
-made once from the pins in ``replay-tools.txt`` and made again when those
-change, as scripts/benchkit makes copyparty's.
+made once from the hash-locked ``requirements/tools/replay.txt`` and made again
+when it changes (:func:`tests.support.tools.tool_venv`; ``scripts/test`` makes it
+before the suite starts).
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,25 +18,16 @@ from pathlib import Path
 from tests.support.net import free_port
 from tests.support.net import start_process
 from tests.support.net import stop_process
+from tests.support.tools import tool_venv
 
-PINS = Path(__file__).with_name("replay-tools.txt")
 #: Where the tools' environment lives: beside the test environment's own packages.
 VENV = Path(sys.prefix) / "replay-tools"
 COLLECTION = "deposit"
 
 
 def replay_tools() -> Path:
-    """Return the ``bin`` folder of the tools' environment, made (or made again) from the pins first."""
-    want = hashlib.sha256(PINS.read_bytes()).hexdigest()
-    stamp = VENV / ".pins"
-    if stamp.is_file() and stamp.read_text() == want:
-        return VENV / "bin"
-    shutil.rmtree(VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-    pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(PINS)], check=True, timeout=900)
-    stamp.write_text(want)
-    return VENV / "bin"
+    """Return the ``bin`` folder of the tools' environment, made (or made again) from their lock file first."""
+    return tool_venv("replay", VENV)
 
 
 def validate(wacz: Path) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """A real S3 endpoint over HTTP on 127.0.0.1 (moto in server mode), buckets on it, fake credentials.
 
-The fixtures that use these live in ``tests/s3_fixtures.py``.
+The fixtures that use these live in ``tests/support/s3_fixtures.py``.
 """
 
 from __future__ import annotations

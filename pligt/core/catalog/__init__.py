@@ -13,8 +13,6 @@ from pligt.core.catalog.base import SCHEMA_VERSION
 from pligt.core.catalog.base import TABLES
 from pligt.core.catalog.base import Catalog
 from pligt.core.catalog.base import DownloadRow
-from pligt.core.catalog.base import GenerationQuestion
-from pligt.core.catalog.base import QuestionFailed
 from pligt.core.catalog.sqlite import _MIGRATIONS
 from pligt.core.catalog.sqlite import SqliteCatalog
 from pligt.core.catalog.url import CatalogLocation
@@ -31,8 +29,6 @@ __all__ = [
     "Catalog",
     "CatalogLocation",
     "DownloadRow",
-    "GenerationQuestion",
-    "QuestionFailed",
     "SqliteCatalog",
     "check_catalog_url",
     "locate_catalog",

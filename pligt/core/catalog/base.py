@@ -32,10 +32,17 @@ from typing import cast
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
-from pligt.core.credentials.shared_checks import failures_after
+from pligt.core.catalog.keys import KeyStore
+from pligt.core.catalog.keys import is_sealed
+from pligt.core.catalog.keys import seal
+from pligt.core.catalog.keys import sealed_key_id
+from pligt.core.catalog.keys import unseal
+from pligt.core.errors import AuditBroken
 from pligt.core.errors import Conflict
+from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import StorageError
 from pligt.core.models import ATTRIBUTIONS
+from pligt.core.models import PERSONAL_FIELDS
 from pligt.core.models import AccessRequest
 from pligt.core.models import Credential
 from pligt.core.models import Evidence
@@ -56,7 +63,7 @@ from pligt.core.retention import checked_now
 _R = TypeVar("_R")
 
 #: The schema version both dialects' migrations lead to (each dialect's list ends here).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: Seconds a write waits for another process's write lock: long enough for the CLI,
 #: cron jobs and the batch writer to outwait any other writer's burst (a purge, a
@@ -67,6 +74,10 @@ BUSY_TIMEOUT = 30.0
 #: than held 30 s by a worker thread that other requests need meanwhile; no
 #: writer of Pligt's own holds the lock anywhere near this long.
 REQUEST_BUSY_TIMEOUT = 5.0
+
+#: A rule for a per-client count: (count, last counted) before, delta, limit, quiet seconds, now
+#: -> the count and when it was last counted after, and whether the client is refused.
+CountRule = Callable[[tuple[int, float], int, int, float, float], tuple[int, float, bool]]
 
 #: The tables of the catalog in an order that respects their references, each with its key
 #: column: what a copy (``pligt migrate-catalog``, ``pligt backup``) moves and counts.
@@ -121,41 +132,6 @@ class Dialect:
     audit_request: str
 
 
-class QuestionFailed(Exception):
-    """A :class:`GenerationQuestion` could not be asked or answered: its connection is closed."""
-
-
-class GenerationQuestion(Protocol):
-    """The lookups generation, asked of a database server by an event loop that must never wait for it.
-
-    :meth:`connect` waits (a thread calls it); the rest never does. An answer
-    read after :meth:`send` was called is at least as new as the catalog was
-    at that call, so it may serve every request that arrived before it.
-    """
-
-    @property
-    def connected(self) -> bool:
-        """Whether a connection is open (False before :meth:`connect` and after a failure)."""
-
-    def connect(self) -> None:
-        """Open the connection (waits; in a thread). :raises QuestionFailed: if it cannot."""
-
-    def fileno(self) -> int:
-        """The socket to wait on for the answer to be readable."""
-
-    def send(self) -> None:
-        """Send the question. :raises QuestionFailed: if it cannot be sent."""
-
-    def receive(self) -> int | None:
-        """Read what has arrived: the generation once the answer is whole, else None (wait for more).
-
-        :raises QuestionFailed: if the answer is an error or the connection was lost.
-        """
-
-    def close(self) -> None:
-        """Close the connection (a later :meth:`connect` opens another)."""
-
-
 class Catalog(abc.ABC):
     """The catalog of items, versions, access requests, crawler credentials, downloads, audit log and owner."""
 
@@ -165,6 +141,9 @@ class Catalog(abc.ABC):
     #: Whether several machines can share this catalog (its per-client counters then live in it).
     shared_between_machines = False
     busy_timeout: float
+    #: Where the keys of the personal data are (apart from the catalog and its backups); None: nowhere,
+    #: so personal fields are unreadable and no request can be filed.
+    keys: KeyStore | None
 
     # -- what each dialect supplies ------------------------------------------------
 
@@ -194,8 +173,14 @@ class Catalog(abc.ABC):
         """Read everything inside the block from one consistent state of the catalog (for copies)."""
 
     @abc.abstractmethod
+    def _migrate_schema(self) -> None:
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION` (SQL alone)."""
+
     def migrate(self) -> None:
-        """Create or upgrade the schema to :data:`SCHEMA_VERSION`."""
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION`, then seal personal fields still in clear."""
+        self._migrate_schema()
+        if self.seal_clear_requests():
+            self.checkpoint()  # the clear text, overwritten, leaves no copy in the write-ahead log
 
     @abc.abstractmethod
     def schema_version(self) -> int:
@@ -270,9 +255,13 @@ class Catalog(abc.ABC):
 
     # -- per-client counters (lock-out, request-form limit) across machines -------
 
-    def count_client(self, digest: str, delta: int, limit: int, quiet: float, now: float) -> tuple[int, float, bool]:
-        """Change a client's count by ``delta`` (rule: :func:`~pligt.core.credentials.shared_checks.failures_after`).
+    def count_client(
+        self, digest: str, delta: int, limit: int, quiet: float, now: float, *, rule: CountRule
+    ) -> tuple[int, float, bool]:
+        """Change a client's count by ``delta`` as ``rule`` says, under the write lock.
 
+        The catalog keeps the counts; the rule is the caller's (the password
+        lock-out's is :func:`~pligt.core.credentials.shared_checks.failures_after`).
         ``digest`` is an HMAC of the client's address (never the address); ``now``
         is wall-clock seconds. Counts that have lapsed are deleted on the way.
         :return: the count, when the last one was counted, and whether the client is refused.
@@ -281,7 +270,7 @@ class Catalog(abc.ABC):
             self._execute("DELETE FROM client_counts WHERE lapses_at <= ?", (now,))
             row = self._execute("SELECT count, last FROM client_counts WHERE digest = ?", (digest,)).fetchone()
             counted = (int(row["count"]), float(row["last"])) if row else (0, 0.0)
-            count, last, refused = failures_after(counted, delta, limit, quiet, now)
+            count, last, refused = rule(counted, delta, limit, quiet, now)
             if count:
                 self._execute(
                     """INSERT INTO client_counts (digest, count, last, lapses_at) VALUES (?, ?, ?, ?)
@@ -415,34 +404,12 @@ class Catalog(abc.ABC):
         return None if row is None else _version(row)
 
     def lookups_generation(self) -> int:
-        """Return a number that triggers raise on every change to items, versions and credentials."""
+        """Return the catalog's change counter: triggers raise it on every change to items, versions and credentials.
+
+        Whichever process makes the change (a worker, the CLI, a cron job), the
+        next request of every worker sees it (pligt/core/downloads/lookups.py).
+        """
         return _scalar(self._execute("SELECT value FROM meta WHERE key = 'lookups_changed'"))
-
-    def watched_generation(self) -> int:
-        """Return the lookups generation as cheaply as the engine allows (asked per request).
-
-        SQLite answers :meth:`lookups_generation` in microseconds; the PostgreSQL
-        catalog asks a prepared statement on a connection of its own, one question
-        shared by the requests that arrive while it is out (never one begun before).
-        """
-        return self.lookups_generation()
-
-    def generation_at_hand(self) -> int | None:
-        """Return the lookups generation if it can be had without waiting for another machine, else None.
-
-        The server's main loop asks this (pligt/core/downloads/lookups.py, ``find_kept``): it must
-        never wait for a database server. A SQLite file is read in microseconds.
-        """
-        return self.lookups_generation()
-
-    def generation_question(self) -> GenerationQuestion | None:
-        """Return a new question for the lookups generation that an event loop can ask without waiting.
-
-        None where :meth:`generation_at_hand` answers (SQLite). A database server
-        is asked over a socket of the question's own: the loop sends the question,
-        goes on, and reads the answer when the socket is readable.
-        """
-        return None
 
     def set_sha1(self, version_id: int, sha1: str) -> None:
         """Record the SHA-1 of a version published before it was kept (never replaces one)."""
@@ -458,27 +425,190 @@ class Catalog(abc.ABC):
 
     # -- access requests -----------------------------------------------------
 
+    def _key_store(self) -> KeyStore:
+        if self.keys is None:
+            raise KeyStoreUnavailable(f"the catalog {self.label} has no key store for personal data")
+        return self.keys
+
     def add_request(self, fields: dict[str, str], now: datetime) -> AccessRequest:
+        """File a request, its personal fields sealed under a new key of its own (never stored in clear).
+
+        :raises KeyStoreUnavailable: when no key can be kept (nothing is filed).
+        """
         with self._write():
+            key_id, key = self._key_store().create()
             request_id = self._insert(
-                """INSERT INTO access_requests
-                       (institution, contact_name, contact_email, legal_basis, message, created_at)
-                   VALUES (:institution, :contact_name, :contact_email, :legal_basis, :message, :now) RETURNING id""",
-                {**fields, "now": to_text(now)},
+                "INSERT INTO access_requests (key_id, created_at) VALUES (?, ?) RETURNING id", (key_id, to_text(now))
             )
+            sealed = seal(key_id, key, _request_context(request_id), {f: fields.get(f) for f in PERSONAL_FIELDS})
+            self._execute("UPDATE access_requests SET sealed = ? WHERE id = ?", (sealed, request_id))
         found = self.get_request(request_id)
         assert found is not None
         return found
 
     def get_request(self, request_id: int) -> AccessRequest | None:
-        row = self._execute("SELECT * FROM access_requests WHERE id = ?", (request_id,)).fetchone()
-        return _request(row) if row else None
+        rows = self._execute("SELECT * FROM access_requests WHERE id = ?", (request_id,)).fetchall()
+        return self._unsealed_requests(rows)[0] if rows else None
 
-    def requests(self, status: str | None = None) -> list[AccessRequest]:
+    def requests(self, status: str | None = None, *, personal: bool = True) -> list[AccessRequest]:
+        """Return requests in filing order; ``personal=False`` leaves their personal fields sealed (None).
+
+        :raises KeyStoreUnavailable: never: a key store that cannot be read leaves the fields unreadable.
+        """
         sql, params = "SELECT * FROM access_requests", tuple[object, ...]()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (status,)
-        return [_request(row) for row in self._execute(sql + " ORDER BY id", params)]
+        rows = self._execute(sql + " ORDER BY id", params).fetchall()
+        return self._unsealed_requests(rows) if personal else [_request(row, {}, unreadable=False) for row in rows]
+
+    def _keys_for(self, key_ids: Iterable[str | None]) -> dict[str, bytes]:
+        """The keys of these ids that the key store holds (none when it cannot be read: said by the caller)."""
+        wanted = [k for k in key_ids if k]
+        if not wanted or self.keys is None:
+            return {}
+        try:
+            return self.keys.get(wanted)
+        except KeyStoreUnavailable:
+            return {}
+
+    def _unsealed_requests(self, rows: Sequence[Row]) -> list[AccessRequest]:
+        """Build requests from rows, their personal fields opened with their keys (one key-store read)."""
+        keys = self._keys_for(row["key_id"] for row in rows if row["sealed"])
+        found = []
+        for row in rows:
+            fields: dict[str, Any] = {}
+            unreadable = False
+            if row["sealed"]:
+                opened = unseal(row["sealed"], keys, _request_context(row["id"]))
+                unreadable = opened is None
+                fields = opened or {}
+            found.append(_request(row, fields, unreadable=unreadable))
+        return found
+
+    def seal_clear_requests(self) -> int:
+        """Seal the personal fields still stored in clear (a catalog from before schema 7); return how many.
+
+        Each request gets its key; its audit entries' fields (and their HMAC keys) are sealed under it.
+        """
+        clear = self._execute(
+            "SELECT id FROM access_requests WHERE sealed IS NULL AND purged_at IS NULL AND "
+            "(contact_email IS NOT NULL OR institution IS NOT NULL OR contact_name IS NOT NULL)"
+        ).fetchall()
+        if not clear:
+            return 0
+        with self._write():
+            for found in clear:
+                request_id = found[0]
+                row = self._execute("SELECT * FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+                key_id, key = self._key_store().create()
+                fields = {f: row[f] for f in PERSONAL_FIELDS}
+                self._execute(
+                    "UPDATE access_requests SET key_id = ?, sealed = ?, institution = NULL, contact_name = NULL, "
+                    "contact_email = NULL, legal_basis = NULL, message = NULL WHERE id = ?",
+                    (key_id, seal(key_id, key, _request_context(request_id), fields), request_id),
+                )
+                self._seal_audit_entries(request_id, key_id, key)
+        return len(clear)
+
+    def _seal_audit_entries(self, request_id: int, key_id: str, key: bytes) -> None:
+        entries = self._execute(
+            "SELECT seq, personal, personal_key FROM audit_log WHERE personal IS NOT NULL AND "
+            + self.dialect.audit_request
+            + " = ?",
+            (request_id,),
+        ).fetchall()
+        for entry in entries:
+            if is_sealed(entry["personal"]):
+                continue
+            value = {"fields": json.loads(entry["personal"]), "digest_key": entry["personal_key"]}
+            self._execute(
+                "UPDATE audit_log SET personal = ?, personal_key = NULL WHERE seq = ?",
+                (seal(key_id, key, _audit_context(entry["seq"]), value), entry["seq"]),
+            )
+
+    def personal_data_report(self) -> dict[str, int]:
+        """Count requests by what became of their personal fields; the unreadable ones split by why.
+
+        ``erased_since``: their keys were destroyed (an erasure or purge after this copy was made);
+        ``without_key``: the key store has never heard of their keys (lost, or another instance's).
+        """
+        rows = self._execute("SELECT id, key_id, sealed, purged_at FROM access_requests").fetchall()
+        sealed = {row["key_id"] for row in rows if row["sealed"] and row["key_id"]}
+        present = set(self._keys_for(sealed))
+        missing = sealed - present
+        try:
+            destroyed = self.keys.destroyed(missing) if self.keys is not None and missing else set()
+        except KeyStoreUnavailable:
+            destroyed = set()
+        return {
+            "requests": len(rows),
+            "readable": sum(1 for row in rows if row["purged_at"] is None and row["key_id"] not in missing),
+            "erased": sum(1 for row in rows if row["purged_at"] is not None),
+            "erased_since": len(destroyed),
+            "without_key": len(missing - destroyed),
+        }
+
+    def requests_erased_elsewhere(self) -> list[int]:
+        """Return the requests whose fields are still here, sealed, but whose keys were destroyed since.
+
+        A catalog restored from a backup taken before an erasure (or a purge) holds them: the
+        erasure is carried over by erasing them here too (:meth:`Privacy.carry_over`).
+        """
+        rows = self._execute(
+            "SELECT id, key_id FROM access_requests WHERE sealed IS NOT NULL AND key_id IS NOT NULL ORDER BY id"
+        ).fetchall()
+        if not rows or self.keys is None:
+            return []
+        missing = {row["key_id"] for row in rows} - set(self._keys_for(row["key_id"] for row in rows))
+        if not missing:
+            return []
+        try:
+            destroyed = self.keys.destroyed(missing)
+        except KeyStoreUnavailable:
+            return []
+        return [row["id"] for row in rows if row["key_id"] in destroyed]
+
+    def rectify_request(self, request_id: int, changes: dict[str, str], now: datetime) -> AccessRequest:
+        """Replace some personal fields of a readable request: all sealed anew under a new key, the old key destroyed.
+
+        The request's audit entries held the old values (sealed under the old key): their
+        fields are erased here, and with the old key every earlier copy of them is unreadable.
+        :raises Conflict: if the request's fields are erased or unreadable.
+        """
+        with self._write():
+            current = self.get_request(request_id)
+            if current is None or current.personal_data != "readable":
+                raise Conflict(f"request {request_id}'s personal fields are not readable: nothing to rectify")
+            old = self._execute("SELECT key_id FROM access_requests WHERE id = ?", (request_id,)).fetchone()
+            fields = {f: changes.get(f, getattr(current, f)) for f in PERSONAL_FIELDS}
+            key_id, key = self._key_store().create()
+            self._execute(
+                "UPDATE access_requests SET key_id = ?, sealed = ? WHERE id = ?",
+                (key_id, seal(key_id, key, _request_context(request_id), fields), request_id),
+            )
+            self._execute(
+                "UPDATE audit_log SET personal = NULL, personal_key = NULL WHERE personal IS NOT NULL AND "
+                + self.dialect.audit_request
+                + " = ?",
+                (request_id,),
+            )
+            if old is not None and old["key_id"]:
+                self._key_store().destroy([old["key_id"]])
+        found = self.get_request(request_id)
+        assert found is not None
+        return found
+
+    def key_ids(self) -> set[str]:
+        """Return the ids of the keys this catalog's sealed fields need (for restoring keys)."""
+        ids = {row[0] for row in self._execute("SELECT key_id FROM access_requests WHERE key_id IS NOT NULL")}
+        for row in self._execute("SELECT personal FROM audit_log WHERE personal IS NOT NULL"):
+            if is_sealed(row[0]):
+                ids.add(sealed_key_id(row[0]))
+        return ids
+
+    def key_store_label(self) -> str:
+        """Where the key store is, for messages."""
+        return self.keys.label if self.keys is not None else "(none)"
 
     def count_requests(self, status: str) -> int:
         return _scalar(self._execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)))
@@ -615,11 +745,19 @@ class Catalog(abc.ABC):
         version, credential, attribution and kind); :func:`_harvest_rows` picks from those.
         """
         requests: dict[int, tuple[str | None, list[tuple[int, str]]]] = {}
-        for row in self._execute(
-            """SELECT r.id, r.institution, c.id AS credential_id, c.username
+        rows = self._execute(
+            """SELECT r.id, r.institution, r.key_id, r.sealed, c.id AS credential_id, c.username
                FROM access_requests r JOIN credentials c ON c.request_id = r.id ORDER BY r.id, c.id"""
-        ):
-            requests.setdefault(row["id"], (row["institution"], []))[1].append((row["credential_id"], row["username"]))
+        ).fetchall()
+        keys = self._keys_for(row["key_id"] for row in rows if row["sealed"])
+        institutions: dict[int, str | None] = {}
+        for row in rows:
+            if row["id"] not in institutions:
+                opened = unseal(row["sealed"], keys, _request_context(row["id"])) if row["sealed"] else None
+                institutions[row["id"]] = opened.get("institution") if opened else row["institution"]
+            requests.setdefault(row["id"], (institutions[row["id"]], []))[1].append(
+                (row["credential_id"], row["username"])
+            )
         summary = self._execute(
             """SELECT c.request_id, d.version_id, d.credential_id, d.via, d.crawler,
                       d.status = 304 AS revisit, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
@@ -631,20 +769,25 @@ class Catalog(abc.ABC):
     # -- personal data: purge, export, erasure ---------------------------------------
 
     def requests_by_email(self, email: str) -> list[AccessRequest]:
-        rows = self._execute(
-            "SELECT * FROM access_requests WHERE lower(contact_email) = lower(?) ORDER BY id", (email,)
-        )
-        return [_request(row) for row in rows]
+        """Return the requests whose contact email is ``email`` (any case), among those still readable.
+
+        The address is sealed: every readable request is opened and compared (no index of
+        addresses exists to outlive an erasure).
+        """
+        wanted = email.lower()
+        return [r for r in self.requests() if r.contact_email is not None and r.contact_email.lower() == wanted]
 
     def erase_request_personal_data(self, request_id: int, now: datetime) -> None:
-        """Erase a request's personal fields and those of its audit entries (with their keys).
+        """Erase a request's personal fields and those of its audit entries, and destroy its key.
 
         The audit chain covers only keyed digests of these fields, so it still verifies.
+        Destroying the key makes every earlier copy (backups, dumps, write-ahead logs) unreadable.
         """
         with self._write():
+            row = self._execute("SELECT key_id FROM access_requests WHERE id = ?", (request_id,)).fetchone()
             self._execute(
                 """UPDATE access_requests SET institution = NULL, contact_name = NULL, contact_email = NULL,
-                       legal_basis = NULL, message = NULL, purged_at = ?
+                       legal_basis = NULL, message = NULL, sealed = NULL, key_id = NULL, purged_at = ?
                    WHERE id = ?""",
                 (to_text(now), request_id),
             )
@@ -655,6 +798,10 @@ class Catalog(abc.ABC):
                 + " = ?",
                 (request_id,),
             )
+            if row is not None and row["key_id"]:
+                # Last, inside the transaction: if the key cannot be destroyed nothing is erased (run
+                # again); once it is, every copy of the fields made before, anywhere, is unreadable.
+                self._key_store().destroy([row["key_id"]])
 
     @abc.abstractmethod
     def checkpoint(self) -> None:
@@ -709,6 +856,7 @@ class Catalog(abc.ABC):
             at = to_text(checked_now(now, from_text(last["at"]) if last else None))
             assert at is not None
             entry_digest = entry_hash(seq, prev, at, action, data, digest)
+            stored = self._sealed_personal(data, personal, key, seq)
             self._execute(
                 """INSERT INTO audit_log (seq, at, action, data, personal, personal_key, personal_digest,
                        prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -717,14 +865,39 @@ class Catalog(abc.ABC):
                     at,
                     action,
                     canonical_json(data).decode(),
-                    canonical_json(personal).decode() if personal else None,
-                    key,
+                    stored,
+                    None,
                     digest,
                     prev,
                     entry_digest,
                 ),
             )
         return AuditEntry(seq, at, action, data, personal, key, digest, prev, entry_digest)
+
+    def _sealed_personal(
+        self, data: dict[str, Any], personal: dict[str, Any] | None, digest_key: str | None, seq: int
+    ) -> str | None:
+        """Seal an entry's personal fields, with the key of their HMAC, under the request's own key.
+
+        :raises KeyStoreUnavailable: when the request has no key to be had (nothing is appended).
+        """
+        if not personal:
+            return None
+        row = self._execute("SELECT key_id FROM access_requests WHERE id = ?", (data.get("request"),)).fetchone()
+        if row is None or not row["key_id"]:
+            raise KeyStoreUnavailable(f"no key for the personal fields of request {data.get('request')}")
+        keys = self._key_store().get([row["key_id"]])
+        if row["key_id"] not in keys:
+            raise KeyStoreUnavailable(
+                f"the key of request {data.get('request')} is not in the key store {self.key_store_label()}"
+            )
+        value = {"fields": personal, "digest_key": digest_key}
+        return seal(row["key_id"], keys[row["key_id"]], _audit_context(seq), value)
+
+    def _unsealed_entries(self, rows: Sequence[Row]) -> list[AuditEntry]:
+        """Build audit entries from rows, their personal fields opened with their requests' keys."""
+        keys = self._keys_for(sealed_key_id(row["personal"]) for row in rows if is_sealed(row["personal"]))
+        return [_audit_entry(row, keys) for row in rows]
 
     def newest_moment(self) -> datetime | None:
         """Return the latest time the catalog recorded (its audit log is in time order), if any."""
@@ -741,8 +914,7 @@ class Catalog(abc.ABC):
         sql = "SELECT * FROM audit_log ORDER BY seq" + (" DESC" if newest_first else "")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        for row in self._execute(sql):
-            yield _audit_entry(row)
+        yield from self._unsealed_entries(self._execute(sql).fetchall())
 
     # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
 
@@ -777,8 +949,9 @@ class Catalog(abc.ABC):
 
     def audit_entries_after(self, seq: int) -> Iterator[AuditEntry]:
         """Yield the audit entries after number ``seq``, in order (a checkpoint reads only what is new)."""
-        for row in self._execute("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq", (seq,)):
-            yield _audit_entry(row)
+        yield from self._unsealed_entries(
+            self._execute("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+        )
 
     def set_stamp_error(self, checkpoint_id: int, error: str) -> None:
         """Say why the last attempt to stamp a checkpoint failed (``pligt check`` reports it)."""
@@ -937,25 +1110,59 @@ def _credential(row: Row) -> Credential:
     return _record(Credential, row)
 
 
-def _request(row: Row) -> AccessRequest:
-    return _record(AccessRequest, row)
+def _request_context(request_id: int) -> str:
+    """What a request's sealed fields are bound to: they open only in their own row."""
+    return f"access_requests:{int(request_id)}"
+
+
+def _audit_context(seq: int) -> str:
+    return f"audit_log:{int(seq)}"
+
+
+def _request(row: Row, opened: dict[str, Any], *, unreadable: bool) -> AccessRequest:
+    """A request from its row; personal fields from ``opened`` (sealed) or the row's clear columns (older)."""
+    sealed = bool(row["sealed"])
+    personal = {f: (opened.get(f) if sealed else row[f]) for f in PERSONAL_FIELDS}
+    return AccessRequest(
+        id=row["id"],
+        status=row["status"],
+        **personal,
+        created_at=datetime.fromisoformat(row["created_at"]),
+        decided_at=from_text(row["decided_at"]),
+        decision_reason=row["decision_reason"],
+        closed_at=from_text(row["closed_at"]),
+        purged_at=from_text(row["purged_at"]),
+        unreadable=unreadable,
+    )
 
 
 def _release(row: Row) -> Release:
     return _record(Release, row)
 
 
-def _audit_entry(row: Row) -> AuditEntry:
+def _audit_entry(row: Row, keys: dict[str, bytes]) -> AuditEntry:
+    personal, personal_key, unreadable = None, row["personal_key"], False
+    if is_sealed(row["personal"]):
+        try:
+            opened = unseal(row["personal"], keys, _audit_context(row["seq"]))
+        except StorageError as e:
+            raise AuditBroken(row["seq"], "personal fields altered (their seal does not open)") from e
+        unreadable = opened is None
+        if opened is not None:
+            personal, personal_key = opened["fields"], opened["digest_key"]
+    elif row["personal"]:
+        personal = json.loads(row["personal"])  # a catalog from before schema 7, not yet sealed
     return AuditEntry(
         seq=row["seq"],
         at=row["at"],
         action=row["action"],
         data=json.loads(row["data"]),
-        personal=json.loads(row["personal"]) if row["personal"] else None,
-        personal_key=row["personal_key"],
+        personal=personal,
+        personal_key=personal_key,
         personal_digest=row["personal_digest"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        unreadable=unreadable,
     )
 
 

@@ -18,7 +18,9 @@ import functools
 import logging
 import os
 import re
+import secrets
 import threading
+from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -28,7 +30,6 @@ from typing import cast
 
 import psycopg
 import psycopg.errors
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 from psycopg_pool import PoolTimeout
 
@@ -37,14 +38,19 @@ from pligt.core.catalog.base import SCHEMA_VERSION
 from pligt.core.catalog.base import TABLES
 from pligt.core.catalog.base import Catalog
 from pligt.core.catalog.base import Dialect
-from pligt.core.catalog.base import QuestionFailed
 from pligt.core.catalog.base import Result
 from pligt.core.catalog.base import Row
 from pligt.core.catalog.base import redacted
+from pligt.core.catalog.keys import KEY_STORE_SCHEMA
+from pligt.core.catalog.keys import KeyStore
+from pligt.core.catalog.keys import new_key
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import CatalogBusy
+from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
+from pligt.core.models import to_text
+from pligt.core.models import utcnow
 
 # The pool logs every failed attempt to connect while it retries in the background; the
 # catalog's StorageError says once why the server cannot be reached instead.
@@ -225,190 +231,18 @@ MIGRATIONS: list[tuple[int, str]] = [
             FOR EACH ROW EXECUTE FUNCTION pligt_checkpoints_append_only();
         """,
     ),
+    (
+        7,
+        # Each request's personal fields sealed under a key of its own (issue 23); see sqlite.py.
+        """
+        ALTER TABLE access_requests ADD COLUMN key_id TEXT;
+        ALTER TABLE access_requests ADD COLUMN sealed TEXT;
+        """,
+    ),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 
 DIALECT = Dialect(name="postgresql", audit_request="(data::json ->> 'request')::bigint")
-
-#: The one question a download asks per request: a named prepared statement while that works (it
-#: saves the database a parse and a plan per question: measured, the download 0.89x of SQLite's
-#: without it, 0.99-1.03x with it). Behind a pooler in transaction mode (PgBouncer before 1.21)
-#: the next statement may run on another server connection, where the name is unknown, or known
-#: already: that is an error, never another answer (every Pligt prepares this text under this
-#: name), and from then on the question is asked unnamed. The pool never prepares
-#: (``prepare_threshold=None``): its queries are few, and psycopg's names would collide there.
-_GENERATION = b"SELECT value FROM meta WHERE key = 'lookups_changed'"
-_GENERATION_NAME = b"pligt_generation"
-
-
-def _prepared(conn: psycopg.Connection[Any]) -> bool:
-    """Prepare the question on ``conn``; False if the server (or a pooler) would not."""
-    return bool(conn.pgconn.prepare(_GENERATION_NAME, _GENERATION).status == psycopg.pq.ExecStatus.COMMAND_OK)
-
-
-class _Probe:
-    """A connection of this process's own for the lookups counter, asked on every request.
-
-    Through the pool and a cursor the question cost ~160 µs of Python (measured: the
-    download at 0.6× of SQLite's rate); here it is one prepared statement run by
-    libpq (which lets go of the GIL while it waits), ~30 µs of this process's CPU,
-    and the requests that arrive while it is out share the next one (measured: the
-    download at 1.1× of SQLite's). A failure closes the connection; the next
-    question connects again, and meanwhile the pool's path answers (or says why not).
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.conn: psycopg.Connection[Any] | None = None
-        self._turn = threading.Condition()
-        self._running = False
-        self._rounds = 0
-        self._value: int | None = None
-        #: Whether to ask by name (False once that failed: a pooler is in between).
-        self.named = True
-        self._by_name = False
-
-    def ask(self) -> int | None:
-        """The counter as read by a query that began after this call did (None: it could not be read).
-
-        Requests that arrive while a query is out share the next one: a query that
-        began before a request might miss a change committed just before the request,
-        one that begins after cannot. So under load one query answers many requests.
-        """
-        with self._turn:
-            target = self._rounds + (2 if self._running else 1)
-            while self._rounds < target:
-                if self._running:
-                    self._turn.wait()
-                    continue
-                self._running = True
-                self._turn.release()
-                value = None
-                try:
-                    value = self._query()
-                finally:
-                    self._turn.acquire()
-                    self._running = False
-                    self._rounds += 1
-                    self._value = value
-                    self._turn.notify_all()
-            return self._value
-
-    def _query(self) -> int | None:
-        """Read the counter once (one thread at a time runs this)."""
-        try:
-            if self.conn is None or self.conn.closed:
-                conninfo = make_conninfo(self.url, connect_timeout=CONNECT_TIMEOUT)
-                self.conn = psycopg.connect(conninfo, autocommit=True)
-                self._by_name = self.named = self.named and _prepared(self.conn)
-            pgconn = self.conn.pgconn
-            if self._by_name:
-                result = pgconn.exec_prepared(_GENERATION_NAME, [])
-            else:
-                result = pgconn.exec_params(_GENERATION, [])
-            if result.status != psycopg.pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
-                self.named = self.named and not self._by_name
-                self.close()
-                return None
-            value = result.get_value(0, 0)
-            return int(value) if value is not None else None
-        except (psycopg.Error, ValueError):
-            self.close()
-            return None
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
-
-
-#: The ``application_name`` of the server main loop's connection (as ``pg_stat_activity`` shows it).
-QUESTION_NAME = "pligt main loop"
-
-
-class _Question:
-    """The lookups counter for the server's main loop: a non-blocking libpq connection of the process's own.
-
-    The statement of :class:`_Probe`, sent and read without waiting
-    (``PQsendQueryPrepared``, ``PQconsumeInput``): the loop asks once for all the
-    requests that arrived while the previous answer was out. On a failure the
-    connection stays open until the loop, which watches its socket, closes it.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.conn: psycopg.Connection[Any] | None = None
-        #: The value read for the question out, before the end of its answer came.
-        self._value: int | None = None
-        #: Whether to ask by name (False once that failed: a pooler is in between), as :class:`_Probe`.
-        self.named = True
-        self._by_name = False
-
-    @property
-    def connected(self) -> bool:
-        return self.conn is not None and not self.conn.closed
-
-    def connect(self) -> None:
-        self.close()
-        try:
-            conninfo = make_conninfo(self.url, connect_timeout=CONNECT_TIMEOUT, application_name=QUESTION_NAME)
-            conn = psycopg.connect(conninfo, autocommit=True)
-        except psycopg.Error as e:
-            raise QuestionFailed(f"cannot connect to {redacted(self.url)}: {e}") from e
-        self._by_name = self.named = self.named and _prepared(conn)
-        conn.pgconn.nonblocking = 1
-        self.conn = conn
-
-    def fileno(self) -> int:
-        if self.conn is None:
-            raise QuestionFailed("not connected")
-        return self.conn.pgconn.socket
-
-    def send(self) -> None:
-        pgconn = self._pgconn()
-        self._value = None
-        try:
-            if self._by_name:
-                pgconn.send_query_prepared(_GENERATION_NAME, [])
-            else:
-                pgconn.send_query_params(_GENERATION, [])
-            flushed = pgconn.flush()
-        except psycopg.Error as e:
-            raise QuestionFailed(str(e)) from e
-        if flushed != 0:  # a few bytes that do not fit in the socket: the connection is stuck
-            raise QuestionFailed("the question could not be sent at once")
-
-    def receive(self) -> int | None:
-        pgconn = self._pgconn()
-        try:
-            pgconn.consume_input()
-            while not pgconn.is_busy():
-                result = pgconn.get_result()
-                if result is None:  # the query's results are all read
-                    if self._value is None:
-                        raise QuestionFailed("no answer to the question")
-                    return self._value
-                if result.status != psycopg.pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
-                    self.named = self.named and not self._by_name
-                    raise QuestionFailed(f"the question was answered {result.status.name}")
-                raw = result.get_value(0, 0)
-                self._value = int(raw) if raw is not None else None
-            return None  # more of the answer is to come
-        except (psycopg.Error, ValueError) as e:
-            raise QuestionFailed(str(e)) from e
-
-    def _pgconn(self) -> Any:
-        if self.conn is None or self.conn.closed:
-            raise QuestionFailed("not connected")
-        return self.conn.pgconn
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
-
 
 #: A quoted string (left alone), a ``?``, a ``:name`` (not a ``::`` cast) or a ``%``.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|(?<!:):([A-Za-z_]\w*)|%")
@@ -506,20 +340,20 @@ class PostgresCatalog(Catalog):
     dialect = DIALECT
     shared_between_machines = True
 
-    def __init__(self, url: str, *, busy_timeout: float | None = None) -> None:
+    def __init__(self, url: str, *, busy_timeout: float | None = None, keys: KeyStore | None = None) -> None:
         """Prepare the pool for ``url`` (libpq's URL); nothing connects before the first query.
 
         :param busy_timeout: seconds a write waits for the write lock before :class:`CatalogBusy`.
+        :param keys: the key store of personal data (None: requests cannot be filed; see open_catalog).
         """
         self.url = url
+        self.keys = keys
         self.label = redacted(url)
         self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._local = threading.local()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
-        self._probe: _Probe | None = None
-        self._probe_pid = 0
 
     # -- connections -------------------------------------------------------------
 
@@ -717,29 +551,9 @@ class PostgresCatalog(Catalog):
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
         return self._held("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock=False)
 
-    def watched_generation(self) -> int:
-        """The counter, asked on the probe's connection (the pool's way if that cannot answer)."""
-        probe = self._probe
-        if probe is None or self._probe_pid != os.getpid():
-            with self._pool_lock:
-                if self._probe is None or self._probe_pid != os.getpid():
-                    # A probe made before a fork is the parent's: its connection is not shared.
-                    self._probe, self._probe_pid = _Probe(self.url), os.getpid()
-                probe = self._probe
-        generation = probe.ask()
-        return self.lookups_generation() if generation is None else generation
-
-    def generation_at_hand(self) -> int | None:
-        """None: the counter is asked of the database server at every request (see :meth:`generation_question`)."""
-        return None
-
-    def generation_question(self) -> _Question:
-        """The counter for the server's main loop, asked without waiting on a connection of the question's own."""
-        return _Question(self.url)
-
     # -- schema --------------------------------------------------------------------
 
-    def migrate(self) -> None:
+    def _migrate_schema(self) -> None:
         with self._write(), self._connection() as conn:
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS pligt_schema (version INTEGER NOT NULL)")
@@ -794,8 +608,94 @@ class PostgresCatalog(Catalog):
         """Close the pool (a later query opens a new one)."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
-            probe, self._probe = self._probe, None
-        if probe is not None and self._probe_pid == os.getpid():
-            probe.close()
         if pool is not None and self._pool_pid == os.getpid():
             pool.close()
+
+
+class PostgresKeyStore(KeyStore):
+    """The keys in a table of a PostgreSQL database of their own (several machines, one catalog).
+
+    Give it a database (better: a server) that is not the catalog's, so that
+    neither a ``pg_dump`` of the catalog nor the catalog server's snapshots and
+    write-ahead log ever hold a key; its own backups are key backups (keep them
+    briefly: see docs/privacy.md).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.label = redacted(url)
+        self._made = False
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[Any]:
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                if not self._made:
+                    for statement in KEY_STORE_SCHEMA:
+                        conn.execute(statement.replace("BLOB", "BYTEA"))
+                    self._made = True
+                yield conn
+        except psycopg.Error as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise KeyStoreUnavailable(f"the key store {self.label} failed: {first}") from e
+
+    def create(self) -> tuple[str, bytes]:
+        key_id, key = secrets.token_hex(16), new_key()
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO personal_keys (id, key, created_at) VALUES (%s, %s, %s)", (key_id, key, to_text(utcnow()))
+            )
+        return key_id, key
+
+    def get(self, ids: Collection[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if not wanted:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id, key FROM personal_keys WHERE id = ANY(%s)", (wanted,)).fetchall()
+        return {i: bytes(k) for i, k in rows}
+
+    def destroy(self, ids: Collection[str]) -> None:
+        wanted = [i for i in ids if i]
+        if not wanted:
+            return
+        now = to_text(utcnow())
+        with self._conn() as conn, conn.transaction():
+            conn.execute("DELETE FROM personal_keys WHERE id = ANY(%s)", (wanted,))
+            for key_id in wanted:
+                conn.execute(
+                    "INSERT INTO destroyed_keys (id, destroyed_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (key_id, now),
+                )
+
+    def destroyed(self, ids: Collection[str]) -> set[str]:
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if not wanted:
+            return set()
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id FROM destroyed_keys WHERE id = ANY(%s)", (wanted,)).fetchall()
+        return {i for (i,) in rows}
+
+    def exists(self) -> bool:
+        try:
+            with self._conn():
+                return True
+        except KeyStoreUnavailable:
+            return False
+
+    def export(self) -> tuple[list[tuple[str, bytes, str]], list[tuple[str, str]]]:
+        with self._conn() as conn:
+            keys = [(i, bytes(k), c) for i, k, c in conn.execute("SELECT id, key, created_at FROM personal_keys")]
+            tombstones = [(i, d) for i, d in conn.execute("SELECT id, destroyed_at FROM destroyed_keys")]
+        return keys, tombstones
+
+    def load(self, keys: list[tuple[str, bytes, str]], tombstones: list[tuple[str, str]]) -> None:
+        dead = {i for i, _ in tombstones}
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO destroyed_keys (id, destroyed_at) VALUES (%s, %s) ON CONFLICT DO NOTHING", tombstones
+            )
+            cursor.executemany(
+                "INSERT INTO personal_keys (id, key, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [k for k in keys if k[0] not in dead],
+            )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import sqlite3
 import threading
+from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -16,10 +19,18 @@ from pligt.core.catalog.base import SCHEMA_VERSION
 from pligt.core.catalog.base import Catalog
 from pligt.core.catalog.base import Dialect
 from pligt.core.catalog.base import Result
+from pligt.core.catalog.keys import KEY_BATCH
+from pligt.core.catalog.keys import KEY_STORE_FILE
+from pligt.core.catalog.keys import KEY_STORE_SCHEMA
+from pligt.core.catalog.keys import KeyStore
+from pligt.core.catalog.keys import new_key
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import CatalogBusy
+from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
+from pligt.core.models import to_text
+from pligt.core.models import utcnow
 from pligt.core.private import private_file
 from pligt.core.private import private_folder
 
@@ -176,11 +187,18 @@ _MIGRATIONS: list[str] = [
     WHEN OLD.stamp IS NOT NULL
     BEGIN SELECT RAISE(ABORT, 'a checkpoint is stamped once'); END;
     """,
+    # 7 (issue 23): each request's personal fields sealed under a key of its own (the key's id
+    # here, the key in the key store); Catalog.seal_clear_requests empties the clear columns.
+    """
+    ALTER TABLE access_requests ADD COLUMN key_id TEXT;
+    ALTER TABLE access_requests ADD COLUMN sealed TEXT;
+    """,
 ]
 
-assert len(_MIGRATIONS) == SCHEMA_VERSION
-
 DIALECT = Dialect(name="sqlite", audit_request="json_extract(data, '$.request')")
+
+
+assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 
 class _Connection(sqlite3.Connection):
@@ -246,14 +264,17 @@ class SqliteCatalog(Catalog):
 
     dialect = DIALECT
 
-    def __init__(self, path: str | Path, *, busy_timeout: float | None = None) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float | None = None, keys: KeyStore | None = None) -> None:
         """Open (lazily, per thread) the catalog at ``path``.
 
         :param busy_timeout: seconds a write waits for another process's write
             lock before :class:`CatalogBusy`; default :data:`~pligt.core.catalog.BUSY_TIMEOUT`, and
             :data:`~pligt.core.catalog.REQUEST_BUSY_TIMEOUT` for the web app's requests.
+        :param keys: the key store of personal data (default: ``personal_keys.sqlite3`` beside
+            the file; made only when the first key is).
         """
         self.path = Path(path)
+        self.keys = keys if keys is not None else SqliteKeyStore(self.path.parent / KEY_STORE_FILE)
         self.label = str(self.path)
         self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._local = threading.local()
@@ -318,7 +339,7 @@ class SqliteCatalog(Catalog):
         finally:
             _roll_back(db)
 
-    def migrate(self) -> None:
+    def _migrate_schema(self) -> None:
         private_folder(self.path.parent)
         with self._write():
             db = self._db
@@ -365,6 +386,8 @@ class SqliteCatalog(Catalog):
         if db is not None:
             db.close()
             self._local.db = None
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _roll_back(db: sqlite3.Connection) -> None:
@@ -394,3 +417,126 @@ def _create_private(path: Path) -> None:
     """
     if str(path) != ":memory:" and not path.exists() and path.parent.is_dir():
         private_file(path)
+
+
+class SqliteKeyStore(KeyStore):
+    """The keys in a SQLite file of their own; made on the first key, never on a read."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.label = str(self.path)
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def _db(self, *, create: bool) -> Iterator[sqlite3.Connection | None]:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "pid", None) != os.getpid():
+            db = None  # opened before a fork (gunicorn's workers): a SQLite connection is not shared
+        if db is None:
+            if not create and not self.path.is_file():
+                yield None
+                return
+            try:
+                if create:  # owner-only from the start, whatever the umask
+                    private_folder(self.path.parent)
+                    private_file(self.path)
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+                # A destroyed key is overwritten in the file, not left in a free page; the
+                # rollback journal is deleted after each write (no write-ahead log to hold it).
+                db.execute("PRAGMA secure_delete=ON")
+                db.execute("PRAGMA journal_mode=DELETE")
+                db.execute("PRAGMA synchronous=FULL")
+                for statement in KEY_STORE_SCHEMA:
+                    db.execute(statement)
+            except sqlite3.Error as e:
+                raise KeyStoreUnavailable(f"cannot open the key store {self.path}: {e}") from e
+            self._local.db, self._local.pid = db, os.getpid()
+        try:
+            yield db
+        except sqlite3.Error as e:
+            raise KeyStoreUnavailable(f"the key store {self.path} failed: {e}") from e
+
+    def create(self) -> tuple[str, bytes]:
+        key_id, key = secrets.token_hex(16), new_key()
+        with self._db(create=True) as db:
+            assert db is not None
+            db.execute(
+                "INSERT INTO personal_keys (id, key, created_at) VALUES (?, ?, ?)", (key_id, key, to_text(utcnow()))
+            )
+        return key_id, key
+
+    def get(self, ids: Collection[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if not wanted:
+            return {}
+        with self._db(create=False) as db:
+            if db is None:
+                return {}
+            if len(wanted) > KEY_BATCH:  # a listing of thousands: one scan beats many lookups
+                rows = db.execute("SELECT id, key FROM personal_keys").fetchall()
+                chosen = set(wanted)
+                return {i: bytes(k) for i, k in rows if i in chosen}
+            marks = ",".join("?" * len(wanted))
+            rows = db.execute(f"SELECT id, key FROM personal_keys WHERE id IN ({marks})", wanted).fetchall()
+        return {i: bytes(k) for i, k in rows}
+
+    def destroy(self, ids: Collection[str]) -> None:
+        wanted = [i for i in ids if i]
+        if not wanted:
+            return
+        now = to_text(utcnow())
+        with self._db(create=True) as db:
+            assert db is not None
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for key_id in wanted:
+                    db.execute("DELETE FROM personal_keys WHERE id = ?", (key_id,))
+                    db.execute("INSERT OR IGNORE INTO destroyed_keys (id, destroyed_at) VALUES (?, ?)", (key_id, now))
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+
+    def destroyed(self, ids: Collection[str]) -> set[str]:
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        with self._db(create=False) as db:
+            if db is None or not wanted:
+                return set()
+            rows = db.execute("SELECT id FROM destroyed_keys").fetchall()
+        chosen = set(wanted)
+        return {i for (i,) in rows if i in chosen}
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def export(self) -> tuple[list[tuple[str, bytes, str]], list[tuple[str, str]]]:
+        with self._db(create=False) as db:
+            if db is None:
+                return [], []
+            keys = [(i, bytes(k), c) for i, k, c in db.execute("SELECT id, key, created_at FROM personal_keys")]
+            tombstones = [(i, d) for i, d in db.execute("SELECT id, destroyed_at FROM destroyed_keys")]
+        return keys, tombstones
+
+    def load(self, keys: list[tuple[str, bytes, str]], tombstones: list[tuple[str, str]]) -> None:
+        with self._db(create=True) as db:
+            assert db is not None
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR IGNORE INTO destroyed_keys (id, destroyed_at) VALUES (?, ?)", tombstones)
+                dead = {i for i, _ in tombstones}
+                db.executemany(
+                    "INSERT OR IGNORE INTO personal_keys (id, key, created_at) VALUES (?, ?, ?)",
+                    [k for k in keys if k[0] not in dead],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from pligt.core.catalog.base import Catalog
 from pligt.core.catalog.base import redacted
+from pligt.core.catalog.keys import KEY_STORE_FILE
+from pligt.core.catalog.keys import KeyStore
 from pligt.core.errors import InvalidOption
 
 SQLITE = "sqlite"
@@ -25,6 +27,7 @@ POSTGRESQL = "postgresql"
 #: Something before a colon that looks like a URL scheme (a Windows drive letter is no concern here).
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -78,21 +81,42 @@ def check_catalog_url(value: str, instance: Path) -> None:
     locate_catalog(value, instance)
 
 
-def open_catalog(value: str, instance: Path, *, busy_timeout: float | None = None) -> Catalog:
+def open_catalog(value: str, instance: Path, *, busy_timeout: float | None = None, key_store: str = "") -> Catalog:
     """Return the catalog the ``catalog`` setting names (connections open when first used).
 
+    :param key_store: the ``key_store`` setting: where the keys of its personal data are
+        (default: ``personal_keys.sqlite3`` in the instance folder, whatever the catalog).
     :raises InvalidOption: as :func:`locate_catalog`.
     """
     location = locate_catalog(value, instance)
+    keys = open_key_store(key_store, instance)
     if location.kind == POSTGRESQL:
         from pligt.core.catalog.postgresql import PostgresCatalog  # psycopg is loaded only for a PostgreSQL catalog
 
         assert location.url is not None
-        return PostgresCatalog(location.url, busy_timeout=busy_timeout)
+        return PostgresCatalog(location.url, busy_timeout=busy_timeout, keys=keys)
     from pligt.core.catalog.sqlite import SqliteCatalog
 
     assert location.path is not None
-    return SqliteCatalog(location.path, busy_timeout=busy_timeout)
+    return SqliteCatalog(location.path, busy_timeout=busy_timeout, keys=keys)
+
+
+def open_key_store(value: str, instance: Path) -> KeyStore:
+    """Open the key store of personal data the ``key_store`` setting names ("": the file in the instance folder).
+
+    A path (absolute, or relative to the instance folder) or ``sqlite:///path`` is a SQLite file;
+    ``postgresql://…`` a table in that database (which should not be the catalog's: see docs/privacy.md).
+    """
+    if value.startswith(_POSTGRES_PREFIXES):
+        from pligt.core.catalog.postgresql import PostgresKeyStore
+
+        return PostgresKeyStore(value)
+    from pligt.core.catalog.sqlite import SqliteKeyStore
+
+    if value.startswith("sqlite:///"):
+        return SqliteKeyStore(Path(unquote(value.removeprefix("sqlite://"))))
+    path = Path(value) if value else Path(KEY_STORE_FILE)
+    return SqliteKeyStore(path if path.is_absolute() else instance / path)
 
 
 def _sqlite_path(text: str) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from pligt.core.models import AccessRequest
 from pligt.core.models import Credential
 from pligt.core.models import Release
 from pligt.core.models import to_text
+from pligt.core.text import EMAIL
 from pligt.core.text import hidden_characters
 
 DEFAULT_LEGAL_BASIS = (
@@ -48,9 +48,6 @@ DEFAULT_VALID_DAYS = 365
 RELEASE_LINK_DAYS = 7
 MAX_PENDING = 50
 FIELD_LIMITS = {"institution": 200, "contact_name": 200, "contact_email": 254, "legal_basis": 500, "message": 5000}
-_EMAIL = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-)
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ def clean_request(fields: dict[str, str | None]) -> dict[str, str]:
     for name in ("institution", "contact_name", "contact_email"):
         if not cleaned[name] and name not in errors:
             errors[name] = "required"
-    if cleaned["contact_email"] and "contact_email" not in errors and not _EMAIL.fullmatch(cleaned["contact_email"]):
+    if cleaned["contact_email"] and "contact_email" not in errors and not EMAIL.fullmatch(cleaned["contact_email"]):
         errors["contact_email"] = "not a valid email address"
     if errors:
         raise InvalidRequest(errors)
@@ -339,7 +336,8 @@ class AccessDesk:
         the purge schedule runs from that moment.
         """
         now = self.clock()
-        for request in self.catalog.requests(APPROVED) + self.catalog.requests(RELEASED):
+        open_ = self.catalog.requests(APPROVED, personal=False) + self.catalog.requests(RELEASED, personal=False)
+        for request in open_:
             if request.status == APPROVED:
                 ends = [r.expires_at for r in self.catalog.releases(request.id) if r.released_at is None]
             else:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pligt.core.catalog import Catalog
+from pligt.core.credentials.shared_checks import failures_after
 from pligt.core.errors import StorageError
 
 
@@ -48,13 +49,15 @@ class CatalogCounts:
     def count_failures(
         self, client: bytes, delta: int, limit: int, quiet: float, now: float
     ) -> tuple[int, float, bool] | None:
-        """Count as :meth:`Catalog.count_client` does; times in and out are in the caller's clock ``now``.
+        """Count as :meth:`Catalog.count_client` does, by the lock-out's rule, in the caller's clock ``now``.
 
         None when the catalog cannot answer (busy, unreachable): the caller counts in its process meanwhile.
         """
         wall = self._wall()
         try:
-            count, last, refused = self.catalog.count_client(client.hex(), delta, limit, quiet, wall)
+            count, last, refused = self.catalog.count_client(
+                client.hex(), delta, limit, quiet, wall, rule=failures_after
+            )
         except StorageError:
             return None
         return count, (now + last - wall) if last else 0.0, refused

@@ -3,12 +3,11 @@
 A crawler fetches thousands of files in a burst, and every request asks the
 same two questions: which version is behind this URL, and is this credential
 still valid. The answers are kept in memory, tagged with the catalog's
-*lookups generation*: a counter that triggers in the catalog raise on every
-change to items, versions and credentials, whichever process makes it (a
-worker, the CLI, a cron job). A lookup reads that counter (one small query;
-with PostgreSQL a prepared one that concurrent requests share, see
-``pligt/core/catalog/postgresql.py``), and asks the catalog again only after a
-change or for a URL not seen before. So a withdrawal or a revocation counts
+*lookups generation*: the catalog's one change counter, which triggers raise
+on every change to items, versions and credentials, whichever process makes
+it (a worker, the CLI, a cron job). A lookup reads that counter (one small
+query: the download path's one touch of the catalog), and asks the catalog
+again only after a change or for a URL not seen before. So a withdrawal or a revocation counts
 from the next request, as before, whichever app server made it.
 """
 
@@ -65,30 +64,6 @@ class DownloadLookups:
             return version, None
         return version, self._credential_active(answers, credential_id)
 
-    def find_kept(
-        self, slug: str, number: int | None, credential_id: int | None, generation: int | None = None
-    ) -> tuple[Version, bool | None] | None:
-        """Answer as :meth:`find` from memory alone; None if that needs the catalog.
-
-        ``generation`` is the change counter as read after the request came (the
-        server's main loop asks it of a database server without waiting); without
-        it the catalog reads it, if it can at hand (SQLite).
-        """
-        if generation is None:
-            generation = self.catalog.generation_at_hand()
-        if generation is None:
-            return None  # the catalog would have to be asked
-        answers = self._current(generation)
-        version = answers.versions.get((slug, number))
-        if version is None:
-            return None
-        if credential_id is None:
-            return version, None
-        credential = answers.credentials.get(credential_id)
-        if credential is None:
-            return None
-        return version, credential.active(self.clock())
-
     def credential_active(self, credential_id: int) -> bool:
         """Tell whether a crawler credential is still valid (not revoked, not expired)."""
         return self._credential_active(self._current(), credential_id)
@@ -114,15 +89,14 @@ class DownloadLookups:
             self._keep(answers.versions, (version.slug, version.number), version)
         return len(versions)
 
-    def _current(self, generation: int | None = None) -> _Answers:
-        """The answers for the catalog as it is now (at ``generation``, or as read now): afresh if it moved.
+    def _current(self) -> _Answers:
+        """The answers for the catalog as it is now: afresh if its change counter moved.
 
         Answers read after the generation was read are at least that new, so an
         answer is never older than its tag; a thread that read an older
         generation never replaces newer answers.
         """
-        if generation is None:
-            generation = self.catalog.watched_generation()
+        generation = self.catalog.lookups_generation()
         answers = self._answers
         if generation > answers.generation:
             with self._lock:

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pligt.core.catalog import Catalog
 from pligt.core.catalog import SqliteCatalog
 from pligt.core.catalog.copy import copy_catalog
+from pligt.core.catalog.keys import KeyStore
+from pligt.core.catalog.sqlite import SqliteKeyStore
 from pligt.core.errors import Conflict
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import StorageError
@@ -246,3 +252,90 @@ def _read(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]
             if progress is not None:
                 progress(len(chunk))
             yield chunk
+
+
+# -- the key store's own backups (see docs/privacy.md) ------------------------------------------
+
+#: How key backups are named in their folder (the UTC moment they were taken).
+KEY_BACKUP_PREFIX = "personal-keys-"
+KEY_BACKUP_SUFFIX = ".sqlite3"
+#: Days a key backup is kept: an erased key can come back from a key backup for at most this long.
+KEY_BACKUP_DAYS = 7
+
+
+@dataclass(frozen=True)
+class KeyBackup:
+    """What ``pligt keys backup`` wrote and pruned."""
+
+    path: Path
+    keys: int
+    tombstones: int
+    removed: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": str(self.path), "keys": self.keys, "tombstones": self.tombstones, "removed": self.removed}
+
+
+def backup_keys(keys: KeyStore, folder: Path, now: datetime, keep_days: int = KEY_BACKUP_DAYS) -> KeyBackup:
+    """Copy the live keys (and the tombstones of destroyed ones) into a new file in ``folder``; prune old ones.
+
+    Every key backup in ``folder`` taken more than ``keep_days`` before ``now`` is deleted:
+    a key destroyed by an erasure lives on in key backups for at most that long.
+
+    :raises InvalidInput: for a ``keep_days`` below 1.
+    """
+    if keep_days < 1:
+        raise InvalidInput("key backups are kept at least 1 day")
+    private_folder(folder)
+    live, tombstones = keys.export()
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"{KEY_BACKUP_PREFIX}{stamp}{KEY_BACKUP_SUFFIX}"
+    if target.exists():
+        raise Conflict(f"{target} exists: one key backup per second")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    copy = SqliteKeyStore(partial)
+    try:
+        copy.load(live, tombstones)
+    finally:
+        copy.close()
+    os.chmod(partial, 0o600)
+    partial.replace(target)
+    removed = []
+    for old in sorted(folder.glob(f"{KEY_BACKUP_PREFIX}*{KEY_BACKUP_SUFFIX}")):
+        taken = _key_backup_time(old)
+        if taken is not None and old != target and now - taken > timedelta(days=keep_days):
+            old.unlink()
+            removed.append(old.name)
+    return KeyBackup(target, len(live), len(tombstones), removed)
+
+
+def _key_backup_time(path: Path) -> datetime | None:
+    stamp = path.name.removeprefix(KEY_BACKUP_PREFIX).removesuffix(KEY_BACKUP_SUFFIX)
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def restore_keys(source: Path, catalog: Catalog) -> dict[str, int]:
+    """Take into the catalog's key store the keys its requests need from a key backup (or another key store file).
+
+    Tombstones come too, so that an erasure recorded in the key backup is carried over.
+
+    :raises InvalidInput: if ``source`` is no key store.
+    """
+    if not source.is_file():
+        raise InvalidInput(f"{source} is not a key backup (no such file)")
+    if catalog.keys is None:
+        raise InvalidInput(f"the catalog {catalog.label} has no key store")
+    given = SqliteKeyStore(source)
+    try:
+        live, tombstones = given.export()
+    except StorageError as e:
+        raise InvalidInput(f"{source} is not a key backup: {e.message}") from e
+    finally:
+        given.close()
+    needed = catalog.key_ids()
+    catalog.keys.load([k for k in live if k[0] in needed], [t for t in tombstones if t[0] in needed])
+    return {"keys": sum(1 for k in live if k[0] in needed), "tombstones": sum(1 for t in tombstones if t[0] in needed)}

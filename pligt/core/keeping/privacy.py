@@ -18,13 +18,15 @@ from datetime import timedelta
 from typing import Any
 
 from pligt.core.catalog import Catalog
-from pligt.core.credentials.access import _EMAIL
+from pligt.core.credentials.access import clean_request
 from pligt.core.errors import InvalidInput
 from pligt.core.models import DENIED
 from pligt.core.models import EXPIRED
 from pligt.core.models import PENDING
+from pligt.core.models import PERSONAL_FIELDS
 from pligt.core.models import AccessRequest
 from pligt.core.models import to_text
+from pligt.core.text import EMAIL
 
 #: Inquiries are kept 12 months after they were closed (privacy policy § 5).
 REQUEST_RETENTION_DAYS = 365
@@ -90,7 +92,7 @@ class Privacy:
         now = self.clock()
         report = PurgeReport(dry_run)
         with self.catalog.transaction():
-            for request in self.catalog.requests():
+            for request in self.catalog.requests(personal=False):
                 closed = self.closed_at(request)
                 if (
                     request.purged_at is None
@@ -140,15 +142,34 @@ class Privacy:
     def erase(self, email: str, revoke: Callable[[int], object]) -> dict[str, Any]:
         """Erase the person's personal data and revoke their credentials; audited without the email.
 
-        Their pending requests are closed: nobody is left to release a credential to.
+        Their pending requests are closed: nobody is left to release a credential to. Each
+        request's key is destroyed, so every earlier copy of its fields (backups, dumps) is unreadable.
 
         :param revoke: revokes one credential (the access desk's, so it is audited).
         """
-        requests = self._requests(email)
+        return self._erase(self._requests(email), revoke, "privacy.erased", {})
+
+    def carry_over(self, revoke: Callable[[int], object]) -> dict[str, Any] | None:
+        """Erase here what was erased after this catalog was copied (its keys were destroyed since).
+
+        A backup restored, or a dump loaded, from before an erasure still holds the sealed
+        fields (unreadable: their keys are gone): this finishes the erasure in this catalog,
+        revokes the credentials it had revoked, and records it. None when there is none.
+        """
+        ids = set(self.catalog.requests_erased_elsewhere())
+        if not ids:
+            return None
+        requests = [r for r in self.catalog.requests(personal=False) if r.id in ids]
+        return self._erase(requests, revoke, "privacy.erased", {"carried_over": True})
+
+    def _erase(
+        self, requests: list[AccessRequest], revoke: Callable[[int], object], action: str, extra: dict[str, Any]
+    ) -> dict[str, Any]:
         now = self.clock()
         revoked = []
+        ids = {r.id for r in requests}
         for credential in self.catalog.credentials():
-            if credential.request_id in {r.id for r in requests} and credential.revoked_at is None:
+            if credential.request_id in ids and credential.revoked_at is None:
                 revoke(credential.id)
                 revoked.append(credential.id)
         with self.catalog.transaction():
@@ -162,13 +183,40 @@ class Privacy:
                 "requests_erased": [r.id for r in requests],
                 "credentials_revoked": revoked,
                 "pending_requests_closed": closed,
+                **extra,
             }
-            self.catalog.append_audit("privacy.erased", summary, None, now)
+            self.catalog.append_audit(action, summary, None, now)
         self.catalog.checkpoint()  # no copy of erased data left in the write-ahead log
         return summary
 
+    def rectify(self, email: str, changes: dict[str, str]) -> dict[str, Any]:
+        """Change a person's fields (GDPR art. 16) in each of their requests; no old value stays readable.
+
+        Each request is sealed anew under a new key and the old key destroyed: every copy
+        of the old values made before (backups, dumps) becomes unreadable, as with an erasure.
+
+        :raises InvalidRequest: when a new value is not acceptable (as the request form says).
+        """
+        requests = self._requests(email)
+        if not changes:
+            raise InvalidInput("say what to change: --new-email, --name or --institution")
+        now = self.clock()
+        with self.catalog.transaction():
+            for request in requests:
+                merged = clean_request({**{f: getattr(request, f) for f in PERSONAL_FIELDS}, **changes})
+                new = {f: merged[f] for f in changes}
+                self.catalog.rectify_request(request.id, new, now)
+                self.catalog.append_audit(
+                    "privacy.rectified",
+                    {"request": request.id, "requests_rectified": [request.id], "fields": sorted(changes)},
+                    merged,
+                    now,
+                )
+        self.catalog.checkpoint()
+        return {"requests_rectified": [r.id for r in requests], "fields": sorted(changes)}
+
     def _requests(self, email: str) -> list[AccessRequest]:
         email = (email or "").strip()
-        if not _EMAIL.fullmatch(email):
+        if not EMAIL.fullmatch(email):
             raise InvalidInput(f"{email!r} is not an email address")
         return self.catalog.requests_by_email(email)

@@ -5,7 +5,9 @@ entry's hash and the canonical JSON of its content, starting from a fixed
 genesis. Personal fields (names, emails, messages) are not hashed themselves:
 the chain covers an HMAC of them under a per-entry random key, and the purge
 erases fields and key together. The chain still verifies after a purge, and
-an erased email address cannot be guessed back from its digest.
+an erased email address cannot be guessed back from its digest. Fields and
+HMAC key are stored sealed under the request's own key (pligt/core/catalog/keys.py):
+once that key is destroyed, no copy of the log can show them or test a guess.
 
 A chain shows tampering only against a head kept elsewhere: whoever can write
 the database can recompute every hash. ``pligt audit head`` prints the head
@@ -43,6 +45,9 @@ class AuditEntry:
     personal_digest: str | None
     prev_hash: str
     hash: str
+    #: True when the personal fields are there, sealed, but their key is not in the key store
+    #: (destroyed by an erasure made after this copy, or the key store is lost).
+    unreadable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,8 +141,8 @@ def _personal_intact(entry: AuditEntry) -> bool:
     return hmac.compare_digest(_personal_digest(entry.personal_key, entry.personal), entry.personal_digest)
 
 
-#: The entries that erase personal fields, and the key that lists the requests they erased.
-ERASING_ACTIONS = ("privacy.purged", "privacy.erased")
+#: The entries that erase personal fields (a rectification erases the old values).
+ERASING_ACTIONS = ("privacy.purged", "privacy.erased", "privacy.rectified")
 
 
 def verify_erasures(entries: Iterable[AuditEntry], requests: Iterable[AccessRequest]) -> None:
@@ -154,12 +159,16 @@ def verify_erasures(entries: Iterable[AuditEntry], requests: Iterable[AccessRequ
     for entry in entries:
         if entry.action in ERASING_ACTIONS:
             erased.update(int(r) for r in entry.data.get("requests_erased", []))
+            erased.update(int(r) for r in entry.data.get("requests_rectified", []))
     for entry in entries:
         request = entry.data.get("request")
-        if entry.personal is None and entry.personal_digest is not None and request not in erased:
+        gone = entry.personal is None and entry.personal_digest is not None and not entry.unreadable
+        if gone and request not in erased:
             raise AuditBroken(
                 entry.seq, f"its personal fields are gone, but no purge or erasure names request {request}"
             )
     for r in requests:
-        if r.contact_email is None and (r.purged_at is None or r.id not in erased):
+        # Unreadable fields are sealed fields whose key is gone: destroyed by an erasure made after
+        # this copy was taken, or a key store lost. Nothing was removed from the catalog itself.
+        if r.contact_email is None and not r.unreadable and (r.purged_at is None or r.id not in erased):
             raise AuditBroken(None, f"request {r.id}'s personal fields are gone without a recorded purge or erasure")

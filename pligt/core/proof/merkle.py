@@ -165,6 +165,22 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         return
     if not proof:
         raise InvalidProof("the consistency proof is empty")
+    fr, sr = _roots_from_consistency_proof(old_size, new_size, old_root, proof)
+    if not hmac.compare_digest(fr, old_root):
+        raise InvalidProof(f"the first {old_size} entries are not those the earlier tree's root covers")
+    if not hmac.compare_digest(sr, new_root):
+        raise InvalidProof(f"the tree of {new_size} does not extend the one of {old_size}")
+
+
+def _roots_from_consistency_proof(
+    old_size: int, new_size: int, old_root: bytes, proof: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """Return the old and the new root that ``proof`` leads to (RFC 9162 §2.1.4.2, steps 1-7).
+
+    The caller compares them with the roots it trusts; a proof of the wrong length is refused here.
+
+    :raises InvalidProof: when the proof is longer or shorter than the trees are deep.
+    """
     path = list(proof)
     if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node of the path
         path.insert(0, old_root)
@@ -184,7 +200,4 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
         raise InvalidProof("the consistency proof is shorter than the trees are deep")
-    if not hmac.compare_digest(fr, old_root):
-        raise InvalidProof(f"the first {old_size} entries are not those the earlier tree's root covers")
-    if not hmac.compare_digest(sr, new_root):
-        raise InvalidProof(f"the tree of {new_size} does not extend the one of {old_size}")
+    return fr, sr

@@ -189,8 +189,20 @@ def check_receipt(
         checkpoint, public_key = receipt["checkpoint"], receipt["public_key"]
     except (KeyError, TypeError) as e:
         raise Unreadable(f"not a Pligt receipt: {e} is missing") from e
+    cp = _check_signature(found, checkpoint, public_key, key)
+    _check_time_stamp(found, checkpoint, tsa_ca_pem)
+    proven = _proven_entries(found, entries, proofs, cp)
+    _check_publication(found, proven, version)
+    _check_harvests(found, proven, version)
+    if file is not None:
+        _check_file(found, file, version)
+    return found
 
-    # The checkpoint: signed by the instance's key, and when.
+
+def _check_signature(
+    found: Findings, checkpoint: dict[str, Any], public_key: str, key: str | None
+) -> Checkpoint | None:
+    """Record whether the checkpoint is signed by the instance's key; return it if so (else nothing is proven)."""
     given = key is None
     key = public_key if key is None else key
     whose = "the key in the receipt (pin the published one with --key)" if given else "the pinned key"
@@ -199,27 +211,40 @@ def check_receipt(
     try:
         name, text = check_note(checkpoint["note"], key)
         cp = parse_checkpoint(text)
-        signed = found.add(True, f"the checkpoint of {cp.size} entries is signed by {name}, {whose}")
-        found.add(cp.origin == name, f"the checkpoint names the log {cp.origin!r} its key is named for")
     except (ValueError, IndexError, binascii.Error) as e:
-        signed = found.add(False, f"the checkpoint is signed by {whose}: {e}")
-        cp = None
-    if checkpoint.get("stamp"):
-        pinned = "pinned with --tsa-ca" if tsa_ca_pem else "as given in the receipt (pin it with --tsa-ca)"
-        try:
-            at, ca = check_stamp(
-                base64.b64decode(checkpoint["stamp"]),
-                checkpoint["note"].encode(),
-                checkpoint.get("stamp_chain") or "",
-                tsa_ca_pem,
-            )
-            found.add(True, f"the checkpoint existed by {at}: time-stamped by a TSA chaining to {ca}, {pinned}")
-        except (ValueError, binascii.Error) as e:
-            found.add(False, f"the checkpoint's time stamp: {e}")
-    else:
-        found.add(False, "the checkpoint is time-stamped (this one was not yet: make the receipt again later)")
+        found.add(False, f"the checkpoint is signed by {whose}: {e}")
+        return None
+    found.add(True, f"the checkpoint of {cp.size} entries is signed by {name}, {whose}")
+    found.add(cp.origin == name, f"the checkpoint names the log {cp.origin!r} its key is named for")
+    return cp
 
-    # Each entry: in the log the checkpoint signed.
+
+def _check_time_stamp(found: Findings, checkpoint: dict[str, Any], tsa_ca_pem: str | None) -> None:
+    """Record by when the checkpoint existed, as a TSA vouches (a receipt made too soon has no stamp yet)."""
+    if not checkpoint.get("stamp"):
+        found.add(False, "the checkpoint is time-stamped (this one was not yet: make the receipt again later)")
+        return
+    pinned = "pinned with --tsa-ca" if tsa_ca_pem else "as given in the receipt (pin it with --tsa-ca)"
+    try:
+        at, ca = check_stamp(
+            base64.b64decode(checkpoint["stamp"]),
+            checkpoint["note"].encode(),
+            checkpoint.get("stamp_chain") or "",
+            tsa_ca_pem,
+        )
+    except (ValueError, binascii.Error) as e:
+        found.add(False, f"the checkpoint's time stamp: {e}")
+        return
+    found.add(True, f"the checkpoint existed by {at}: time-stamped by a TSA chaining to {ca}, {pinned}")
+
+
+def _proven_entries(
+    found: Findings, entries: list[Any], proofs: list[Any], cp: Checkpoint | None
+) -> dict[Any, dict[str, Any]]:
+    """Record which entries are in the log the checkpoint signed; return those, by sequence number.
+
+    Only these are evidence: an entry without a valid proof could say anything.
+    """
     by_seq = {}
     for entry, proof in zip(entries, proofs, strict=False):
         seq = entry.get("seq")
@@ -227,7 +252,6 @@ def check_receipt(
             path = [base64.b64decode(p, validate=True) for p in proof["path"]]
             ok = (
                 cp is not None
-                and signed
                 and proof.get("seq") == seq
                 and included(int(seq) - 1, cp.size, leaf_hash(entry_bytes(entry)), path, cp.root)
             )
@@ -238,55 +262,70 @@ def check_receipt(
             by_seq[seq] = entry
     if len(proofs) != len(entries):
         found.add(False, "every entry has its inclusion proof")
+    return by_seq
 
-    # The facts, from the proven entries only.
-    published = [e for e in by_seq.values() if e["action"] == "version.published"]
-    facts = published[0]["data"] if published else {}
+
+def _check_publication(found: Findings, proven: dict[Any, dict[str, Any]], version: dict[str, Any]) -> None:
+    """Record whether a proven publication entry says what the receipt says of the version."""
+    published = [e for e in proven.values() if e["action"] == "version.published"]
     label = f"{version.get('slug')} version {version.get('version')}"
     if not published:
         found.add(False, f"{label} was published (no proven publication entry)")
-    else:
-        same = all(facts.get(k) == version.get(k) for k in ("slug", "version", "filename", "size"))
-        found.add(
-            same,
-            f"{label} ({version.get('filename')}, {version.get('size')} bytes) was published on {published[0]['at']}",
-        )
-        found.add(facts.get("sha256") == version.get("sha256"), f"its SHA-256 is {version.get('sha256')}")
-        found.add(facts.get("sha1") == version.get("sha1"), f"its SHA-1 is {version.get('sha1')}")
-        found.add(
-            facts.get("retain_until") == version.get("retain_until"),
-            f"it is retained (stays retrievable at its URL) until {version.get('retain_until')}",
-        )
-    for entry in by_seq.values():
+        return
+    facts = published[0]["data"]
+    same = all(facts.get(k) == version.get(k) for k in ("slug", "version", "filename", "size"))
+    found.add(
+        same,
+        f"{label} ({version.get('filename')}, {version.get('size')} bytes) was published on {published[0]['at']}",
+    )
+    found.add(facts.get("sha256") == version.get("sha256"), f"its SHA-256 is {version.get('sha256')}")
+    found.add(facts.get("sha1") == version.get("sha1"), f"its SHA-1 is {version.get('sha1')}")
+    found.add(
+        facts.get("retain_until") == version.get("retain_until"),
+        f"it is retained (stays retrievable at its URL) until {version.get('retain_until')}",
+    )
+
+
+#: What a harvest entry may record of the deposit crawler, and how a finding words it.
+_HARVEST_EVIDENCE = (
+    ("complete", "fetched whole"),
+    ("revisit", "revisited (answered 304: it held these bytes)"),
+    ("fetched", "first fetched (in part or whole)"),
+)
+
+
+def _check_harvests(found: Findings, proven: dict[Any, dict[str, Any]], version: dict[str, Any]) -> None:
+    """Record each proven fetch of these very bytes by the deposit crawler, once."""
+    for entry in proven.values():
         if entry["action"] != "deposit.harvest":
             continue
         data = entry["data"]
-        for kind, words in (
-            ("complete", "fetched whole"),
-            ("revisit", "revisited (answered 304: it held these bytes)"),
-            ("fetched", "first fetched (in part or whole)"),
-        ):
+        if data.get("sha256") != version.get("sha256"):
+            continue
+        for kind, words in _HARVEST_EVIDENCE:
             evidence = data.get(kind)
+            if not evidence:
+                continue
             fact = (
                 f"the deposit crawler of request {data.get('request')} {words} at {evidence['at']}, attributed by "
                 f"{evidence['via']}"
-                if evidence
-                else ""
             )
-            if evidence and data.get("sha256") == version.get("sha256") and (True, fact) not in found.lines:
-                found.add(True, fact)  # a later entry repeats what an earlier one recorded
-    if file is not None:
-        sha256, sha1 = hashlib.sha256(), hashlib.sha1()  # noqa: S324 - the deposit institution's digest
-        with file.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                sha256.update(chunk)
-                sha1.update(chunk)
-        held_sha1 = "sha1:" + base64.b32encode(sha1.digest()).decode("ascii")  # as Heritrix writes it
-        found.add(
-            sha256.hexdigest() == version.get("sha256") and held_sha1 == version.get("sha1"),
-            f"{file} holds these very bytes (SHA-256 and SHA-1)",
-        )
-    return found
+            if (True, fact) not in found.lines:  # a later entry repeats what an earlier one recorded
+                found.add(True, fact)
+
+
+def _check_file(found: Findings, file: Path, version: dict[str, Any]) -> None:
+    """Record whether ``file`` holds the version's bytes, by both digests the two sides use."""
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1()  # noqa: S324 - the deposit institution's digest
+    with file.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha256.update(chunk)
+            sha1.update(chunk)
+    held_sha1 = "sha1:" + base64.b32encode(sha1.digest()).decode("ascii")  # as Heritrix writes it
+    found.add(
+        sha256.hexdigest() == version.get("sha256") and held_sha1 == version.get("sha1"),
+        f"{file} holds these very bytes (SHA-256 and SHA-1)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 from flask import Blueprint
 from flask import Response
 from flask import current_app
@@ -30,6 +28,8 @@ from pligt.web.auth import credential_of
 from pligt.web.auth import current_principal
 from pligt.web.auth import file_challenge
 from pligt.web.auth import may_read_protected
+from pligt.web.decision import decide
+from pligt.web.decision import look_up
 from pligt.web.downloads import download_record
 from pligt.web.downloads import remember_connection
 from pligt.web.downloads import send_version
@@ -130,28 +130,23 @@ def healthz() -> tuple[Response, int]:
 @bp.get(VERSION_ROUTE)
 @crawler_may_authenticate
 def version_file(slug: str, number: int, filename: str) -> Response:
-    """Serve one version at its stable URL (public, or protected behind HTTP Basic)."""
+    """Serve one version at its stable URL (public, or protected behind HTTP Basic), as :func:`decide` says."""
     principal = current_principal()
     archive = pligt().archive
-    try:
-        found = archive.find_download(slug, number, credential_of(principal))
-    except (NotFound, Gone):
-        if principal is None and not _public_item(slug):
-            return file_challenge()  # an unknown, a protected and a withdrawn protected URL look alike
-        raise
-    if principal is not None:
-        remember_connection(request.environ, principal.credential_id if found.credential_active else None)
-    version = found.version
-    if version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
+    seen = look_up(archive, slug, number, principal)
+    if principal is not None and seen.version is not None:
+        remember_connection(request.environ, principal.credential_id if seen.credential_active else None)
+    answer = decide(request.environ, principal, seen, filename)
+    if answer.status == 401:
         return file_challenge()
-    if unicodedata.normalize("NFC", filename) != version.filename:
+    if seen.missing is not None:
+        raise seen.missing
+    version = seen.version
+    assert version is not None
+    if answer.status == 404:
         raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
-    on_sent = None
-    # Proof of deposit: what crawler credentials (and anonymous clients, for public
-    # material) fetched. The owner's own downloads prove nothing and are not kept.
-    if request.method == "GET" and (principal is None or principal.credential_id is not None):
-        on_sent = download_record(archive, request.environ, credential_of(principal), version)
-    return send_version(version, on_sent)
+    on_sent = download_record(archive, request.environ, credential_of(principal), version) if answer.record else None
+    return send_version(version, answer, on_sent)
 
 
 def _public_item(slug: str) -> bool:
