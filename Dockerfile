@@ -3,11 +3,15 @@
 # served by `pligt serve` (gunicorn) as a non-root user.
 #
 #   docker build -t pligt .
-#   docker run -d --name pligt -p 8000:8000 -v pligt-data:/var/lib/pligt pligt
+#   docker run -d --name pligt -p 8000:8000 -v pligt-data:/var/lib/pligt \
+#       -e PLIGT_BASE_URL=https://deposit.example.dk -e PLIGT_TRUSTED_PROXIES=1 pligt
 #   docker logs pligt        # the owner's password, printed once on first start
 #
-# Behind a TLS-terminating proxy, set e.g. -e PLIGT_TRUSTED_PROXIES=1
-# -e PLIGT_BASE_URL=https://deposit.example.dk (any setting: PLIGT_<NAME>).
+# The container listens on every address, so `pligt serve` needs base_url, the public
+# address every link is built from (it refuses to start without one, rather than echo a
+# client's Host header): here behind a TLS-terminating proxy on deposit.example.dk; to try
+# it on this machine, -p 127.0.0.1:8000:8000 -e PLIGT_BASE_URL=http://127.0.0.1:8000.
+# Any setting can be given so: PLIGT_<NAME>. tests/test_dockerfile.py starts these as written.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from pligt.core.errors import Conflict
 from pligt.core.errors import NotInitialised
 from pligt.core.models import Clock
 from pligt.core.models import utcnow
+from pligt.core.private import FOLDER_MODE
+from pligt.core.private import write_private
 from pligt.core.proof.checkpoints import Checkpoints
 from pligt.core.proof.notes import Signer
 from pligt.core.proof.notes import new_signer
@@ -103,6 +106,71 @@ def checkpoint_origin(settings: Settings) -> str:
     return parts.netloc + parts.path.rstrip("/")
 
 
+def is_local_name(name: str) -> bool:
+    """Tell whether a log name (``host[:port][/path]``) is an address no one outside this machine or network reaches."""
+    host = urlsplit(f"//{name}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
+
+
+def log_name_problem(settings: Settings, signer: Signer | None) -> str | None:
+    """Say what is wrong with the name the checkpoint key (and so the audit log) carries; None if nothing.
+
+    A first run without base_url names them after the loopback address it
+    served on; checkpoints and receipts handed out later would carry that name.
+    """
+    if signer is None:
+        return None
+    wanted = checkpoint_origin(settings) if settings.base_url else None
+    how = (
+        "set base_url (pligt.toml) to the public address and run `pligt audit rename`"
+        if wanted is None or is_local_name(wanted)
+        else "run `pligt audit rename`"
+    )
+    if is_local_name(signer.name):
+        return (
+            f"the checkpoint key and the audit log are named {signer.name}, a local address the deposit institution "
+            f"cannot check them against: {how}, possible until the first credential is issued"
+        )
+    if wanted is not None and wanted != signer.name:
+        return (
+            f"the checkpoint key and the audit log are named {signer.name}, but base_url says {wanted}: {how}, "
+            "possible until the first credential is issued"
+        )
+    return None
+
+
+def rename_log(settings: Settings, archive: Archive) -> tuple[str, str]:
+    """Name the checkpoint key and the audit log after base_url, with a new key; return the old and new name.
+
+    :raises ConfigurationError: without a public base_url.
+    :raises Conflict: once a credential was issued, or when the name is right already.
+    """
+    if not settings.base_url or is_local_name(checkpoint_origin(settings)):
+        raise ConfigurationError(
+            "set base_url to the public address first (pligt.toml, or PLIGT_BASE_URL): the log is named after it"
+        )
+    old = archive.checkpoints.signer
+    signer = new_signer(checkpoint_origin(settings))
+    path = settings.checkpoint_key_file
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)  # one a rename cut short left
+    write_signer(signer, fresh)
+    try:
+        archive.rename_log(signer)
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        raise
+    os.replace(fresh, path)  # right after the entry that names it: a checkpoint needs both
+    archive.checkpoints.write()
+    return (old.name if old else ""), signer.name
+
+
 def tsa_roots(settings: Settings) -> str:
     """Return the PEM text of the TSA's CA (``tsa_ca_file``), or "" without one.
 
@@ -173,18 +241,16 @@ def init_instance(settings: Settings, chosen: Collection[str] = ()) -> Initialis
 def make_folder(settings: Settings, chosen: Collection[str] = ()) -> None:
     """Create the instance folder (owner-only) with a commented config file (``chosen`` settings in force)."""
     settings.instance.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.instance, 0o700)
-    if not settings.config_file.exists():
-        settings.config_file.write_text(default_config_text(settings, chosen), encoding="utf-8")
+    os.chmod(settings.instance, FOLDER_MODE)
+    if not settings.config_file.exists():  # it may hold the SMTP password: owner-only too
+        write_private(settings.config_file, default_config_text(settings, chosen).encode("utf-8"))
 
 
 def write_secret(settings: Settings) -> None:
     """Create the instance's secret key (sessions, CSRF) unless it exists."""
     if settings.secret_file.exists():
         return
-    fd = os.open(settings.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(32))
+    write_private(settings.secret_file, secrets.token_bytes(32))
 
 
 def switch_setting(settings: Settings, name: str, value: str | int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -18,10 +19,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import requests
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pligt.settings import Settings
+from tests.support.cli import run_cli
+from tests.support.servers import start_server
+from tests.support.servers import stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -262,3 +267,47 @@ def test_locks_cover_pyproject(lock: str, table: tuple[str, str]) -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"{lock} pins {name}=={pins[name]}, outside {spec}: run scripts/lock"
         )
+
+
+def header_runs(text: str) -> list[list[str]]:
+    """The ``docker run`` commands of the Dockerfile's header comment, continuation lines joined."""
+    header = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("#").strip())
+    joined = "\n".join(header).replace("\\\n", " ")
+    found = [shlex.split(line) for line in joined.splitlines() if line.startswith("docker run ")]
+    # The try-it-here variant is written in prose: its options, after "to try it on this machine,".
+    trial = re.search(r"to try\s+it on this machine, (.*?)\.\n", joined, flags=re.S)
+    assert trial, "the header says how to try the image on this machine"
+    found.append(["docker", "run", *shlex.split(trial.group(1).replace("\n", " "))])
+    return found
+
+
+def _settings_of(run: list[str]) -> dict[str, str]:
+    """The ``-e NAME=VALUE`` settings of a ``docker run`` command."""
+    return dict(run[i + 1].split("=", 1) for i, word in enumerate(run) if word == "-e")
+
+
+def test_the_header_examples_start_as_written(stage: list[Instruction], tmp_path: Path) -> None:
+    """Each ``docker run`` of the header, with the image's command, really serves (here, without Docker)."""
+    entrypoint = only(stage, "ENTRYPOINT")
+    command = [*(words(entrypoint[-1].args) if entrypoint else []), *words(only(stage, "CMD")[-1].args)]
+    serve = command[command.index("pligt") :]
+    assert serve[:2] == ["pligt", "serve"]
+    runs = header_runs(DOCKERFILE.read_text(encoding="utf-8"))
+    assert len(runs) >= 2
+    for n, run in enumerate(runs):
+        settings = _settings_of(run)
+        assert "PLIGT_BASE_URL" in settings, f"{shlex.join(run)}: the server would refuse to start"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLIGT_")}
+        env.update(settings, PLIGT_INSTANCE=str(tmp_path / f"instance-{n}"))
+        assert run_cli("init", "--exist-ok", env=env).returncode == 0  # what the entry point runs first
+        server = start_server(tmp_path / f"instance-{n}", tmp_path / f"serve-{n}.log", *serve[2:], env=env)
+        try:
+            assert requests.get(server.url + "/", timeout=30).status_code == 200
+            sitemap = requests.get(server.url + "/sitemap.xml", timeout=30)
+            assert f"<loc>{settings['PLIGT_BASE_URL']}/" in sitemap.text  # links on the public address
+        finally:
+            stop_server(server)

@@ -240,3 +240,42 @@ def _prepare(example: Example, work: Path, bucket: Bucket) -> None:
     if example.command.startswith("pligt migrate-storage --to s3://"):  # "after setting s3_* in pligt.toml"
         with (work / "instance" / "pligt.toml").open("a", encoding="utf-8") as config:
             config.write(bucket.settings_toml("deposit").split("\n", 1)[1])
+
+
+def serve_examples(text: str) -> list[list[str]]:
+    """Every ``scripts/serve``/``pligt serve`` command with options in the README (code spans, ``sh`` blocks).
+
+    A synopsis (``[--host]``, in the commands table) is no command.
+    """
+    spans = re.findall(r"`((?:scripts/serve|pligt serve) [^`]*)`", text.replace("\n", " "))
+    blocks = [
+        line.split("#", 1)[0]
+        for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.M | re.S)
+        for line in block.splitlines()
+        if line.startswith(("scripts/serve ", "pligt serve "))
+    ]
+    return [shlex.split(command) for command in [*spans, *blocks] if "--" in command and "[" not in command]
+
+
+def test_every_serve_example_in_the_readme_starts_as_written(tmp_path: Path) -> None:
+    """A ``--host 0.0.0.0`` example without base_url would be refused: each one starts.
+
+    ``scripts/serve`` passes its arguments to ``pligt serve``, which is started here with them.
+    """
+    examples = [argv for name in DOCUMENTS for argv in serve_examples((ROOT / name).read_text(encoding="utf-8"))]
+    assert any("--host" in argv for argv in examples), "the README shows how to serve on every address"
+    for n, argv in enumerate(examples):
+        options = argv[2:] if argv[0] == "pligt" else argv[1:]
+        kept: list[str] = []
+        i = 0
+        while i < len(options):  # the folder and port are this test's; everything else as written
+            if options[i] in ("--instance", "--port"):
+                i += 2
+                continue
+            kept.append(options[i])
+            i += 1
+        folder = tmp_path / f"instance-{n}"
+        init_instance(load_settings(folder, env={}))
+        env = {name: value for name, value in os.environ.items() if not name.startswith("PLIGT_")}
+        server = start_server(folder, tmp_path / f"serve-{n}.log", *kept, env=env)
+        stop_server(server)

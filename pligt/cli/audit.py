@@ -14,6 +14,7 @@ from pligt.cli.common import warn_unreadable
 from pligt.core.errors import StorageError
 from pligt.core.proof.receipts import record_harvest
 from pligt.instance import open_instance
+from pligt.instance import rename_log
 
 
 @click.group()
@@ -39,6 +40,22 @@ def audit_verify(instance: Path | None, as_json: bool, head: str | None) -> None
         return
     click.echo(f"audit log intact: {report.entries} entries, head {report.head}")
     click.echo(f"checkpoints: {report.checkpoints}")
+
+
+@audit.command("rename")
+@instance_option
+def audit_rename(instance: Path | None) -> None:
+    """Name the checkpoint key and the audit log after base_url (a new key), before any credential is issued.
+
+    For an instance first run without base_url, whose key carries the local
+    address it served on. The rename is audited and names the key it
+    retires, so the checkpoints signed before still verify. Restart a running
+    `pligt serve` afterwards, so that it signs with the new key.
+    """
+    settings, archive = open_instance(instance)
+    old, new = rename_log(settings, archive)
+    click.echo(f"the checkpoint key and the audit log are now named {new} (before: {old})")
+    click.echo("publish the new key (GET /checkpoint-key serves it) and restart a running `pligt serve`", err=True)
 
 
 @audit.command("head")

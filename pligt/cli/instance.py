@@ -12,7 +12,9 @@ import click
 from pligt.cli.common import instance_option
 from pligt.cli.common import json_option
 from pligt.cli.common import print_json
+from pligt.core.deposits import OWNER_USERNAME
 from pligt.core.errors import ConfigurationError
+from pligt.core.errors import InvalidInput
 from pligt.core.errors import StorageError
 from pligt.core.storage import Storage
 from pligt.instance import init_instance
@@ -143,4 +145,34 @@ def _serving_at(settings: Settings) -> Iterator[None]:
             record.unlink(missing_ok=True)
 
 
-COMMANDS = (init, serve)
+@click.group()
+def owner() -> None:
+    """The owner's account (the console and the owner API)."""
+
+
+@owner.command("password")
+@instance_option
+@json_option
+@click.option("--generate", is_flag=True, help="Make a strong password and print it once, instead of asking for one.")
+def owner_password(instance: Path | None, as_json: bool, generate: bool) -> None:
+    """Set a new owner password: typed (twice, hidden), or made and shown once.
+
+    Every console session ends (signed-in browsers sign in again), the owner
+    API takes only the new password from now on, in the running server too,
+    and the audit log records the change (never the password).
+    """
+    _, archive = open_instance(instance)
+    if not generate and as_json:
+        raise InvalidInput("--json prints a made password: use it with --generate")
+    chosen = None if generate else click.prompt("New owner password", hide_input=True, confirmation_prompt=True)
+    password = archive.change_owner_password(chosen)
+    if as_json:
+        print_json({"username": OWNER_USERNAME, "password": password})
+        return
+    if generate:
+        click.echo(f"Owner password: {password}")
+        click.echo("Keep the password now: it is shown only this once.")
+    click.echo("The owner password is changed; every console session has ended.", err=True)
+
+
+COMMANDS = (init, serve, owner)

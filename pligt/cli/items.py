@@ -23,6 +23,7 @@ from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
 from pligt.core.models import Version
 from pligt.core.models import to_text
+from pligt.core.retention import MISTAKE_WINDOW
 from pligt.instance import open_instance
 
 #: Show a progress bar for uploads at least this large (or for several files).
@@ -53,7 +54,8 @@ def add(
     """Publish FILES, each as a new version of its item, each on its own.
 
     New items are protected unless --public is given; a new version keeps its
-    item's visibility. A file whose bytes contradict its name is refused; the
+    item's visibility. A file with the very bytes of its item's newest version
+    publishes nothing, and says so. A file whose bytes contradict its name is refused; the
     others are published all the same, and the exit code says that one failed
     (the failures' own code when they agree, else 1).
     """
@@ -74,7 +76,12 @@ def add(
             click.echo(f"pligt: error: {path}: {outcome.message}", err=True)
             continue
         v = outcome.version
-        if not as_json:
+        if not as_json and outcome.unchanged:
+            click.echo(
+                f"unchanged: {path.name} has the very bytes of {v.slug} version {v.number} ({v.filename}); "
+                "nothing was published"
+            )
+        elif not as_json:
             click.echo(
                 f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
                 f"retained until {v.retain_until:%Y-%m-%d}"
@@ -111,7 +118,12 @@ def _publish_one(
 def _as_json(path: Path, outcome: Publication | ArchiveError) -> dict[str, Any]:
     if isinstance(outcome, ArchiveError):
         return {"file": str(path), "error": outcome.message, "exit_code": outcome.exit_code}
-    return {"file": str(path), **outcome.version.to_dict(), "warnings": outcome.warnings}
+    return {
+        "file": str(path),
+        **outcome.version.to_dict(),
+        "warnings": outcome.warnings,
+        "unchanged": outcome.unchanged,
+    }
 
 
 @click.command()
@@ -145,18 +157,29 @@ def _row(v: Version) -> tuple[str, ...]:
 @json_option
 @click.argument("slug")
 @click.option("--version", "number", type=int, help="Withdraw only this version (default: every version).")
-def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None) -> None:
+@click.option(
+    "--mistake",
+    is_flag=True,
+    help=f"Take back one version (--version) published by mistake: within {MISTAKE_WINDOW.seconds // 60} minutes "
+    "of its publication, while the deposit institution has not fetched it.",
+)
+def withdraw(instance: Path | None, as_json: bool, slug: str, number: int | None, mistake: bool) -> None:
     """Withdraw an item (or one version) whose minimum retention has ended.
 
-    Its URL then answers 410 Gone. Before the retention date this is refused.
+    Its URL then answers 410 Gone. Before the retention date this is refused,
+    except for a version published by mistake, taken back with --mistake
+    within minutes while the deposit institution has not fetched it (audited).
     """
+    if mistake and number is None:
+        raise InvalidInput("--mistake takes back one version: give --version N")
     _, archive = open_instance(instance)
-    withdrawn = archive.withdraw(slug, number)
+    withdrawn = archive.withdraw(slug, number, mistake=mistake)
     if as_json:
         print_json([{**v.to_dict(), "withdrawn_at": to_text(v.withdrawn_at)} for v in withdrawn])
         return
     for v in withdrawn:
-        click.echo(f"withdrew {v.slug} version {v.number} ({v.filename})")
+        took_back = ", published by mistake: it never was the deposit institution's" if mistake else ""
+        click.echo(f"withdrew {v.slug} version {v.number} ({v.filename}){took_back}")
 
 
 COMMANDS = (add, items, withdraw)

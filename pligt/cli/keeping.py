@@ -31,6 +31,7 @@ from pligt.core.keeping.fixity import record_fixity
 from pligt.core.keeping.fixity import repair_leftovers
 from pligt.core.keeping.privacy import Privacy
 from pligt.core.models import Version
+from pligt.core.private import private_file
 from pligt.core.storage.base import EMPTY_FOLDER
 from pligt.core.storage.base import GRACE_PERIOD
 from pligt.instance import build_archive
@@ -118,6 +119,7 @@ def gdpr_export(instance: Path | None, email: str, output: Path | None) -> None:
         click.echo(text)
     else:
         try:
+            private_file(output)  # a person's data: owner-only when made here
             output.write_text(text + "\n", encoding="utf-8")
         except OSError as e:
             raise InvalidInput(f"cannot write {output}: {e.strerror}") from e

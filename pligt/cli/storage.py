@@ -18,6 +18,7 @@ from pligt.core.errors import StorageError
 from pligt.core.models import Version
 from pligt.core.storage import Storage
 from pligt.core.storage import open_backend
+from pligt.instance import log_name_problem
 from pligt.instance import open_instance
 from pligt.instance import switch_setting
 from pligt.settings import ENV_PREFIX
@@ -55,6 +56,7 @@ def check(instance: Path | None, as_json: bool) -> None:
         )
     checkpoints = archive.checkpoints.status()
     problems = checkpoints.problems(archive.clock())
+    name_problem = log_name_problem(settings, archive.checkpoints.signer)
     if as_json:
         print_json(
             {
@@ -63,6 +65,10 @@ def check(instance: Path | None, as_json: bool) -> None:
                 "versions": len(versions),
                 "storage": facts,
                 "checkpoints": {"count": checkpoints.count, "unstamped": checkpoints.unstamped, "problems": problems},
+                "log_name": {
+                    "name": archive.checkpoints.signer.name if archive.checkpoints.signer else None,
+                    "problem": name_problem,
+                },
             }
         )
         return
@@ -73,6 +79,8 @@ def check(instance: Path | None, as_json: bool) -> None:
     click.echo(f"checkpoints: {checkpoints.count} signed, {stamped}" if not problems else "checkpoints: warning")
     for problem in problems:
         click.echo(f"  warning: {problem}")
+    if name_problem:
+        click.echo(f"log name: warning: {name_problem}")
 
 
 def _describe(facts: dict[str, object]) -> str:

@@ -7,6 +7,8 @@ deposit (retention, content checks, atomic publication) is enforced here.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -22,17 +24,20 @@ from pligt.core.catalog import Catalog
 from pligt.core.content import SNIFF_BYTES
 from pligt.core.content import check_content
 from pligt.core.credentials.access import AccessDesk
+from pligt.core.credentials.passwords import check_chosen_password
 from pligt.core.credentials.passwords import hash_password
 from pligt.core.credentials.passwords import new_password
 from pligt.core.downloads.lookups import DownloadLookups
 from pligt.core.downloads.recorder import DownloadRecorder
 from pligt.core.downloads.small_files import SmallFiles
+from pligt.core.errors import ConfigurationError
 from pligt.core.errors import Conflict
 from pligt.core.errors import Gone
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import NotFound
 from pligt.core.errors import StorageError
 from pligt.core.errors import TooLarge
+from pligt.core.errors import keyed
 from pligt.core.models import BY_CONNECTION
 from pligt.core.models import BY_CREDENTIAL
 from pligt.core.models import BY_USER_AGENT
@@ -51,7 +56,10 @@ from pligt.core.names import slugify
 from pligt.core.proof.audit import GENESIS
 from pligt.core.proof.audit import verify_chain
 from pligt.core.proof.audit import verify_erasures
+from pligt.core.proof.checkpoints import RENAMED
 from pligt.core.proof.checkpoints import Checkpoints
+from pligt.core.proof.checkpoints import rename_refusal
+from pligt.core.proof.notes import Signer
 from pligt.core.retention import MINIMUM_RETENTION_DAYS
 from pligt.core.retention import check_retention_days
 from pligt.core.retention import checked_now
@@ -77,6 +85,12 @@ class Publication:
 
     version: Version
     warnings: list[str] = field(default_factory=list)
+    #: The bytes were those of ``version``, the item's newest version: nothing was published.
+    unchanged: bool = False
+
+
+class _SameBytes(Exception):  # not an error: a signal from inside the stream, never seen outside
+    """The upload ended with the very bytes of the item's newest version (raised inside the stream)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,12 @@ class Archive:
         executables) before anything is stored. If anything fails, nothing
         remains: no object in storage, no row in the catalog.
 
+        Bytes identical to the item's newest retained version publish nothing
+        (a second upload by mistake would otherwise be a version kept for six
+        months): the result names that version, with ``unchanged`` set. The
+        comparison is made as the last chunk passes, before the storage
+        completes the object, so nothing is stored either.
+
         :param visibility: ``public`` or ``protected``; ``None`` keeps an
             existing item's and makes a new item protected.
         :raises InvalidInput, ContentRefused, TooLarge, Conflict, StorageError:
@@ -154,9 +174,16 @@ class Archive:
         if visibility is not None and visibility not in VISIBILITIES:
             raise InvalidInput(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
         existing = self.catalog.get_item(slug)
+        newest = self._newest_retained(slug) if existing is not None else None
         if existing is not None:
             if visibility is not None and visibility != existing.visibility:
-                raise Conflict(f"item {slug!r} is {existing.visibility}; a new version cannot make it {visibility}")
+                raise keyed(
+                    Conflict,
+                    "item.visibility",
+                    f"item {slug!r} is {existing.visibility}; a new version cannot make it {visibility}",
+                    slug=slug,
+                    visibility=existing.visibility,
+                )
             visibility = existing.visibility
             title = title or existing.title
         visibility = visibility or PROTECTED
@@ -175,7 +202,11 @@ class Archive:
         until = max(retain_until(now, self.retention_days), self.catalog.latest_retention() or now)
         # The SHA-1 (the deposit institution's digest) of the very chunks the backend hashes and stores.
         sha1 = Sha1Tap()
-        stored = self.storage.save(key, sha1.tap(_prepend(head, stream)), retain_until=until)
+        try:
+            stored = self.storage.save(key, sha1.tap(_unless_same(_prepend(head, stream), newest)), retain_until=until)
+        except _SameBytes:
+            assert newest is not None
+            return Publication(newest, unchanged=True)
         try:
             if sha1.size != stored.size:
                 raise StorageError(f"the storage stored {stored.size:,} bytes of {sha1.size:,} for {filename}")
@@ -215,6 +246,10 @@ class Archive:
             )
         return Publication(version, warnings)
 
+    def _newest_retained(self, slug: str) -> Version | None:
+        """Return the item's newest version that is not withdrawn (what its latest URL serves), if any."""
+        return next((v for v in reversed(self.catalog.item_versions(slug)) if not v.withdrawn), None)
+
     # -- reading -----------------------------------------------------------------
 
     def versions(
@@ -248,8 +283,9 @@ class Archive:
         """
         version, credential_active = self.lookups.find(slug, number, credential_id)
         if version is None:
-            what = f"version {number} of {slug!r}" if number is not None else f"item {slug!r}"
-            raise NotFound(f"no {what}")
+            if number is None:
+                raise keyed(NotFound, "item.unknown", f"no item {slug!r}", slug=slug)
+            raise keyed(NotFound, "version.unknown", f"no version {number} of {slug!r}", slug=slug, number=number)
         return _retained(Download(version, credential_active))
 
     def open(self, version: Version) -> BinaryIO:
@@ -280,7 +316,9 @@ class Archive:
 
     # -- withdrawing -------------------------------------------------------------
 
-    def withdraw(self, slug: str, number: int | None = None, *, override_reason: str | None = None) -> list[Version]:
+    def withdraw(
+        self, slug: str, number: int | None = None, *, override_reason: str | None = None, mistake: bool = False
+    ) -> list[Version]:
         """Withdraw one version, or every retained version of an item, once retention has ended.
 
         Nothing is withdrawn if any of the versions is still retained, unless
@@ -290,54 +328,83 @@ class Archive:
         withdrawn earlier whose bytes are still stored (the storage refused
         then) is deleted again.
 
+        With ``mistake``, one version (``number`` is needed) published by
+        mistake is taken back within :data:`~pligt.core.retention.MISTAKE_WINDOW`
+        of its publication, while the deposit institution has not fetched it
+        (:func:`~pligt.core.retention.retractable`); that is audited as
+        ``version.retracted``.
+
         :raises NotFound: no such item or version.
         :raises RetentionActive: retention has not ended; the message names the date.
         :raises StorageError: the storage refused to delete; the catalog says what stays.
         """
+        if mistake and (number is None or override_reason is not None):
+            raise InvalidInput("a mistake is taken back one version at a time, without an override")
         versions = [v for v in self.item_versions(slug) if number is None or v.number == number]
         if not versions:
-            raise NotFound(f"no version {number} of {slug!r}")
+            raise keyed(NotFound, "version.unknown", f"no version {number} of {slug!r}", slug=slug, number=number)
         leftovers = [v for v in versions if v.withdrawn and self.storage.exists(v.storage_key)]
         if number is not None and versions[0].withdrawn and not leftovers:
-            raise Gone(f"{slug} version {number} was already withdrawn")
+            raise keyed(
+                Gone,
+                "version.already_withdrawn",
+                f"{slug} version {number} was already withdrawn",
+                slug=slug,
+                number=number,
+            )
         versions = [v for v in versions if not v.withdrawn]
         now = self.now()
+        mistakes: set[int] = set()
         if override_reason is not None:
             override_reason = override_reason.strip()
             if not override_reason:
                 raise InvalidInput("overriding retention needs a reason")
         else:
+            if mistake:
+                self.recorder.flush()  # this process's latest downloads count too
             for version in versions:
-                ensure_withdrawable(version, now)
+                harvested = mistake and not version.withdrawable(now) and self.catalog.harvested(version.id)
+                if ensure_withdrawable(version, now, mistake=mistake, harvested=harvested):
+                    mistakes.add(version.id)
         for version in leftovers:
             self.storage.delete(version.storage_key, bypass_retention=override_reason is not None)
         for version in versions:
-            overriding = override_reason is not None and not version.withdrawable(now)
-            if overriding:
-                # Storage first: when it refuses (COMPLIANCE), the version stays listed
-                # with its bytes, and the refused attempt is on the record too.
-                facts = {**version_facts(version), "reason": override_reason}
-                try:
-                    self.storage.delete(version.storage_key, bypass_retention=True)
-                except StorageError as e:
-                    with self.catalog.transaction():
-                        self.catalog.append_audit(
-                            "retention.override_refused", {**facts, "error": e.message}, None, now
-                        )
-                    raise StorageError(
-                        f"{version.slug} version {version.number} was not withdrawn: the storage refuses to delete "
-                        f"it before {version.retain_until:%Y-%m-%d} ({e.message})"
-                    ) from e
-            with self.catalog.transaction():
-                if overriding:
-                    self.catalog.append_audit("retention.override", facts, None, now)
-                self.catalog.mark_withdrawn(version.id, now)
-                self.catalog.append_audit("version.withdrawn", version_facts(version), None, now)
-            self.changed()
-            if not overriding:
-                # After the catalog: a version must never be listed without its bytes.
-                self.storage.delete(version.storage_key)
+            self._withdraw_one(version, now, override_reason, mistake=version.id in mistakes)
         return [replace(v, withdrawn_at=now) for v in versions] + leftovers
+
+    def _withdraw_one(self, version: Version, now: datetime, override_reason: str | None, *, mistake: bool) -> None:
+        """Withdraw one version that may go: after retention, as a mistake, or by an override with its reason."""
+        overriding = override_reason is not None and not version.withdrawable(now)
+        early = overriding or mistake
+        facts = version_facts(version)
+        if overriding:
+            facts["reason"] = override_reason
+        if early:
+            # Storage first: when it refuses (S3 COMPLIANCE), the version stays listed
+            # with its bytes, and the refused attempt is on the record too.
+            try:
+                self.storage.delete(version.storage_key, bypass_retention=True)
+            except StorageError as e:
+                with self.catalog.transaction():
+                    refused = "retention.override_refused" if overriding else "version.retract_refused"
+                    self.catalog.append_audit(refused, {**facts, "error": e.message}, None, now)
+                raise StorageError(
+                    f"{version.slug} version {version.number} was not withdrawn: the storage refuses to delete "
+                    f"it before {version.retain_until:%Y-%m-%d} ({e.message})"
+                ) from e
+        with self.catalog.transaction():
+            if overriding:
+                self.catalog.append_audit("retention.override", facts, None, now)
+            self.catalog.mark_withdrawn(version.id, now)
+            if mistake and not overriding:
+                facts = {**facts, "published_at": to_text(version.published_at), "not_harvested": True}
+                self.catalog.append_audit("version.retracted", facts, None, now)
+            else:
+                self.catalog.append_audit("version.withdrawn", version_facts(version), None, now)
+        self.changed()
+        if not early:
+            # After the catalog: a version must never be listed without its bytes.
+            self.storage.delete(version.storage_key)
 
     # -- proof of deposit and the audit log ------------------------------------------
 
@@ -413,6 +480,28 @@ class Archive:
         verify_erasures(entries, self.catalog.requests())
         return AuditReport(seq, digest, self.checkpoints.verify(entries))
 
+    def rename_log(self, signer: Signer) -> None:
+        """Give the audit log a new name and key (``signer``): audited, naming the key it retires.
+
+        Only while no credential was ever issued (see :func:`~pligt.core.proof.checkpoints.rename_refusal`);
+        checkpoints signed before stay as they are and verify under the retired key.
+        The caller writes the new key where the instance keeps it, then a checkpoint.
+
+        :raises ConfigurationError: without a checkpoint key.
+        :raises Conflict: saying why the name must stay.
+        """
+        old = self.checkpoints.signer
+        if old is None:
+            raise ConfigurationError("this instance has no checkpoint key to rename")
+        now = self.now()
+        with self.catalog.transaction():
+            refusal = rename_refusal(old.name, signer.name, len(self.catalog.credentials()))
+            if refusal is not None:
+                raise Conflict(refusal)
+            facts = {"from": old.name, "to": signer.name, "retired_key": old.verifier_key, "key": signer.verifier_key}
+            self.catalog.append_audit(RENAMED, facts, None, now)
+        self.checkpoints.signer = signer
+
     def changed(self) -> None:
         """Checkpoint the audit log after a change that matters (its transaction committed)."""
         self.checkpoints.after_change()
@@ -422,6 +511,31 @@ class Archive:
         password = new_password()
         self.catalog.set_owner(OWNER_USERNAME, hash_password(password), self.clock())
         return OWNER_USERNAME, password
+
+    def change_owner_password(self, password: str | None = None) -> str:
+        """Give the owner a new password (``None``: make one); end every console session; audit it.
+
+        The API's and console's checks take the new password at once, in every
+        process: both look for the stored hash, and a session names the hash it
+        began under. The audit entry says that it happened, never the password.
+
+        :param password: one the owner chose (see :func:`check_chosen_password`).
+        :return: the new password, to be shown once.
+        :raises NotFound: before ``pligt init`` made the owner.
+        :raises InvalidInput: a chosen password that is too short.
+        """
+        if not self.has_owner():
+            raise NotFound("there is no owner account yet: run `pligt init`")
+        chosen = password is not None
+        password = check_chosen_password(password) if password is not None else new_password()
+        hashed = hash_password(password)  # slow: outside the write lock
+        now = self.now()
+        with self.catalog.transaction():
+            self.catalog.set_owner(OWNER_USERNAME, hashed, now)
+            self.catalog.end_console_sessions()  # a copied cookie is over too
+            self.catalog.append_audit("owner.password_changed", {"chosen": chosen}, None, now)
+        self.changed()
+        return password
 
     def has_owner(self) -> bool:
         return self.catalog.owner() is not None
@@ -454,6 +568,24 @@ def _limited(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         yield chunk
 
 
+def _unless_same(chunks: Iterator[bytes], newest: Version | None) -> Iterator[bytes]:
+    """Pass ``chunks`` on; raise :class:`_SameBytes` at their end if they are ``newest``'s bytes.
+
+    Raised before the stream ends, the storage treats it as a failed upload and keeps nothing.
+    """
+    if newest is None:
+        yield from chunks
+        return
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        yield chunk
+    if size == newest.size and hmac.compare_digest(digest.hexdigest(), newest.sha256):
+        raise _SameBytes
+
+
 def _take(chunks: Iterator[bytes], size: int) -> bytes:
     """Read at least ``size`` bytes (or all there is) from ``chunks``."""
     parts: list[bytes] = []
@@ -481,12 +613,14 @@ def read_chunks(stream: IO[bytes], chunk_size: int = CHUNK_SIZE) -> Iterator[byt
 def _retained(found: Download) -> Download:
     """``found``, unless its version was withdrawn.
 
-    :raises Gone: the version was withdrawn after its retention ended.
+    :raises Gone: the version was withdrawn: after its retention ended, or before (a mistake
+        taken back, an erasure), which its message does not claim otherwise.
     """
     version = found.version
-    if version.withdrawn:
-        raise Gone(
-            f"{version.slug} version {version.number} was withdrawn on "
-            f"{version.withdrawn_at:%Y-%m-%d}, after its retention ended"
-        )
+    if version.withdrawn_at is not None:
+        facts = {"slug": version.slug, "number": version.number, "date": f"{version.withdrawn_at:%Y-%m-%d}"}
+        message = f"{version.slug} version {version.number} was withdrawn on {facts['date']}"
+        if version.withdrawn_at >= version.retain_until:
+            raise keyed(Gone, "version.gone_after_retention", f"{message}, after its retention ended", **facts)
+        raise keyed(Gone, "version.gone", message, **facts)
     return found

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
 
 class ArchiveError(Exception):
@@ -33,6 +34,22 @@ class ArchiveError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        #: What a service words the refusal from, with :attr:`key` (see :func:`keyed`).
+        self.facts: dict[str, object] = {}
+
+
+E = TypeVar("E", bound=ArchiveError)
+
+
+def keyed(cls: type[E], key: str, message: str, **facts: object) -> E:
+    """Return the error ``cls(message)`` with a ``key`` and its ``facts``, for a page to word in its language.
+
+    The English ``message`` stays what the CLI, the owner API and the logs say.
+    """
+    error = cls(message)
+    error.key = key
+    error.facts = facts
+    return error
 
 
 class InvalidInput(ArchiveError):

@@ -55,7 +55,50 @@ def retain_until(published_at: datetime, days: int) -> datetime:
     return published_at + timedelta(days=days)
 
 
-def ensure_withdrawable(version: Version, now: datetime) -> None:
-    """Raise :class:`RetentionActive`, naming the date, while retention runs."""
-    if not version.withdrawable(now):
+#: How long after publishing a version may be taken back as a mistake, if the deposit
+#: institution has not fetched it: long enough to notice a wrong file, short against a harvest.
+MISTAKE_WINDOW = timedelta(minutes=30)
+
+
+def retractable(version: Version, now: datetime, *, harvested: bool) -> bool:
+    """Tell whether ``version`` may be taken back as published by mistake: within the window, never harvested.
+
+    The six-month promise is to the deposit institution: what its crawler has
+    fetched (by a credential, or anonymously under its listed User-Agent) stays.
+    A version it never fetched, withdrawn within minutes of its publication,
+    was never handed to it. Fetches by other anonymous clients do not count: a
+    public file a browser saw in its first minutes is still the publisher's to
+    take back, and it is the institution's copy the law is about.
+
+    A fetch counts once its answer was sent and recorded (within a second, see
+    :mod:`pligt.core.downloads.recorder`): one still under way at the moment
+    the version is taken back is not seen, and ends with the bytes it began with.
+    """
+    return not harvested and version.published_at <= now < version.published_at + MISTAKE_WINDOW
+
+
+def ensure_withdrawable(version: Version, now: datetime, *, mistake: bool = False, harvested: bool = True) -> bool:
+    """Return whether withdrawing ``version`` now takes back a mistake (True: inside its retention).
+
+    :param mistake: the owner says it was published by mistake (see :func:`retractable`).
+    :param harvested: whether the deposit institution fetched it.
+    :raises RetentionActive: naming the date, while retention runs and it may not be taken back.
+    """
+    if version.withdrawable(now):
+        return False
+    if not mistake:
         raise RetentionActive(version.slug, version.retain_until, version.number)
+    if retractable(version, now, harvested=harvested):
+        return True
+    why = (
+        "the deposit institution has fetched it"
+        if harvested
+        else f"it was published more than {MISTAKE_WINDOW.seconds // 60} minutes ago"
+    )
+    raise RetentionActive(
+        version.slug,
+        version.retain_until,
+        version.number,
+        message=f"{version.slug} version {version.number} cannot be taken back as a mistake: {why}; it is "
+        f"retained until {version.retain_until:%Y-%m-%d %H:%M} UTC",
+    )

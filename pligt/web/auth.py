@@ -16,6 +16,8 @@ from typing import cast
 
 from flask import Response
 from flask import g
+from flask import request
+from flask_babel import gettext
 from flask_httpauth import HTTPBasicAuth
 
 from pligt.core.credentials.auth import OWNER
@@ -24,6 +26,7 @@ from pligt.core.deposits import OWNER_USERNAME
 from pligt.core.errors import LockedOut
 from pligt.web.clients import client_address
 from pligt.web.errors import error_response
+from pligt.web.refusals import worded
 from pligt.web.services import pligt
 
 
@@ -82,18 +85,43 @@ def _verify_owner(username: str, password: str) -> Principal | None:
 
 
 def _challenge(status: int) -> Response:
-    locked: LockedOut | None = g.pop("pligt_locked_out", None)
+    """The crawler's 401 (or 403), in the page's language."""
+    locked = _locked_out()
     if locked is not None:
-        return error_response(429, "Too Many Requests", locked.message, retry_after=locked.retry_after)
+        return locked
     if status == 401:
-        return error_response(401, "Unauthorized", "This area needs the credentials the owner released to you.")
-    return error_response(status, "Forbidden", "These credentials do not give access here.")
+        return error_response(
+            401, "Unauthorized", gettext("This area needs the credentials the owner released to you.")
+        )
+    return error_response(status, "Forbidden", gettext("These credentials do not give access here."))
+
+
+def _owner_challenge(status: int) -> Response:
+    """The owner API's 401, spoken to the owner (in English, as the API and the CLI are)."""
+    locked = _locked_out()
+    if locked is not None:
+        return locked
+    return error_response(
+        status,
+        "Unauthorized" if status == 401 else "Forbidden",
+        "the owner API needs the owner's username and password over HTTP Basic (curl -u owner:PASSWORD); "
+        "a crawler credential does not open it, and `pligt owner password` sets a new owner password",
+    )
+
+
+def _locked_out() -> Response | None:
+    """The 429 a client gets instead of a challenge once it failed too often; None if it did not."""
+    locked: LockedOut | None = g.pop("pligt_locked_out", None)
+    if locked is None:
+        return None
+    description = locked.message if request.path.startswith("/api/") else worded(locked)
+    return error_response(429, "Too Many Requests", description, retry_after=locked.retry_after)
 
 
 crawler_auth.verify_password(_verify_crawler)
 owner_auth.verify_password(_verify_owner)
 crawler_auth.error_handler(_challenge)
-owner_auth.error_handler(_challenge)
+owner_auth.error_handler(_owner_challenge)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,7 +14,9 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template
 from flask import request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed
 
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import StorageError
@@ -41,12 +43,41 @@ def json_error(
     return with_retry_after(response, retry_after)
 
 
+#: The heading of an error page, in the reader's language (JSON keeps the English ``name``).
+_TITLES = {
+    400: _l("Bad request"),
+    401: _l("Credentials needed"),
+    403: _l("Not allowed"),
+    404: _l("Not found"),
+    405: _l("Method not allowed"),
+    409: _l("Refused"),
+    410: _l("Gone"),
+    413: _l("Too large"),
+    415: _l("Content refused"),
+    422: _l("Not valid"),
+    429: _l("Too many requests"),
+    500: _l("Server error"),
+    503: _l("Unavailable right now"),
+    507: _l("Storage full"),
+}
+
+#: What a page says instead of Werkzeug's English description of its own errors.
+_DESCRIPTIONS = {
+    400: _l("The request could not be understood."),
+    404: _l("There is nothing at this address."),
+    405: _l("This address does not take that kind of request."),
+    413: _l("The request is larger than this address takes."),
+    500: _l("Something went wrong on the server; please try again later."),
+}
+
+
 def error_response(status: int, name: str, description: str, *, retry_after: int | None = None) -> Response:
     """Render an error as JSON or HTML, as the client prefers."""
     if wants_json():
         return json_error(status, name, description, retry_after=retry_after)
+    title = _TITLES.get(status, name)
     response = current_app.response_class(
-        render_template("error.html", code=status, name=name, description=description),
+        render_template("error.html", code=status, name=title, description=description),
         mimetype="text/html",
     )
     response.status_code = status
@@ -58,6 +89,22 @@ def with_retry_after(response: Response, seconds: int | None) -> Response:
     if seconds is not None:
         response.headers["Retry-After"] = str(seconds)
     return response
+
+
+def _described(e: HTTPException) -> str:
+    """Say what went wrong: the API in English, with what to do instead; a page in its reader's language."""
+    if isinstance(e, MethodNotAllowed) and e.valid_methods:
+        allowed = sorted(set(e.valid_methods) - {"HEAD", "OPTIONS"})
+        if request.path.startswith("/api/"):
+            if request.method == "PUT" and "POST" in allowed:
+                return (
+                    "send the file with POST, not PUT: curl -u owner:PASSWORD -X POST -T FILE "
+                    f"'{request.base_url}?filename=NAME' (curl -T alone sends PUT)"
+                )
+            return f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+    if request.path.startswith("/api/") or e.description != type(e).description:
+        return e.description or ""  # the API's English, or a description a view gave
+    return str(_DESCRIPTIONS.get(e.code or 500, e.description or ""))
 
 
 @bp.app_errorhandler(ArchiveError)
@@ -75,9 +122,9 @@ def handle_archive_error(e: ArchiveError) -> Response:
 
 @bp.app_errorhandler(HTTPException)
 def handle_http_error(e: HTTPException) -> Response:
-    """Answer werkzeug's errors (404, 405, 413, …) in the same two shapes."""
+    """Answer werkzeug's errors (404, 405, 413, …) in the same two shapes; a page in its reader's language."""
     response = e.get_response()
-    rendered = error_response(e.code or 500, e.name, e.description or "")
+    rendered = error_response(e.code or 500, e.name, _described(e))
     # Keep headers the exception set (Allow, WWW-Authenticate, Content-Range, Retry-After).
     for key, value in response.headers.items():
         if key.lower() not in ("content-type", "content-length"):

@@ -18,12 +18,13 @@ from flask import render_template
 from flask import request
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from jinja2.filters import do_filesizeformat
 
 from pligt.core.errors import NotFound
+from pligt.core.errors import keyed
 from pligt.core.models import PUBLIC
 from pligt.core.models import Version
 from pligt.links import version_path
+from pligt.web.i18n import size_text
 from pligt.web.services import pligt
 
 PAGE_SIZE = 1000
@@ -66,7 +67,7 @@ def rows(versions: list[Version], root: str = "") -> list[Row]:
                     filename=v.filename,
                     number=v.number,
                     access=labels[v.visibility],
-                    size=do_filesizeformat(v.size),
+                    size=size_text(v.size),
                     type=v.content_type.split(";")[0],
                     date=v.published_at.strftime("%Y-%m-%d"),
                     iso=v.published_at.isoformat(),
@@ -97,7 +98,7 @@ def index_page(template: str, *, visibility: str | None) -> Response:
         total = archive.catalog.count_versions(visibility=visibility)
         pages = max(1, math.ceil(total / PAGE_SIZE))
         if not 1 <= page <= pages:
-            raise NotFound(f"the index has {pages} page(s)")
+            raise keyed(NotFound, "index.page", f"the index has {pages} page(s)", pages=pages)
         versions = archive.versions(visibility=visibility, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         html = render_template(
             template,

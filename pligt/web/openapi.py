@@ -31,6 +31,7 @@ from pligt.core.models import VISIBILITIES
 from pligt.core.names import FILENAME_MAX_BYTES
 from pligt.core.names import SLUG_MAX
 from pligt.core.proof.receipt_check import FORMAT as RECEIPT_FORMAT
+from pligt.core.retention import MISTAKE_WINDOW
 from pligt.web.limits import SMALL_BODY_BYTES
 
 Schema = dict[str, Any]
@@ -263,7 +264,15 @@ def _schemas() -> dict[str, Schema]:
             }
         ),
         "Publication": _object(
-            {"version": _ref("Version"), "warnings": {"type": "array", "items": {"type": "string"}}}
+            {
+                "version": _ref("Version"),
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "unchanged": {
+                    "type": "boolean",
+                    "description": "true: the bytes were those of the item's newest version, which is the version "
+                    "named; nothing was published.",
+                },
+            }
         ),
         "Withdrawn": _object({"withdrawn": {"type": "array", "items": _ref("Version")}}),
         "AccessRequest": _object(
@@ -428,12 +437,21 @@ def _paths() -> dict[str, Schema]:
                         _ref("Publication"),
                         "Published; warnings say, e.g., that it is larger than the crawler's per-fetch budget.",
                         {"Location": {"description": "The version's URL.", "schema": {"type": "string"}}},
-                    )
+                    ),
+                    "200": _json(
+                        _ref("Publication"),
+                        "Unchanged: the body is byte for byte the item's newest version, so nothing was published "
+                        "(no new version, nothing stored, nothing audited); the answer names that version, with "
+                        '"unchanged": true.',
+                        {"Content-Location": {"description": "That version's URL.", "schema": {"type": "string"}}},
+                    ),
                 },
                 errors=(400, 409, 415, 507),
                 description="The body is the file's bytes as they are (any Content-Type), streamed into storage "
                 "up to max_upload_bytes. Its type is decided from the bytes and must match the name's extension; "
-                "empty files and programs are refused. A new item unless slug names one.",
+                "empty files and programs are refused. A new item unless slug names one. Bytes identical to the "
+                "item's newest version publish nothing (200, unchanged). Send it with POST: a PUT here (curl -T "
+                "without -X POST) is answered 405, with Allow and a description saying to use POST.",
                 parameters=[
                     _query(
                         "filename",
@@ -481,7 +499,17 @@ def _paths() -> dict[str, Schema]:
                 "Withdraw one version",
                 {"200": withdrawn},
                 errors=(400, 404, 409, 410),
-                description="Refused (409, naming the date) while the version is inside its retention.",
+                description="Refused (409, naming the date) while the version is inside its retention; with "
+                f"mistake=true, a version published by mistake is taken back within "
+                f"{MISTAKE_WINDOW.seconds // 60} minutes of its publication while the deposit institution has "
+                "not fetched it (by a credential, or under its crawler's User-Agent), audited as version.retracted.",
+                parameters=[
+                    _query(
+                        "mistake",
+                        {"enum": ["true", "false"]},
+                        "Take back a version published by mistake (see the description).",
+                    )
+                ],
             ),
         },
         "/api/requests": {

@@ -8,11 +8,14 @@ Babel, in Danish or English; an error without a ``key`` keeps its message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask_babel import format_decimal
 from flask_babel import gettext
 
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import ContentRefused
+from pligt.core.errors import LockedOut
 from pligt.core.errors import NameRefused
 from pligt.core.errors import RetentionActive
 from pligt.core.errors import TooLarge
@@ -25,8 +28,13 @@ def _(message: str, **values: object) -> str:
 
 def worded(error: ArchiveError) -> str:
     """Return what ``error`` says, in the language of the current request."""
+    keyed = _KEYED.get(error.key or "")
+    if keyed is not None:
+        return keyed(error.facts)
     if isinstance(error, ContentRefused):
         return _content_refused(error)
+    if isinstance(error, LockedOut):
+        return _("Too many failed attempts; try again in %(seconds)d seconds.", seconds=error.retry_after)
     if isinstance(error, NameRefused):
         return _name_refused(error)
     if isinstance(error, TooLarge):
@@ -50,6 +58,49 @@ def worded(error: ArchiveError) -> str:
             date=until,
         )
     return error.message
+
+
+Facts = dict[str, object]
+
+#: Refusals raised with :func:`pligt.core.errors.keyed`, by key: what a page says of them.
+_KEYED: dict[str, Callable[[Facts], str]] = {
+    "requests.pending": lambda f: _(
+        "%(count)s requests already wait for the owner's decision; please try again later.", count=f["count"]
+    ),
+    "index.page": lambda f: _("The index has %(pages)s pages; there is no such page.", pages=f["pages"]),
+    "release.unknown": lambda f: _("This release link is not valid."),
+    "release.spent": lambda f: _("These credentials were already released on %(at)s.", at=f["at"]),
+    "release.spent_now": lambda f: _("These credentials were already released."),
+    "release.expired": lambda f: _("This release link expired on %(at)s; ask the owner for a new one.", at=f["at"]),
+    "release.revoked": lambda f: _("These credentials were revoked or replaced; ask the owner."),
+    "request.unknown": lambda f: _("There is no access request #%(request)s.", request=f["request"]),
+    "request.decided": lambda f: _("Request #%(request)s was decided already.", request=f["request"]),
+    "credential.unknown": lambda f: _("There is no credential #%(credential)s.", credential=f["credential"]),
+    "credential.revoked": lambda f: _(
+        "Credential #%(credential)s was already revoked on %(at)s.", credential=f["credential"], at=f["at"]
+    ),
+    "credential.valid_days": lambda f: _("A credential is valid for 1 to 3660 days."),
+    "denial.reason": lambda f: _("A denial needs a reason of 1 to 1000 characters."),
+    "item.unknown": lambda f: _("Nothing is published as %(slug)s.", slug=f["slug"]),
+    "item.visibility": lambda f: (
+        _("%(slug)s is public: a new version cannot make it protected.", slug=f["slug"])
+        if f["visibility"] == "public"
+        else _("%(slug)s is protected: a new version cannot make it public.", slug=f["slug"])
+    ),
+    "version.unknown": lambda f: _("%(slug)s has no version %(number)s.", slug=f["slug"], number=f["number"]),
+    "version.already_withdrawn": lambda f: _(
+        "%(slug)s version %(number)s was already withdrawn.", slug=f["slug"], number=f["number"]
+    ),
+    "version.gone": lambda f: _(
+        "%(slug)s version %(number)s was withdrawn on %(date)s.", slug=f["slug"], number=f["number"], date=f["date"]
+    ),
+    "version.gone_after_retention": lambda f: _(
+        "%(slug)s version %(number)s was withdrawn on %(date)s, after its retention ended.",
+        slug=f["slug"],
+        number=f["number"],
+        date=f["date"],
+    ),
+}
 
 
 def _content_refused(error: ContentRefused) -> str:

@@ -726,6 +726,18 @@ class Catalog(abc.ABC):
                 ],
             )
 
+    def harvested(self, version_id: int) -> bool:
+        """Tell whether the deposit institution fetched any of the version: by a credential, or under its User-Agent.
+
+        Any recorded answer counts, whole or in part, or a revisit that held it.
+        """
+        row = self._execute(
+            "SELECT 1 FROM downloads WHERE version_id = ? "
+            "AND (credential_id IS NOT NULL OR crawler IS NOT NULL) LIMIT 1",
+            (version_id,),
+        ).fetchone()
+        return row is not None
+
     def harvest(self) -> list[HarvestRow]:
         """Return, per access request with credentials and per retained version, the best evidence.
 

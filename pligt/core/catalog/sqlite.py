@@ -30,6 +30,8 @@ from pligt.core.errors import OutOfSpace
 from pligt.core.errors import StorageError
 from pligt.core.models import to_text
 from pligt.core.models import utcnow
+from pligt.core.private import private_file
+from pligt.core.private import private_folder
 from pligt.core.proof.sealing import new_key
 
 _MIGRATIONS: list[str] = [
@@ -282,8 +284,9 @@ class SqliteCatalog(Catalog):
         db = getattr(self._local, "db", None)
         if db is None:
             try:
+                _create_private(self.path)
                 db = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout, factory=_Connection)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OSError) as e:
                 raise StorageError(f"cannot open catalog {self.path}: {e}") from e
             assert isinstance(db, _Connection)
             db.label, db.busy_seconds = f"the catalog {self.path}", self.busy_timeout
@@ -337,7 +340,7 @@ class SqliteCatalog(Catalog):
             _roll_back(db)
 
     def _migrate_schema(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         with self._write():
             db = self._db
             current = db.execute("PRAGMA user_version").fetchone()[0]
@@ -352,6 +355,7 @@ class SqliteCatalog(Catalog):
 
     def backup_to(self, path: Path) -> None:
         """Write a consistent copy of the catalog to ``path`` with SQLite's online backup."""
+        _create_private(path)
         target = sqlite3.connect(path)
         try:
             self._db.backup(target)
@@ -405,6 +409,16 @@ def _statements(script: str) -> Iterator[str]:
         yield pending.strip()
 
 
+def _create_private(path: Path) -> None:
+    """Create a new catalog file owner-only before SQLite opens it: its -wal and -shm take the same mode.
+
+    It holds requesters' names and email addresses. An existing file keeps its mode; without its
+    folder, nothing is made here and SQLite says what is wrong.
+    """
+    if str(path) != ":memory:" and not path.exists() and path.parent.is_dir():
+        private_file(path)
+
+
 class SqliteKeyStore(KeyStore):
     """The keys in a SQLite file of their own; made on the first key, never on a read."""
 
@@ -423,10 +437,9 @@ class SqliteKeyStore(KeyStore):
                 yield None
                 return
             try:
-                if create:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)  # owner-only from the start
-                    os.close(fd)
+                if create:  # owner-only from the start, whatever the umask
+                    private_folder(self.path.parent)
+                    private_file(self.path)
                 db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
                 # A destroyed key is overwritten in the file, not left in a free page; the
                 # rollback journal is deleted after each write (no write-ahead log to hold it).

@@ -28,6 +28,7 @@ from pligt.core.errors import InvalidInput
 from pligt.core.errors import InvalidRequest
 from pligt.core.errors import NotFound
 from pligt.core.errors import TooManyRequests
+from pligt.core.errors import keyed
 from pligt.core.models import APPROVED
 from pligt.core.models import EXPIRED
 from pligt.core.models import PENDING
@@ -111,8 +112,11 @@ class AccessDesk:
         now = self.clock()
         with self.catalog.transaction():
             if self.catalog.count_requests(PENDING) >= self.max_pending and not self._from_institution(cleaned):
-                raise TooManyRequests(
-                    f"{self.max_pending} requests already wait for the owner's decision; please try again later"
+                raise keyed(
+                    TooManyRequests,
+                    "requests.pending",
+                    f"{self.max_pending} requests already wait for the owner's decision; please try again later",
+                    count=self.max_pending,
                 )
             request = self.catalog.add_request(cleaned, now)
             self.catalog.append_audit("request.filed", {"request": request.id}, cleaned, now)
@@ -131,7 +135,7 @@ class AccessDesk:
     def get(self, request_id: int) -> AccessRequest:
         request = self.catalog.get_request(request_id)
         if request is None:
-            raise NotFound(f"no access request {request_id}")
+            raise keyed(NotFound, "request.unknown", f"no access request {request_id}", request=request_id)
         return request
 
     def credentials(self) -> list[Credential]:
@@ -142,7 +146,7 @@ class AccessDesk:
     def approve(self, request_id: int, valid_days: int = DEFAULT_VALID_DAYS) -> Approval:
         """Approve a pending request: one new credential, bound to it, with a release link."""
         if not 1 <= valid_days <= 3660:
-            raise InvalidInput("a credential is valid for 1 to 3660 days")
+            raise keyed(InvalidInput, "credential.valid_days", "a credential is valid for 1 to 3660 days")
         now = self.clock()
         with self.catalog.transaction():  # decided under the write lock: one credential per approval
             self._require_pending(request_id)
@@ -155,7 +159,7 @@ class AccessDesk:
     def deny(self, request_id: int, reason: str) -> AccessRequest:
         reason = (reason or "").strip()
         if not reason or len(reason) > 1000:
-            raise InvalidInput("a denial needs a reason of 1 to 1000 characters")
+            raise keyed(InvalidInput, "denial.reason", "a denial needs a reason of 1 to 1000 characters")
         now = self.clock()
         with self.catalog.transaction():
             self._require_pending(request_id)
@@ -171,7 +175,12 @@ class AccessDesk:
         """
         request = self.get(request_id)
         if request.status != PENDING:
-            raise Conflict(f"request {request_id} is {request.status}, not pending")
+            raise keyed(
+                Conflict,
+                "request.decided",
+                f"request {request_id} is {request.status}, not pending",
+                request=request_id,
+            )
 
     def _issue(self, request_id: int, valid_days: int, now: datetime) -> Approval:
         """Create a credential and its sealed release (inside the caller's transaction)."""
@@ -205,17 +214,19 @@ class AccessDesk:
         """
         found = self.catalog.release_by_token_hash(_token_hash(token)) if token else None
         if found is None:
-            raise NotFound("this release link is not valid")
+            raise keyed(NotFound, "release.unknown", "this release link is not valid")
         now = self.clock()
         if found.released_at is not None:
-            raise Gone(f"these credentials were already released on {found.released_at:%Y-%m-%d %H:%M} UTC")
+            at = f"{found.released_at:%Y-%m-%d %H:%M} UTC"
+            raise keyed(Gone, "release.spent", f"these credentials were already released on {at}", at=at)
         if now >= found.expires_at:
-            raise Gone(
-                f"this release link expired on {found.expires_at:%Y-%m-%d %H:%M} UTC; ask the owner for a new one"
+            at = f"{found.expires_at:%Y-%m-%d %H:%M} UTC"
+            raise keyed(
+                Gone, "release.expired", f"this release link expired on {at}; ask the owner for a new one", at=at
             )
         credential = self.catalog.get_credential(found.credential_id)
         if credential is None or not credential.active(now) or found.sealed_password is None:
-            raise Gone("these credentials were revoked or replaced; ask the owner")
+            raise keyed(Gone, "release.revoked", "these credentials were revoked or replaced; ask the owner")
         return found
 
     def release(self, token: str) -> tuple[AccessRequest, Credential, str]:
@@ -230,7 +241,7 @@ class AccessDesk:
         password = _unseal(found.sealed_password, token)
         with self.catalog.transaction():
             if not self.catalog.mark_released(found.id, now):
-                raise Gone("these credentials were already released")
+                raise keyed(Gone, "release.spent_now", "these credentials were already released")
             self.catalog.set_request_status(found.request_id, RELEASED, now)
             self.catalog.append_audit(
                 "credential.released",
@@ -264,7 +275,7 @@ class AccessDesk:
     def rotate(self, credential_id: int, valid_days: int = DEFAULT_VALID_DAYS) -> Approval:
         """Replace a credential (same request): the old one is revoked, a new one released."""
         if not 1 <= valid_days <= 3660:
-            raise InvalidInput("a credential is valid for 1 to 3660 days")
+            raise keyed(InvalidInput, "credential.valid_days", "a credential is valid for 1 to 3660 days")
         now = self.clock()
         with self.catalog.transaction():  # one replacement however many rotations run at once
             old = self._credential(credential_id)
@@ -287,7 +298,14 @@ class AccessDesk:
         with self.catalog.transaction():
             credential = self._credential(credential_id)
             if credential.revoked_at is not None:
-                raise Conflict(f"credential {credential_id} was already revoked on {credential.revoked_at:%Y-%m-%d}")
+                at = f"{credential.revoked_at:%Y-%m-%d}"
+                raise keyed(
+                    Conflict,
+                    "credential.revoked",
+                    f"credential {credential_id} was already revoked on {at}",
+                    credential=credential_id,
+                    at=at,
+                )
             self._revoke(credential, self.clock(), "revoked")
         self.on_change()
         return self._credential(credential_id)
@@ -306,7 +324,7 @@ class AccessDesk:
     def _credential(self, credential_id: int) -> Credential:
         credential = self.catalog.get_credential(credential_id)
         if credential is None:
-            raise NotFound(f"no credential {credential_id}")
+            raise keyed(NotFound, "credential.unknown", f"no credential {credential_id}", credential=credential_id)
         return credential
 
     # -- expiry ------------------------------------------------------------------

@@ -8,6 +8,8 @@ import hashlib
 import hmac
 import secrets
 
+from pligt.core.errors import InvalidInput
+
 # scrypt n=2**15, r=8, p=1: ~32 MiB and ~100 ms per check on a small server;
 # slow enough to make a stolen catalog expensive to attack.
 _N, _R, _P = 2**15, 8, 1
@@ -46,6 +48,22 @@ def verify_password(stored: str, password: str) -> bool:
 def dummy_hash() -> str:
     """Return a hash to check unknown users against, so they cost as much time as known ones."""
     return hash_password(secrets.token_urlsafe(16))
+
+
+#: The shortest owner password a person may choose (a made one has 27 characters, 160 bits).
+OWNER_PASSWORD_MIN = 12
+
+
+def check_chosen_password(password: str) -> str:
+    """Return a password the owner typed, if it is long enough and printable.
+
+    :raises InvalidInput: saying what is wrong with it (never the password itself).
+    """
+    if len(password) < OWNER_PASSWORD_MIN:
+        raise InvalidInput(f"the password is shorter than {OWNER_PASSWORD_MIN} characters")
+    if not password.isprintable() or password != password.strip():
+        raise InvalidInput("the password has control characters or spaces at its ends")
+    return password
 
 
 def new_password() -> str:

@@ -33,6 +33,9 @@ from pligt.core.errors import InvalidInput
 from pligt.core.errors import StorageError
 from pligt.core.models import to_text
 from pligt.core.models import utcnow
+from pligt.core.private import private_file
+from pligt.core.private import private_folder
+from pligt.core.private import write_private
 from pligt.core.storage import Storage
 from pligt.core.storage.base import CHUNK_SIZE
 
@@ -70,7 +73,7 @@ def backup(
     """
     if folder.exists() and any(folder.iterdir()):
         raise Conflict(f"{folder} is not empty: a backup goes into a new folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)  # it holds personal data: owner-only, and so is every file in it
     try:
         return _backup(catalog, storage, folder, progress, keys or {})
     except BaseException:
@@ -93,11 +96,9 @@ def _backup(
     kept_keys = {}
     for name, source in keys.items():
         if source.is_file():
-            (folder / KEYS).mkdir(mode=0o700, exist_ok=True)
+            private_folder(folder / KEYS)
             target = folder / KEYS / name
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(source.read_bytes())
+            write_private(target, source.read_bytes())
             kept_keys[name] = _sha256(target)
     catalog.backup_to(folder / CATALOG)
     snapshot = SqliteCatalog(folder / CATALOG)  # the copy decides what belongs to the backup
@@ -106,10 +107,10 @@ def _backup(
         total = 0
         for version in snapshot.versions():
             target = folder / OBJECTS / version.storage_key
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _private_folders(folder, target.parent)
             digest = hashlib.sha256()
             try:
-                with target.open("wb") as out:
+                with private_file(target).open("wb") as out:
                     for chunk in storage.read_range(version.storage_key):
                         digest.update(chunk)
                         out.write(chunk)
@@ -135,7 +136,7 @@ def _backup(
     finally:
         snapshot.close()
     manifest["catalog_sha256"] = _sha256(folder / CATALOG)  # closed: the file is final
-    (folder / MANIFEST).write_text(json.dumps({**manifest, "objects": entries}, indent=1), encoding="utf-8")
+    write_private(folder / MANIFEST, json.dumps({**manifest, "objects": entries}, indent=1).encode("utf-8"))
     return BackupSummary(len(entries), total, head)
 
 
@@ -218,13 +219,13 @@ def restore(
                 raise StorageError(f"{key} did not arrive intact in the target storage")
     for kept in keys:
         assert keys_to is not None
-        fd = os.open(keys_to / kept.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(kept.read_bytes())
+        write_private(keys_to / kept.name, kept.read_bytes())
     if isinstance(catalog, SqliteCatalog):
-        catalog.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(catalog.path.parent)
         partial = catalog.path.with_name(catalog.path.name + ".partial")
-        shutil.copyfile(folder / CATALOG, partial)
+        partial.unlink(missing_ok=True)
+        with (folder / CATALOG).open("rb") as source, private_file(partial).open("wb") as out:
+            shutil.copyfileobj(source, out)
         partial.replace(catalog.path)
     else:
         snapshot = SqliteCatalog(folder / CATALOG)
@@ -233,6 +234,16 @@ def restore(
         finally:
             snapshot.close()
     return len(expected)
+
+
+def _private_folders(root: Path, folder: Path) -> None:
+    """Make ``folder`` and each missing folder between it and ``root`` owner-only."""
+    missing = []
+    while folder != root and not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        private_folder(made)
 
 
 def _read(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
@@ -275,7 +286,7 @@ def backup_keys(keys: KeyStore, folder: Path, now: datetime, keep_days: int = KE
     """
     if keep_days < 1:
         raise InvalidInput("key backups are kept at least 1 day")
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_folder(folder)
     live, tombstones = keys.export()
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = folder / f"{KEY_BACKUP_PREFIX}{stamp}{KEY_BACKUP_SUFFIX}"

@@ -40,6 +40,7 @@ from pligt.core.proof.merkle import root as tree_root
 from pligt.core.proof.merkle import verify_consistency
 from pligt.core.proof.notes import Checkpoint
 from pligt.core.proof.notes import Signer
+from pligt.core.proof.notes import Verifier
 from pligt.core.proof.notes import parse_checkpoint
 from pligt.core.proof.notes import parse_verifier
 from pligt.core.proof.timestamps import TIMEOUT
@@ -54,6 +55,9 @@ BACKGROUND_DELAY = 1.0
 RETRY_SECONDS = 300.0
 #: A checkpoint is made at least this often, even when nothing changed (``pligt audit stamp``).
 DAILY = timedelta(days=1)
+#: The audit entry that gives the log a new name and key (``pligt audit rename``); it names
+#: the key it retires, so that the checkpoints signed before stay verifiable.
+RENAMED = "log.renamed"
 
 
 def leaves(entries: Sequence[AuditEntry]) -> list[bytes]:
@@ -341,6 +345,8 @@ class Checkpoints:
         if self.signer is None:
             return "no checkpoint key: checkpoints not checked"
         verifier = parse_verifier(self.signer.verifier_key)  # the published form, as a third party reads it
+        # Checkpoints signed before a rename name the log as it was then, and its key.
+        verifiers = {v.name: v for v in _retired_verifiers(entries)} | {verifier.name: verifier}
         kept = self.catalog.checkpoints()
         copy = self._read_copy()
         hashes = leaves(entries)
@@ -351,11 +357,12 @@ class Checkpoints:
             if stored.id != expected_id:
                 raise AuditBroken(None, f"checkpoint {expected_id} is missing (found checkpoint {stored.id} after it)")
             expected_id += 1
+            signer = verifiers.get(stored.note.split("\n", 1)[0], verifier)
             try:
-                said = parse_checkpoint(verifier.verify(stored.note))
+                said = parse_checkpoint(signer.verify(stored.note))
             except InvalidProof as e:
                 raise AuditBroken(None, f"{label}: {e.message}") from e
-            if said.origin != verifier.name or said.size != stored.size or said.root.hex() != stored.root:
+            if said.origin != signer.name or said.size != stored.size or said.root.hex() != stored.root:
                 raise AuditBroken(None, f"{label}: its stored size or root differs from what it signed")
             if stored.stamp is not None:
                 try:
@@ -405,6 +412,38 @@ class Checkpoints:
             raise AuditBroken(
                 None, f"the copy of the newest checkpoint in {self.latest_file} does not verify: {e}"
             ) from e
+
+
+def _retired_verifiers(entries: Sequence[AuditEntry]) -> list[Verifier]:
+    """Return the keys that renames retired, as the (verified) audit log names them.
+
+    :raises AuditBroken: when a rename entry does not name a verifier key.
+    """
+    found = []
+    for entry in entries:
+        if entry.action == RENAMED:
+            try:
+                found.append(parse_verifier(str(entry.data.get("retired_key", ""))))
+            except InvalidProof as e:
+                raise AuditBroken(entry.seq, f"the rename names no key it retired: {e.message}") from e
+    return found
+
+
+def rename_refusal(current: str, wanted: str, credentials_issued: int) -> str | None:
+    """Say why the log may not be renamed from ``current`` to ``wanted`` now; None if it may.
+
+    Its name is in every checkpoint and receipt. Before any credential was
+    issued the deposit institution holds none of them, and the name may still
+    change; after, it stays what the institution was given.
+    """
+    if current == wanted:
+        return f"the checkpoint key and the audit log are already named {wanted}"
+    if credentials_issued:
+        return (
+            f"the audit log keeps its name {current}: credentials were issued under it, and the deposit "
+            "institution may hold checkpoints or receipts that name it"
+        )
+    return None
 
 
 def _check_prefix(

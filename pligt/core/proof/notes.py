@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import PublicFormat
 
 from pligt.core.errors import ConfigurationError
 from pligt.core.errors import InvalidProof
+from pligt.core.private import write_private
 
 _ED25519 = b"\x01"  # the signed-note algorithm byte of Ed25519
 _DASH = "\u2014"  # the em dash that starts a signature line
@@ -88,9 +88,7 @@ def new_signer(name: str) -> Signer:
 
 def write_signer(signer: Signer, path: Path) -> None:
     """Write the private key to a new file only its owner can read (never replaces one)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(signer.private_text())
+    write_private(path, signer.private_text().encode("ascii"))
 
 
 def read_signer(path: Path) -> Signer:

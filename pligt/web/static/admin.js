@@ -51,7 +51,10 @@
       var body = {};
       try { body = JSON.parse(request.responseText); } catch (e) { body = {error: request.statusText}; }
       item.removeChild(bar);
-      if (request.status === 201 && body.ok) {
+      if (request.status === 200 && body.ok && body.unchanged) {
+        item.className = "unchanged";
+        label.textContent = body.message;
+      } else if (request.status === 201 && body.ok) {
         item.className = "ok";
         label.textContent = form.getAttribute("data-msg-published") + " " + body.filename + " (" + body.content_type +
           "), " + form.getAttribute("data-msg-retained") + " " + body.retain_until;

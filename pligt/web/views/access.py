@@ -26,11 +26,13 @@ from pligt.core.errors import ArchiveError
 from pligt.core.errors import InvalidRequest
 from pligt.core.errors import TooManyRequests
 from pligt.core.models import AccessRequest
+from pligt.mail import mail_configured
 from pligt.mail import notify_owner
 from pligt.release import credential_facts
 from pligt.web.clients import client_address
 from pligt.web.errors import json_error
 from pligt.web.errors import with_retry_after
+from pligt.web.refusals import worded
 from pligt.web.services import pligt
 from pligt.web.urls import external_url
 from pligt.web.urls import public_base
@@ -84,10 +86,12 @@ def index() -> Response:
                 getattr(form, name).errors.append(message)
             status = 400
         except TooManyRequests as e:
-            form.form_errors.append(e.message)
+            form.form_errors.append(
+                worded(e) if e.key else _("There are too many requests right now; please try again later.")
+            )
             return with_retry_after(make_response(render_template("access.html", form=form), 429), e.retry_after)
         else:
-            return make_response(render_template("access_filed.html", request_=filed), 201)
+            return make_response(_filed_page(filed), 201)
     elif form.is_submitted():
         status = 400
         if form.csrf_token.errors:
@@ -95,6 +99,17 @@ def index() -> Response:
         else:
             _add_core_errors(form)
     return make_response(render_template("access.html", form=form), status)
+
+
+def _filed_page(filed: AccessRequest) -> str:
+    """The confirmation, saying only what happens: without SMTP no email goes out, and the owner passes the link on."""
+    settings = pligt().settings
+    return render_template(
+        "access_filed.html",
+        request_=filed,
+        owner_told=mail_configured(settings) and bool(settings.owner_email),
+        link_by_mail=mail_configured(settings),
+    )
 
 
 def _form_fields(form: RequestForm) -> dict[str, str | None]:
@@ -163,7 +178,7 @@ def release(token: str) -> Response:
             page = render_template("release.html", state="ready", form=form)
             status = 400 if form.is_submitted() else 200
     except ArchiveError as e:
-        page = render_template("release.html", state="unavailable", reason=e.message)
+        page = render_template("release.html", state="unavailable", reason=worded(e))
         status = e.status_code
     response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"

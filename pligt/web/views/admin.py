@@ -42,6 +42,7 @@ from wtforms.validators import NumberRange
 
 from pligt.core.credentials.access import DEFAULT_VALID_DAYS
 from pligt.core.deposits import OWNER_USERNAME
+from pligt.core.deposits import Publication
 from pligt.core.deposits import read_chunks
 from pligt.core.errors import ArchiveError
 from pligt.core.errors import AuditBroken
@@ -56,10 +57,12 @@ from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
 from pligt.core.models import Version
 from pligt.core.proof.receipts import make_receipt
+from pligt.core.retention import MISTAKE_WINDOW
 from pligt.release import deliver
 from pligt.web.clients import client_address
 from pligt.web.errors import json_error
 from pligt.web.errors import with_retry_after
+from pligt.web.i18n import size_text
 from pligt.web.limits import body_chunks
 from pligt.web.refusals import worded
 from pligt.web.services import pligt
@@ -223,6 +226,7 @@ def items() -> str:
         show_withdrawn=show_withdrawn,
         form=ActionForm(),
         version_path=version_path,
+        mistake_window=MISTAKE_WINDOW,
     )
 
 
@@ -260,9 +264,13 @@ _STATES = (FETCHED, HELD, PARTIAL)
 def withdraw(slug: str, number: int) -> ResponseReturnValue:
     form = ActionForm()
     if form.validate_on_submit():
+        mistake = request.form.get("mistake") == "1"
         try:
-            pligt().archive.withdraw(slug, number)
-            flash(_("Withdrew %(slug)s version %(number)d.", slug=slug, number=number), "ok")
+            pligt().archive.withdraw(slug, number, mistake=mistake)
+            if mistake:
+                flash(_("Took back %(slug)s version %(number)d, published by mistake.", slug=slug, number=number), "ok")
+            else:
+                flash(_("Withdrew %(slug)s version %(number)d.", slug=slug, number=number), "ok")
         except ArchiveError as e:
             flash(worded(e), "error")
     return redirect(url_for("admin.items"))
@@ -328,7 +336,7 @@ def upload_raw() -> tuple[Response, int]:
         request.args.get("visibility"),
         declared=request.content_length,
     )
-    return jsonify(result), 201 if result["ok"] else result["status"]
+    return jsonify(result), (200 if result["unchanged"] else 201) if result["ok"] else result["status"]
 
 
 def _publish(
@@ -359,6 +367,15 @@ def _publish(
     v = publication.version
     return {
         "ok": True,
+        "unchanged": publication.unchanged,
+        "message": _(
+            "Unchanged: %(file)s has the very bytes of %(slug)s version %(number)d; nothing was published.",
+            file=filename,
+            slug=v.slug,
+            number=v.number,
+        )
+        if publication.unchanged
+        else "",
         "filename": v.filename,
         "slug": v.slug,
         "version": v.number,
@@ -366,8 +383,25 @@ def _publish(
         "size": v.size,
         "retain_until": v.retain_until.strftime("%Y-%m-%d"),
         "url": version_path(v),
-        "warnings": publication.warnings,
+        "warnings": _worded_warnings(publication),
     }
+
+
+def _worded_warnings(publication: Publication) -> list[str]:
+    """The publication's warnings in the page's language (the core's are English, for the CLI and the API)."""
+    v = publication.version
+    budget = pligt().archive.fetch_budget_bytes
+    if not publication.warnings or v.size <= budget:
+        return publication.warnings
+    return [
+        _(
+            "%(file)s is %(size)s: larger than the deposit crawler's per-file budget of %(budget)s (about 500 kB/s "
+            "for at most 1200 s), so the crawler may not be able to fetch it whole; consider splitting it.",
+            file=v.filename,
+            size=size_text(v.size),
+            budget=size_text(budget),
+        )
+    ]
 
 
 # -- requests and credentials -------------------------------------------------------------
@@ -399,7 +433,7 @@ def approve(request_id: int) -> ResponseReturnValue:
             shown = bool(form.show.data)
             session["delivered"] = deliver(pligt().settings, pligt().archive, approval, shown, public_base())
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     else:
         flash(_("The form was not valid; please try again."), "error")
     return redirect(url_for("admin.requests_"))
@@ -414,7 +448,7 @@ def deny(request_id: int) -> ResponseReturnValue:
             pligt().archive.access.deny(request_id, form.reason.data or "")
             flash(_("Denied request #%(id)d.", id=request_id), "ok")
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     else:
         flash(_("A denial needs a reason."), "error")
     return redirect(url_for("admin.requests_"))
@@ -429,7 +463,7 @@ def revoke(credential_id: int) -> ResponseReturnValue:
             credential = pligt().archive.access.revoke(credential_id)
             flash(_("Revoked %(username)s.", username=credential.username), "ok")
         except ArchiveError as e:
-            flash(e.message, "error")
+            flash(worded(e), "error")
     return redirect(url_for("admin.requests_"))
 
 
@@ -447,7 +481,7 @@ def audit() -> str:
             count, head = archive.verify_audit()
             verified = {"ok": True, "count": count, "head": head}
         except AuditBroken as e:
-            verified = {"ok": False, "message": e.message}
+            verified = {"ok": False, "message": _("The log does not verify: %(reason)s", reason=e.message)}
     entries = list(archive.catalog.audit_entries(newest_first=True, limit=50))
     return render_template("admin/audit.html", entries=entries, head=archive.audit_head(), form=form, verified=verified)
 

@@ -74,7 +74,11 @@ def get_item(slug: str) -> Response:
 @bp.post("/items")
 @owner_required
 def publish() -> tuple[Response, int]:
-    """Publish the request body as a new version (a new item unless ``slug`` exists)."""
+    """Publish the request body as a new version (a new item unless ``slug`` exists).
+
+    Bytes identical to the item's newest version publish nothing: 200 with
+    ``"unchanged": true`` and that version (201 is for a new one).
+    """
     filename = request.args.get("filename", "")
     if not filename:
         raise InvalidInput("the query parameter 'filename' is required")
@@ -92,8 +96,15 @@ def publish() -> tuple[Response, int]:
         title=request.args.get("title") or None,
         visibility=request.args.get("visibility") or None,
     )
-    body = {"version": version_json(publication.version), "warnings": publication.warnings}
+    body = {
+        "version": version_json(publication.version),
+        "warnings": publication.warnings,
+        "unchanged": publication.unchanged,
+    }
     response = jsonify(body)
+    if publication.unchanged:
+        response.headers["Content-Location"] = version_url(publication.version)
+        return response, 200
     response.headers["Location"] = version_url(publication.version)
     return response, 201
 
@@ -108,7 +119,13 @@ def withdraw_item(slug: str) -> Response:
 @bp.delete("/items/<slug>/versions/<int:number>")
 @owner_required
 def withdraw_version(slug: str, number: int) -> Response:
-    withdrawn = pligt().archive.withdraw(slug, number)
+    """Withdraw a version whose retention ended; ``?mistake=true`` takes back one published by mistake.
+
+    A mistake is taken back only within minutes of its publication, while the
+    deposit institution has not fetched it (:func:`pligt.core.retention.retractable`).
+    """
+    mistake = request.args.get("mistake", "").lower() in ("1", "true", "yes")
+    withdrawn = pligt().archive.withdraw(slug, number, mistake=mistake)
     return jsonify(withdrawn=[version_json(v) for v in withdrawn])
 
 
