@@ -103,7 +103,7 @@ DA = {
     "not yet": "endnu ikke",
     "Receipt": "Kvittering",
     "%(date)s (by its User-Agent)": "%(date)s (ud fra dens User-Agent)",
-    "held, revisit confirmed %(date)s": "har den, genbesøg bekræftet %(date)s",
+    "not taken: only a 304 Not Modified, %(date)s": "ikke hentet: kun et 304 Not Modified, %(date)s",
     "partly, %(date)s": "delvist, %(date)s",
     "Withdraw": "Træk tilbage",
     "Retained until %(date)s: material must stay online for at least six months.": "Bevares til %(date)s: materiale skal være online i mindst seks måneder.",

@@ -357,8 +357,9 @@ class Archive:
 
         :param credential_id: the crawler credential the request carried (or, with
             ``via="connection"``, the one its connection carried); None for anonymous.
-        :param status: 200 or 206; or 304 (with 0 bytes) for a revisit that presented
-            this version's ETag or a date at or after its Last-Modified: it holds the bytes.
+        :param status: 200 or 206; or 304 (with 0 bytes) to a request that presented this
+            version's ETag or a date at or after its Last-Modified: the client named the
+            version, which does not show that it holds the bytes (see :data:`NAMED`).
         :param via: ``"connection"`` for an anonymous request on a connection that had
             carried ``credential_id``; else ``"credential"`` whenever a credential is given.
         :param user_agent: the client's User-Agent. Only the listed pattern it matches
@@ -373,7 +374,10 @@ class Archive:
         crawler = self.crawler_named_by(user_agent) if user_agent else None
         if via is None and crawler is not None:
             via = BY_USER_AGENT
-        complete = status == 200 and bytes_sent == version.size
+        # A whole download: every byte of the version in one answer. A 206 can only have sent
+        # ``size`` bytes if its range was the whole file; several ranges that together cover it
+        # do not count, as the records keep how many bytes were sent, not which.
+        complete = status in (200, 206) and bytes_sent == version.size
         self.recorder.record((credential_id, version.id, status, bytes_sent, complete, self.clock(), via, crawler))
 
     def crawler_named_by(self, user_agent: str) -> str | None:
@@ -384,8 +388,9 @@ class Archive:
     def harvest(self) -> list[HarvestRow]:
         """Return, per access request (across its credentials) and retained version, what its crawler did.
 
-        Fetched whole (when, by which credential), held (a revisit answered 304),
-        fetched in part, or not fetched; each with how the record is attributed.
+        Fetched whole (held; and revisited, if a 304 came after), fetched in part, named
+        only (conditional requests answered 304, no whole download), or not fetched; each
+        with how the record is attributed.
         """
         self.recorder.flush()
         return self.catalog.harvest()

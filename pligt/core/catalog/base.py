@@ -748,7 +748,7 @@ class Catalog(abc.ABC):
             )
         summary = self._execute(
             """SELECT c.request_id, d.version_id, d.credential_id, d.via, d.crawler,
-                      d.status = 304 AS revisit, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
+                      d.status = 304 AS not_modified, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
                FROM downloads d LEFT JOIN credentials c ON c.id = d.credential_id
                GROUP BY c.request_id, d.version_id, d.credential_id, d.via, d.crawler, d.status = 304, d.complete"""
         ).fetchall()
@@ -1008,7 +1008,7 @@ def _harvest_rows(
     versions: list[Version],
     summary: list[Row],
 ) -> list[HarvestRow]:
-    """Pick, per request and version, the best first fetch, first complete fetch and latest revisit.
+    """Pick, per request and version, the best first fetch, first whole download and latest 304.
 
     Records with a credential count for its request; records attributed by
     User-Agent alone count for every request (they cannot tell which); other
@@ -1016,7 +1016,7 @@ def _harvest_rows(
     """
     fetched: dict[_Key, Evidence] = {}
     complete: dict[_Key, Evidence] = {}
-    revisit: dict[_Key, Evidence] = {}
+    not_modified: dict[_Key, Evidence] = {}
     anonymous: dict[int, datetime] = {}
     for row in summary:
         version_id = row["version_id"]
@@ -1026,8 +1026,8 @@ def _harvest_rows(
         if row["via"] is None:
             continue  # anonymous, and nothing ties it to the deposit crawler
         key = (row["request_id"], version_id)
-        if row["revisit"]:
-            _keep(revisit, key, Evidence(last_at, row["via"], row["credential_id"], row["crawler"]), _latest)
+        if row["not_modified"]:
+            _keep(not_modified, key, Evidence(last_at, row["via"], row["credential_id"], row["crawler"]), _latest)
             continue
         evidence = Evidence(first_at, row["via"], row["credential_id"], row["crawler"])
         _keep(fetched, key, evidence, _first)
@@ -1046,7 +1046,7 @@ def _harvest_rows(
             version=version,
             fetched=best(fetched, _first, request_id, version.id),
             complete=best(complete, _first, request_id, version.id),
-            revisit=best(revisit, _latest, request_id, version.id),
+            not_modified=best(not_modified, _latest, request_id, version.id),
             anonymous_complete_at=anonymous.get(version.id),
         )
         for request_id, (institution, credentials) in requests.items()

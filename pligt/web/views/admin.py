@@ -50,7 +50,7 @@ from pligt.core.errors import LockedOut
 from pligt.core.errors import TooLarge
 from pligt.core.models import BY_USER_AGENT
 from pligt.core.models import FETCHED
-from pligt.core.models import HELD
+from pligt.core.models import NAMED
 from pligt.core.models import PARTIAL
 from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
@@ -229,9 +229,9 @@ def items() -> str:
 def _fetched() -> dict[int, str]:
     """Map version id to what the proof of deposit says of it, over every access request.
 
-    The best state wins (fetched whole, then held: a revisit answered 304, then
-    fetched in part), then the earliest date. A download by anyone without
-    credentials that nothing ties to the deposit crawler does not count.
+    The best state wins (fetched whole: held; then fetched in part; then named
+    only: a 304, which shows no download), then the earliest date. A download by
+    anyone without credentials that nothing ties to the deposit crawler does not count.
     """
     best: dict[int, tuple[int, datetime, str]] = {}
     for row in pligt().archive.harvest():
@@ -242,17 +242,17 @@ def _fetched() -> dict[int, str]:
         date = evidence.at.strftime("%Y-%m-%d")
         if row.state == FETCHED:
             text = date if evidence.via != BY_USER_AGENT else _("%(date)s (by its User-Agent)", date=date)
-        elif row.state == HELD:
-            text = _("held, revisit confirmed %(date)s", date=date)
-        else:
+        elif row.state == PARTIAL:
             text = _("partly, %(date)s", date=date)
+        else:
+            text = _("not taken: only a 304 Not Modified, %(date)s", date=date)
         current = best.get(row.version.id)
         if current is None or (rank, evidence.at) < current[:2]:
             best[row.version.id] = (rank, evidence.at, text)
     return {version_id: text for version_id, (_rank, _at, text) in best.items()}
 
 
-_STATES = (FETCHED, HELD, PARTIAL)
+_STATES = (FETCHED, PARTIAL, NAMED)
 
 
 @bp.post("/items/<slug>/versions/<int:number>/withdraw")
