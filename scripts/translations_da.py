@@ -163,4 +163,8 @@ DA = {
     "The title is longer than %(limit)s characters.": "Titlen er længere end %(limit)s tegn.",
     "The title contains control characters.": "Titlen indeholder styretegn.",
     "The title contains invisible characters (%(characters)s).": "Titlen indeholder usynlige tegn (%(characters)s).",
+    "Before a harvest": "Før en høstning",
+    "One file here is %(size)s: larger than a harvest with NetarchiveSuite's default settings is planned to fetch in one go (%(budget)s, what arrives in 20 minutes at 500 KiB/s). Allow it more time, or ask the owner for it another way.": "Én fil her er på %(size)s: større end en høstning med NetarchiveSuites standardindstillinger er lagt an på at hente i ét hug (%(budget)s, hvad der når frem på 20 minutter ved 500 KiB/s). Giv den mere tid, eller bed ejeren om den på anden vis.",
+    "%(count)d files here are larger than a harvest with NetarchiveSuite's default settings is planned to fetch in one go (%(budget)s, what arrives in 20 minutes at 500 KiB/s); the largest is %(size)s. Allow them more time, or ask the owner for them another way.": "%(count)d filer her er større end en høstning med NetarchiveSuites standardindstillinger er lagt an på at hente i ét hug (%(budget)s, hvad der når frem på 20 minutter ved 500 KiB/s); den største er på %(size)s. Giv dem mere tid, eller bed ejeren om dem på anden vis.",
+    "The material here adds up to %(size)s: more than a default harvest job fetches from one domain (%(budget)s). Raise the domain's budget for this site, or the harvest will be cut short.": "Materialet her fylder i alt %(size)s: mere end et høstjob med standardindstillinger henter fra ét domæne (%(budget)s). Hæv domænets budget for dette websted, ellers bliver høstningen afbrudt.",
 }

@@ -31,6 +31,9 @@ from pligt.settings import storage_options
 def check(instance: Path | None, as_json: bool) -> None:
     """Check the catalog, the storage and that every retained version's bytes are there.
 
+    Warns (exit 0) of versions too large for the deposit crawler to fetch whole,
+    and of a site too large for one harvest job (pligt/core/crawl_budget.py).
+
     For S3 storage the bucket is checked too: reachable, in an allowed region,
     versioning on, Object Lock on (unless s3_require_object_lock = false).
     Exits non-zero with one line saying what is wrong.
@@ -55,6 +58,7 @@ def check(instance: Path | None, as_json: bool) -> None:
         )
     checkpoints = archive.checkpoints.status()
     problems = checkpoints.problems(archive.clock())
+    budget = archive.crawl_budget_warnings()
     if as_json:
         print_json(
             {
@@ -63,6 +67,7 @@ def check(instance: Path | None, as_json: bool) -> None:
                 "versions": len(versions),
                 "storage": facts,
                 "checkpoints": {"count": checkpoints.count, "unstamped": checkpoints.unstamped, "problems": problems},
+                "crawl_budget": [w.to_dict() for w in budget],
             }
         )
         return
@@ -73,6 +78,14 @@ def check(instance: Path | None, as_json: bool) -> None:
     click.echo(f"checkpoints: {checkpoints.count} signed, {stamped}" if not problems else "checkpoints: warning")
     for problem in problems:
         click.echo(f"  warning: {problem}")
+    files, site = archive.crawl_budget.file_bytes, archive.crawl_budget.site_bytes
+    click.echo(
+        f"crawl budget: ok (no file over {files:,} bytes, the site under {site:,})"
+        if not budget
+        else "crawl budget: warning"
+    )
+    for warning in budget:
+        click.echo(f"  warning: {warning.text()}")
 
 
 def _describe(facts: dict[str, object]) -> str:

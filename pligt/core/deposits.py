@@ -21,6 +21,11 @@ from typing import BinaryIO
 from pligt.core.catalog import Catalog
 from pligt.core.content import SNIFF_BYTES
 from pligt.core.content import check_content
+from pligt.core.crawl_budget import FILE_BUDGET_BYTES
+from pligt.core.crawl_budget import SITE_BUDGET_BYTES
+from pligt.core.crawl_budget import BudgetWarning
+from pligt.core.crawl_budget import CrawlBudget
+from pligt.core.crawl_budget import budget_warnings
 from pligt.core.credentials.access import AccessDesk
 from pligt.core.credentials.passwords import hash_password
 from pligt.core.credentials.passwords import new_password
@@ -62,8 +67,6 @@ from pligt.core.storage.base import CHUNK_SIZE
 from pligt.core.storage.base import Sha1Tap
 
 GiB = 1024**3
-#: Netarkivet's crawl settings allow ~500 KB/s for at most 1200 s per fetch.
-DEFAULT_FETCH_BUDGET = 500_000_000
 OWNER_USERNAME = "owner"
 #: What the Royal Danish Library's crawler names itself in its User-Agent
 #: ("Mozilla/5.0 (compatible; heritrix/3.4.0 +https://www.kb.dk/netarkivindsamling/)";
@@ -98,7 +101,8 @@ class Archive:
         *,
         retention_days: int = MINIMUM_RETENTION_DAYS,
         max_upload_bytes: int = 2 * GiB,
-        fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET,
+        fetch_budget_bytes: int = FILE_BUDGET_BYTES,
+        site_budget_bytes: int = SITE_BUDGET_BYTES,
         crawler_user_agents: Iterable[str] = DEFAULT_CRAWLER_USER_AGENTS,
         clock: Clock = utcnow,
     ) -> None:
@@ -106,7 +110,8 @@ class Archive:
         self.storage = storage
         self.retention_days = check_retention_days(retention_days)
         self.max_upload_bytes = max_upload_bytes
-        self.fetch_budget_bytes = fetch_budget_bytes
+        #: What a default harvest fetches per file and per site (see :mod:`pligt.core.crawl_budget`).
+        self.crawl_budget = CrawlBudget(fetch_budget_bytes, site_budget_bytes)
         #: Substrings (matched without regard to case) of the User-Agent of crawlers whose
         #: anonymous downloads count as the deposit crawler's; see :meth:`record_download`.
         self.crawler_user_agents = tuple(p.strip() for p in crawler_user_agents if p.strip())
@@ -206,14 +211,9 @@ class Archive:
                 self.storage.delete(key)
             raise
         self.changed()
-        warnings = []
-        if version.size > self.fetch_budget_bytes:
-            warnings.append(
-                f"{filename} is {version.size / 1e6:,.0f} MB: larger than the deposit crawler's "
-                f"per-file budget of {self.fetch_budget_bytes / 1e6:,.0f} MB (about 500 KB/s for at most "
-                "1200 s), so the crawler may not be able to fetch it whole; consider splitting it"
-            )
-        return Publication(version, warnings)
+        site_bytes = sum(size for *_, size in self.catalog.version_sizes())
+        warnings = budget_warnings([(filename, version.size)], site_bytes, self.crawl_budget)
+        return Publication(version, [w.text() for w in warnings])
 
     # -- reading -----------------------------------------------------------------
 
@@ -384,6 +384,15 @@ class Archive:
         """Return the first listed crawler pattern that ``user_agent`` contains (any case), or None."""
         lowered = user_agent.lower()
         return next((pattern for folded, pattern in self._crawler_patterns if folded in lowered), None)
+
+    def crawl_budget_warnings(self) -> list[BudgetWarning]:
+        """Warn of every retained version a default harvest cannot fetch whole, and of a site it cannot finish.
+
+        Withdrawn versions are not served, so they do not count.
+        """
+        sizes = self.catalog.version_sizes()
+        files = [(f"{slug} v{number} ({filename})", size) for slug, number, filename, size in sizes]
+        return budget_warnings(files, sum(size for *_, size in sizes), self.crawl_budget)
 
     def harvest(self) -> list[HarvestRow]:
         """Return, per access request (across its credentials) and retained version, what its crawler did.

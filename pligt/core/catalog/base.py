@@ -373,6 +373,14 @@ class Catalog(abc.ABC):
         sql = f"SELECT COUNT(*) FROM versions v JOIN items i ON i.id = v.item_id {where}"
         return _scalar(self._execute(sql, params))
 
+    def version_sizes(self) -> list[tuple[str, int, str, int]]:
+        """Return (slug, number, file name, size) of every version not withdrawn: what a harvest fetches."""
+        rows = self._execute(
+            """SELECT i.slug, v.number, v.filename, v.size FROM versions v JOIN items i ON i.id = v.item_id
+               WHERE v.withdrawn_at IS NULL ORDER BY i.slug, v.number"""
+        )
+        return [(row["slug"], row["number"], row["filename"], row["size"]) for row in rows]
+
     @staticmethod
     def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
         clauses: list[str] = ["1=1"]
