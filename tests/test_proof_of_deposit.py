@@ -24,6 +24,7 @@ from pligt.core.catalog import _MIGRATIONS
 from pligt.core.errors import ConfigurationError
 from pligt.core.models import Credential
 from pligt.core.models import Version
+from pligt.core.proof.receipts import record_harvest
 from pligt.instance import build_archive
 from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
@@ -168,7 +169,8 @@ def test_a_304_is_a_revisit_only_after_a_whole_download_and_alone_proves_nothing
 ) -> None:
     old, old_auth = deposit
     kursus, noter = version(archive, "kursus"), version(archive, "noter")
-    assert client.get("/files/kursus/v1/kursus.pdf", auth=old_auth).status_code == 200
+    with client.get("/files/kursus/v1/kursus.pdf", auth=old_auth) as whole:  # closed: the download is recorded
+        assert whole.status_code == 200
     archive.record_download(old.id, noter, 304, 0)  # its ETag, from a HEAD: it never took the bytes
     clock.advance(days=90)
     new = archive.access.rotate(old.id, 30).credential
@@ -225,6 +227,39 @@ def test_a_304_before_the_whole_download_is_no_revisit(
     row = report(archive)[credential.request_id, "kursus"]
     assert (row["state"], row["complete_at"], row["revisit_confirmed_at"]) == ("fetched", "2026-01-05T13:00:00Z", None)
     assert row["not_modified_at"] == "2026-01-05T12:00:00Z"
+
+
+@pytest.mark.parametrize("stamped", [True, False], ids=["recorded in the audit log", "never recorded there"])
+def test_a_whole_download_stays_held_after_its_records_are_purged_if_the_audit_log_has_it(
+    archive: Archive, instance: Instance, clock: Clock, deposit: tuple[Credential, Any], stamped: bool
+) -> None:
+    credential, _ = deposit
+    kursus, noter = version(archive, "kursus"), version(archive, "noter")
+    archive.record_download(credential.id, kursus, 200, kursus.size)
+    archive.record_download(credential.id, noter, 304, 0)  # named only
+    if stamped:
+        record_harvest(archive)  # as `pligt audit stamp` does, from cron
+    archive.checkpoints.wait()
+    purged = run_cli("purge", "--json", "--instance", str(instance.path))  # download records go after six months
+    assert purged.returncode == 0, purged.stderr
+    assert json.loads(purged.stdout)["download_records_deleted"] == 2
+    clock.advance(days=190)
+    archive.record_download(credential.id, kursus, 304, 0)  # the next harvest: both answered 304
+    archive.record_download(credential.id, noter, 304, 0)
+
+    rows = report(archive)
+    got, named = rows[credential.request_id, "kursus"], rows[credential.request_id, "noter"]
+    assert named["state"] == "named"  # the log recorded a 304 of it, not a download
+    if stamped:
+        assert (got["state"], got["complete_at"], got["credential"]) == (
+            "fetched",
+            "2026-01-05T12:00:00Z",
+            credential.id,
+        )
+        assert got["revisit_confirmed_at"] == "2026-07-14T12:00:00Z"
+        assert "held: fetched whole 2026-01-05 12:00" in line_of(cli_text(instance), "kursus")
+    else:
+        assert (got["state"], got["complete_at"], got["revisit_confirmed_at"]) == ("named", None, None)
 
 
 def test_a_range_is_partial_and_an_anonymous_304_proves_nothing(

@@ -57,6 +57,8 @@ from pligt.core.proof.audit import GENESIS
 from pligt.core.proof.audit import verify_chain
 from pligt.core.proof.audit import verify_erasures
 from pligt.core.proof.checkpoints import Checkpoints
+from pligt.core.proof.logged import HARVEST_ACTION
+from pligt.core.proof.logged import with_logged_downloads
 from pligt.core.retention import MINIMUM_RETENTION_DAYS
 from pligt.core.retention import check_retention_days
 from pligt.core.retention import checked_now
@@ -399,10 +401,11 @@ class Archive:
 
         Fetched whole (held; and revisited, if a 304 came after), fetched in part, named
         only (conditional requests answered 304, no whole download), or not fetched; each
-        with how the record is attributed.
+        with how the record is attributed. A whole download whose records were purged
+        counts as long as the audit log recorded it (:mod:`pligt.core.proof.logged`).
         """
         self.recorder.flush()
-        return self.catalog.harvest()
+        return with_logged_downloads(self.catalog.harvest(), self.catalog.audit_entries_of(HARVEST_ACTION))
 
     def audit_head(self) -> tuple[int, str]:
         """Return the audit log's last sequence number and hash (GENESIS when empty)."""

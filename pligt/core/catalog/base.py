@@ -912,6 +912,11 @@ class Catalog(abc.ABC):
             sql += f" LIMIT {int(limit)}"
         yield from self._unsealed_entries(self._execute(sql).fetchall())
 
+    def audit_entries_of(self, action: str) -> Iterator[AuditEntry]:
+        """Yield the audit entries of one action, in sequence order (as stored: no checking here)."""
+        for row in self._execute("SELECT * FROM audit_log WHERE action = ? ORDER BY seq", (action,)):
+            yield _audit_entry(row)
+
     # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
 
     def add_checkpoint(self, size: int, root: str, note: str, now: datetime) -> StoredCheckpoint:

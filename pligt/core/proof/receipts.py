@@ -32,10 +32,10 @@ from pligt.core.models import Version
 from pligt.core.models import to_text
 from pligt.core.proof.audit import AuditEntry
 from pligt.core.proof.checkpoints import leaves
+from pligt.core.proof.logged import HARVEST_ACTION
 from pligt.core.proof.merkle import inclusion_proof
 from pligt.core.proof.receipt_check import FORMAT
 
-HARVEST_ACTION = "deposit.harvest"
 PUBLISHED_ACTION = "version.published"
 
 
