@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +30,8 @@ from werkzeug.http import http_date
 from pligt.core import Archive
 from pligt.core.models import Credential
 from pligt.core.models import Version
+from pligt.instance import init_instance
+from pligt.settings import load_settings
 from pligt.web.services import pligt
 from tests.support.access import basic_header
 from tests.support.access import issue_credential
@@ -45,62 +47,101 @@ from tests.support.servers import stop_server
 #: Larger than what the loopback's socket buffers take in, so a client that stops reading stops the send.
 LARGE = 32 * 1024 * 1024
 KURSUS = pdf_bytes("kursus", pad=5000)
+#: Fetched whole after a test's requests: once its record is written, so are theirs (one worker).
+MARKER = pdf_bytes("markør")
 
 
 @dataclass
-class Site:
-    """A running `pligt serve` with one protected version, and the institution's credential for it."""
+class Running:
+    """One `pligt serve` (one worker: its download records are written in order) for the module's tests."""
 
     instance: Instance
     archive: Archive
     server: Server
+
+
+@dataclass
+class Site:
+    """The running server's protected version, and one institution's request and credential for it.
+
+    Each test files its own request: the proof of deposit is per request, so the
+    tests share the server and the version and still see only their own records.
+    """
+
+    running: Running
     version: Version
     credential: Credential
     password: str
 
     @property
+    def archive(self) -> Archive:
+        return self.running.archive
+
+    def url_of(self, version: Version) -> str:
+        return f"{self.running.server.url}/files/{version.slug}/v{version.number}/{version.filename}"
+
+    @property
     def url(self) -> str:
-        v = self.version
-        return f"{self.server.url}/files/{v.slug}/v{v.number}/{v.filename}"
+        return self.url_of(self.version)
 
     @property
     def auth(self) -> tuple[str, str]:
         return self.credential.username, self.password
 
-    def report(self) -> dict[str, Any]:
-        """Stop the server (its records are written as it exits); the version's row of `pligt harvest --json`."""
-        stop_server(self.server)
-        result = run_cli("harvest", "--json", "--instance", str(self.instance.path))
+    def report(self, marker_auth: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The version's row of `pligt harvest --json` for this request, once the server has written its records."""
+        marker = self.archive.item_versions("marker")[0]
+        assert requests.get(self.url_of(marker), auth=marker_auth or self.auth, timeout=10).status_code == 200
+        wait_for_record(self.archive, self.credential.request_id, "marker")
+        result = run_cli("harvest", "--json", "--instance", str(self.running.instance.path))
         assert result.returncode == 0, result.stderr
-        [row] = [r for r in json.loads(result.stdout) if r["request"] == self.credential.request_id]
+        rows = json.loads(result.stdout)
+        [row] = [r for r in rows if r["request"] == self.credential.request_id and r["slug"] == self.version.slug]
         return dict(row)
 
     def text(self) -> str:
-        """The version's line of `pligt harvest` (after :meth:`report`)."""
-        result = run_cli("harvest", "--instance", str(self.instance.path))
+        """The version's line of `pligt harvest` for this request (after :meth:`report`)."""
+        result = run_cli("harvest", "--instance", str(self.running.instance.path))
         assert result.returncode == 0, result.stderr
-        return next(line for line in result.stdout.splitlines() if line.startswith(f"  {self.version.slug} v1 "))
+        lines = result.stdout.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"Request #{self.credential.request_id} "))
+        return next(ln for ln in lines[start + 1 :] if ln.startswith(f"  {self.version.slug} v{self.version.number} "))
 
 
-def serve(instance: Instance, tmp_path: Path, data: Iterator[bytes] | list[bytes]) -> Site:
-    """Publish one protected version and issue the institution's credential in-process, then start the server."""
+def wait_for_record(archive: Archive, request_id: int, slug: str, timeout: float = 10) -> dict[str, Any]:
+    """Wait for the server to write a download record of ``slug`` by a credential of the request; return it."""
+    credentials = [c.id for c in archive.access.credentials() if c.request_id == request_id]
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in archive.catalog.downloads_of(credentials) if r["slug"] == slug]
+        if found:
+            return found[-1]
+        assert time.monotonic() < deadline, f"no download record of {slug} by request {request_id}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    folder = tmp_path_factory.mktemp("proof-claims")
+    settings = load_settings(folder / "instance", env={})
+    instance = Instance(settings, init_instance(settings))
     clock = Clock()
     clock.now = datetime.now(UTC).replace(microsecond=0)
     app = make_app(instance.settings, clock)
     with app.app_context():
         archive = pligt().archive
-    version = archive.publish(data, filename="kursus.pdf", slug="kursus", visibility="protected").version
-    credential, password = issue_credential(archive)
+    archive.publish([KURSUS], filename="kursus.pdf", slug="kursus", visibility="protected")
+    archive.publish([MARKER], filename="marker.pdf", slug="marker", visibility="protected")
     archive.checkpoints.wait()
-    server = start_server(instance.path, tmp_path / "server.log")
-    return Site(instance, archive, server, version, credential, password)
+    server = start_server(instance.path, folder / "server.log", env={"PLIGT_WORKERS": "1"})
+    yield Running(instance, archive, server)
+    stop_server(server)
 
 
 @pytest.fixture
-def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
-    running = serve(instance, tmp_path, [KURSUS])
-    yield running
-    stop_server(running.server)
+def site(running: Running) -> Site:
+    credential, password = issue_credential(running.archive)  # a request of its own
+    return Site(running, running.archive.item_versions("kursus")[0], credential, password)
 
 
 def large_file() -> Iterator[bytes]:
@@ -171,7 +212,7 @@ def test_a_304_after_a_whole_download_by_any_of_the_requests_credentials_is_a_re
     )
     assert again.status_code == 304
 
-    row = site.report()
+    row = site.report(marker_auth=(rotated.credential.username, rotated.password))
     assert (row["state"], row["credential"]) == ("fetched", site.credential.id)
     assert row["revisit_credential"] == rotated.credential.id and row["revisit_confirmed_at"] >= row["complete_at"]
     line = site.text()
@@ -211,25 +252,22 @@ def test_two_ranges_that_cover_the_file_together_are_not_a_whole_download(site: 
 # -- an aborted download -------------------------------------------------------------------------
 
 
-def test_a_get_cut_off_by_the_client_is_partial(instance: Instance, tmp_path: Path) -> None:
-    site = serve(instance, tmp_path, large_file())
-    try:
-        host, port = site.server.url.removeprefix("http://").split(":")
-        path = site.url.removeprefix(site.server.url)
-        with socket.create_connection((host, int(port)), timeout=10) as conn:
-            conn.sendall(
-                f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n"
-                f"Authorization: {basic_header(site.credential, site.password)}\r\n\r\n".encode()
-            )
-            status_line = conn.recv(65536).split(b"\r\n", 1)[0]
-            assert status_line.endswith(b" 200 OK"), status_line  # the answer starts, then the client goes
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+def test_a_get_cut_off_by_the_client_is_partial(site: Site) -> None:
+    large = site.archive.publish(large_file(), filename="stort.pdf", slug="stort", visibility="protected").version
+    site.version = large
+    host, port = site.running.server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            f"GET {site.url.removeprefix(site.running.server.url)} HTTP/1.0\r\nHost: {host}:{port}\r\n"
+            f"Authorization: {basic_header(site.credential, site.password)}\r\n\r\n".encode()
+        )
+        status_line = conn.recv(65536).split(b"\r\n", 1)[0]
+        assert status_line.endswith(b" 200 OK"), status_line  # the answer starts, then the client goes
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    record = wait_for_record(site.archive, site.credential.request_id, "stort")  # once the server notices
+    assert (record["status"], record["complete"]) == (200, 0)
+    assert record["bytes_sent"] < large.size
 
-        row = site.report()
-        assert (row["state"], row["credential"]) == ("partial", site.credential.id)
-        assert_not_held(row, site.text())
-        [record] = site.archive.catalog.downloads_of([site.credential.id])
-        assert (record["status"], record["complete"]) == (200, 0)
-        assert record["bytes_sent"] < site.version.size
-    finally:
-        stop_server(site.server)
+    row = site.report()
+    assert (row["state"], row["credential"]) == ("partial", site.credential.id)
+    assert_not_held(row, site.text())
