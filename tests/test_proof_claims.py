@@ -6,8 +6,9 @@ A later 304 to it is a revisit of a held version. A 304 without a whole download
 is what it is: the client named the version (by an ETag a HEAD gives, or by any
 date at or after Last-Modified, one in the future included) and took no byte. A
 HEAD, an aborted GET and a range short of the file prove nothing held either.
-Each test makes its requests over HTTP, stops the server (which writes its
-download records as it exits) and reads `pligt harvest` as the owner would.
+Each test files its own access request, makes its requests over HTTP to one
+running server, waits until the server has written its records (a marker
+download after them) and reads `pligt harvest` as the owner would.
 """
 
 from __future__ import annotations
