@@ -914,8 +914,9 @@ class Catalog(abc.ABC):
 
     def audit_entries_of(self, action: str) -> Iterator[AuditEntry]:
         """Yield the audit entries of one action, in sequence order (as stored: no checking here)."""
-        for row in self._execute("SELECT * FROM audit_log WHERE action = ? ORDER BY seq", (action,)):
-            yield _audit_entry(row)
+        yield from self._unsealed_entries(
+            self._execute("SELECT * FROM audit_log WHERE action = ? ORDER BY seq", (action,)).fetchall()
+        )
 
     # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
 
