@@ -66,6 +66,7 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
         retention_days=settings.retention_days,
         max_upload_bytes=settings.max_upload_bytes,
         fetch_budget_bytes=settings.fetch_budget_bytes,
+        site_budget_bytes=settings.site_budget_bytes,
         crawler_user_agents=crawler_user_agents(settings),
         clock=clock,
     )

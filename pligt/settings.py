@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pligt.core.catalog import locate_catalog
+from pligt.core.crawl_budget import FILE_BUDGET_BYTES
+from pligt.core.crawl_budget import SITE_BUDGET_BYTES
 from pligt.core.deposits import DEFAULT_CRAWLER_USER_AGENTS
-from pligt.core.deposits import DEFAULT_FETCH_BUDGET
 from pligt.core.deposits import GiB
 from pligt.core.errors import ConfigurationError
 from pligt.core.errors import InvalidOption
@@ -54,7 +55,10 @@ class Settings:
     key_store: str = ""
     retention_days: int = MINIMUM_RETENTION_DAYS
     max_upload_bytes: int = 2 * GiB
-    fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET
+    #: Warn of a file larger than the deposit crawler fetches in one go (pligt/core/crawl_budget.py).
+    fetch_budget_bytes: int = FILE_BUDGET_BYTES
+    #: Warn when the retained versions add up to more than a harvest job fetches from one domain.
+    site_budget_bytes: int = SITE_BUDGET_BYTES
     #: The HTTP Basic realm the crawler's credentials are stored under: keep it fixed.
     realm: str = "Pligt legal deposit"
     #: The publisher's name, shown on the pages.
@@ -261,6 +265,7 @@ def _check_storage(s: Settings) -> None:
 _AT_LEAST_ONE = (
     "max_upload_bytes",
     "fetch_budget_bytes",
+    "site_budget_bytes",
     "port",
     "workers",
     "threads",

@@ -1,7 +1,8 @@
-"""The proof of deposit (issue 12, part 3): per access request across all its credentials, a
-revisit answered 304 as "held", how each download is tied to the deposit crawler (and how
-strongly), and each version's SHA-1 as Heritrix writes it, through the archive API, the CLI,
-the owner API, the console and the WARC export; and a catalog from before all this, upgraded."""
+"""The proof of deposit (issue 12, part 3; issue 21, part 4): per access request across all its
+credentials, "held" only after a whole download (a later 304 is a revisit of it, a 304 alone
+is "named", not held), how each download is tied to the deposit crawler (and how strongly),
+and each version's SHA-1 as Heritrix writes it, through the archive API, the CLI, the owner
+API, the console and the WARC export; and a catalog from before all this, upgraded."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pligt.core.catalog import _MIGRATIONS
 from pligt.core.errors import ConfigurationError
 from pligt.core.models import Credential
 from pligt.core.models import Version
+from pligt.core.proof.receipts import record_harvest
 from pligt.instance import build_archive
 from pligt.settings import load_settings
 from tests.support.access import REQUEST_FIELDS
@@ -141,10 +143,10 @@ def test_a_rotation_does_not_turn_what_the_request_fetched_into_not_fetched(
     lines = cli_text(instance)
     assert lines[0] == (
         f"Request #{old.request_id} ({REQUEST_FIELDS['institution']}), credentials {old.id}, {new.id}: "
-        "2 of 3 versions fetched or held"
+        "2 of 3 versions held (downloaded whole)"
     )
-    assert f"fetched 2026-01-05 12:00 with credential {old.id}" in line_of(lines, "kursus")
-    assert f"fetched 2026-04-05 12:00 with credential {new.id}" in line_of(lines, "noter")
+    assert f"held: fetched whole 2026-01-05 12:00 with credential {old.id}" in line_of(lines, "kursus")
+    assert f"held: fetched whole 2026-04-05 12:00 with credential {new.id}" in line_of(lines, "noter")
     assert "NOT FETCHED" in line_of(lines, "brochure")
 
 
@@ -162,48 +164,102 @@ def test_each_request_has_its_own_rows(client: FlaskClient, archive: Archive, de
 # -- revisits ----------------------------------------------------------------------------------
 
 
-def test_a_revisit_answered_304_shows_the_version_held(
+def test_a_304_is_a_revisit_only_after_a_whole_download_and_alone_proves_nothing_held(
     client: FlaskClient, archive: Archive, instance: Instance, clock: Clock, deposit: tuple[Credential, Any]
 ) -> None:
     old, old_auth = deposit
     kursus, noter = version(archive, "kursus"), version(archive, "noter")
-    assert client.get("/files/kursus/v1/kursus.pdf", auth=old_auth).status_code == 200
-    archive.record_download(old.id, noter, 304, 0)  # held since a crawl before this server's records
+    with client.get("/files/kursus/v1/kursus.pdf", auth=old_auth) as whole:  # closed: the download is recorded
+        assert whole.status_code == 200
+    archive.record_download(old.id, noter, 304, 0)  # its ETag, from a HEAD: it never took the bytes
     clock.advance(days=90)
     new = archive.access.rotate(old.id, 30).credential
-    # The revisit harvest, with the new credential: both presented their ETags, both got 304 (the
-    # HTTP layer records it so). noter's first fetch is not in the records (they go after 6 months).
+    # The next harvest, with the new credential: both presented their ETags, both got 304 (the
+    # HTTP layer records it so).
     archive.record_download(new.id, kursus, 304, 0)
     archive.record_download(new.id, noter, 304, 0)
     clock.advance(days=1)
-    archive.record_download(new.id, noter, 304, 0)  # a later revisit: the latest date is shown
+    archive.record_download(new.id, noter, 304, 0)  # a later one: the latest date is shown
 
     rows = report(archive)
     got = rows[old.request_id, "kursus"]
     assert (got["state"], got["complete_at"], got["credential"]) == ("fetched", "2026-01-05T12:00:00Z", old.id)
     assert (got["revisit_confirmed_at"], got["revisit_credential"]) == ("2026-04-05T12:00:00Z", new.id)
-    held = rows[old.request_id, "noter"]
-    assert (held["state"], held["revisit_confirmed_at"], held["credential"]) == ("held", "2026-04-06T12:00:00Z", new.id)
-    assert (held["fetched_at"], held["complete_at"], held["attributed_by"]) == (None, None, "credential")
+    named = rows[old.request_id, "noter"]
+    assert (named["state"], named["not_modified_at"], named["credential"]) == ("named", "2026-04-06T12:00:00Z", new.id)
+    assert (named["fetched_at"], named["complete_at"], named["attributed_by"]) == (None, None, "credential")
+    assert (named["revisit_confirmed_at"], named["revisit_credential"]) == (None, None)  # nothing held to revisit
 
     lines = cli_text(instance)
-    assert lines[0].endswith(": 2 of 3 versions fetched or held")
-    assert f"held, revisit confirmed 2026-04-06 12:00 with credential {new.id}" in line_of(lines, "noter")
+    assert lines[0].endswith(": 1 of 3 versions held (downloaded whole)")
+    assert line_of(lines, "noter").startswith(
+        f"  noter v1  NOT TAKEN: answered 304 2026-04-06 12:00 with credential {new.id} "
+        "(the client named this version; no whole download is recorded)"
+    )
+    assert "held" not in line_of(lines, "noter")
     fetched, revisited = (
-        f"fetched 2026-01-05 12:00 with credential {old.id}",
+        f"held: fetched whole 2026-01-05 12:00 with credential {old.id}",
         f"2026-04-05 12:00 with credential {new.id}",
     )
-    assert f"{fetched}; revisit confirmed {revisited}" in line_of(lines, "kursus")
+    assert f"{fetched}; revisited (304) {revisited}" in line_of(lines, "kursus")
 
     api = client.get("/api/harvest", auth=instance.owner_auth)
     assert api.status_code == 200
     by_slug = {r["slug"]: r for r in api.get_json()["harvest"]}
-    assert by_slug["noter"] == {**held, "url_path": "/files/noter/v1/noter.pdf", "url": by_slug["noter"]["url"]}
+    assert by_slug["noter"] == {**named, "url_path": "/files/noter/v1/noter.pdf", "url": by_slug["noter"]["url"]}
     assert by_slug["noter"]["url"].endswith("/files/noter/v1/noter.pdf")
 
     page = console(client, instance)
-    assert "held, revisit confirmed 2026-04-06" in page
+    assert "not taken: only a 304 Not Modified, 2026-04-06" in page
+    assert "held" not in page
     assert "2026-01-05" in page  # kursus, fetched whole
+
+
+def test_a_304_before_the_whole_download_is_no_revisit(
+    archive: Archive, clock: Clock, deposit: tuple[Credential, Any]
+) -> None:
+    credential, _ = deposit
+    kursus = version(archive, "kursus")
+    archive.record_download(credential.id, kursus, 304, 0)
+    clock.advance(hours=1)
+    archive.record_download(credential.id, kursus, 200, kursus.size)
+
+    row = report(archive)[credential.request_id, "kursus"]
+    assert (row["state"], row["complete_at"], row["revisit_confirmed_at"]) == ("fetched", "2026-01-05T13:00:00Z", None)
+    assert row["not_modified_at"] == "2026-01-05T12:00:00Z"
+
+
+@pytest.mark.parametrize("stamped", [True, False], ids=["recorded in the audit log", "never recorded there"])
+def test_a_whole_download_stays_held_after_its_records_are_purged_if_the_audit_log_has_it(
+    archive: Archive, instance: Instance, clock: Clock, deposit: tuple[Credential, Any], stamped: bool
+) -> None:
+    credential, _ = deposit
+    kursus, noter = version(archive, "kursus"), version(archive, "noter")
+    archive.record_download(credential.id, kursus, 200, kursus.size)
+    archive.record_download(credential.id, noter, 304, 0)  # named only
+    if stamped:
+        record_harvest(archive)  # as `pligt audit stamp` does, from cron
+    archive.checkpoints.wait()
+    purged = run_cli("purge", "--json", "--instance", str(instance.path))  # download records go after six months
+    assert purged.returncode == 0, purged.stderr
+    assert json.loads(purged.stdout)["download_records_deleted"] == 2
+    clock.advance(days=190)
+    archive.record_download(credential.id, kursus, 304, 0)  # the next harvest: both answered 304
+    archive.record_download(credential.id, noter, 304, 0)
+
+    rows = report(archive)
+    got, named = rows[credential.request_id, "kursus"], rows[credential.request_id, "noter"]
+    assert named["state"] == "named"  # the log recorded a 304 of it, not a download
+    if stamped:
+        assert (got["state"], got["complete_at"], got["credential"]) == (
+            "fetched",
+            "2026-01-05T12:00:00Z",
+            credential.id,
+        )
+        assert got["revisit_confirmed_at"] == "2026-07-14T12:00:00Z"
+        assert "held: fetched whole 2026-01-05 12:00" in line_of(cli_text(instance), "kursus")
+    else:
+        assert (got["state"], got["complete_at"], got["revisit_confirmed_at"]) == ("named", None, None)
 
 
 def test_a_range_is_partial_and_an_anonymous_304_proves_nothing(
@@ -221,7 +277,7 @@ def test_a_range_is_partial_and_an_anonymous_304_proves_nothing(
     assert rows[credential.request_id, "brochure"]["state"] == "not fetched"
     lines = cli_text(instance)
     assert f"fetched PARTIALLY 2026-01-05 12:00 with credential {credential.id}" in line_of(lines, "kursus")
-    assert lines[0].endswith(": 0 of 3 versions fetched or held")
+    assert lines[0].endswith(": 0 of 3 versions held (downloaded whole)")
     assert "partly, 2026-01-05" in console(client, instance)
 
 

@@ -121,8 +121,8 @@ def test_a_receipt_verifies_elsewhere_with_only_pligt_verify_proof(
     version = core.item_versions("kursus")[0]
     assert f"its SHA-256 is {version.sha256}" in text and f"its SHA-1 is {version.sha1}" in text
     assert f"until {to_text(version.retain_until)}" in text
-    assert "request 1 fetched whole at" in text and "attributed by credential" in text
-    assert "request 1 revisited (answered 304: it held these bytes)" in text
+    assert "request 1 fetched whole (every byte sent) at" in text and "attributed by credential" in text
+    assert "request 1 revisited after fetching it whole (answered 304) at" in text
     assert "kursus.pdf holds these very bytes" in text
     assert not list(elsewhere.glob("**/*.sqlite3")) and not (elsewhere / "instance").exists()
 

@@ -18,7 +18,9 @@ def test_defaults_live_in_the_instance_folder(tmp_path: Path) -> None:
     assert s.instance == tmp_path
     assert s.storage == (tmp_path / "files").as_uri()
     assert s.catalog == str(tmp_path / "catalog.sqlite3")
-    assert (s.retention_days, s.max_upload_bytes, s.fetch_budget_bytes) == (183, 2 * 1024**3, 500_000_000)
+    assert (s.retention_days, s.max_upload_bytes) == (183, 2 * 1024**3)
+    # NetarchiveSuite's defaults: 1200 s at 500 KiB/s per fetch, 1 GB per domain and job.
+    assert (s.fetch_budget_bytes, s.site_budget_bytes) == (614_400_000, 1_000_000_000)
     assert (s.host, s.port) == ("127.0.0.1", 8000)
 
 

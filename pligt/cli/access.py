@@ -17,7 +17,6 @@ from pligt.core.deposits import Archive
 from pligt.core.models import BY_CONNECTION
 from pligt.core.models import BY_USER_AGENT
 from pligt.core.models import FETCHED
-from pligt.core.models import HELD
 from pligt.core.models import REQUEST_STATUSES
 from pligt.core.models import Evidence
 from pligt.core.models import HarvestRow
@@ -173,11 +172,13 @@ def revoke(instance: Path | None, as_json: bool, credential_id: int) -> None:
 @instance_option
 @json_option
 def harvest(instance: Path | None, as_json: bool) -> None:
-    """Show, per access request and retained version, whether the institution fetched it or holds it.
+    """Show, per access request and retained version, whether the institution downloaded it whole.
 
-    Across all of a request's credentials (a rotation adds one): fetched
-    completely, held (a revisit answered 304), fetched in part, or not fetched,
-    each with the credential and how the download is tied to the crawler.
+    Across all of a request's credentials (a rotation adds one): held (fetched
+    whole: every byte sent, and revisited if a 304 came after), fetched in part,
+    named only (conditional requests answered 304, never a whole download: not
+    proof that it holds the bytes), or not fetched; each with the credential and
+    how the download is tied to the crawler.
     """
     _, archive = open_instance(instance)
     rows = archive.harvest()
@@ -191,11 +192,11 @@ def harvest(instance: Path | None, as_json: bool) -> None:
         return
     for request_id in dict.fromkeys(r.request_id for r in rows):
         mine = [r for r in rows if r.request_id == request_id]
-        done = [r for r in mine if r.state in (FETCHED, HELD)]
+        held = [r for r in mine if r.state == FETCHED]
         credentials = ", ".join(str(credential_id) for credential_id, _ in mine[0].credentials)
         click.echo(
             f"Request #{request_id} ({mine[0].institution or 'personal data purged'}), credentials {credentials}: "
-            f"{len(done)} of {len(mine)} versions fetched or held"
+            f"{len(held)} of {len(mine)} versions held (downloaded whole)"
         )
         for r in mine:
             click.echo(f"  {r.version.slug} v{r.version.number}  {_proof(r)}  {r.version.sha1 or 'sha1 unknown'}")
@@ -205,15 +206,20 @@ def _proof(row: HarvestRow) -> str:
     """Say what a harvest row proves, in words, with how each record is attributed."""
     parts = []
     if row.complete:
-        parts.append(f"fetched {_evidence(row.complete)}")
-    if row.revisit:
-        parts.append(f"{'' if row.complete else 'held, '}revisit confirmed {_evidence(row.revisit)}")
-    if not parts and row.fetched:
+        parts.append(f"held: fetched whole {_evidence(row.complete)}")
+        if row.revisit:
+            parts.append(f"revisited (304) {_evidence(row.revisit)}")
+    elif row.fetched:
         parts.append(f"fetched PARTIALLY {_evidence(row.fetched)}")
+    if row.not_modified and not row.complete:
+        parts.append(
+            f"NOT TAKEN: answered 304 {_evidence(row.not_modified)} "
+            "(the client named this version; no whole download is recorded)"
+        )
     if not parts:
         parts.append("NOT FETCHED")
-        if row.anonymous_complete_at:
-            parts.append(f"(fetched whole without credentials {row.anonymous_complete_at:%Y-%m-%d %H:%M}, by someone)")
+    if not row.complete and row.anonymous_complete_at:
+        parts.append(f"(fetched whole without credentials {row.anonymous_complete_at:%Y-%m-%d %H:%M}, by someone)")
     return "; ".join(parts)
 
 

@@ -32,6 +32,9 @@ from pligt.settings import storage_options
 def check(instance: Path | None, as_json: bool) -> None:
     """Check the catalog, the storage and that every retained version's bytes are there.
 
+    Warns (exit 0) of versions too large for the deposit crawler to fetch whole,
+    and of a site too large for one harvest job (pligt/core/crawl_budget.py).
+
     For S3 storage the bucket is checked too: reachable, in an allowed region,
     versioning on, Object Lock on (unless s3_require_object_lock = false).
     Exits non-zero with one line saying what is wrong.
@@ -57,6 +60,7 @@ def check(instance: Path | None, as_json: bool) -> None:
     checkpoints = archive.checkpoints.status()
     problems = checkpoints.problems(archive.clock())
     name_problem = log_name_problem(settings, archive.checkpoints.signer)
+    budget = archive.crawl_budget_warnings()
     if as_json:
         print_json(
             {
@@ -69,6 +73,7 @@ def check(instance: Path | None, as_json: bool) -> None:
                     "name": archive.checkpoints.signer.name if archive.checkpoints.signer else None,
                     "problem": name_problem,
                 },
+                "crawl_budget": [w.to_dict() for w in budget],
             }
         )
         return
@@ -81,6 +86,14 @@ def check(instance: Path | None, as_json: bool) -> None:
         click.echo(f"  warning: {problem}")
     if name_problem:
         click.echo(f"log name: warning: {name_problem}")
+    files, site = archive.crawl_budget.file_bytes, archive.crawl_budget.site_bytes
+    click.echo(
+        f"crawl budget: ok (no file over {files:,} bytes, the site under {site:,})"
+        if not budget
+        else "crawl budget: warning"
+    )
+    for warning in budget:
+        click.echo(f"  warning: {warning.text()}")
 
 
 def _describe(facts: dict[str, object]) -> str:

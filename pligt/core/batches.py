@@ -60,6 +60,8 @@ class Batches(Generic[T]):
         self.lost = 0
         self._pending: list[T] = []
         self._lock = threading.Lock()
+        #: Held while a batch is taken and written: a reader's flush waits for one under way.
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._pid: int | None = None
         self._pause = 0.0  # seconds between tries while writes fail (0: they do not)
@@ -85,22 +87,25 @@ class Batches(Generic[T]):
 
         A :class:`StorageError` keeps the items for the next try; any other error
         (a bug, not a passing condition) loses the batch, logged with its traceback.
+        A batch the background thread is writing at that moment is waited for:
+        otherwise a reader would find nothing waiting and read before it is written.
         """
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            self.write(batch)
-        except StorageError as e:
-            self._keep(batch, e)
-        except Exception:  # a lost batch must not take the server down
-            self.lost += len(batch)
-            log.exception("could not write %d %s; they are lost", len(batch), self.what)
-        else:
-            if self._pause:
-                log.warning("wrote %d %s that had waited while they could not be written", len(batch), self.what)
-                self._pause = 0.0
+        with self._flushing:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                self.write(batch)
+            except StorageError as e:
+                self._keep(batch, e)
+            except Exception:  # a lost batch must not take the server down
+                self.lost += len(batch)
+                log.exception("could not write %d %s; they are lost", len(batch), self.what)
+            else:
+                if self._pause:
+                    log.warning("wrote %d %s that had waited while they could not be written", len(batch), self.what)
+                    self._pause = 0.0
 
     def _keep(self, batch: list[T], error: StorageError) -> None:
         """Put a batch that could not be written back in front of the queue, within ``max_kept``."""

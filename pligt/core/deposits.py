@@ -23,6 +23,11 @@ from typing import BinaryIO
 from pligt.core.catalog import Catalog
 from pligt.core.content import SNIFF_BYTES
 from pligt.core.content import check_content
+from pligt.core.crawl_budget import FILE_BUDGET_BYTES
+from pligt.core.crawl_budget import SITE_BUDGET_BYTES
+from pligt.core.crawl_budget import BudgetWarning
+from pligt.core.crawl_budget import CrawlBudget
+from pligt.core.crawl_budget import budget_warnings
 from pligt.core.credentials.access import AccessDesk
 from pligt.core.credentials.passwords import check_chosen_password
 from pligt.core.credentials.passwords import hash_password
@@ -59,6 +64,8 @@ from pligt.core.proof.audit import verify_erasures
 from pligt.core.proof.checkpoints import RENAMED
 from pligt.core.proof.checkpoints import Checkpoints
 from pligt.core.proof.checkpoints import rename_refusal
+from pligt.core.proof.logged import HARVEST_ACTION
+from pligt.core.proof.logged import with_logged_downloads
 from pligt.core.proof.notes import Signer
 from pligt.core.retention import MINIMUM_RETENTION_DAYS
 from pligt.core.retention import check_retention_days
@@ -70,8 +77,6 @@ from pligt.core.storage.base import CHUNK_SIZE
 from pligt.core.storage.base import Sha1Tap
 
 GiB = 1024**3
-#: Netarkivet's crawl settings allow ~500 KB/s for at most 1200 s per fetch.
-DEFAULT_FETCH_BUDGET = 500_000_000
 OWNER_USERNAME = "owner"
 #: What the Royal Danish Library's crawler names itself in its User-Agent
 #: ("Mozilla/5.0 (compatible; heritrix/3.4.0 +https://www.kb.dk/netarkivindsamling/)";
@@ -112,7 +117,8 @@ class Archive:
         *,
         retention_days: int = MINIMUM_RETENTION_DAYS,
         max_upload_bytes: int = 2 * GiB,
-        fetch_budget_bytes: int = DEFAULT_FETCH_BUDGET,
+        fetch_budget_bytes: int = FILE_BUDGET_BYTES,
+        site_budget_bytes: int = SITE_BUDGET_BYTES,
         crawler_user_agents: Iterable[str] = DEFAULT_CRAWLER_USER_AGENTS,
         clock: Clock = utcnow,
     ) -> None:
@@ -120,7 +126,8 @@ class Archive:
         self.storage = storage
         self.retention_days = check_retention_days(retention_days)
         self.max_upload_bytes = max_upload_bytes
-        self.fetch_budget_bytes = fetch_budget_bytes
+        #: What a default harvest fetches per file and per site (see :mod:`pligt.core.crawl_budget`).
+        self.crawl_budget = CrawlBudget(fetch_budget_bytes, site_budget_bytes)
         #: Substrings (matched without regard to case) of the User-Agent of crawlers whose
         #: anonymous downloads count as the deposit crawler's; see :meth:`record_download`.
         self.crawler_user_agents = tuple(p.strip() for p in crawler_user_agents if p.strip())
@@ -237,14 +244,8 @@ class Archive:
                 self.storage.delete(key)
             raise
         self.changed()
-        warnings = []
-        if version.size > self.fetch_budget_bytes:
-            warnings.append(
-                f"{filename} is {version.size / 1e6:,.0f} MB: larger than the deposit crawler's "
-                f"per-file budget of {self.fetch_budget_bytes / 1e6:,.0f} MB (about 500 KB/s for at most "
-                "1200 s), so the crawler may not be able to fetch it whole; consider splitting it"
-            )
-        return Publication(version, warnings)
+        warnings = budget_warnings([(filename, version.size)], self.site_bytes(), self.crawl_budget)
+        return Publication(version, [w.text() for w in warnings])
 
     def _newest_retained(self, slug: str) -> Version | None:
         """Return the item's newest version that is not withdrawn (what its latest URL serves), if any."""
@@ -424,8 +425,9 @@ class Archive:
 
         :param credential_id: the crawler credential the request carried (or, with
             ``via="connection"``, the one its connection carried); None for anonymous.
-        :param status: 200 or 206; or 304 (with 0 bytes) for a revisit that presented
-            this version's ETag or a date at or after its Last-Modified: it holds the bytes.
+        :param status: 200 or 206; or 304 (with 0 bytes) to a request that presented this
+            version's ETag or a date at or after its Last-Modified: the client named the
+            version, which does not show that it holds the bytes (see :data:`NAMED`).
         :param via: ``"connection"`` for an anonymous request on a connection that had
             carried ``credential_id``; else ``"credential"`` whenever a credential is given.
         :param user_agent: the client's User-Agent. Only the listed pattern it matches
@@ -440,7 +442,10 @@ class Archive:
         crawler = self.crawler_named_by(user_agent) if user_agent else None
         if via is None and crawler is not None:
             via = BY_USER_AGENT
-        complete = status == 200 and bytes_sent == version.size
+        # A whole download: every byte of the version in one answer. A 206 can only have sent
+        # ``size`` bytes if its range was the whole file; several ranges that together cover it
+        # do not count, as the records keep how many bytes were sent, not which.
+        complete = status in (200, 206) and bytes_sent == version.size
         self.recorder.record((credential_id, version.id, status, bytes_sent, complete, self.clock(), via, crawler))
 
     def crawler_named_by(self, user_agent: str) -> str | None:
@@ -448,14 +453,29 @@ class Archive:
         lowered = user_agent.lower()
         return next((pattern for folded, pattern in self._crawler_patterns if folded in lowered), None)
 
+    def site_bytes(self) -> int:
+        """The bytes of every retained version: what a harvest of the whole site fetches (pages aside)."""
+        return sum(size for *_, size in self.catalog.version_sizes())
+
+    def crawl_budget_warnings(self) -> list[BudgetWarning]:
+        """Warn of every retained version a default harvest cannot fetch whole, and of a site it cannot finish.
+
+        Withdrawn versions are not served, so they do not count.
+        """
+        sizes = self.catalog.version_sizes()
+        files = [(f"{slug} v{number} ({filename})", size) for slug, number, filename, size in sizes]
+        return budget_warnings(files, sum(size for *_, size in sizes), self.crawl_budget)
+
     def harvest(self) -> list[HarvestRow]:
         """Return, per access request (across its credentials) and retained version, what its crawler did.
 
-        Fetched whole (when, by which credential), held (a revisit answered 304),
-        fetched in part, or not fetched; each with how the record is attributed.
+        Fetched whole (held; and revisited, if a 304 came after), fetched in part, named
+        only (conditional requests answered 304, no whole download), or not fetched; each
+        with how the record is attributed. A whole download whose records were purged
+        counts as long as the audit log recorded it (:mod:`pligt.core.proof.logged`).
         """
         self.recorder.flush()
-        return self.catalog.harvest()
+        return with_logged_downloads(self.catalog.harvest(), self.catalog.audit_entries_of(HARVEST_ACTION))
 
     def audit_head(self) -> tuple[int, str]:
         """Return the audit log's last sequence number and hash (GENESIS when empty)."""

@@ -198,10 +198,13 @@ BY_CONNECTION = "connection"
 BY_USER_AGENT = "user-agent"
 ATTRIBUTIONS = (BY_CREDENTIAL, BY_CONNECTION, BY_USER_AGENT)
 
-#: What the proof of deposit says of one version for one access request.
-FETCHED = "fetched"  # every byte handed to the network
-HELD = "held"  # a revisit answered 304: the institution presented this version's ETag or date
+#: What the proof of deposit says of one version for one access request (see :attr:`HarvestRow.state`).
+#: Only a whole download shows that the institution holds a version: a 304 answers a client that
+#: named the version (by an ETag it may have from a HEAD or an aborted GET, or by any date at or
+#: after Last-Modified, one in the future included), and it sends no byte.
+FETCHED = "fetched"  # a whole download: every byte handed to the network; the institution holds it
 PARTIAL = "partial"  # some bytes only (a range, or a fetch cut off)
+NAMED = "named"  # conditional requests answered 304 only: the client named the version, it did not take it
 NOT_FETCHED = "not fetched"
 
 
@@ -222,7 +225,7 @@ class Evidence:
 class HarvestRow:
     """What one access request's crawler (across all its credentials) did with one retained version.
 
-    The strongest attribution wins; among equals, the first fetch and the latest revisit.
+    The strongest attribution wins; among equals, the first fetch and the latest 304.
     """
 
     request_id: int
@@ -232,27 +235,38 @@ class HarvestRow:
     version: Version
     #: The first fetch of any of its bytes (whole or in part).
     fetched: Evidence | None
-    #: The first fetch of every byte.
+    #: The first whole download: a 200, or a 206 of the whole file, with every byte handed to the network.
     complete: Evidence | None
-    #: The latest revisit answered 304 (the crawler holds these bytes).
-    revisit: Evidence | None
+    #: The latest conditional request answered 304: the client named this version. On its own it
+    #: proves nothing held (see :data:`NAMED`).
+    not_modified: Evidence | None
     #: For public versions: when anyone fetched it whole without credentials (it may
     #: have been the crawler before it authenticated; nothing tells who it was).
     anonymous_complete_at: datetime | None
 
     @property
+    def revisit(self) -> Evidence | None:
+        """The latest 304 at or after the first whole download: a revisit of a version the institution holds.
+
+        At or after, because records are kept to the second.
+        """
+        if self.complete is None or self.not_modified is None or self.not_modified.at < self.complete.at:
+            return None
+        return self.not_modified
+
+    @property
     def state(self) -> str:
-        """:data:`FETCHED`, :data:`HELD`, :data:`PARTIAL` or :data:`NOT_FETCHED`."""
+        """:data:`FETCHED` (held), :data:`PARTIAL`, :data:`NAMED` or :data:`NOT_FETCHED`."""
         if self.complete is not None:
             return FETCHED
-        if self.revisit is not None:
-            return HELD
-        return PARTIAL if self.fetched is not None else NOT_FETCHED
+        if self.fetched is not None:
+            return PARTIAL
+        return NAMED if self.not_modified is not None else NOT_FETCHED
 
     @property
     def evidence(self) -> Evidence | None:
         """The record the state rests on."""
-        return self.complete or self.revisit or self.fetched
+        return self.complete or self.fetched or self.not_modified
 
     @property
     def credential_id(self) -> int | None:
@@ -297,6 +311,8 @@ class HarvestRow:
             "complete_at": to_text(self.complete_at),
             "revisit_confirmed_at": to_text(self.revisit_confirmed_at),
             "revisit_credential": self.revisit.credential_id if self.revisit else None,
+            "not_modified_at": to_text(self.not_modified.at if self.not_modified else None),
+            "not_modified_credential": self.not_modified.credential_id if self.not_modified else None,
             "anonymous_complete_at": to_text(self.anonymous_complete_at),
         }
 

@@ -23,7 +23,7 @@ from pligt.core.models import BY_CONNECTION
 from pligt.core.models import BY_CREDENTIAL
 from pligt.core.models import BY_USER_AGENT
 from pligt.core.models import FETCHED
-from pligt.core.models import HELD
+from pligt.core.models import NAMED
 from pligt.core.models import NOT_FETCHED
 from pligt.core.models import PARTIAL
 from pligt.core.models import REQUEST_STATUSES
@@ -338,13 +338,15 @@ def _schemas() -> dict[str, Schema]:
                 "size": {"type": "integer", "minimum": 0},
                 "sha256": {"type": "string"},
                 "sha1": _TEXT_OR_NULL,
-                "state": {"enum": [FETCHED, HELD, PARTIAL, NOT_FETCHED]},
+                "state": {"enum": [FETCHED, PARTIAL, NAMED, NOT_FETCHED]},
                 "attributed_by": _nullable({"enum": [BY_CREDENTIAL, BY_CONNECTION, BY_USER_AGENT]}),
                 "crawler": _TEXT_OR_NULL,
                 "fetched_at": _TIME_OR_NULL,
                 "complete_at": _TIME_OR_NULL,
                 "revisit_confirmed_at": _TIME_OR_NULL,
                 "revisit_credential": _nullable(_ID),
+                "not_modified_at": _TIME_OR_NULL,
+                "not_modified_credential": _nullable(_ID),
                 "anonymous_complete_at": _TIME_OR_NULL,
                 "url_path": {"type": "string"},
                 "url": {"type": "string", "format": "uri"},

@@ -373,6 +373,14 @@ class Catalog(abc.ABC):
         sql = f"SELECT COUNT(*) FROM versions v JOIN items i ON i.id = v.item_id {where}"
         return _scalar(self._execute(sql, params))
 
+    def version_sizes(self) -> list[tuple[str, int, str, int]]:
+        """Return (slug, number, file name, size) of every version not withdrawn: what a harvest fetches."""
+        rows = self._execute(
+            """SELECT i.slug, v.number, v.filename, v.size FROM versions v JOIN items i ON i.id = v.item_id
+               WHERE v.withdrawn_at IS NULL ORDER BY i.slug, v.number"""
+        )
+        return [(row["slug"], row["number"], row["filename"], row["size"]) for row in rows]
+
     @staticmethod
     def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
         clauses: list[str] = ["1=1"]
@@ -760,7 +768,7 @@ class Catalog(abc.ABC):
             )
         summary = self._execute(
             """SELECT c.request_id, d.version_id, d.credential_id, d.via, d.crawler,
-                      d.status = 304 AS revisit, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
+                      d.status = 304 AS not_modified, d.complete, MIN(d.at) AS first_at, MAX(d.at) AS last_at
                FROM downloads d LEFT JOIN credentials c ON c.id = d.credential_id
                GROUP BY c.request_id, d.version_id, d.credential_id, d.via, d.crawler, d.status = 304, d.complete"""
         ).fetchall()
@@ -916,6 +924,12 @@ class Catalog(abc.ABC):
             sql += f" LIMIT {int(limit)}"
         yield from self._unsealed_entries(self._execute(sql).fetchall())
 
+    def audit_entries_of(self, action: str) -> Iterator[AuditEntry]:
+        """Yield the audit entries of one action, in sequence order (as stored: no checking here)."""
+        yield from self._unsealed_entries(
+            self._execute("SELECT * FROM audit_log WHERE action = ? ORDER BY seq", (action,)).fetchall()
+        )
+
     # -- checkpoints (issue 15: signed, time-stamped checkpoints of the audit log) ----
 
     def add_checkpoint(self, size: int, root: str, note: str, now: datetime) -> StoredCheckpoint:
@@ -1020,7 +1034,7 @@ def _harvest_rows(
     versions: list[Version],
     summary: list[Row],
 ) -> list[HarvestRow]:
-    """Pick, per request and version, the best first fetch, first complete fetch and latest revisit.
+    """Pick, per request and version, the best first fetch, first whole download and latest 304.
 
     Records with a credential count for its request; records attributed by
     User-Agent alone count for every request (they cannot tell which); other
@@ -1028,7 +1042,7 @@ def _harvest_rows(
     """
     fetched: dict[_Key, Evidence] = {}
     complete: dict[_Key, Evidence] = {}
-    revisit: dict[_Key, Evidence] = {}
+    not_modified: dict[_Key, Evidence] = {}
     anonymous: dict[int, datetime] = {}
     for row in summary:
         version_id = row["version_id"]
@@ -1038,8 +1052,8 @@ def _harvest_rows(
         if row["via"] is None:
             continue  # anonymous, and nothing ties it to the deposit crawler
         key = (row["request_id"], version_id)
-        if row["revisit"]:
-            _keep(revisit, key, Evidence(last_at, row["via"], row["credential_id"], row["crawler"]), _latest)
+        if row["not_modified"]:
+            _keep(not_modified, key, Evidence(last_at, row["via"], row["credential_id"], row["crawler"]), _latest)
             continue
         evidence = Evidence(first_at, row["via"], row["credential_id"], row["crawler"])
         _keep(fetched, key, evidence, _first)
@@ -1058,7 +1072,7 @@ def _harvest_rows(
             version=version,
             fetched=best(fetched, _first, request_id, version.id),
             complete=best(complete, _first, request_id, version.id),
-            revisit=best(revisit, _latest, request_id, version.id),
+            not_modified=best(not_modified, _latest, request_id, version.id),
             anonymous_complete_at=anonymous.get(version.id),
         )
         for request_id, (institution, credentials) in requests.items()

@@ -174,6 +174,23 @@ def check_stamp(reply: bytes, data: bytes, chain_pem: str, pinned_pem: str | Non
 # -- the receipt ------------------------------------------------------------------------------
 
 
+#: A 304 on its own: the client named the version (an ETag from a HEAD or an aborted GET will do,
+#: and so will any date at or after Last-Modified, one in the future included) and took no byte.
+_NAMED_WORDS = "was answered 304 Not Modified (it named this version; a 304 is not a download and proves nothing held)"
+
+
+def _revisit_words(data: dict[str, Any]) -> str:
+    """Word a recorded revisit: a revisit only after a whole download in the same entry.
+
+    Entries written before that rule called every 304 a revisit; without a whole
+    download before it, one says only what a 304 says.
+    """
+    complete, revisit = data.get("complete"), data.get("revisit")
+    if complete and revisit and str(revisit.get("at")) >= str(complete.get("at")):
+        return "revisited after fetching it whole (answered 304)"
+    return _NAMED_WORDS
+
+
 def check_receipt(
     receipt: dict[str, Any], *, key: str | None = None, tsa_ca_pem: str | None = None, file: Path | None = None
 ) -> Findings:
@@ -286,12 +303,14 @@ def _check_publication(found: Findings, proven: dict[Any, dict[str, Any]], versi
     )
 
 
-#: What a harvest entry may record of the deposit crawler, and how a finding words it.
-_HARVEST_EVIDENCE = (
-    ("complete", "fetched whole"),
-    ("revisit", "revisited (answered 304: it held these bytes)"),
-    ("fetched", "first fetched (in part or whole)"),
-)
+def _harvest_evidence(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What a harvest entry may record of the deposit crawler, and how a finding words it."""
+    return (
+        ("complete", "fetched whole (every byte sent)"),
+        ("revisit", _revisit_words(data)),
+        ("not_modified", _NAMED_WORDS),
+        ("fetched", "first fetched (in part or whole)"),
+    )
 
 
 def _check_harvests(found: Findings, proven: dict[Any, dict[str, Any]], version: dict[str, Any]) -> None:
@@ -302,7 +321,7 @@ def _check_harvests(found: Findings, proven: dict[Any, dict[str, Any]], version:
         data = entry["data"]
         if data.get("sha256") != version.get("sha256"):
             continue
-        for kind, words in _HARVEST_EVIDENCE:
+        for kind, words in _harvest_evidence(data):
             evidence = data.get(kind)
             if not evidence:
                 continue

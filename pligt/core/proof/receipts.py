@@ -8,10 +8,13 @@ proof in a signed, time-stamped checkpoint, and the instance's public key;
 The crawler's fetches are download records, written in batches off the
 download path (:mod:`pligt.core.downloads.recorder`) and not audit entries. So that they
 are provable, :func:`record_harvest` sums them up into ``pligt.harvest``
-entries (per access request and version: the first fetch, the first complete
-fetch and the latest revisit, with how each is attributed), appending one only
-when the evidence changed. ``pligt audit stamp`` (cron) and every receipt run
-it; the download path is untouched.
+entries (per access request and version: the first fetch, the first whole
+download, the latest revisit after it, else the latest 304 (a client that named it),
+with how each is attributed), appending one only when the evidence changed.
+A 304 on its own proves nothing held: the client named the version (an ETag
+from a HEAD, or any date at or after Last-Modified will do) and took no byte.
+``pligt audit stamp`` (cron) and every receipt run it; the download path is
+untouched.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from pligt.core.models import Version
 from pligt.core.models import to_text
 from pligt.core.proof.audit import AuditEntry
 from pligt.core.proof.checkpoints import leaves
+from pligt.core.proof.logged import HARVEST_ACTION
 from pligt.core.proof.merkle import inclusion_proof
 from pligt.core.proof.receipt_check import FORMAT
 
-HARVEST_ACTION = "deposit.harvest"
 PUBLISHED_ACTION = "version.published"
 
 
@@ -59,7 +62,7 @@ def record_harvest(archive: Archive) -> int:
     now = archive.now()
     with archive.catalog.transaction():
         for row in rows:
-            if row.fetched is None and row.complete is None and row.revisit is None:
+            if row.fetched is None and row.complete is None and row.not_modified is None:
                 continue
             v = row.version
             data = {
@@ -69,8 +72,11 @@ def record_harvest(archive: Archive) -> int:
                 "sha256": v.sha256,
                 "fetched": _evidence(row.fetched),
                 "complete": _evidence(row.complete),
-                "revisit": _evidence(row.revisit),
+                "revisit": _evidence(row.revisit),  # only after a whole download
             }
+            if row.not_modified is not None and row.revisit is None:
+                # Only when it says more than "revisit": entries of versions without one stay as they were.
+                data["not_modified"] = _evidence(row.not_modified)
             if latest.get((row.request_id, v.slug, v.number)) != data:
                 archive.catalog.append_audit(HARVEST_ACTION, data, None, now)
                 added += 1

@@ -19,6 +19,9 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from pligt.core.crawl_budget import FILE_TOO_LARGE
+from pligt.core.crawl_budget import SITE_TOO_LARGE
+from pligt.core.crawl_budget import megabytes
 from pligt.core.credentials.access import DEFAULT_LEGAL_BASIS
 from pligt.core.credentials.access import FIELD_LIMITS
 from pligt.core.credentials.access import clean_request
@@ -89,7 +92,8 @@ def index() -> Response:
             form.form_errors.append(
                 worded(e) if e.key else _("There are too many requests right now; please try again later.")
             )
-            return with_retry_after(make_response(render_template("access.html", form=form), 429), e.retry_after)
+            page = render_template("access.html", form=form, budget=_budget())
+            return with_retry_after(make_response(page, 429), e.retry_after)
         else:
             return make_response(_filed_page(filed), 201)
     elif form.is_submitted():
@@ -98,7 +102,24 @@ def index() -> Response:
             form.form_errors.append(_("The form expired or was sent from elsewhere; please send it again."))
         else:
             _add_core_errors(form)
-    return make_response(render_template("access.html", form=form), status)
+    return make_response(render_template("access.html", form=form, budget=_budget()), status)
+
+
+def _budget() -> dict[str, object]:
+    """What the institution's staff should know before a harvest: files and a site too large for its budget.
+
+    Counts and sizes only: the names of protected files are not for this public page.
+    """
+    warnings = pligt().archive.crawl_budget_warnings()
+    files = [w for w in warnings if w.kind == FILE_TOO_LARGE]
+    site = next((w for w in warnings if w.kind == SITE_TOO_LARGE), None)
+    return {
+        "files": len(files),
+        "largest": megabytes(max((w.size for w in files), default=0)),
+        "file_budget": megabytes(files[0].budget) if files else "",
+        "site": megabytes(site.size) if site else "",
+        "site_budget": megabytes(site.budget) if site else "",
+    }
 
 
 def _filed_page(filed: AccessRequest) -> str:

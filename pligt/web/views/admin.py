@@ -40,6 +40,8 @@ from wtforms.validators import InputRequired
 from wtforms.validators import Length
 from wtforms.validators import NumberRange
 
+from pligt.core.crawl_budget import FILE_TOO_LARGE
+from pligt.core.crawl_budget import budget_warnings
 from pligt.core.credentials.access import DEFAULT_VALID_DAYS
 from pligt.core.deposits import OWNER_USERNAME
 from pligt.core.deposits import Publication
@@ -51,7 +53,7 @@ from pligt.core.errors import LockedOut
 from pligt.core.errors import TooLarge
 from pligt.core.models import BY_USER_AGENT
 from pligt.core.models import FETCHED
-from pligt.core.models import HELD
+from pligt.core.models import NAMED
 from pligt.core.models import PARTIAL
 from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
@@ -233,9 +235,9 @@ def items() -> str:
 def _fetched() -> dict[int, str]:
     """Map version id to what the proof of deposit says of it, over every access request.
 
-    The best state wins (fetched whole, then held: a revisit answered 304, then
-    fetched in part), then the earliest date. A download by anyone without
-    credentials that nothing ties to the deposit crawler does not count.
+    The best state wins (fetched whole: held; then fetched in part; then named
+    only: a 304, which shows no download), then the earliest date. A download by
+    anyone without credentials that nothing ties to the deposit crawler does not count.
     """
     best: dict[int, tuple[int, datetime, str]] = {}
     for row in pligt().archive.harvest():
@@ -246,17 +248,17 @@ def _fetched() -> dict[int, str]:
         date = evidence.at.strftime("%Y-%m-%d")
         if row.state == FETCHED:
             text = date if evidence.via != BY_USER_AGENT else _("%(date)s (by its User-Agent)", date=date)
-        elif row.state == HELD:
-            text = _("held, revisit confirmed %(date)s", date=date)
-        else:
+        elif row.state == PARTIAL:
             text = _("partly, %(date)s", date=date)
+        else:
+            text = _("not taken: only a 304 Not Modified, %(date)s", date=date)
         current = best.get(row.version.id)
         if current is None or (rank, evidence.at) < current[:2]:
             best[row.version.id] = (rank, evidence.at, text)
     return {version_id: text for version_id, (_rank, _at, text) in best.items()}
 
 
-_STATES = (FETCHED, HELD, PARTIAL)
+_STATES = (FETCHED, PARTIAL, NAMED)
 
 
 @bp.post("/items/<slug>/versions/<int:number>/withdraw")
@@ -388,20 +390,33 @@ def _publish(
 
 
 def _worded_warnings(publication: Publication) -> list[str]:
-    """The publication's warnings in the page's language (the core's are English, for the CLI and the API)."""
+    """The publication's crawl-budget warnings in the page's language (the core's are English, for the CLI and API)."""
     v = publication.version
-    budget = pligt().archive.fetch_budget_bytes
-    if not publication.warnings or v.size <= budget:
-        return publication.warnings
-    return [
-        _(
-            "%(file)s is %(size)s: larger than the deposit crawler's per-file budget of %(budget)s (about 500 kB/s "
-            "for at most 1200 s), so the crawler may not be able to fetch it whole; consider splitting it.",
-            file=v.filename,
-            size=size_text(v.size),
-            budget=size_text(budget),
-        )
-    ]
+    archive = pligt().archive
+    worded = []
+    for warning in budget_warnings([(v.filename, v.size)], archive.site_bytes(), archive.crawl_budget):
+        if warning.kind == FILE_TOO_LARGE:
+            worded.append(
+                _(
+                    "%(file)s is %(size)s: larger than the deposit crawler's per-file budget of %(budget)s (about "
+                    "500 kB/s for at most 1200 s), so the crawler may not be able to fetch it whole; consider "
+                    "splitting it.",
+                    file=v.filename,
+                    size=size_text(warning.size),
+                    budget=size_text(warning.budget),
+                )
+            )
+        else:
+            worded.append(
+                _(
+                    "The retained versions add up to %(size)s: more than the deposit crawler fetches from one "
+                    "domain in a default harvest (%(budget)s), so a harvest will be cut short; tell the deposit "
+                    "institution, which can raise the domain's budget.",
+                    size=size_text(warning.size),
+                    budget=size_text(warning.budget),
+                )
+            )
+    return worded
 
 
 # -- requests and credentials -------------------------------------------------------------
