@@ -71,7 +71,7 @@ class PligtServer(BaseApplication):
 
     def __init__(self, settings: Settings, deployment: Deployment | None = None) -> None:
         self.settings = settings
-        #: With a deployment, each worker serves its publishers by host name (pligt/web/dispatch.py).
+        #: With a deployment, each worker serves its publishers by host name (pligt/server/dispatch.py).
         self.deployment = deployment
         # Read by every worker forked from here (a class attribute: gunicorn builds the workers).
         PligtWorker.max_per_client = 0 if settings.trusted_proxies else settings.max_connections_per_client
@@ -87,7 +87,7 @@ class PligtServer(BaseApplication):
     def load(self) -> Any:
         if self.deployment is not None:
             # Publishers' apps are built on their first request: a worker starts at once, whatever their number.
-            from pligt.web.dispatch import Dispatcher
+            from pligt.server.dispatch import Dispatcher
 
             return Dispatcher(self.deployment, shared_checks=self.shared_checks)
         app = create_app(self.settings, shared_checks=self.shared_checks)
