@@ -113,4 +113,17 @@ def remove(folder: Path, host: str) -> None:
     click.echo(f"Removed {remove_publisher(_deployment(folder), host)}")
 
 
+@publishers.command("caddyfile")
+@deployment_option
+@click.option(
+    "--port", type=int, help="Where pligt serve --deployment listens on loopback (default: its port setting)."
+)
+def caddyfile(folder: Path, port: int | None) -> None:
+    """Print Caddy's configuration for the deployment: HTTPS on demand for every publisher's name."""
+    from pligt.deploy import hosting_caddyfile
+
+    settings = _deployment(folder).server_settings()
+    click.echo(hosting_caddyfile(port or settings.port, settings.max_upload_bytes), nl=False)
+
+
 COMMANDS = (publishers,)
