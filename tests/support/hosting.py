@@ -115,9 +115,7 @@ def make_deployment(folder: Path, *names: str, text: str = 'scheme = "http"\n') 
     return hosted
 
 
-def serve(
-    hosted: Hosted, log: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
-) -> Hosted:
+def serve(hosted: Hosted, log: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None) -> Hosted:
     """Start ``pligt serve --deployment`` on ``port`` (default: a free one); return once it answers its health check."""
     hosted.port = port or free_port()
     hosted.process = start_process(
