@@ -85,9 +85,12 @@ class Hosted:
         s.headers["Host"] = host
         return s
 
-    def raw(self, head: bytes) -> bytes:
-        """Send a request head as it is written (no client library tidies it up); return the whole answer."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+    def raw(self, head: bytes, source: str = "127.0.0.1") -> bytes:
+        """Send a request head as it is written (no client library tidies it up); return the whole answer.
+
+        :param source: the loopback address the client connects from (a client of its own for the lock-outs).
+        """
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30, source_address=(source, 0)) as sock:
             sock.sendall(head)
             chunks = []
             while chunk := sock.recv(65536):
