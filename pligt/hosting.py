@@ -131,6 +131,13 @@ class Deployment:
     def is_suspended(self, name: str) -> bool:
         return (self.folder / SUSPENDED / name).exists()
 
+    def any_publisher(self) -> str | None:
+        """Return one publisher's name (the first the folder lists), or None; reads no more of the folder."""
+        if not self.publishers_folder.is_dir():
+            return None
+        with os.scandir(self.publishers_folder) as entries:
+            return next((e.name for e in entries if _NAME.fullmatch(e.name) and self.is_publisher(e.name)), None)
+
     def names(self) -> list[str]:
         """Return the publishers' names, sorted."""
         if not self.publishers_folder.is_dir():

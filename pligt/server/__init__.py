@@ -89,7 +89,14 @@ class PligtServer(BaseApplication):
             # Publishers' apps are built on their first request: a worker starts at once, whatever their number.
             from pligt.server.dispatch import Dispatcher
 
-            return Dispatcher(self.deployment, shared_checks=self.shared_checks)
+            dispatcher = Dispatcher(self.deployment, shared_checks=self.shared_checks)
+            # One publisher's app, warmed as a single instance's is, pays once per worker for what every
+            # publisher's first answer would (imports, compiled templates, Flask's first dispatch).
+            first = self.deployment.any_publisher()
+            if first is not None:
+                warm_up(dispatcher.app(first))
+            gc.collect()
+            return dispatcher
         app = create_app(self.settings, shared_checks=self.shared_checks)
         warm_up(app)
         # What start-up made lives as long as the worker: out of the garbage collector's
