@@ -18,6 +18,7 @@ Nothing here imports Flask, click or gunicorn: the CLI and the server share it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -34,18 +35,26 @@ from pligt.core.errors import ConfigurationError
 from pligt.core.errors import Conflict
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import NotFound
+from pligt.core.keeping.backup import BackupSummary
+from pligt.core.keeping.backup import backup as make_backup
 from pligt.instance import Initialised
 from pligt.instance import build_archive
 from pligt.instance import init_instance
+from pligt.settings import CHECKPOINT_KEY_FILE
+from pligt.settings import CONFIG_FILE
 from pligt.settings import ENV_PREFIX
+from pligt.settings import LATEST_CHECKPOINT_FILE
 from pligt.settings import SECRET_FILE
 from pligt.settings import Settings
+from pligt.settings import default_config_text
 from pligt.settings import load_settings
 
 DEPLOYMENT_FILE = "deployment.toml"
 PUBLISHERS = "publishers"
 #: One empty file per suspended publisher, named by its host name (the host's, not the publisher's).
 SUSPENDED = "suspended"
+#: In a publisher's folder: the audit head at the backup it was handed (pligt publishers hand-over).
+HANDED_OVER = "handed-over"
 #: Settings that make a publisher who it is: set by the deployment, never inherited or taken from the environment.
 IDENTITY = frozenset({"base_url", "catalog", "storage"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -308,17 +317,64 @@ def set_suspended(deployment: Deployment, host: str, suspended: bool) -> str:
     return name
 
 
+def hand_over(deployment: Deployment, host: str, folder: Path) -> BackupSummary:
+    """Back the publisher up into ``folder`` (``pligt restore`` makes it an instance of its own) and note it.
+
+    The note holds the audit log's head at the backup: the publisher may be
+    removed while versions are retained only as long as nothing changed since
+    (its new server now keeps them, at the same URLs once DNS moves).
+    """
+    name = existing(deployment, host)
+    settings = deployment.publisher_settings(name)
+    archive = build_archive(settings)
+    try:
+        keys = {
+            CHECKPOINT_KEY_FILE: settings.checkpoint_key_file,
+            LATEST_CHECKPOINT_FILE: settings.latest_checkpoint_file,
+        }
+        made = make_backup(archive.catalog, archive.storage, folder, None, keys)
+    finally:
+        archive.catalog.close()
+    # Its settings as in force here (the deployment's too), for its own server: the page it shows,
+    # the realm its crawler credentials are filed under, its address. Not where this host kept it.
+    chosen = [
+        f.name
+        for f in dataclasses.fields(Settings)
+        if f.name not in ("instance", "catalog", "storage")
+        and "password" not in f.name
+        and getattr(settings, f.name) != f.default
+    ]
+    (folder / CONFIG_FILE).write_text(default_config_text(settings, chosen), encoding="utf-8")
+    (deployment.folder_of(name) / HANDED_OVER).write_text(made.audit_head + "\n", encoding="ascii")
+    return made
+
+
+def _handed_over_unchanged(deployment: Deployment, name: str) -> bool:
+    """Tell whether the publisher was handed over and its audit log has not moved since."""
+    try:
+        noted = (deployment.folder_of(name) / HANDED_OVER).read_text(encoding="ascii").strip()
+    except OSError:
+        return False
+    archive = build_archive(deployment.publisher_settings(name))
+    try:
+        return archive.audit_head()[1] == noted
+    finally:
+        archive.catalog.close()
+
+
 def remove_publisher(deployment: Deployment, host: str) -> str:
     """Remove a publisher and everything of it.
 
-    :raises Conflict: while any of its versions is retained (the crawler may still come for it).
+    :raises Conflict: while any of its versions is retained (the crawler may still come for it),
+        unless it was handed over (:func:`hand_over`) and nothing changed since.
     """
     name = existing(deployment, host)
     found = summary(deployment, name)
-    if found.retained:
+    if found.retained and not _handed_over_unchanged(deployment, name):
         raise Conflict(
             f"{name} has {found.retained} version(s) still retained: a publisher is removed only once "
-            "nothing it published must stay online"
+            "nothing it published must stay online, or once it was handed over "
+            "(pligt publishers hand-over) and nothing changed since"
         )
     shutil.rmtree(deployment.folder_of(name))
     (deployment.folder / SUSPENDED / name).unlink(missing_ok=True)

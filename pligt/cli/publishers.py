@@ -10,6 +10,7 @@ from pligt.cli.common import json_option
 from pligt.cli.common import print_json
 from pligt.hosting import Deployment
 from pligt.hosting import add_publisher
+from pligt.hosting import hand_over
 from pligt.hosting import load_deployment
 from pligt.hosting import remove_publisher
 from pligt.hosting import set_suspended
@@ -111,6 +112,27 @@ def resume(folder: Path, host: str) -> None:
 def remove(folder: Path, host: str) -> None:
     """Remove HOST and everything of it; refused while any of its versions is retained."""
     click.echo(f"Removed {remove_publisher(_deployment(folder), host)}")
+
+
+@publishers.command("hand-over")
+@deployment_option
+@json_option
+@click.argument("host")
+@click.argument("backup", type=click.Path(file_okay=False, path_type=Path))
+def hand_over_(folder: Path, as_json: bool, host: str, backup: Path) -> None:
+    """Back HOST up into a new BACKUP folder for the publisher to take along.
+
+    On its own server, `pligt restore --instance NEW BACKUP` and base_url set
+    to the same address make it an instance of its own: every URL, credential,
+    receipt and checkpoint the same once DNS points there. Until its audit log
+    moves again, `remove` may then take it off this deployment.
+    """
+    made = hand_over(_deployment(folder), host, backup)
+    if as_json:
+        print_json({"folder": str(backup), **made.to_dict()})
+        return
+    click.echo(f"handed over {made.versions} versions ({made.bytes:,} bytes) in {backup}")
+    click.echo(f"audit head at hand-over: {made.audit_head}")
 
 
 @publishers.command("caddyfile")
