@@ -150,14 +150,16 @@ def load_settings(
     instance: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Build the settings for an instance.
 
+    :param defaults: values in force before the file's (a deployment's settings for its publishers).
     :raises ConfigurationError: with one line naming the bad setting.
     """
     env = os.environ if env is None else env
     folder = resolve_instance(instance, env)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {key: _coerce(key, value, "deployment.toml") for key, value in (defaults or {}).items()}
     path = folder / CONFIG_FILE
     if path.is_file():
         try:

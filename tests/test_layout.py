@@ -105,6 +105,7 @@ def test_shared_service_modules_import_no_runtime() -> None:
         "pligt.release",
         "pligt.served",
         "pligt.disposition",
+        "pligt.hosting",
     ):
         found = imports(MODULES[name])
         assert not top_level(found) & {"flask", "click", "gunicorn", "werkzeug"}, name

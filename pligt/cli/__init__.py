@@ -17,6 +17,7 @@ from pligt.cli import instance
 from pligt.cli import items
 from pligt.cli import keeping
 from pligt.cli import proofs
+from pligt.cli import publishers
 from pligt.cli import storage
 from pligt.cli.common import ErrorsAsExitCodes
 
@@ -31,6 +32,6 @@ def main() -> None:
     """
 
 
-for _module in (instance, items, access, audit, proofs, keeping, storage, catalog, deploy):
+for _module in (instance, items, access, audit, proofs, keeping, storage, catalog, deploy, publishers):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -68,6 +68,12 @@ def init(instance: Path | None, as_json: bool, exist_ok: bool, base_url: str | N
     "--base-url",
     help="The public address clients reach it at, for this run (default: base_url, else http://HOST:PORT).",
 )
+@click.option(
+    "--deployment",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PLIGT_DEPLOYMENT",
+    help="Serve every publisher of this deployment folder, each by its host name (see pligt publishers).",
+)
 def serve(
     instance: Path | None,
     host: str | None,
@@ -75,14 +81,21 @@ def serve(
     workers: int | None,
     threads: int | None,
     base_url: str | None,
+    deployment: Path | None,
 ) -> None:
     """Serve the instance with gunicorn until stopped.
 
     Without a base_url, a server on one address is reached at http://HOST:PORT
     and says so in its pages; the other commands find that address while it runs.
+    With --deployment, it serves a deployment's publishers instead.
     """
     given = {"host": host, "port": port, "workers": workers, "threads": threads, "base_url": base_url}
     overrides = {k: v for k, v in given.items() if v is not None}
+    if deployment is not None:
+        if base_url:
+            raise ConfigurationError("--base-url is each publisher's own in a deployment")
+        _serve_deployment(deployment, overrides)
+        return
     settings, archive = open_instance(instance, overrides, upgrade=True)
     archive.check()
     _sweep(archive.storage)
@@ -104,6 +117,20 @@ def serve(
     click.echo(f"Pligt serves {settings.instance} at http://{shown}:{settings.port}/{public}", err=True)
     with _serving_at(settings):
         run(settings)
+
+
+def _serve_deployment(folder: Path, overrides: dict[str, str | int]) -> None:
+    """Serve a deployment: its publishers are opened when first asked for, so start-up reads none of them."""
+    from pligt.hosting import load_deployment
+    from pligt.server import check_port_free  # Flask and gunicorn load only here
+    from pligt.server import serve as run
+
+    deployment = load_deployment(folder)
+    settings = deployment.server_settings(overrides)
+    check_port_free(settings.host, settings.port)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    click.echo(f"Pligt serves the publishers of {deployment.folder} at http://{shown}:{settings.port}/", err=True)
+    run(settings, deployment)
 
 
 def _sweep(storage: Storage) -> None:

@@ -208,3 +208,24 @@ def _fill(template: str, values: dict[str, str]) -> str:
         return values[match.group(1)]
 
     return _PLACEHOLDER.sub(value, template)
+
+
+def hosting_caddyfile(
+    upstream_port: int, max_upload_bytes: int, *, site: str = "https://", http_site: str = "http://"
+) -> str:
+    """Return Caddy's configuration for a deployment of many publishers: on-demand HTTPS for each one's name.
+
+    :param upstream_port: where ``pligt serve --deployment`` listens on loopback; Caddy asks it too.
+    :param site: the addresses served over HTTPS (every name; a test gives its own port).
+    """
+    upstream = f"127.0.0.1:{upstream_port}"
+    return _fill(
+        _template("Caddyfile.hosting"),
+        {
+            "SITE": site,
+            "HTTP_SITE": http_site,
+            "ASK": f"http://{upstream}/_pligt/ask",
+            "MAX_BODY": str(max_upload_bytes),
+            "UPSTREAM": upstream,
+        },
+    )

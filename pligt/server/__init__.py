@@ -17,11 +17,11 @@ import logging
 import socket
 from typing import Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from pligt.core.credentials.shared_checks import SharedChecks
 from pligt.core.errors import ConfigurationError
+from pligt.hosting import Deployment
 from pligt.server.access_log import NoAddressLogger
 from pligt.server.warm import warm_up
 from pligt.server.worker import PligtWorker
@@ -69,8 +69,10 @@ def _shared_checks() -> SharedChecks | None:
 class PligtServer(BaseApplication):
     """A gunicorn application that builds Pligt's app in each worker."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, deployment: Deployment | None = None) -> None:
         self.settings = settings
+        #: With a deployment, each worker serves its publishers by host name (pligt/server/dispatch.py).
+        self.deployment = deployment
         # Read by every worker forked from here (a class attribute: gunicorn builds the workers).
         PligtWorker.max_per_client = 0 if settings.trusted_proxies else settings.max_connections_per_client
         # Made here, in the master process, so that every worker forked from it shares them.
@@ -82,7 +84,19 @@ class PligtServer(BaseApplication):
             if key in self.cfg.settings:
                 self.cfg.set(key, value)
 
-    def load(self) -> Flask:
+    def load(self) -> Any:
+        if self.deployment is not None:
+            # Publishers' apps are built on their first request: a worker starts at once, whatever their number.
+            from pligt.server.dispatch import Dispatcher
+
+            dispatcher = Dispatcher(self.deployment, shared_checks=self.shared_checks)
+            # One publisher's app, warmed as a single instance's is, pays once per worker for what every
+            # publisher's first answer would (imports, compiled templates, Flask's first dispatch).
+            first = self.deployment.any_publisher()
+            if first is not None:
+                warm_up(dispatcher.app(first))
+            gc.collect()
+            return dispatcher
         app = create_app(self.settings, shared_checks=self.shared_checks)
         warm_up(app)
         # What start-up made lives as long as the worker: out of the garbage collector's
@@ -111,6 +125,9 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from e
 
 
-def serve(settings: Settings) -> None:
-    """Run the server until it is stopped (SIGTERM or Ctrl-C); the CLI calls :func:`check_port_free` first."""
-    PligtServer(settings).run()
+def serve(settings: Settings, deployment: Deployment | None = None) -> None:
+    """Run the server until it is stopped (SIGTERM or Ctrl-C); the CLI calls :func:`check_port_free` first.
+
+    :param deployment: serve its publishers by host name, ``settings`` being the deployment's own.
+    """
+    PligtServer(settings, deployment).run()

@@ -23,6 +23,7 @@ number of tries whichever worker its connections land on (pligt/core/credentials
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import mmap
@@ -50,6 +51,17 @@ class SharedChecks:
         self._memory = mmap.mmap(-1, slots * _SLOT.size)  # anonymous and MAP_SHARED: inherited by fork
         self._failures = mmap.mmap(-1, clients * _SLOT.size)
         self._lock = multiprocessing.Lock()
+
+    def scoped(self, label: str) -> SharedChecks:
+        """Return a view of the same tables under a key of its own (one publisher of a deployment).
+
+        Digests made under one label never match another's: a check verified for
+        one publisher is no check for another, and a client's failures at one
+        count nowhere else.
+        """
+        view = copy.copy(self)
+        view.key = hmac.new(self.key, b"pligt scope\0" + label.encode("utf-8"), hashlib.sha256).digest()
+        return view
 
     def digest(self, kind: str, username: str, password: str) -> bytes:
         return hmac.new(self.key, "\0".join((kind, username, password)).encode("utf-8"), hashlib.sha256).digest()
