@@ -172,8 +172,8 @@ EXPORT = "pligt.core.export"
 #: The core's rooms; a rule for a room holds for every module in it.
 ROOMS = {STORAGE, CATALOG, CREDENTIALS, PROOF, DOWNLOADS, DEPOSITS, KEEPING, EXPORT}
 #: The words every room speaks: domain errors, records, names, what people type, the retention
-#: rule, content types, writes in batches, the deposit crawler's budget. They import no room, so
-#: every room may import them.
+#: rule, content types, writes in batches, the deposit crawler's budget, files made owner-only.
+#: They import no room, so every room may import them.
 VOCABULARY = {
     "pligt.core.errors",
     "pligt.core.models",
@@ -183,6 +183,7 @@ VOCABULARY = {
     "pligt.core.content",
     "pligt.core.batches",
     "pligt.core.crawl_budget",
+    "pligt.core.private",
 }
 
 #: Room -> the rooms it must not import: the core's architecture, from the ground up.

@@ -61,6 +61,7 @@ from pligt.core.names import slugify
 from pligt.core.proof.audit import GENESIS
 from pligt.core.proof.audit import verify_chain
 from pligt.core.proof.audit import verify_erasures
+from pligt.core.proof.audit import verify_seals
 from pligt.core.proof.checkpoints import RENAMED
 from pligt.core.proof.checkpoints import Checkpoints
 from pligt.core.proof.checkpoints import rename_refusal
@@ -498,7 +499,9 @@ class Archive:
         entries = list(self.catalog.audit_entries())  # read once for every check
         seq, digest = verify_chain(entries, head)
         verify_erasures(entries, self.catalog.requests())
-        return AuditReport(seq, digest, self.checkpoints.verify(entries))
+        checkpoints = self.checkpoints.verify(entries)
+        verify_seals(entries)
+        return AuditReport(seq, digest, checkpoints)
 
     def rename_log(self, signer: Signer) -> None:
         """Give the audit log a new name and key (``signer``): audited, naming the key it retires.

@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from pligt.core.catalog.keys import KeyStore
-from pligt.core.errors import AuditBroken
 from pligt.core.errors import Conflict
 from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import StorageError
@@ -1155,13 +1154,14 @@ def _release(row: Row) -> Release:
 
 
 def _audit_entry(row: Row, keys: dict[str, bytes]) -> AuditEntry:
-    personal, personal_key, unreadable = None, row["personal_key"], False
+    """An entry from its row; a seal that does not open is told to the chain's check, in the chain's order."""
+    personal, personal_key, unreadable, seal_broken = None, row["personal_key"], False, False
     if is_sealed(row["personal"]):
         try:
             opened = unseal(row["personal"], keys, _audit_context(row["seq"]))
-        except StorageError as e:
-            raise AuditBroken(row["seq"], "personal fields altered (their seal does not open)") from e
-        unreadable = opened is None
+        except StorageError:
+            opened, seal_broken = None, True
+        unreadable = opened is None and not seal_broken
         if opened is not None:
             personal, personal_key = opened["fields"], opened["digest_key"]
     elif row["personal"]:
@@ -1177,6 +1177,7 @@ def _audit_entry(row: Row, keys: dict[str, bytes]) -> AuditEntry:
         prev_hash=row["prev_hash"],
         hash=row["hash"],
         unreadable=unreadable,
+        seal_broken=seal_broken,
     )
 
 

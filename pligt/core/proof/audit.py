@@ -48,6 +48,9 @@ class AuditEntry:
     #: True when the personal fields are there, sealed, but their key is not in the key store
     #: (destroyed by an erasure made after this copy, or the key store is lost).
     unreadable: bool = False
+    #: True when the personal fields are sealed but their seal does not open here: they were altered,
+    #: or the entry moved to another place in the log (a seal is bound to its sequence number).
+    seal_broken: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +138,20 @@ def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> tupl
     return expected_seq - 1, prev
 
 
+def verify_seals(entries: Iterable[AuditEntry]) -> None:
+    """Check that every entry's sealed personal fields open where they stand.
+
+    Checked after the chain and the checkpoints, which name a moved, inserted or
+    removed entry more precisely: a seal bound to its sequence number breaks too
+    when its entry moves.
+
+    :raises AuditBroken: naming the first entry whose seal does not open.
+    """
+    for entry in entries:
+        if entry.seal_broken:
+            raise AuditBroken(entry.seq, "personal fields altered (their seal does not open)")
+
+
 def _personal_intact(entry: AuditEntry) -> bool:
     if entry.personal is None or entry.personal_key is None or entry.personal_digest is None:
         return False
@@ -162,8 +179,9 @@ def verify_erasures(entries: Iterable[AuditEntry], requests: Iterable[AccessRequ
             erased.update(int(r) for r in entry.data.get("requests_rectified", []))
     for entry in entries:
         request = entry.data.get("request")
+        # A seal that does not open is no erasure: verify_seals names it, after the checkpoints.
         gone = entry.personal is None and entry.personal_digest is not None and not entry.unreadable
-        if gone and request not in erased:
+        if gone and not entry.seal_broken and request not in erased:
             raise AuditBroken(
                 entry.seq, f"its personal fields are gone, but no purge or erasure names request {request}"
             )
