@@ -174,6 +174,8 @@ def gdpr_erase(
             )
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
     archive.changed()  # the erasure, into a signed checkpoint
+    if warn_unreadable(archive.catalog):
+        click.echo("pligt: warning: an unreadable request cannot be matched to an email: none was erased", err=True)
     withdrawn: list[str] = []
     refused: list[str] = []
     for slug in items:
