@@ -481,6 +481,7 @@ def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
     else:
         click.echo(f"backed up {summary.versions} versions ({summary.bytes:,} bytes) to {folder}")
         click.echo(f"audit head at backup: {summary.audit_head}")
+        click.echo("personal fields are in it only sealed, without keys: back the keys up apart (pligt keys backup)")
 
 
 @click.command()
