@@ -166,6 +166,8 @@ def gdpr_erase(
     _refuse_before_erasing(archive, items, override_retention)
     summary = Privacy(archive.catalog, archive.clock).erase(email, archive.access.revoke)
     archive.changed()  # the erasure, into a signed checkpoint
+    if warn_unreadable(archive.catalog):
+        click.echo("pligt: warning: an unreadable request cannot be matched to an email: none was erased", err=True)
     withdrawn, refused = _withdraw_items(archive, items, reason if override_retention else None)
     summary = {**summary, "items_withdrawn": withdrawn, "items_refused_by_storage": refused}
     if as_json:
@@ -516,6 +518,7 @@ def backup(instance: Path | None, as_json: bool, folder: Path) -> None:
     else:
         click.echo(f"backed up {summary.versions} versions ({summary.bytes:,} bytes) to {folder}")
         click.echo(f"audit head at backup: {summary.audit_head}")
+        click.echo("personal fields are in it only sealed, without keys: back the keys up apart (pligt keys backup)")
 
 
 @click.command()
