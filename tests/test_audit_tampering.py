@@ -179,3 +179,14 @@ def test_a_checkpoint_row_that_disagrees_with_its_note_is_named(logged: Instance
     db.execute("UPDATE checkpoints SET size = 3 WHERE id = 2")
     assert "checkpoint 2 (of 3 entries" in verify(logged)
     assert "its stored size or root differs from what it signed" in verify(logged)
+
+
+def test_sealed_personal_fields_altered_in_place_are_named(logged: Instance, db: sqlite3.Connection) -> None:
+    """The chain covers a digest of the fields; their seal shows an edit of the ciphertext itself."""
+    row = db.execute("SELECT seq, personal FROM audit_log WHERE personal IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
+    sealed = str(row["personal"])
+    flipped = sealed[:-6] + ("A" if sealed[-6] != "A" else "B") + sealed[-5:]
+    db.execute("UPDATE audit_log SET personal = ? WHERE seq = ?", (flipped, row["seq"]))
+    assert verify(logged) == (
+        f"pligt: error: audit log broken at entry {row['seq']}: personal fields altered (their seal does not open)"
+    )
