@@ -191,8 +191,9 @@ MUST_NOT_IMPORT: dict[str, set[str]] = {
     **{word: ROOMS for word in VOCABULARY},
     # Bytes in files or objects: no rows, no proofs, no passwords.
     STORAGE: ROOMS - {STORAGE},
-    # Rows in SQLite or PostgreSQL, the audit log's hash chain among them (proof.audit): no bytes,
-    # none of the rest of the proofs, no rule of the rooms built on it (they hand the catalog theirs).
+    # Rows in SQLite or PostgreSQL, the audit log's hash chain among them (proof.audit), personal
+    # fields sealed (proof.sealing): no bytes, none of the rest of the proofs, no rule of the rooms
+    # built on it (they hand the catalog theirs).
     CATALOG: {STORAGE, CREDENTIALS, DOWNLOADS, DEPOSITS, KEEPING, EXPORT}
     | {f"{PROOF}.{m}" for m in ("merkle", "notes", "timestamps", "checkpoints", "receipts", "receipt_check")},
     # Access requests, approvals, password hashes and checks: on the catalog.
@@ -201,8 +202,8 @@ MUST_NOT_IMPORT: dict[str, set[str]] = {
     DOWNLOADS: {PROOF, DEPOSITS, KEEPING, EXPORT},
     # The proofs are of the catalog's audit log: no bytes, no passwords, no downloads.
     PROOF: {STORAGE, CREDENTIALS, DOWNLOADS, KEEPING, EXPORT},
-    # The mathematics of proof (hash chain, Merkle tree, signed notes, time stamps) needs no store.
-    **{f"{PROOF}.{m}": ROOMS for m in ("audit", "merkle", "notes", "timestamps")},
+    # The mathematics of proof (hash chain, Merkle tree, signed notes, time stamps, sealing) needs no store.
+    **{f"{PROOF}.{m}": ROOMS for m in ("audit", "merkle", "notes", "timestamps", "sealing")},
     # The Archive keeps the checkpoints, not the reverse (receipts alone are made from an Archive).
     f"{PROOF}.checkpoints": {DEPOSITS},
     # Anyone checks a receipt with this one file and nothing of Pligt.
@@ -223,8 +224,8 @@ LIBRARY_ROOMS: dict[str, set[str]] = {
     "psycopg_pool": {CATALOG},
     "boto3": {STORAGE},
     "botocore": {STORAGE},
-    # The proofs' signatures and time stamps; and the catalog's sealing of personal data, in one module.
-    "cryptography": {PROOF, f"{CATALOG}.keys"},
+    # Signatures, time stamps, and the sealing of personal fields (proof.sealing, which the catalog uses).
+    "cryptography": {PROOF},
     "rfc3161_client": {PROOF},
     "warcio": {EXPORT},
     "surt": {EXPORT},
