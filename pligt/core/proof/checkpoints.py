@@ -351,26 +351,13 @@ class Checkpoints:
         copy = self._read_copy()
         hashes = leaves(entries)
         roots = prefix_roots(hashes, [c.size for c in kept] + ([copy.size] if copy else []))
-        previous_size, expected_id = 0, 1
-        for stored in kept:
-            label = f"checkpoint {stored.id} (of {stored.size} entries, signed {stored.created_at:%Y-%m-%d %H:%M:%S})"
+        previous_size = 0
+        for expected_id, stored in enumerate(kept, start=1):
             if stored.id != expected_id:
                 raise AuditBroken(None, f"checkpoint {expected_id} is missing (found checkpoint {stored.id} after it)")
-            expected_id += 1
+            label = f"checkpoint {stored.id} (of {stored.size} entries, signed {stored.created_at:%Y-%m-%d %H:%M:%S})"
             signer = verifiers.get(stored.note.split("\n", 1)[0], verifier)
-            try:
-                said = parse_checkpoint(signer.verify(stored.note))
-            except InvalidProof as e:
-                raise AuditBroken(None, f"{label}: {e.message}") from e
-            if said.origin != signer.name or said.size != stored.size or said.root.hex() != stored.root:
-                raise AuditBroken(None, f"{label}: its stored size or root differs from what it signed")
-            if stored.stamp is not None:
-                try:
-                    check_stamp(
-                        stored.stamp, stored.note.encode(), stored.stamp_chain or "", roots_pem=self.tsa_roots_pem
-                    )
-                except InvalidProof as e:
-                    raise AuditBroken(None, f"{label}: {e.message}") from e
+            said = self._check_signed(stored, signer, label)
             _check_prefix(label, said.size, said.root, len(entries), roots, previous_size)
             previous_size = said.size
         if copy is not None:
@@ -384,14 +371,7 @@ class Checkpoints:
             )
         stamped = next((c for c in reversed(kept) if c.stamp is not None), None)
         if stamped is not None:
-            # The proof a third party holding that checkpoint would ask for.
-            proof = consistency_proof(hashes, stamped.size)
-            try:
-                verify_consistency(stamped.size, len(hashes), bytes.fromhex(stamped.root), tree_root(hashes), proof)
-            except InvalidProof as e:
-                raise AuditBroken(
-                    None, f"consistency with time-stamped checkpoint {stamped.id} fails: {e.message}"
-                ) from e
+            _check_consistency(stamped, hashes)
         unstamped = sum(c.stamp is None for c in kept)
         waiting = f"{unstamped} not time-stamped yet" if self.tsa_url else "no tsa_url: not time-stamped"
         return (
@@ -400,6 +380,24 @@ class Checkpoints:
             if kept
             else "no checkpoint yet"
         )
+
+    def _check_signed(self, stored: StoredCheckpoint, verifier: Verifier, label: str) -> Checkpoint:
+        """Return what a kept checkpoint signed, once its signature, its stored copy and its time stamp agree.
+
+        :raises AuditBroken: naming the checkpoint (``label``) and what fails.
+        """
+        try:
+            said = parse_checkpoint(verifier.verify(stored.note))
+        except InvalidProof as e:
+            raise AuditBroken(None, f"{label}: {e.message}") from e
+        if said.origin != verifier.name or said.size != stored.size or said.root.hex() != stored.root:
+            raise AuditBroken(None, f"{label}: its stored size or root differs from what it signed")
+        if stored.stamp is not None:
+            try:
+                check_stamp(stored.stamp, stored.note.encode(), stored.stamp_chain or "", roots_pem=self.tsa_roots_pem)
+            except InvalidProof as e:
+                raise AuditBroken(None, f"{label}: {e.message}") from e
+        return said
 
     def _read_copy(self) -> Checkpoint | None:
         if self.latest_file is None or self.signer is None or not self.latest_file.is_file():
@@ -412,6 +410,18 @@ class Checkpoints:
             raise AuditBroken(
                 None, f"the copy of the newest checkpoint in {self.latest_file} does not verify: {e}"
             ) from e
+
+
+def _check_consistency(stamped: StoredCheckpoint, hashes: list[bytes]) -> None:
+    """Check the proof a third party holding the newest time-stamped checkpoint would ask for.
+
+    :raises AuditBroken: when the log as it is does not extend what that checkpoint signed.
+    """
+    proof = consistency_proof(hashes, stamped.size)
+    try:
+        verify_consistency(stamped.size, len(hashes), bytes.fromhex(stamped.root), tree_root(hashes), proof)
+    except InvalidProof as e:
+        raise AuditBroken(None, f"consistency with time-stamped checkpoint {stamped.id} fails: {e.message}") from e
 
 
 def _retired_verifiers(entries: Sequence[AuditEntry]) -> list[Verifier]:
