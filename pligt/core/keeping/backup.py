@@ -31,6 +31,7 @@ from pligt.core.catalog.sqlite import SqliteKeyStore
 from pligt.core.errors import Conflict
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import StorageError
+from pligt.core.models import Version
 from pligt.core.models import to_text
 from pligt.core.models import utcnow
 from pligt.core.private import private_file
@@ -188,38 +189,73 @@ def restore(
         or one of the keys exists.
     """
     objects = verify_backup(folder)
+    keys = _keys_to_restore(folder, keys_to)
+    _refuse_to_overwrite(catalog, [target for _, target in keys])
+    expected = _backed_up_versions(folder)
+    if {o["key"] for o in objects} != set(expected):
+        raise InvalidInput("the backup's manifest does not match its catalog")
+    for key, version in expected.items():
+        _restore_object(folder / OBJECTS / key, version, storage, progress)
+    for kept, target in keys:
+        write_private(target, kept.read_bytes())
+    # The catalog last: once it lists a version, its bytes are in the storage.
+    _restore_catalog(folder, catalog)
+    return len(expected)
+
+
+def _keys_to_restore(folder: Path, keys_to: Path | None) -> list[tuple[Path, Path]]:
+    """Return each key file the backup holds, with where it goes back to (none without ``keys_to``)."""
+    if keys_to is None or not (folder / KEYS).is_dir():
+        return []
+    return [(kept, keys_to / kept.name) for kept in sorted((folder / KEYS).iterdir())]
+
+
+def _refuse_to_overwrite(catalog: Catalog, key_files: list[Path]) -> None:
+    """A restore makes an instance afresh: it never mixes the backup with a catalog or keys already there.
+
+    :raises Conflict: naming what exists.
+    """
     if isinstance(catalog, SqliteCatalog) and catalog.path.exists():
         raise Conflict(f"{catalog.path} exists: restore into a fresh instance")
     if not isinstance(catalog, SqliteCatalog) and catalog.schema_version() and catalog.count_rows("audit_log"):
         raise Conflict(f"the catalog {catalog.label} holds a catalog already: restore into an empty database")
-    keys = sorted((folder / KEYS).iterdir()) if keys_to is not None and (folder / KEYS).is_dir() else []
-    for kept in keys:
-        assert keys_to is not None
-        if (keys_to / kept.name).exists():
-            raise Conflict(f"{keys_to / kept.name} exists: restore into a fresh instance")
+    for target in key_files:
+        if target.exists():
+            raise Conflict(f"{target} exists: restore into a fresh instance")
+
+
+def _backed_up_versions(folder: Path) -> dict[str, Version]:
+    """Return the versions the backup's catalog lists, by storage key."""
     snapshot = SqliteCatalog(folder / CATALOG)
     try:
-        expected = {v.storage_key: v for v in snapshot.versions()}
+        return {v.storage_key: v for v in snapshot.versions()}
     finally:
         snapshot.close()
-    if {o["key"] for o in objects} != set(expected):
-        raise InvalidInput("the backup's manifest does not match its catalog")
-    for key, version in expected.items():
-        path = folder / OBJECTS / key
-        if storage.exists(key):
-            stored_digest = hashlib.sha256()
-            for chunk in storage.read_range(key):
-                stored_digest.update(chunk)
-            if stored_digest.hexdigest() != version.sha256:
-                raise StorageError(f"{key} exists in the target storage with other bytes")
-        else:
-            stored = storage.save(key, _read(path, progress))
-            if stored.sha256 != version.sha256 or stored.size != version.size:
-                storage.delete(key)
-                raise StorageError(f"{key} did not arrive intact in the target storage")
-    for kept in keys:
-        assert keys_to is not None
-        write_private(keys_to / kept.name, kept.read_bytes())
+
+
+def _restore_object(path: Path, version: Version, storage: Storage, progress: Callable[[int], None] | None) -> None:
+    """Put one version's bytes back, or accept those the storage holds already if they are the same.
+
+    A restore tried again, or into a bucket that kept its objects, finds some in place.
+
+    :raises StorageError: the storage holds other bytes under the key, or the copy arrived damaged.
+    """
+    key = version.storage_key
+    if storage.exists(key):
+        stored_digest = hashlib.sha256()
+        for chunk in storage.read_range(key):
+            stored_digest.update(chunk)
+        if stored_digest.hexdigest() != version.sha256:
+            raise StorageError(f"{key} exists in the target storage with other bytes")
+        return
+    stored = storage.save(key, _read(path, progress))
+    if stored.sha256 != version.sha256 or stored.size != version.size:
+        storage.delete(key)
+        raise StorageError(f"{key} did not arrive intact in the target storage")
+
+
+def _restore_catalog(folder: Path, catalog: Catalog) -> None:
+    """Put the backup's catalog in place: a SQLite file whole (never half-written), a database by copying rows."""
     if isinstance(catalog, SqliteCatalog):
         private_folder(catalog.path.parent)
         partial = catalog.path.with_name(catalog.path.name + ".partial")
@@ -227,13 +263,12 @@ def restore(
         with (folder / CATALOG).open("rb") as source, private_file(partial).open("wb") as out:
             shutil.copyfileobj(source, out)
         partial.replace(catalog.path)
-    else:
-        snapshot = SqliteCatalog(folder / CATALOG)
-        try:
-            copy_catalog(snapshot, catalog)
-        finally:
-            snapshot.close()
-    return len(expected)
+        return
+    snapshot = SqliteCatalog(folder / CATALOG)
+    try:
+        copy_catalog(snapshot, catalog)
+    finally:
+        snapshot.close()
 
 
 def _private_folders(root: Path, folder: Path) -> None:
