@@ -342,6 +342,21 @@ class Archive:
         """
         if mistake and (number is None or override_reason is not None):
             raise InvalidInput("a mistake is taken back one version at a time, without an override")
+        versions, leftovers = self._to_withdraw(slug, number)
+        now = self.now()
+        reason, mistakes = self._early_withdrawal(versions, now, override_reason, mistake=mistake)
+        for version in leftovers:
+            self.storage.delete(version.storage_key, bypass_retention=reason is not None)
+        for version in versions:
+            self._withdraw_one(version, now, reason, mistake=version.id in mistakes)
+        return [replace(v, withdrawn_at=now) for v in versions] + leftovers
+
+    def _to_withdraw(self, slug: str, number: int | None) -> tuple[list[Version], list[Version]]:
+        """Return the versions still listed, and those withdrawn earlier whose bytes the storage kept.
+
+        :raises NotFound: no such item or version.
+        :raises Gone: the one version asked for was withdrawn, bytes and all.
+        """
         versions = [v for v in self.item_versions(slug) if number is None or v.number == number]
         if not versions:
             raise keyed(NotFound, "version.unknown", f"no version {number} of {slug!r}", slug=slug, number=number)
@@ -354,25 +369,30 @@ class Archive:
                 slug=slug,
                 number=number,
             )
-        versions = [v for v in versions if not v.withdrawn]
-        now = self.now()
-        mistakes: set[int] = set()
+        return [v for v in versions if not v.withdrawn], leftovers
+
+    def _early_withdrawal(
+        self, versions: list[Version], now: datetime, override_reason: str | None, *, mistake: bool
+    ) -> tuple[str | None, set[int]]:
+        """Return the override's reason, and the versions taken back as mistakes; refuse any that may not go yet.
+
+        :raises InvalidInput: an override with a blank reason.
+        :raises RetentionActive: a version is still retained, without an override, and is no mistake
+            that may still be taken back.
+        """
         if override_reason is not None:
-            override_reason = override_reason.strip()
-            if not override_reason:
+            reason = override_reason.strip()
+            if not reason:
                 raise InvalidInput("overriding retention needs a reason")
-        else:
-            if mistake:
-                self.recorder.flush()  # this process's latest downloads count too
-            for version in versions:
-                harvested = mistake and not version.withdrawable(now) and self.catalog.harvested(version.id)
-                if ensure_withdrawable(version, now, mistake=mistake, harvested=harvested):
-                    mistakes.add(version.id)
-        for version in leftovers:
-            self.storage.delete(version.storage_key, bypass_retention=override_reason is not None)
+            return reason, set()
+        if mistake:
+            self.recorder.flush()  # this process's latest downloads count too
+        mistakes: set[int] = set()
         for version in versions:
-            self._withdraw_one(version, now, override_reason, mistake=version.id in mistakes)
-        return [replace(v, withdrawn_at=now) for v in versions] + leftovers
+            harvested = mistake and not version.withdrawable(now) and self.catalog.harvested(version.id)
+            if ensure_withdrawable(version, now, mistake=mistake, harvested=harvested):
+                mistakes.add(version.id)
+        return None, mistakes
 
     def _withdraw_one(self, version: Version, now: datetime, override_reason: str | None, *, mistake: bool) -> None:
         """Withdraw one version that may go: after retention, as a mistake, or by an override with its reason."""
