@@ -68,31 +68,11 @@ def add(
     with progress_bar(total, "Publishing", hidden=not show_progress) as bar:
         for path in files:
             results.append((path, _publish_one(archive, path, bar.update, slug, title, visibility)))
-    failed = [outcome for _, outcome in results if isinstance(outcome, ArchiveError)]
     if as_json:
         print_json([_as_json(path, outcome) for path, outcome in results])
     for path, outcome in results:
-        if isinstance(outcome, ArchiveError):
-            click.echo(f"pligt: error: {path}: {outcome.message}", err=True)
-            continue
-        v = outcome.version
-        if not as_json and outcome.unchanged:
-            click.echo(
-                f"unchanged: {path.name} has the very bytes of {v.slug} version {v.number} ({v.filename}); "
-                "nothing was published"
-            )
-        elif not as_json:
-            click.echo(
-                f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
-                f"retained until {v.retain_until:%Y-%m-%d}"
-            )
-        for warning in outcome.warnings:
-            click.echo(f"pligt: warning: {warning}", err=True)
-    if failed:
-        if len(files) > 1:
-            click.echo(f"pligt: {len(failed)} of {len(files)} files were not published", err=True)
-        codes = {e.exit_code for e in failed}
-        sys.exit(codes.pop() if len(codes) == 1 else 1)
+        _tell(path, outcome, as_json)
+    _exit_if_any_failed([outcome for _, outcome in results if isinstance(outcome, ArchiveError)], len(files))
 
 
 def _publish_one(
@@ -113,6 +93,36 @@ def _publish_one(
         return e
     except OSError as e:
         return ArchiveError(f"cannot read it: {e.strerror or e}")
+
+
+def _tell(path: Path, outcome: Publication | ArchiveError, as_json: bool) -> None:
+    """Say what became of one file: errors and warnings on stderr always, the rest unless JSON says it."""
+    if isinstance(outcome, ArchiveError):
+        click.echo(f"pligt: error: {path}: {outcome.message}", err=True)
+        return
+    v = outcome.version
+    if not as_json and outcome.unchanged:
+        click.echo(
+            f"unchanged: {path.name} has the very bytes of {v.slug} version {v.number} ({v.filename}); "
+            "nothing was published"
+        )
+    elif not as_json:
+        click.echo(
+            f"published {v.slug} version {v.number}: {v.filename} ({v.content_type}, {v.size:,} bytes), "
+            f"retained until {v.retain_until:%Y-%m-%d}"
+        )
+    for warning in outcome.warnings:
+        click.echo(f"pligt: warning: {warning}", err=True)
+
+
+def _exit_if_any_failed(failed: list[ArchiveError], files: int) -> None:
+    """Exit with the failures' own code when they agree (a script can tell why), else 1; return if none failed."""
+    if not failed:
+        return
+    if files > 1:
+        click.echo(f"pligt: {len(failed)} of {files} files were not published", err=True)
+    codes = {e.exit_code for e in failed}
+    sys.exit(codes.pop() if len(codes) == 1 else 1)
 
 
 def _as_json(path: Path, outcome: Publication | ArchiveError) -> dict[str, Any]:
