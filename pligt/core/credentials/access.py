@@ -69,13 +69,8 @@ def clean_request(fields: dict[str, str | None]) -> dict[str, str]:
         value = unicodedata.normalize("NFC", (fields.get(name) or "").strip())
         if name == "legal_basis" and not value:
             value = DEFAULT_LEGAL_BASIS
-        allowed_controls = "\n\t\r" if name == "message" else ""
-        if len(value) > limit:
-            errors[name] = f"at most {limit} characters"
-        elif any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in value):
-            errors[name] = "contains control characters"
-        elif invisible := hidden_characters(value, allowed_controls):
-            errors[name] = f"contains invisible characters ({', '.join(dict.fromkeys(invisible))})"
+        if problem := _text_problem(value, limit, multiline=name == "message"):
+            errors[name] = problem
         cleaned[name] = value
     for name in ("institution", "contact_name", "contact_email"):
         if not cleaned[name] and name not in errors:
@@ -85,6 +80,21 @@ def clean_request(fields: dict[str, str | None]) -> dict[str, str]:
     if errors:
         raise InvalidRequest(errors)
     return cleaned
+
+
+def _text_problem(value: str, limit: int, *, multiline: bool) -> str | None:
+    """Say what is wrong with one field's text, if anything: too long, or holding what a reader cannot see.
+
+    Only the message may break lines (and hold tabs).
+    """
+    allowed_controls = "\n\t\r" if multiline else ""
+    if len(value) > limit:
+        return f"at most {limit} characters"
+    if any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in value):
+        return "contains control characters"
+    if invisible := hidden_characters(value, allowed_controls):
+        return f"contains invisible characters ({', '.join(dict.fromkeys(invisible))})"
+    return None
 
 
 class AccessDesk:
