@@ -340,7 +340,7 @@ def hand_over(deployment: Deployment, host: str, folder: Path) -> BackupSummary:
     chosen = [
         f.name
         for f in dataclasses.fields(Settings)
-        if f.name not in ("instance", "catalog", "storage")
+        if f.name not in ("instance", "catalog", "storage", "quota_bytes", "quota_versions")
         and "password" not in f.name
         and getattr(settings, f.name) != f.default
     ]

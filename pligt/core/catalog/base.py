@@ -356,6 +356,10 @@ class Catalog(abc.ABC):
         sql = f"SELECT COUNT(*) FROM versions v JOIN items i ON i.id = v.item_id {where}"
         return _scalar(self._execute(sql, params))
 
+    def stored_bytes(self) -> int:
+        """Return the total size of the versions not withdrawn (what a publisher's quota counts)."""
+        return _scalar(self._execute("SELECT COALESCE(SUM(size), 0) FROM versions WHERE withdrawn_at IS NULL"))
+
     @staticmethod
     def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
         clauses: list[str] = ["1=1"]
