@@ -15,7 +15,9 @@ import pytest
 
 from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
+from pligt.hosting import load_deployment
 from pligt.links import version_path
+from pligt.server.dispatch import Dispatcher
 from tests.support.access import basic_header
 from tests.support.access import issue_credential
 from tests.support.cli import invoke
@@ -199,3 +201,21 @@ def test_a_publishers_folder_is_an_instance_of_its_own(hosted: Hosted, tmp_path:
     result = invoke("items", "--instance", str(folder), "--json")
     assert result.exit_code == 0, result.output
     assert 'base_url = "http://a.example"' in (folder / "pligt.toml").read_text()
+
+
+def test_a_worker_keeps_the_most_recently_used_publishers_and_builds_the_others_again(tmp_path: Path) -> None:
+    """The memory bound: apps_in_memory apps per worker; one let go is built again on its next request."""
+    names = [f"p{n}.example" for n in range(4)]
+    hosted = make_deployment(tmp_path / "deployment", *names, text='scheme = "http"\napps_in_memory = 2\n')
+    dispatcher = Dispatcher(load_deployment(hosted.folder))
+    first = dispatcher.app(names[0])
+    for name in names[1:]:
+        dispatcher.app(name)
+    assert dispatcher.built == names[2:]
+    dispatcher.app(names[2])  # used again: now the most recent
+    assert dispatcher.built == [names[3], names[2]]
+    rebuilt = dispatcher.app(names[0])
+    assert rebuilt is not first
+    assert dispatcher.built == [names[2], names[0]]
+    with rebuilt.test_client() as client:
+        assert "<title>p0.example</title>" in client.get("/", headers={"Host": names[0]}).text
