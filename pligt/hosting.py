@@ -404,6 +404,10 @@ def remove_publisher(deployment: Deployment, host: str) -> str:
             "nothing it published must stay online, or once it was handed over "
             "(pligt publishers hand-over) and nothing changed since"
         )
+    if deployment.catalog:
+        from pligt.core.catalog.postgresql import drop_schema
+
+        drop_schema(deployment.catalog, schema_name(name))
     shutil.rmtree(deployment.folder_of(name))
     (deployment.folder / SUSPENDED / name).unlink(missing_ok=True)
     return name

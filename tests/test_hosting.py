@@ -219,3 +219,34 @@ def test_a_worker_keeps_the_most_recently_used_publishers_and_builds_the_others_
     assert dispatcher.built == [names[2], names[0]]
     with rebuilt.test_client() as client:
         assert "<title>p0.example</title>" in client.get("/", headers={"Host": names[0]}).text
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('scheme = "gopher"\n', "scheme"),
+        ("public_port = 70000\n", "public_port"),
+        ("apps_in_memory = 0\n", "apps_in_memory"),
+        ('colour = "blue"\n', "colour"),
+        ('[settings]\nbase_url = "https://everyone.example"\n', "base_url"),
+        ('[settings]\nstorage = "file:///srv/shared"\n', "storage"),
+        ('catalog = "mysql://db/pligt"\n', "catalog"),
+        ("[settings]\nquota_bytes = -1\n", "quota_bytes"),
+        ("scheme = \n", "not valid TOML"),
+    ],
+)
+def test_a_bad_deployment_file_stops_the_commands_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    folder = tmp_path / "deployment"
+    folder.mkdir()
+    (folder / "deployment.toml").write_text(text)
+    result = invoke("publishers", "add", "--deployment", str(folder), "x.example", "--owner-email", "o@x.example")
+    assert result.exit_code != 0
+    assert named in result.stderr
+    assert not (folder / "publishers" / "x.example").exists()
+
+
+def test_serve_takes_no_single_address_for_a_deployment(tmp_path: Path) -> None:
+    hosted = make_deployment(tmp_path / "deployment", A)
+    result = invoke("serve", "--deployment", str(hosted.folder), "--base-url", "https://a.example")
+    assert result.exit_code != 0
+    assert "each publisher's own" in result.stderr

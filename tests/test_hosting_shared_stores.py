@@ -102,3 +102,17 @@ def test_each_publisher_has_its_schema_and_its_prefix_and_nothing_crosses(
                     print("crossed:", trick, path)
     assert attempts >= 90
     assert crossings == 0
+
+
+def test_a_removed_publisher_takes_its_schema_along(hosted: Hosted, postgres_url: str) -> None:
+    hosted.add("empty.example")
+    schema = schema_name("empty.example")
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.versions",)).fetchone() == (True,)
+    removed = invoke("publishers", "remove", "--deployment", str(hosted.folder), "empty.example")
+    assert removed.exit_code == 0, removed.output
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"{schema}.versions",)).fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema_name(ALPHA)}.versions",)).fetchone() == (
+            True,
+        )

@@ -245,6 +245,18 @@ def create_schema(url: str, schema: str) -> None:
         raise StorageError(f"cannot create the schema {schema} in {redacted(url)}: {e}") from e
 
 
+def drop_schema(url: str, schema: str) -> None:
+    """Drop the schema ``schema`` and everything in it (a removed publisher's catalog).
+
+    :raises StorageError: when the database cannot be reached.
+    """
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    except psycopg.Error as e:
+        raise StorageError(f"cannot drop the schema {schema} in {redacted(url)}: {e}") from e
+
+
 @functools.lru_cache(maxsize=1024)
 def to_pyformat(sql: str) -> str:
     """Rewrite SQLite's ``?``/``:name`` placeholders as psycopg's ``%s``/``%(name)s`` (``%`` doubled)."""
