@@ -250,3 +250,17 @@ def test_serve_takes_no_single_address_for_a_deployment(tmp_path: Path) -> None:
     result = invoke("serve", "--deployment", str(hosted.folder), "--base-url", "https://a.example")
     assert result.exit_code != 0
     assert "each publisher's own" in result.stderr
+
+
+def test_a_publisher_that_cannot_be_opened_keeps_no_other_offline(tmp_path: Path) -> None:
+    """Its settings broken (the only publisher when the workers start, so the one they prepare): 503 for it alone."""
+    hosted = make_deployment(tmp_path / "deployment", "broken.example")
+    with (hosted.folder / "publishers" / "broken.example" / "pligt.toml").open("a") as config:
+        config.write("retention_days = 1\n")
+    serve(hosted, tmp_path / "serve.log")
+    try:
+        assert hosted.get("broken.example").status_code == 503
+        hosted.add("fine.example")
+        assert hosted.get("fine.example").status_code == 200
+    finally:
+        stop(hosted)
