@@ -264,3 +264,20 @@ def test_a_publisher_that_cannot_be_opened_keeps_no_other_offline(tmp_path: Path
         assert hosted.get("fine.example").status_code == 200
     finally:
         stop(hosted)
+
+
+def test_behind_a_proxy_a_forwarded_host_never_makes_a_publisher_take_another_site_for_its_own(
+    tmp_path: Path,
+) -> None:
+    """The owner API refuses cross-site requests by Origin; X-Forwarded-Host naming the other site changes nothing."""
+    hosted = make_deployment(tmp_path / "deployment", A, B, text='scheme = "http"\n[settings]\ntrusted_proxies = 1\n')
+    serve(hosted, tmp_path / "serve.log")
+    try:
+        owner = ("owner", hosted.passwords[B])
+        proxy = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "http"}
+        same = hosted.get(B, "/api/items", auth=owner, headers={**proxy, "Origin": f"http://{B}"})
+        assert same.status_code == 200
+        forged = {**proxy, "Origin": f"http://{A}", "X-Forwarded-Host": A}
+        assert hosted.get(B, "/api/items", auth=owner, headers=forged).status_code == 403
+    finally:
+        stop(hosted)
