@@ -19,6 +19,7 @@ Nothing here imports Flask, click or gunicorn: the CLI and the server share it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -92,6 +93,10 @@ class Deployment:
     public_port: int = 0
     #: Publishers whose web app one worker keeps built; the least recently used beyond go.
     apps_in_memory: int = 50
+    #: Every publisher's catalog: "" a SQLite file in its folder; ``postgresql://…`` one database, a schema each.
+    catalog: str = ""
+    #: Every publisher's bytes: "" a folder in its folder; ``s3://bucket/prefix`` one bucket, a prefix each.
+    storage: str = ""
     #: The ``[settings]`` every publisher starts from, and the server listens with.
     settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -159,7 +164,12 @@ class Deployment:
 
     def identity(self, name: str) -> dict[str, str]:
         """Return the settings that make ``name`` who it is: its address, its catalog, its storage."""
-        return {"base_url": self.base_url(name), "catalog": "", "storage": (self.folder_of(name) / "files").as_uri()}
+        catalog = ""
+        if self.catalog:
+            separator = "&" if "?" in self.catalog else "?"
+            catalog = f"{self.catalog}{separator}options=-csearch_path%3D{schema_name(name)}"
+        storage = f"{self.storage.rstrip('/')}/{name}" if self.storage else (self.folder_of(name) / "files").as_uri()
+        return {"base_url": self.base_url(name), "catalog": catalog, "storage": storage}
 
     def publisher_settings(self, name: str, env: Mapping[str, str] | None = None) -> Settings:
         """Return the settings of the publisher ``name``: the deployment's, its own file's, then its identity.
@@ -196,7 +206,7 @@ def load_deployment(folder: str | os.PathLike[str]) -> Deployment:
     elif not folder.is_dir():
         raise ConfigurationError(f"{folder} is no deployment folder (pligt publishers add makes one)")
     settings = data.pop("settings", {})
-    known = {"scheme", "public_port", "apps_in_memory"}
+    known = {"scheme", "public_port", "apps_in_memory", "catalog", "storage"}
     unknown = set(data) - known
     if unknown or not isinstance(settings, dict):
         raise ConfigurationError(
@@ -214,7 +224,21 @@ def load_deployment(folder: str | os.PathLike[str]) -> Deployment:
         raise ConfigurationError(f"{path}: public_port must be a port number (0: the scheme's default)")
     if not isinstance(deployment.apps_in_memory, int) or deployment.apps_in_memory < 1:
         raise ConfigurationError(f"{path}: apps_in_memory must be at least 1")
+    if deployment.catalog and not deployment.catalog.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(f"{path}: catalog is empty (SQLite in each publisher's folder) or postgresql://…")
+    if deployment.storage and not deployment.storage.startswith("s3://"):
+        raise ConfigurationError(f"{path}: storage is empty (a folder per publisher) or s3://bucket/prefix")
     return deployment
+
+
+def schema_name(name: str) -> str:
+    """Return the PostgreSQL schema of the publisher ``name``: one to one, readable, within 63 characters.
+
+    A name holds only letters, digits, dots and hyphens, so writing ``.`` as ``_d``
+    and ``-`` as ``_h`` is reversible; a name too long for that gets a digest.
+    """
+    readable = "p_" + name.replace("-", "_h").replace(".", "_d")
+    return readable if len(readable) <= 63 else "p_" + hashlib.sha256(name.encode()).hexdigest()[:40]
 
 
 # -- the host's commands ----------------------------------------------------------------------
@@ -231,6 +255,10 @@ def add_publisher(deployment: Deployment, host: str, owner_email: str, site_name
         raise Conflict(f"{name} is a publisher of this deployment already")
     deployment.publishers_folder.mkdir(parents=True, exist_ok=True)
     os.chmod(deployment.folder, 0o700)
+    if deployment.catalog:
+        from pligt.core.catalog.postgresql import create_schema  # psycopg only for a PostgreSQL deployment
+
+        create_schema(deployment.catalog, schema_name(name))
     chosen = {"owner_email": owner_email, "site_name": site_name or name}
     settings = load_settings(
         deployment.folder_of(name),
@@ -340,7 +368,7 @@ def hand_over(deployment: Deployment, host: str, folder: Path) -> BackupSummary:
     chosen = [
         f.name
         for f in dataclasses.fields(Settings)
-        if f.name not in ("instance", "catalog", "storage")
+        if f.name not in ("instance", "catalog", "storage", "quota_bytes", "quota_versions")
         and "password" not in f.name
         and getattr(settings, f.name) != f.default
     ]
@@ -376,6 +404,10 @@ def remove_publisher(deployment: Deployment, host: str) -> str:
             "nothing it published must stay online, or once it was handed over "
             "(pligt publishers hand-over) and nothing changed since"
         )
+    if deployment.catalog:
+        from pligt.core.catalog.postgresql import drop_schema
+
+        drop_schema(deployment.catalog, schema_name(name))
     shutil.rmtree(deployment.folder_of(name))
     (deployment.folder / SUSPENDED / name).unlink(missing_ok=True)
     return name

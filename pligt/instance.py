@@ -69,6 +69,8 @@ def build_archive(settings: Settings, clock: Clock = utcnow, *, busy_timeout: fl
         site_budget_bytes=settings.site_budget_bytes,
         crawler_user_agents=crawler_user_agents(settings),
         clock=clock,
+        quota_bytes=settings.quota_bytes,
+        quota_versions=settings.quota_versions,
     )
     archive.checkpoints = Checkpoints(
         archive.catalog,

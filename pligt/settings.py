@@ -55,6 +55,10 @@ class Settings:
     key_store: str = ""
     retention_days: int = MINIMUM_RETENTION_DAYS
     max_upload_bytes: int = 2 * GiB
+    #: The most bytes (of versions not withdrawn) the instance may hold; 0: no limit. A host's quota (507 beyond).
+    quota_bytes: int = 0
+    #: The most versions (not withdrawn) the instance may hold; 0: no limit. A host's quota (507 beyond).
+    quota_versions: int = 0
     #: Warn of a file larger than the deposit crawler fetches in one go (pligt/core/crawl_budget.py).
     fetch_budget_bytes: int = FILE_BUDGET_BYTES
     #: Warn when the retained versions add up to more than a harvest job fetches from one domain.
@@ -284,8 +288,9 @@ def _check_limits(s: Settings) -> None:
             raise ConfigurationError(f"{key} must be at least 1, not {getattr(s, key)}")
     if not 0 <= s.trusted_proxies <= 5:
         raise ConfigurationError(f"trusted_proxies must be between 0 and 5, not {s.trusted_proxies}")
-    if s.auth_cache_seconds < 0:
-        raise ConfigurationError("auth_cache_seconds must not be negative")
+    for key in ("auth_cache_seconds", "quota_bytes", "quota_versions"):
+        if getattr(s, key) < 0:
+            raise ConfigurationError(f"{key} must not be negative")
 
 
 def _check_realm(s: Settings) -> None:

@@ -15,7 +15,9 @@ import pytest
 
 from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
+from pligt.hosting import load_deployment
 from pligt.links import version_path
+from pligt.server.dispatch import Dispatcher
 from tests.support.access import basic_header
 from tests.support.access import issue_credential
 from tests.support.cli import invoke
@@ -199,3 +201,83 @@ def test_a_publishers_folder_is_an_instance_of_its_own(hosted: Hosted, tmp_path:
     result = invoke("items", "--instance", str(folder), "--json")
     assert result.exit_code == 0, result.output
     assert 'base_url = "http://a.example"' in (folder / "pligt.toml").read_text()
+
+
+def test_a_worker_keeps_the_most_recently_used_publishers_and_builds_the_others_again(tmp_path: Path) -> None:
+    """The memory bound: apps_in_memory apps per worker; one let go is built again on its next request."""
+    names = [f"p{n}.example" for n in range(4)]
+    hosted = make_deployment(tmp_path / "deployment", *names, text='scheme = "http"\napps_in_memory = 2\n')
+    dispatcher = Dispatcher(load_deployment(hosted.folder))
+    first = dispatcher.app(names[0])
+    for name in names[1:]:
+        dispatcher.app(name)
+    assert dispatcher.built == names[2:]
+    dispatcher.app(names[2])  # used again: now the most recent
+    assert dispatcher.built == [names[3], names[2]]
+    rebuilt = dispatcher.app(names[0])
+    assert rebuilt is not first
+    assert dispatcher.built == [names[2], names[0]]
+    with rebuilt.test_client() as client:
+        assert "<title>p0.example</title>" in client.get("/", headers={"Host": names[0]}).text
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('scheme = "gopher"\n', "scheme"),
+        ("public_port = 70000\n", "public_port"),
+        ("apps_in_memory = 0\n", "apps_in_memory"),
+        ('colour = "blue"\n', "colour"),
+        ('[settings]\nbase_url = "https://everyone.example"\n', "base_url"),
+        ('[settings]\nstorage = "file:///srv/shared"\n', "storage"),
+        ('catalog = "mysql://db/pligt"\n', "catalog"),
+        ("[settings]\nquota_bytes = -1\n", "quota_bytes"),
+        ("scheme = \n", "not valid TOML"),
+    ],
+)
+def test_a_bad_deployment_file_stops_the_commands_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    folder = tmp_path / "deployment"
+    folder.mkdir()
+    (folder / "deployment.toml").write_text(text)
+    result = invoke("publishers", "add", "--deployment", str(folder), "x.example", "--owner-email", "o@x.example")
+    assert result.exit_code != 0
+    assert named in result.stderr
+    assert not (folder / "publishers" / "x.example").exists()
+
+
+def test_serve_takes_no_single_address_for_a_deployment(tmp_path: Path) -> None:
+    hosted = make_deployment(tmp_path / "deployment", A)
+    result = invoke("serve", "--deployment", str(hosted.folder), "--base-url", "https://a.example")
+    assert result.exit_code != 0
+    assert "each publisher's own" in result.stderr
+
+
+def test_a_publisher_that_cannot_be_opened_keeps_no_other_offline(tmp_path: Path) -> None:
+    """Its settings broken (the only publisher when the workers start, so the one they prepare): 503 for it alone."""
+    hosted = make_deployment(tmp_path / "deployment", "broken.example")
+    with (hosted.folder / "publishers" / "broken.example" / "pligt.toml").open("a") as config:
+        config.write("retention_days = 1\n")
+    serve(hosted, tmp_path / "serve.log")
+    try:
+        assert hosted.get("broken.example").status_code == 503
+        hosted.add("fine.example")
+        assert hosted.get("fine.example").status_code == 200
+    finally:
+        stop(hosted)
+
+
+def test_behind_a_proxy_a_forwarded_host_never_makes_a_publisher_take_another_site_for_its_own(
+    tmp_path: Path,
+) -> None:
+    """The owner API refuses cross-site requests by Origin; X-Forwarded-Host naming the other site changes nothing."""
+    hosted = make_deployment(tmp_path / "deployment", A, B, text='scheme = "http"\n[settings]\ntrusted_proxies = 1\n')
+    serve(hosted, tmp_path / "serve.log")
+    try:
+        owner = ("owner", hosted.passwords[B])
+        proxy = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "http"}
+        same = hosted.get(B, "/api/items", auth=owner, headers={**proxy, "Origin": f"http://{B}"})
+        assert same.status_code == 200
+        forged = {**proxy, "Origin": f"http://{A}", "X-Forwarded-Host": A}
+        assert hosted.get(B, "/api/items", auth=owner, headers=forged).status_code == 403
+    finally:
+        stop(hosted)

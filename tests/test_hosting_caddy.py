@@ -75,12 +75,16 @@ def test_caddy_gets_certificates_for_publishers_names_only(tmp_path: Path) -> No
     caddyfile.write_text(local_caddyfile(site, http_port, data))
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
     serve(hosted, tmp_path / "pligt.log", port=upstream)
-    caddy = start_process(
-        ["caddy", "run", "--adapter", "caddyfile", "--config", str(caddyfile)],
-        tmp_path / "caddy.log",
-        f"{hosted.url}/healthz",  # Pligt answers already; Caddy is waited for below
-        env=env,
-    )
+    try:
+        caddy = start_process(
+            ["caddy", "run", "--adapter", "caddyfile", "--config", str(caddyfile)],
+            tmp_path / "caddy.log",
+            f"{hosted.url}/healthz",  # Pligt answers already; Caddy is waited for below
+            env=env,
+        )
+    except BaseException:
+        stop(hosted)
+        raise
     try:
         wait_until_listening(https_port)
         ca = data / "pki/authorities/local/root.crt"

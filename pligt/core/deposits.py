@@ -40,6 +40,7 @@ from pligt.core.errors import Conflict
 from pligt.core.errors import Gone
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import NotFound
+from pligt.core.errors import QuotaExceeded
 from pligt.core.errors import StorageError
 from pligt.core.errors import TooLarge
 from pligt.core.errors import keyed
@@ -122,8 +123,13 @@ class Archive:
         site_budget_bytes: int = SITE_BUDGET_BYTES,
         crawler_user_agents: Iterable[str] = DEFAULT_CRAWLER_USER_AGENTS,
         clock: Clock = utcnow,
+        quota_bytes: int = 0,
+        quota_versions: int = 0,
     ) -> None:
         self.catalog = catalog
+        #: The most bytes (and versions) not withdrawn this archive may hold; 0: no limit (a host sets them).
+        self.quota_bytes = quota_bytes
+        self.quota_versions = quota_versions
         self.storage = storage
         self.retention_days = check_retention_days(retention_days)
         self.max_upload_bytes = max_upload_bytes
@@ -198,6 +204,9 @@ class Archive:
         title = title or check_title(PurePosixPath(filename).stem)
 
         stream = _limited(iter(chunks), self.max_upload_bytes)
+        room = self._quota_room(0)
+        if room is not None and room < self.max_upload_bytes:
+            stream = _within_quota(stream, room, self.quota_bytes)
         head = _take(stream, SNIFF_BYTES)
         detected = check_content(filename, head)
         key = f"{slug}/{secrets.token_hex(12)}"
@@ -223,6 +232,7 @@ class Archive:
                 # it took for one (stored, never listed) is not listed now without its bytes.
                 if not self.storage.exists(key):
                     raise StorageError(f"the bytes of {filename} went from the storage before they were listed")
+                self._quota_room(stored.size)  # again, under the lock: uploads side by side share one quota
                 version = self.catalog.add_version(
                     slug=slug,
                     title=title,
@@ -251,6 +261,20 @@ class Archive:
     def _newest_retained(self, slug: str) -> Version | None:
         """Return the item's newest version that is not withdrawn (what its latest URL serves), if any."""
         return next((v for v in reversed(self.catalog.item_versions(slug)) if not v.withdrawn), None)
+
+    def _quota_room(self, adding: int) -> int | None:
+        """Return the bytes the quota leaves after ``adding`` more (None: no byte quota).
+
+        :raises QuotaExceeded: if one more version, or ``adding`` bytes, would not fit.
+        """
+        if self.quota_versions and self.catalog.count_versions() >= self.quota_versions:
+            raise QuotaExceeded(f"the quota of {self.quota_versions:,} versions is used")
+        if not self.quota_bytes:
+            return None
+        room = self.quota_bytes - self.catalog.stored_bytes() - adding
+        if room < 0 or (adding == 0 and room == 0):
+            raise QuotaExceeded(f"the quota of {self.quota_bytes:,} bytes has no room for this upload")
+        return room
 
     # -- reading -----------------------------------------------------------------
 
@@ -627,6 +651,15 @@ def _unless_same(chunks: Iterator[bytes], newest: Version | None) -> Iterator[by
         yield chunk
     if size == newest.size and hmac.compare_digest(digest.hexdigest(), newest.sha256):
         raise _SameBytes
+
+
+def _within_quota(chunks: Iterator[bytes], room: int, quota: int) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > room:
+            raise QuotaExceeded(f"the quota of {quota:,} bytes has no room for this upload")
+        yield chunk
 
 
 def _take(chunks: Iterator[bytes], size: int) -> bytes:

@@ -203,6 +203,13 @@ class OutOfSpace(StorageError):
     retry_after = None
 
 
+class QuotaExceeded(OutOfSpace):
+    """The publisher's quota (bytes or versions, set by its host) has no room for an upload; nothing was stored."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"refused: {what}; nothing was stored (ask your host for a larger quota)")
+
+
 class CatalogBusy(StorageError):
     """Another process held the catalog's write lock for longer than this one would wait; nothing changed."""
 

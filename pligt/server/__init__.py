@@ -20,6 +20,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from pligt.core.credentials.shared_checks import SharedChecks
+from pligt.core.errors import ArchiveError
 from pligt.core.errors import ConfigurationError
 from pligt.hosting import Deployment
 from pligt.server.access_log import NoAddressLogger
@@ -93,8 +94,11 @@ class PligtServer(BaseApplication):
             # One publisher's app, warmed as a single instance's is, pays once per worker for what every
             # publisher's first answer would (imports, compiled templates, Flask's first dispatch).
             first = self.deployment.any_publisher()
-            if first is not None:
-                warm_up(dispatcher.app(first))
+            try:
+                if first is not None:
+                    warm_up(dispatcher.app(first))
+            except ArchiveError as e:  # one publisher that cannot be opened must not keep the others offline
+                logging.getLogger("pligt").warning("could not prepare %s: %s", first, e.message)
             gc.collect()
             return dispatcher
         app = create_app(self.settings, shared_checks=self.shared_checks)

@@ -115,7 +115,8 @@ class Dispatcher:
                 self._building.pop(name, None)
                 while len(self._apps) > self.deployment.apps_in_memory:
                     # Requests under way keep their app until they end; the garbage collector closes the rest.
-                    self._apps.popitem(last=False)
+                    _, evicted = self._apps.popitem(last=False)
+                    _close_later(evicted)
         return app
 
     def _build(self, name: str) -> Flask:
@@ -152,6 +153,22 @@ class Dispatcher:
         if name and name == asked[0].lower() and self.deployment.is_publisher(name):
             return _plain(start_response, "200 OK", "yes")
         return _plain(start_response, "404 Not Found", "no")
+
+
+#: Seconds an evicted publisher's PostgreSQL pool stays open for the requests still under way.
+EVICTED_GRACE = 60.0
+
+
+def _close_later(app: Flask) -> None:
+    """Close an evicted app's PostgreSQL pool after a while (its threads would keep it alive forever).
+
+    A SQLite catalog's connections go with the app when the garbage collector frees it.
+    """
+    catalog = app.extensions["pligt"].archive.catalog
+    if catalog.shared_between_machines:
+        timer = threading.Timer(EVICTED_GRACE, catalog.close)
+        timer.daemon = True
+        timer.start()
 
 
 def _allowed_while_suspended(environ: dict[str, Any]) -> bool:

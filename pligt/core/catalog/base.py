@@ -380,6 +380,10 @@ class Catalog(abc.ABC):
         )
         return [(row["slug"], row["number"], row["filename"], row["size"]) for row in rows]
 
+    def stored_bytes(self) -> int:
+        """Return the total size of the versions not withdrawn (what a publisher's quota counts)."""
+        return _scalar(self._execute("SELECT COALESCE(SUM(size), 0) FROM versions WHERE withdrawn_at IS NULL"))
+
     @staticmethod
     def _versions_where(visibility: str | None, include_withdrawn: bool) -> tuple[str, list[object]]:
         clauses: list[str] = ["1=1"]

@@ -30,6 +30,7 @@ from typing import cast
 
 import psycopg
 import psycopg.errors
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 from psycopg_pool import PoolTimeout
 
@@ -246,6 +247,30 @@ DIALECT = Dialect(name="postgresql", audit_request="(data::json ->> 'request')::
 
 #: A quoted string (left alone), a ``?``, a ``:name`` (not a ``::`` cast) or a ``%``.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|(?<!:):([A-Za-z_]\w*)|%")
+
+
+def create_schema(url: str, schema: str) -> None:
+    """Create the schema ``schema`` in the database at ``url`` unless it exists (a hosted publisher's catalog).
+
+    :raises StorageError: when the database cannot be reached.
+    """
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    except psycopg.Error as e:
+        raise StorageError(f"cannot create the schema {schema} in {redacted(url)}: {e}") from e
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Drop the schema ``schema`` and everything in it (a removed publisher's catalog).
+
+    :raises StorageError: when the database cannot be reached.
+    """
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    except psycopg.Error as e:
+        raise StorageError(f"cannot drop the schema {schema} in {redacted(url)}: {e}") from e
 
 
 @functools.lru_cache(maxsize=1024)
