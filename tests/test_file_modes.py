@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from pligt.core.catalog import SqliteCatalog
+from pligt.instance import build_archive
 from pligt.settings import load_settings
+from tests.support.access import REQUEST_FIELDS
 from tests.support.cli import invoke
 
 
@@ -75,3 +77,20 @@ def test_a_backup_and_what_it_restores_are_owner_only(tmp_path: Path) -> None:
     assert mode(restored) == 0o700
     for path in (settings.config_file, settings.checkpoint_key_file, restored / "catalog.sqlite3"):
         assert mode(path) == 0o600, path
+
+
+def test_the_personal_data_key_store_and_its_backups_are_owner_only(tmp_path: Path) -> None:
+    folder = tmp_path / "instance"
+    assert invoke("init", "--instance", str(folder)).exit_code == 0
+    archive = build_archive(load_settings(folder, env={}))
+    try:
+        archive.access.file(dict(REQUEST_FIELDS))  # the first request makes the first key
+    finally:
+        archive.catalog.close()
+    store = folder / "personal_keys.sqlite3"
+    assert store.is_file() and mode(store) == 0o600
+    kept = tmp_path / "key-backups"
+    assert invoke("keys", "backup", "--instance", str(folder), str(kept)).exit_code == 0
+    made = [kept, *kept.rglob("*")]
+    assert len(made) > 1
+    assert {str(p): mode(p) for p in made} == {str(p): 0o700 if p.is_dir() else 0o600 for p in made}
