@@ -123,7 +123,8 @@ def test_the_console_shows_the_warnings_of_an_upload(instance: Instance, clock: 
         content_type="multipart/form-data",
     )
     assert page.status_code == 200, page.text
-    assert "stor.pdf is 3," in page.text and "per-file budget of 2,000 bytes" in page.text
+    # The console words it in the page's language, sizes as the page shows them.
+    assert "stor.pdf is 3.1 kB" in page.text and "per-file budget of 2.0 kB" in page.text
 
 
 # -- pligt check ------------------------------------------------------------------------------

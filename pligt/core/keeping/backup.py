@@ -323,10 +323,12 @@ def backup_keys(keys: KeyStore, folder: Path, now: datetime, keep_days: int = KE
         raise InvalidInput("key backups are kept at least 1 day")
     private_folder(folder)
     live, tombstones = keys.export()
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.astimezone(UTC).strftime(_KEY_BACKUP_STAMP)
     target = folder / f"{KEY_BACKUP_PREFIX}{stamp}{KEY_BACKUP_SUFFIX}"
-    if target.exists():
-        raise Conflict(f"{target} exists: one key backup per second")
+    taken = 1
+    while target.exists():  # a second key backup within the same second: numbered
+        taken += 1
+        target = folder / f"{KEY_BACKUP_PREFIX}{stamp}-{taken}{KEY_BACKUP_SUFFIX}"
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     copy = SqliteKeyStore(partial)
@@ -345,10 +347,14 @@ def backup_keys(keys: KeyStore, folder: Path, now: datetime, keep_days: int = KE
     return KeyBackup(target, len(live), len(tombstones), removed)
 
 
+#: When a key backup was taken, in its name (a number may follow, for a second one within the second).
+_KEY_BACKUP_STAMP = "%Y%m%dT%H%M%SZ"
+
+
 def _key_backup_time(path: Path) -> datetime | None:
-    stamp = path.name.removeprefix(KEY_BACKUP_PREFIX).removesuffix(KEY_BACKUP_SUFFIX)
+    stamp = path.name.removeprefix(KEY_BACKUP_PREFIX).removesuffix(KEY_BACKUP_SUFFIX).split("-", 1)[0]
     try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return datetime.strptime(stamp, _KEY_BACKUP_STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
 
