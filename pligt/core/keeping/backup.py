@@ -325,10 +325,10 @@ def backup_keys(keys: KeyStore, folder: Path, now: datetime, keep_days: int = KE
     live, tombstones = keys.export()
     stamp = now.astimezone(UTC).strftime(_KEY_BACKUP_STAMP)
     target = folder / f"{KEY_BACKUP_PREFIX}{stamp}{KEY_BACKUP_SUFFIX}"
-    taken = 1
+    number = 1
     while target.exists():  # a second key backup within the same second: numbered
-        taken += 1
-        target = folder / f"{KEY_BACKUP_PREFIX}{stamp}-{taken}{KEY_BACKUP_SUFFIX}"
+        number += 1
+        target = folder / f"{KEY_BACKUP_PREFIX}{stamp}-{number}{KEY_BACKUP_SUFFIX}"
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     copy = SqliteKeyStore(partial)
