@@ -168,6 +168,7 @@ def machine() -> Iterator[Machine]:
         shutil.rmtree(folder)  # nothing is mounted in it: the mounts were the namespaces' own
 
 
+@pytest.mark.server
 @pytest.mark.slow
 @needs_root
 @needs_debootstrap
@@ -187,6 +188,7 @@ def test_scripts_serve_works_on_a_bare_debian_with_only_python3(machine: Machine
     _PASSED.append("serve")
 
 
+@pytest.mark.server
 @pytest.mark.slow
 @needs_root
 @needs_debootstrap

@@ -290,6 +290,7 @@ def _settings_of(run: list[str]) -> dict[str, str]:
     return dict(run[i + 1].split("=", 1) for i, word in enumerate(run) if word == "-e")
 
 
+@pytest.mark.server
 def test_the_header_examples_start_as_written(stage: list[Instruction], tmp_path: Path) -> None:
     """Each ``docker run`` of the header, with the image's command, really serves (here, without Docker)."""
     entrypoint = only(stage, "ENTRYPOINT")

@@ -244,6 +244,7 @@ def test_challenges_are_parsed_by_scheme_with_their_realm() -> None:
 # -- the first harvest -------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_robots_txt_is_fetched_first_and_every_request_is_a_get(challenged: Harvests) -> None:
     for crawl in (challenged.first, challenged.revisit):
         first = next(iter(crawl.fetches.values()))
@@ -253,6 +254,7 @@ def test_robots_txt_is_fetched_first_and_every_request_is_a_get(challenged: Harv
         assert all(e.request_line.startswith("GET ") for e in crawl.exchanges)
 
 
+@pytest.mark.server
 def test_first_harvest_gets_every_version_protected_ones_after_a_401(challenged: Harvests) -> None:
     realm = challenged.approved["realm"]
     for version in challenged.site.versions:
@@ -268,6 +270,7 @@ def test_first_harvest_gets_every_version_protected_ones_after_a_401(challenged:
         assert download.authorized
 
 
+@pytest.mark.server
 def test_no_credentials_are_ever_sent_before_a_challenge(challenged: Harvests) -> None:
     for crawl in (challenged.first, challenged.revisit):
         for fetch in crawl.fetches.values():
@@ -277,6 +280,7 @@ def test_no_credentials_are_ever_sent_before_a_challenge(challenged: Harvests) -
                 assert fetch.exchanges[1].authorized
 
 
+@pytest.mark.server
 def test_every_200_is_the_versions_bytes_type_and_size(challenged: Harvests) -> None:
     for version in challenged.site.versions:
         download = fetch_of(challenged.first, version).final
@@ -287,6 +291,7 @@ def test_every_200_is_the_versions_bytes_type_and_size(challenged: Harvests) -> 
         assert download.payload == challenged.site.payloads[(version["slug"], version["version"])]
 
 
+@pytest.mark.server
 def test_every_200_payload_digest_is_the_versions_sha1(challenged: Harvests) -> None:
     for version in challenged.site.versions:
         digest = fetch_of(challenged.first, version).digest
@@ -300,6 +305,7 @@ def test_every_200_payload_digest_is_the_versions_sha1(challenged: Harvests) -> 
 # -- rotation and the revisit ------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_rotation_gives_the_same_request_a_new_credential(challenged: Harvests) -> None:
     approved, rotated = challenged.approved, challenged.rotated
     assert rotated["request"] == approved["request"] == challenged.site.request_id
@@ -309,6 +315,7 @@ def test_rotation_gives_the_same_request_a_new_credential(challenged: Harvests) 
     assert challenged.old_password_status == 401
 
 
+@pytest.mark.server
 def test_revisit_is_a_304_for_every_unchanged_version(challenged: Harvests) -> None:
     for version in challenged.site.versions:
         earlier = fetch_of(challenged.first, version).final
@@ -325,6 +332,7 @@ def test_revisit_is_a_304_for_every_unchanged_version(challenged: Harvests) -> N
             assert not fetch.exchanges[0].authorized
 
 
+@pytest.mark.server
 def test_a_credential_for_another_realm_is_never_sent(challenged: Harvests) -> None:
     site = challenged.site
     wrong = HttpAuthenticationCredential(site.domain, "Some other realm", "nobody", "nothing")
@@ -339,6 +347,7 @@ def test_a_credential_for_another_realm_is_never_sent(challenged: Harvests) -> N
 # -- the same harvests as the real Heritrix does them ------------------------------------------
 
 
+@pytest.mark.server
 def test_as_heritrix_only_the_first_protected_url_is_challenged(as_heritrix: Harvests) -> None:
     for crawl in (as_heritrix.first, as_heritrix.revisit):
         challenged_urls = [f.target for f in crawl.fetches.values() if f.statuses[0] == 401]
@@ -349,6 +358,7 @@ def test_as_heritrix_only_the_first_protected_url_is_challenged(as_heritrix: Har
         assert first.final.authorized  # sent up front, public too: promoted after /protected/ succeeded
 
 
+@pytest.mark.server
 def test_as_heritrix_the_second_harvest_downloads_every_version_whole_again(as_heritrix: Harvests) -> None:
     for version in as_heritrix.site.versions:
         earlier = fetch_of(as_heritrix.first, version)
@@ -410,10 +420,12 @@ def check_every_version_held(harvests: Harvests) -> None:
             assert row["attributed_by"] in ("credential", "connection", "user-agent"), where
 
 
+@pytest.mark.server
 def test_issue_12_harvests_leave_every_version_held_by_the_institution(challenged: Harvests) -> None:
     check_every_version_held(challenged)
 
 
+@pytest.mark.server
 def test_heritrix_harvests_leave_every_version_downloaded_by_the_institution_twice(as_heritrix: Harvests) -> None:
     first_id, second_id = as_heritrix.approved["credential"], as_heritrix.rotated["credential"]
     deadline = time.monotonic() + 5  # download records are written in batches (pligt/core/batches.py)
@@ -433,6 +445,7 @@ def test_heritrix_harvests_leave_every_version_downloaded_by_the_institution_twi
         assert row["sha1"] == fetch_of(as_heritrix.revisit, version).digest, where
 
 
+@pytest.mark.server
 def test_items_json_has_the_sha1_the_crawler_computed(challenged: Harvests) -> None:
     for version in challenged.site.versions:
         assert version.get("sha1") == fetch_of(challenged.first, version).digest, version

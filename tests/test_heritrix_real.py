@@ -54,6 +54,8 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.server
+
 REPO = Path(__file__).resolve().parent.parent
 #: The public name of the HTTPS test server: a name with a dot, as a real one has (the crawler's
 #: Java sends it as SNI, which Caddy needs), resolved to loopback by the job's own hosts file.
@@ -506,6 +508,7 @@ def can_listen_on(port: int) -> bool:
     return True
 
 
+@pytest.mark.external
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="apt-get install caddy")
 def test_over_https_on_port_443_behind_caddy_the_handed_over_bean_works_too(tmp_path: Path) -> None:
     """The default port: Pligt hands out ``host:443``, the server key Heritrix files an https URL under."""

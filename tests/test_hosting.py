@@ -245,6 +245,7 @@ def test_a_bad_deployment_file_stops_the_commands_naming_the_key(tmp_path: Path,
     assert not (folder / "publishers" / "x.example").exists()
 
 
+@pytest.mark.server
 def test_serve_takes_no_single_address_for_a_deployment(tmp_path: Path) -> None:
     hosted = make_deployment(tmp_path / "deployment", A)
     result = invoke("serve", "--deployment", str(hosted.folder), "--base-url", "https://a.example")

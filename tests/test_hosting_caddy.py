@@ -27,6 +27,8 @@ from tests.support.net import free_port
 from tests.support.net import start_process
 from tests.support.net import stop_process
 
+pytestmark = pytest.mark.external
+
 needs_caddy = pytest.mark.skipif(shutil.which("caddy") is None, reason="apt-get install caddy")
 
 

@@ -11,6 +11,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
 from tests.support.access import basic_header
@@ -26,6 +28,7 @@ from tests.support.servers import stop_server
 NAME = "move.example"
 
 
+@pytest.mark.server
 def test_a_handed_over_publisher_runs_on_its_own_with_every_url_credential_and_proof(tmp_path: Path) -> None:
     hosted = make_deployment(tmp_path / "deployment", NAME)
     archive = hosted.archive(NAME)

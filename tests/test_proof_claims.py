@@ -45,6 +45,8 @@ from tests.support.servers import Server
 from tests.support.servers import start_server
 from tests.support.servers import stop_server
 
+pytestmark = pytest.mark.server
+
 #: Larger than what the loopback's socket buffers take in, so a client that stops reading stops the send.
 LARGE = 32 * 1024 * 1024
 KURSUS = pdf_bytes("kursus", pad=5000)
