@@ -20,7 +20,6 @@ from flask import request
 from flask_babel import gettext
 from flask_httpauth import HTTPBasicAuth
 
-from pligt.core.credentials.auth import OWNER
 from pligt.core.credentials.auth import Principal
 from pligt.core.deposits import OWNER_USERNAME
 from pligt.core.errors import LockedOut
@@ -156,15 +155,6 @@ def file_challenge() -> Response:
     response = Response(FILE_CHALLENGE_BODY, 401, content_type=FILE_CHALLENGE_TYPE)
     response.headers["WWW-Authenticate"] = crawler_auth.authenticate_header()
     return response
-
-
-def may_read_protected(principal: Principal | None, credential_active: bool | None) -> bool:
-    """Tell whether ``principal`` may read protected material right now."""
-    if principal is None:
-        return False
-    if principal.kind == OWNER:
-        return True
-    return bool(credential_active)
 
 
 def credential_of(principal: Principal | None) -> int | None:

@@ -84,8 +84,11 @@ CONDITIONS = frozenset(
 )
 
 
-def look_up(archive: Archive, slug: str, number: int, principal: Principal | None) -> Seen:
-    """Ask the catalog (through the archive's lookups) what :func:`decide` needs about one URL."""
+def look_up(archive: Archive, slug: str, number: int | None, principal: Principal | None) -> Seen:
+    """Ask the catalog (through the archive's lookups) what :func:`decide` needs about one URL.
+
+    ``number=None``: the item's newest retained version (its "latest" URL).
+    """
     credential_id = principal.credential_id if principal is not None else None
     try:
         found = archive.find_download(slug, number, credential_id)
@@ -101,15 +104,28 @@ def _public_item(archive: Archive, slug: str) -> bool:
         return False
 
 
-def decide(environ: Mapping[str, Any], principal: Principal | None, seen: Seen, filename: str) -> Answer:
-    """Decide a GET or HEAD of a version's URL (see the module's docstring for the order)."""
+def refusal(principal: Principal | None, seen: Seen) -> int | None:
+    """Return 401, 404 or 410 if ``principal`` may not read what ``seen`` found, else None (steps 1–2 above).
+
+    The "latest" URL of an item asks this too, before it redirects.
+    """
     version = seen.version
     if version is None:
         if principal is None and not seen.item_public:
-            return Answer(401)  # an unknown, a protected and a withdrawn protected URL look alike
-        return Answer(410 if isinstance(seen.missing, Gone) else 404)
-    if version.visibility == PROTECTED and not _may_read_protected(principal, seen.credential_active):
-        return Answer(401)
+            return 401  # an unknown, a protected and a withdrawn protected URL look alike
+        return 410 if isinstance(seen.missing, Gone) else 404
+    if version.visibility == PROTECTED and not may_read_protected(principal, seen.credential_active):
+        return 401
+    return None
+
+
+def decide(environ: Mapping[str, Any], principal: Principal | None, seen: Seen, filename: str) -> Answer:
+    """Decide a GET or HEAD of a version's URL (see the module's docstring for the order)."""
+    refused = refusal(principal, seen)
+    if refused is not None:
+        return Answer(refused)
+    version = seen.version
+    assert version is not None
     if unicodedata.normalize("NFC", filename) != version.filename:
         return Answer(404)
     answer = evaluate(environ, version)
@@ -121,7 +137,8 @@ def decide(environ: Mapping[str, Any], principal: Principal | None, seen: Seen, 
     return Answer(answer.status, answer.span, record=True)
 
 
-def _may_read_protected(principal: Principal | None, credential_active: bool | None) -> bool:
+def may_read_protected(principal: Principal | None, credential_active: bool | None) -> bool:
+    """Tell whether ``principal`` may read protected material right now (the owner, or an active credential)."""
     if principal is None:
         return False
     return principal.kind == OWNER or bool(credential_active)

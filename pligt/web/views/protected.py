@@ -9,7 +9,7 @@ from flask import request
 from pligt.web.auth import challenge
 from pligt.web.auth import crawler_required
 from pligt.web.auth import current_principal
-from pligt.web.auth import may_read_protected
+from pligt.web.decision import may_read_protected
 from pligt.web.downloads import remember_connection
 from pligt.web.listing import index_page
 from pligt.web.services import pligt

@@ -12,11 +12,8 @@ from flask import request
 from flask import send_from_directory
 from flask.typing import ResponseReturnValue
 
-from pligt.core.errors import Gone
-from pligt.core.errors import InvalidInput
 from pligt.core.errors import NotFound
 from pligt.core.errors import StorageError
-from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
 from pligt.links import CHECKPOINT_KEY_PATH
 from pligt.links import CHECKPOINT_PATH
@@ -27,9 +24,9 @@ from pligt.web.auth import crawler_may_authenticate
 from pligt.web.auth import credential_of
 from pligt.web.auth import current_principal
 from pligt.web.auth import file_challenge
-from pligt.web.auth import may_read_protected
 from pligt.web.decision import decide
 from pligt.web.decision import look_up
+from pligt.web.decision import refusal
 from pligt.web.downloads import download_record
 from pligt.web.downloads import remember_connection
 from pligt.web.downloads import send_version
@@ -149,34 +146,20 @@ def version_file(slug: str, number: int, filename: str) -> Response:
     return send_version(version, answer, on_sent)
 
 
-def _public_item(slug: str) -> bool:
-    """Tell whether ``slug`` names a public item (withdrawn or not): only then may a 404 or 410 be told apart.
-
-    Without credentials, anything else is answered with the challenge, so that
-    nobody can learn which protected items exist, or how many versions they have,
-    from 401s and 404s.
-    """
-    try:
-        return pligt().archive.item_versions(slug)[0].visibility == PUBLIC
-    except (NotFound, InvalidInput):
-        return False
-
-
 @bp.get(LATEST_ROUTE)
 @crawler_may_authenticate
 def latest(slug: str) -> ResponseReturnValue:
-    """Redirect (one hop, absolute) to the item's newest retained version."""
+    """Redirect (one hop, absolute) to the item's newest retained version, if :func:`refusal` allows."""
     principal = current_principal()
-    try:
-        found = pligt().archive.find_download(slug, None, credential_of(principal))
-    except (NotFound, Gone):
-        if principal is None and not _public_item(slug):
-            return challenge()
-        raise
-    if principal is not None:
-        remember_connection(request.environ, principal.credential_id if found.credential_active else None)
-    if found.version.visibility == PROTECTED and not may_read_protected(principal, found.credential_active):
+    seen = look_up(pligt().archive, slug, None, principal)
+    if principal is not None and seen.version is not None:
+        remember_connection(request.environ, principal.credential_id if seen.credential_active else None)
+    refused = refusal(principal, seen)
+    if refused == 401:
         return challenge()
-    response = redirect(version_url(found.version), code=302)
+    if seen.missing is not None:
+        raise seen.missing
+    assert seen.version is not None
+    response = redirect(version_url(seen.version), code=302)
     response.cache_control.no_cache = True
     return response
