@@ -4,14 +4,13 @@ A 304 to a request that presented the version's ETag, or an If-Modified-Since
 at or after its Last-Modified, is recorded like a download (status 304, no
 bytes); a public file fetched without credentials on a connection that had
 carried a crawler credential is recorded for that credential ("connection").
-No address is ever recorded. Both paths, fast and Flask, record alike.
+No address is ever recorded.
 """
 
 from __future__ import annotations
 
 import gc
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from pligt.core import Archive
 from pligt.core import SqliteCatalog
 from pligt.core.models import Version
 from pligt.settings import load_settings
-from pligt.web.downloads import ConnectionCredentials
+from pligt.web.connections import ConnectionCredentials
 from pligt.web.services import pligt
 from tests.support.access import issue_credential
 from tests.support.app import Clock
@@ -33,16 +32,6 @@ from tests.support.app import make_app
 from tests.support.data import pdf_bytes
 from tests.support.net import stop_process
 from tests.support.servers import Server
-from tests.test_fastpath import through_flask
-
-
-@pytest.fixture(params=["fast path", "Flask path"])
-def answered_by(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "Flask path":
-        with through_flask():
-            yield request.param
-    else:
-        yield request.param
 
 
 @pytest.fixture
@@ -55,10 +44,9 @@ def files(archive: Archive) -> dict[str, Version]:
 
 @pytest.fixture
 def crawler(client: FlaskClient, archive: Archive) -> tuple[int, tuple[str, str]]:
-    """A crawler credential, verified once (so that the fast path knows it): (id, auth)."""
+    """A crawler credential, verified once (and cached, as the deposit crawler's is): (id, auth)."""
     credential, password = issue_credential(archive)
-    with through_flask():
-        assert client.head("/files/p/v1/p.pdf", auth=(credential.username, password)).status_code == 200
+    assert client.head("/files/p/v1/p.pdf", auth=(credential.username, password)).status_code == 200
     return credential.id, (credential.username, password)
 
 
@@ -85,7 +73,6 @@ def test_a_revisit_with_the_etag_is_recorded_as_a_304(
     archive: Archive,
     files: dict[str, Version],
     crawler: tuple[int, Any],
-    answered_by: str,
     visibility: str,
 ) -> None:
     credential_id, auth = crawler
@@ -110,7 +97,7 @@ def test_a_revisit_with_the_etag_is_recorded_as_a_304(
 
 
 def test_a_revisit_with_a_date_at_or_after_last_modified_is_recorded(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
 ) -> None:
     credential_id, auth = crawler
     version = files["protected"]
@@ -121,7 +108,7 @@ def test_a_revisit_with_a_date_at_or_after_last_modified_is_recorded(
 
 
 def test_an_anonymous_revisit_of_a_public_file_is_recorded_as_anonymous(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], answered_by: str
+    client: FlaskClient, archive: Archive, files: dict[str, Version]
 ) -> None:
     version = files["public"]
     response = client.get(path_of(version), headers={"If-None-Match": f'"{version.sha256}"'})
@@ -137,7 +124,6 @@ def test_304s_that_prove_nothing_are_not_recorded(
     instance: Instance,
     files: dict[str, Version],
     crawler: tuple[int, Any],
-    answered_by: str,
 ) -> None:
     _, auth = crawler
     version = files["protected"]
@@ -150,7 +136,7 @@ def test_304s_that_prove_nothing_are_not_recorded(
 
 
 def test_a_whole_download_is_still_recorded_as_before(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
 ) -> None:
     credential_id, auth = crawler
     version = files["protected"]
@@ -163,7 +149,7 @@ def test_a_whole_download_is_still_recorded_as_before(
 
 
 def test_a_listed_crawlers_user_agent_is_kept_as_its_pattern_only(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], answered_by: str
+    client: FlaskClient, archive: Archive, files: dict[str, Version]
 ) -> None:
     version = files["public"]
     agent = "Mozilla/5.0 (compatible; heritrix/3.4.0 +https://www.kb.dk/netarkivindsamling)"
@@ -183,7 +169,7 @@ class Connection:
 
 
 def test_a_public_file_fetched_anonymously_on_the_crawlers_connection_is_attributed_to_it(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
 ) -> None:
     credential_id, auth = crawler
     public = files["public"]
@@ -223,7 +209,6 @@ def test_the_owner_or_a_revoked_credential_on_the_connection_ends_the_attributio
     instance: Instance,
     files: dict[str, Version],
     crawler: tuple[int, Any],
-    answered_by: str,
 ) -> None:
     credential_id, auth = crawler
     public, protected = path_of(files["public"]), path_of(files["protected"])
@@ -242,7 +227,7 @@ def test_the_owner_or_a_revoked_credential_on_the_connection_ends_the_attributio
 
 
 def test_a_request_with_credentials_that_fail_is_not_attributed(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
 ) -> None:
     _, auth = crawler
     connection = Connection()

@@ -1,8 +1,7 @@
 """Security headers on every response.
 
-The fast path (``fastpath.py``) answers without Flask; it sends the same
-headers, built by :func:`~pligt.served.security_headers`, so that the two
-cannot drift apart (and the WARC export writes them too).
+Built by :func:`~pligt.served.security_headers`, which a download's headers
+carry already (and the WARC export writes too); the rest get them here.
 """
 
 from __future__ import annotations
