@@ -185,6 +185,7 @@ DA = {
     "A denial needs a reason of 1 to 1000 characters.": "Et afslag kræver en begrundelse på 1 til 1000 tegn.",
     "Nothing is published as %(slug)s.": "Intet er offentliggjort som %(slug)s.",
     "%(slug)s has no version %(number)s.": "%(slug)s har ingen version %(number)s.",
+    "%(slug)s version %(number)s is called %(name)s.": "%(slug)s version %(number)s hedder %(name)s.",
     "%(slug)s version %(number)s was already withdrawn.": "%(slug)s version %(number)s er allerede trukket tilbage.",
     "%(slug)s version %(number)s was withdrawn on %(date)s.": "%(slug)s version %(number)s blev trukket tilbage %(date)s.",
     "%(slug)s version %(number)s was withdrawn on %(date)s, after its retention ended.": "%(slug)s version %(number)s blev trukket tilbage %(date)s, efter at opbevaringsperioden var udløbet.",

@@ -160,3 +160,15 @@ def test_the_owner_api_and_the_cli_keep_english(client: FlaskClient, instance: I
     added = invoke("add", "--instance", str(instance.path), str(bad), env={"LANG": "da_DK.UTF-8"})
     assert added.exit_code == 3
     assert "refused, the bytes are Zip archive" in added.stderr
+
+
+@pytest.mark.parametrize(
+    ("language", "said"), [("da", "brochure version 1 hedder b.pdf."), ("en", "brochure version 1 is called b.pdf.")]
+)
+def test_a_wrong_file_name_is_told_in_the_readers_language(
+    client: FlaskClient, archive: Archive, language: str, said: str
+) -> None:
+    archive.publish([pdf_bytes()], filename="b.pdf", slug="brochure", visibility="public")
+    page = client.get("/files/brochure/v1/other.pdf", headers={"Accept-Language": language})
+    assert page.status_code == 404
+    assert said in page.get_data(as_text=True)

@@ -88,6 +88,9 @@ _KEYED: dict[str, Callable[[Facts], str]] = {
         else _("%(slug)s is protected: a new version cannot make it public.", slug=f["slug"])
     ),
     "version.unknown": lambda f: _("%(slug)s has no version %(number)s.", slug=f["slug"], number=f["number"]),
+    "version.named": lambda f: _(
+        "%(slug)s version %(number)s is called %(name)s.", slug=f["slug"], number=f["number"], name=f["name"]
+    ),
     "version.already_withdrawn": lambda f: _(
         "%(slug)s version %(number)s was already withdrawn.", slug=f["slug"], number=f["number"]
     ),

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from pligt.core.errors import NotFound
 from pligt.core.errors import StorageError
+from pligt.core.errors import keyed
 from pligt.core.models import PUBLIC
 from pligt.links import CHECKPOINT_KEY_PATH
 from pligt.links import CHECKPOINT_PATH
@@ -141,7 +142,8 @@ def version_file(slug: str, number: int, filename: str) -> Response:
     version = seen.version
     assert version is not None
     if answer.status == 404:
-        raise NotFound(f"version {number} of {slug!r} is called {version.filename!r}")
+        message = f"version {number} of {slug!r} is called {version.filename!r}"
+        raise keyed(NotFound, "version.named", message, slug=slug, number=number, name=version.filename)
     on_sent = download_record(archive, request.environ, credential_of(principal), version) if answer.record else None
     return send_version(version, answer, on_sent)
 
