@@ -50,11 +50,13 @@ def test_without_smtp_the_confirmation_says_the_owner_passes_the_link_on(client:
 def test_with_smtp_the_confirmation_says_the_owner_was_told_and_the_link_comes_by_mail(
     instance: Instance, clock: Clock, smtp: tuple[Mailbox, int]
 ) -> None:
-    _, port = smtp
+    mailbox, port = smtp
     client = make_app(load_settings(instance.path, env=smtp_env(port)), clock).test_client()
     text = _file_request(client, {"Accept-Language": "en"})
     assert "The owner has been told by email." in text
     assert f"{REQUEST_FIELDS['contact_email']} receives a link that shows the credentials once" in text
+    # The owner's mail goes out in the background: the server must not stop before it is received.
+    assert len(mailbox.wait_for(1)) == 1
 
 
 def test_a_spent_or_unknown_release_link_says_so_in_danish(client: FlaskClient, archive: Archive) -> None:
