@@ -211,12 +211,12 @@ def test_the_api_pages_by_its_next_link_and_refuses_a_bad_limit(
         body = response.get_json()
         assert len(body["requests"]) <= 5
         shown = body["requests"] + shown
-        url = body["next"]
+        url = body.get("next")
 
     assert [r["id"] for r in shown] == filed
     assert next(r for r in shown if r["id"] == filed[3])["personal_data"] == "erased"
     whole = client.get("/api/requests", auth=instance.owner_auth).get_json()
-    assert whole == {"requests": shown, "next": None}  # 12 fit on the default page
+    assert whole == {"requests": shown}  # 12 fit on the default page: no next
     pending = client.get("/api/requests?status=pending&limit=2", auth=instance.owner_auth).get_json()
     assert "status=pending" in pending["next"] and "before=" in pending["next"]
     for bad in ("0", "1001", "two", "-1", "²"):

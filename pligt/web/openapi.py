@@ -405,8 +405,9 @@ def _requests_page() -> Schema:
     page = _object(
         {
             "requests": {"type": "array", "items": _ref("AccessRequest")},
-            "next": _nullable({"type": "string", "description": "The next (older) page's path and query."}),
-        }
+            "next": {"type": "string", "description": "The older page's path and query; absent on the last page."},
+        },
+        required=("requests",),
     )
     return _json(page, "The newest requests filed before before, oldest first on the page; next: the older page.")
 

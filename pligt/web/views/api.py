@@ -171,18 +171,21 @@ def _query_int(name: str) -> int | None:
 @bp.get("/requests")
 @owner_required
 def list_requests() -> Response:
-    """One page of requests (the newest ``limit``, filed before ``before``), oldest first; ``next``: the older page."""
+    """One page of requests (the newest ``limit``, filed before ``before``), oldest first.
+
+    ``next``, only when older requests remain, is the path of the older page.
+    """
     status = request.args.get("status")
     asked = _query_int("limit")
     limit = PAGE_SIZE if asked is None else asked
     page = pligt().archive.access.page(status, before=_query_int("before"), limit=limit)
-    following = None
+    body: dict[str, Any] = {"requests": [r.to_dict() for r in page.requests]}
     if page.older is not None:
         query: dict[str, Any] = {"before": page.older, "limit": limit}
         if status:
             query["status"] = status
-        following = url_for("api.list_requests", **query)
-    return jsonify(requests=[r.to_dict() for r in page.requests], next=following)
+        body["next"] = url_for("api.list_requests", **query)
+    return jsonify(body)
 
 
 @bp.post("/requests/<int:request_id>/approve")
