@@ -11,6 +11,7 @@ catalogs, and with the key store's batch read against one key at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,44 @@ def test_a_page_size_out_of_range_is_refused(desk: AccessDesk) -> None:
     for limit in (0, 1001):
         with pytest.raises(InvalidInput, match="1 to 1000"):
             desk.page(limit=limit)
+
+
+def test_requests_lapse_when_listed_as_they_did_one_by_one(catalog: Catalog) -> None:
+    """Released links and credentials that ran out close their request, at the moment they ran out."""
+    now = [T0]
+    desk = AccessDesk(catalog, lambda: now[0])
+    link_lapses = desk.approve(desk.file(fields(1)).id, valid_days=30)  # its link ends after 7 days
+    released = desk.approve(desk.file(fields(2)).id, valid_days=3)
+    desk.release(released.release_token)
+    rotated = desk.approve(desk.file(fields(3)).id, valid_days=3)
+    desk.release(rotated.release_token)
+    renewed = desk.rotate(rotated.credential.id, valid_days=30)  # a live credential: stays released
+    desk.release(renewed.release_token)
+    pending = desk.file(fields(4))
+
+    now[0] = T0 + timedelta(days=5)
+    assert [r.status for r in desk.page().requests] == ["approved", "expired", "released", "pending"]
+    now[0] = T0 + timedelta(days=8)
+    listed = desk.page().requests
+
+    assert [r.status for r in listed] == ["expired", "expired", "released", "pending"]
+    assert listed[0].closed_at == link_lapses.release_expires_at
+    assert listed[1].closed_at == released.credential.expires_at
+    assert [r.id for r in listed] == [link_lapses.request.id, released.request.id, rotated.request.id, pending.id]
+    lapsed = [e.data["request"] for e in catalog.audit_entries_of("request.expired")]
+    assert lapsed == [released.request.id, link_lapses.request.id]  # each once, as it was noticed
+
+
+def test_a_harvest_without_personal_fields_is_the_same_report_without_the_institution(archive: Archive) -> None:
+    archive.publish([b"%PDF-1.4 x\n"], filename="x.pdf", visibility="protected")
+    for n in range(3):
+        archive.access.approve(archive.access.file(fields(n)).id)
+
+    with_names = archive.harvest()
+    without = archive.harvest(personal=False)
+
+    assert [r.institution for r in with_names] == [f"Det Kgl. Bibliotek {n}" for n in range(3)]
+    assert without == [dataclasses.replace(r, institution=None) for r in with_names]
 
 
 def _key_id(catalog: Catalog, request_id: int) -> str:

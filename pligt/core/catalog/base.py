@@ -36,8 +36,10 @@ from pligt.core.catalog.keys import KeyStore
 from pligt.core.errors import Conflict
 from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import StorageError
+from pligt.core.models import APPROVED
 from pligt.core.models import ATTRIBUTIONS
 from pligt.core.models import PERSONAL_FIELDS
+from pligt.core.models import RELEASED
 from pligt.core.models import AccessRequest
 from pligt.core.models import Credential
 from pligt.core.models import Evidence
@@ -62,7 +64,7 @@ from pligt.core.retention import checked_now
 _R = TypeVar("_R")
 
 #: The schema version both dialects' migrations lead to (each dialect's list ends here).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Seconds a write waits for another process's write lock: long enough for the CLI,
 #: cron jobs and the batch writer to outwait any other writer's burst (a purge, a
@@ -644,6 +646,30 @@ class Catalog(abc.ABC):
         """Where the key store is, for messages."""
         return self.keys.label if self.keys is not None else "(none)"
 
+    def open_request_ends(self) -> dict[int, list[datetime]]:
+        """Map each request that can still lapse to when what it waits on ends (two queries, however many).
+
+        An approved request: the expiry of each of its release links not yet spent; a
+        released one: the expiry of each of its credentials not revoked. A request with
+        none is not listed (nothing of it can lapse).
+        """
+        ends: dict[int, list[datetime]] = {}
+        for sql, status in (
+            (
+                "SELECT r.id, x.expires_at FROM access_requests r JOIN releases x ON x.request_id = r.id "
+                "WHERE r.status = ? AND x.released_at IS NULL ORDER BY r.id",
+                APPROVED,
+            ),
+            (
+                "SELECT r.id, c.expires_at FROM access_requests r JOIN credentials c ON c.request_id = r.id "
+                "WHERE r.status = ? AND c.revoked_at IS NULL ORDER BY r.id",
+                RELEASED,
+            ),
+        ):
+            for row in self._execute(sql, (status,)):
+                ends.setdefault(row["id"], []).append(datetime.fromisoformat(row["expires_at"]))
+        return ends
+
     def count_requests(self, status: str) -> int:
         return _scalar(self._execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)))
 
@@ -1096,7 +1122,9 @@ def _harvest_rows(
 
     def best(found: dict[_Key, Evidence], order: _Order, request_id: int, version_id: int) -> Evidence | None:
         own, by_user_agent = found.get((request_id, version_id)), found.get((None, version_id))
-        return min((e for e in (own, by_user_agent) if e is not None), key=order, default=None)
+        if by_user_agent is None:  # most rows (the report is requests x versions): its own or nothing
+            return own
+        return by_user_agent if own is None else min(own, by_user_agent, key=order)
 
     return [
         HarvestRow(

@@ -373,16 +373,11 @@ class AccessDesk:
         the purge schedule runs from that moment.
         """
         now = self.clock()
-        open_ = self.catalog.requests(APPROVED, personal=False) + self.catalog.requests(RELEASED, personal=False)
-        for request in open_:
-            if request.status == APPROVED:
-                ends = [r.expires_at for r in self.catalog.releases(request.id) if r.released_at is None]
-            else:
-                ends = [c.expires_at for c in self.catalog.credentials(request.id) if c.revoked_at is None]
-            if ends and all(now >= end for end in ends):
+        for request_id, ends in self.catalog.open_request_ends().items():
+            if all(now >= end for end in ends):
                 with self.catalog.transaction():
-                    self.catalog.set_request_status(request.id, EXPIRED, max(ends))
-                    self.catalog.append_audit("request.expired", {"request": request.id}, None, now)
+                    self.catalog.set_request_status(request_id, EXPIRED, max(ends))
+                    self.catalog.append_audit("request.expired", {"request": request_id}, None, now)
 
 
 def _nothing() -> None:
