@@ -141,16 +141,25 @@ def test_requests_lapse_when_listed_as_they_did_one_by_one(catalog: Catalog) -> 
     renewed = desk.rotate(rotated.credential.id, valid_days=30)  # a live credential: stays released
     desk.release(renewed.release_token)
     pending = desk.file(fields(4))
+    revoked = desk.approve(desk.file(fields(5)).id, valid_days=3)
+    desk.release(revoked.release_token)
+    desk.revoke(revoked.credential.id)  # nothing left to lapse: it stays released
 
     now[0] = T0 + timedelta(days=5)
-    assert [r.status for r in desk.page().requests] == ["approved", "expired", "released", "pending"]
+    assert [r.status for r in desk.page().requests] == ["approved", "expired", "released", "pending", "released"]
     now[0] = T0 + timedelta(days=8)
     listed = desk.page().requests
 
-    assert [r.status for r in listed] == ["expired", "expired", "released", "pending"]
+    assert [r.status for r in listed] == ["expired", "expired", "released", "pending", "released"]
     assert listed[0].closed_at == link_lapses.release_expires_at
     assert listed[1].closed_at == released.credential.expires_at
-    assert [r.id for r in listed] == [link_lapses.request.id, released.request.id, rotated.request.id, pending.id]
+    assert [r.id for r in listed] == [
+        link_lapses.request.id,
+        released.request.id,
+        rotated.request.id,
+        pending.id,
+        revoked.request.id,
+    ]
     lapsed = [e.data["request"] for e in catalog.audit_entries_of("request.expired")]
     assert lapsed == [released.request.id, link_lapses.request.id]  # each once, as it was noticed
 
@@ -165,6 +174,26 @@ def test_a_harvest_without_personal_fields_is_the_same_report_without_the_instit
 
     assert [r.institution for r in with_names] == [f"Det Kgl. Bibliotek {n}" for n in range(3)]
     assert without == [dataclasses.replace(r, institution=None) for r in with_names]
+
+
+def test_the_harvest_report_prefers_the_credentials_own_download_to_one_named_by_user_agent(
+    archive: Archive,
+) -> None:
+    """Both records exist for the version: the credential's (stronger, though later) is the proof shown."""
+    version = archive.publish([b"%PDF-1.4 y\n"], filename="y.pdf", visibility="protected").version
+    credential = archive.access.approve(archive.access.file(fields(1)).id).credential
+    now = archive.clock()
+    archive.catalog.record_downloads(
+        [
+            (None, version.id, 200, 11, True, now - timedelta(hours=2), "user-agent", "heritrix"),
+            (credential.id, version.id, 200, 11, True, now - timedelta(hours=1), "credential", None),
+        ]
+    )
+
+    [row] = archive.harvest()
+
+    assert row.complete is not None and row.complete.via == "credential"
+    assert row.complete.credential_id == credential.id
 
 
 def _key_id(catalog: Catalog, request_id: int) -> str:
@@ -193,6 +222,8 @@ def test_the_key_stores_batch_read_gives_what_reading_each_key_alone_gives(key_s
     key_store.load(keys, [])
     destroyed = [key_id for key_id, _, _ in keys[::5]]
     key_store.destroy(destroyed)
+    others = [(secrets.token_hex(16), new_key(), "2026-01-05T09:00:00Z") for _ in range(5)]
+    key_store.load(others, [])  # kept, but not asked for
     unknown = [secrets.token_hex(16) for _ in range(3)]
     asked = [key_id for key_id, _, _ in keys] + unknown + [keys[1][0]]  # a repeat, too
 
