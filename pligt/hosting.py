@@ -38,6 +38,7 @@ from pligt.core.errors import InvalidInput
 from pligt.core.errors import NotFound
 from pligt.core.keeping.backup import BackupSummary
 from pligt.core.keeping.backup import backup as make_backup
+from pligt.core.models import PENDING
 from pligt.instance import Initialised
 from pligt.instance import build_archive
 from pligt.instance import init_instance
@@ -309,7 +310,10 @@ def summary(deployment: Deployment, name: str) -> PublisherSummary:
         versions = archive.versions(include_withdrawn=True)
         now = archive.now()
         harvested = [
-            e.at for row in archive.harvest() for e in (row.fetched, row.complete, row.revisit) if e is not None
+            e.at
+            for row in archive.harvest(personal=False)
+            for e in (row.fetched, row.complete, row.revisit)
+            if e is not None
         ]
         return PublisherSummary(
             name=name,
@@ -318,7 +322,7 @@ def summary(deployment: Deployment, name: str) -> PublisherSummary:
             versions=len(versions),
             retained=sum(1 for v in versions if not v.withdrawn and now < v.retain_until),
             bytes=sum(v.size for v in versions if not v.withdrawn),
-            pending_requests=len(archive.access.requests("pending")),
+            pending_requests=archive.catalog.count_requests(PENDING),
             last_harvest=max(harvested, default=None),
         )
     finally:

@@ -14,6 +14,11 @@ code before the change and once with it, and compare::
 
 (A measure approves 9 pending requests: each run measures other ones.)
 
+Listing is measured twice: as the console, the API and ``pligt requests`` show it
+(``list_requests_shown_s``: one page of the newest requests where the code pages,
+every request where it does not), and every request with its fields opened
+(``list_requests_all_s``, ``pligt requests --all``).
+
 A measurement, not a test: the machine's other load moves the figures.
 """
 
@@ -90,8 +95,11 @@ def build(folder: Path) -> None:
 def measure(folder: Path) -> dict[str, float]:
     _, archive = open_instance(folder)
     pending = iter(r.id for r in archive.access.requests("pending"))
+    paged = hasattr(archive.access, "page")  # code from before the pages lists every request
+    shown = archive.access.page if paged else archive.access.requests
     figures = {
-        "list_requests_s": median_seconds(archive.access.requests, 9),
+        "list_requests_shown_s": median_seconds(shown, 9),
+        "list_requests_all_s": median_seconds(archive.access.requests, 9),
         "harvest_s": median_seconds(archive.harvest, 9),
         "approve_s": median_seconds(lambda: archive.access.approve(next(pending)), 9),
     }
@@ -99,6 +107,10 @@ def measure(folder: Path) -> dict[str, float]:
     env = dict(os.environ)
     figures["pligt_requests_process_s"] = median_seconds(
         lambda: subprocess.run(command, check=True, capture_output=True, env=env), 5
+    )
+    every = command + (["--all"] if paged else [])
+    figures["pligt_requests_all_process_s"] = median_seconds(
+        lambda: subprocess.run(every, check=True, capture_output=True, env=env), 5
     )
     command = [str(Path(sys.executable).with_name("pligt")), "harvest", "--json", "--instance", str(folder)]
     figures["pligt_harvest_process_s"] = median_seconds(

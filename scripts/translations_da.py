@@ -130,6 +130,8 @@ DA = {
     "Approve": "Godkend",
     "Deny": "Afvis",
     "No access requests yet.": "Ingen anmodninger om adgang endnu.",
+    "Newest requests": "Nyeste anmodninger",
+    "Older requests": "Ældre anmodninger",
     "Request": "Anmodning",
     "Expires": "Udløber",
     "State": "Tilstand",

@@ -12,6 +12,8 @@ from pligt.cli.common import print_json
 from pligt.cli.common import show_option
 from pligt.cli.common import valid_for_option
 from pligt.cli.common import warn_unreadable
+from pligt.core.credentials.access import MAX_PAGE_SIZE
+from pligt.core.credentials.access import PAGE_SIZE
 from pligt.core.credentials.access import Approval
 from pligt.core.deposits import Archive
 from pligt.core.models import BY_CONNECTION
@@ -31,11 +33,31 @@ from pligt.settings import Settings
 @instance_option
 @json_option
 @click.option("--status", type=click.Choice(REQUEST_STATUSES), help="Only requests with this status.")
-def list_requests(instance: Path | None, as_json: bool, status: str | None) -> None:
-    """List the deposit institution's access requests, newest last."""
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE_SIZE),
+    default=PAGE_SIZE,
+    show_default=True,
+    help="Show the newest this many requests.",
+)
+@click.option("--before", type=int, help="Only requests filed before request BEFORE (the next, older page).")
+@click.option("--all", "show_all", is_flag=True, help="Every request, however many (each one's sealed fields opened).")
+def list_requests(
+    instance: Path | None, as_json: bool, status: str | None, limit: int, before: int | None, show_all: bool
+) -> None:
+    """List the deposit institution's access requests, newest last: the newest page, or --all.
+
+    When older requests remain, stderr says how to list them (``--before ID``).
+    """
     _, archive = open_instance(instance)
-    found = archive.access.requests(status)
+    if show_all:
+        found, older = archive.access.requests(status), None
+    else:
+        page = archive.access.page(status, before=before, limit=limit)
+        found, older = page.requests, page.older
     warn_unreadable(archive.catalog, sum(1 for r in found if r.unreadable))
+    if older is not None:
+        click.echo(f"Older requests: pligt requests --before {older} (or --all).", err=True)
     if as_json:
         print_json([r.to_dict() for r in found])
         return

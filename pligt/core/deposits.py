@@ -511,16 +511,19 @@ class Archive:
         files = [(f"{slug} v{number} ({filename})", size) for slug, number, filename, size in sizes]
         return budget_warnings(files, sum(size for *_, size in sizes), self.crawl_budget)
 
-    def harvest(self) -> list[HarvestRow]:
+    def harvest(self, *, personal: bool = True) -> list[HarvestRow]:
         """Return, per access request (across its credentials) and retained version, what its crawler did.
 
         Fetched whole (held; and revisited, if a 304 came after), fetched in part, named
         only (conditional requests answered 304, no whole download), or not fetched; each
         with how the record is attributed. A whole download whose records were purged
         counts as long as the audit log recorded it (:mod:`pligt.core.proof.logged`).
+        ``personal=False``: without the institution (None), for a caller that does not show it.
         """
         self.recorder.flush()
-        return with_logged_downloads(self.catalog.harvest(), self.catalog.audit_entries_of(HARVEST_ACTION))
+        return with_logged_downloads(
+            self.catalog.harvest(personal=personal), self.catalog.audit_entries_of(HARVEST_ACTION)
+        )
 
     def audit_head(self) -> tuple[int, str]:
         """Return the audit log's last sequence number and hash (GENESIS when empty)."""

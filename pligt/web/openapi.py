@@ -19,6 +19,8 @@ from typing import Any
 
 from pligt.core.credentials.access import DEFAULT_VALID_DAYS
 from pligt.core.credentials.access import FIELD_LIMITS
+from pligt.core.credentials.access import MAX_PAGE_SIZE
+from pligt.core.credentials.access import PAGE_SIZE
 from pligt.core.models import BY_CONNECTION
 from pligt.core.models import BY_CREDENTIAL
 from pligt.core.models import BY_USER_AGENT
@@ -399,12 +401,22 @@ def _error_responses() -> dict[str, Schema]:
     return responses
 
 
+def _requests_page() -> Schema:
+    page = _object(
+        {
+            "requests": {"type": "array", "items": _ref("AccessRequest")},
+            "next": {"type": "string", "description": "The older page's path and query; absent on the last page."},
+        },
+        required=("requests",),
+    )
+    return _json(page, "The newest requests filed before before, oldest first on the page; next: the older page.")
+
+
 def _paths() -> dict[str, Schema]:
     list_of = {
         name: _json(_object({key: {"type": "array", "items": _ref(schema)}}), description)
         for name, key, schema, description in (
             ("items", "items", "Item", "Every item with all its versions, withdrawn ones included."),
-            ("requests", "requests", "AccessRequest", "The access requests, oldest first."),
             ("credentials", "credentials", "Credential", "Every crawler credential; never a password."),
             ("harvest", "harvest", "HarvestRow", "Per access request and retained version, what its crawler did."),
             ("audit", "entries", "AuditEntry", "The newest entries of the audit log, newest first."),
@@ -516,9 +528,18 @@ def _paths() -> dict[str, Schema]:
         },
         "/api/requests": {
             "get": _owner(
-                "List access requests",
-                {"200": list_of["requests"]},
-                parameters=[_query("status", {"enum": list(REQUEST_STATUSES)}, "Only requests with this status.")],
+                "List access requests, a page at a time",
+                {"200": _requests_page()},
+                parameters=[
+                    _query("status", {"enum": list(REQUEST_STATUSES)}, "Only requests with this status."),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": PAGE_SIZE},
+                        "How many requests on the page: the newest ones (filed before before).",
+                    ),
+                    _query("before", _ID, "Only requests filed before this one: the next page's link says it."),
+                ],
+                errors=(400,),
             ),
         },
         "/api/requests/{request_id}/approve": {

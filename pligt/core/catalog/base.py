@@ -36,8 +36,10 @@ from pligt.core.catalog.keys import KeyStore
 from pligt.core.errors import Conflict
 from pligt.core.errors import KeyStoreUnavailable
 from pligt.core.errors import StorageError
+from pligt.core.models import APPROVED
 from pligt.core.models import ATTRIBUTIONS
 from pligt.core.models import PERSONAL_FIELDS
+from pligt.core.models import RELEASED
 from pligt.core.models import AccessRequest
 from pligt.core.models import Credential
 from pligt.core.models import Evidence
@@ -62,7 +64,7 @@ from pligt.core.retention import checked_now
 _R = TypeVar("_R")
 
 #: The schema version both dialects' migrations lead to (each dialect's list ends here).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Seconds a write waits for another process's write lock: long enough for the CLI,
 #: cron jobs and the batch writer to outwait any other writer's burst (a purge, a
@@ -472,6 +474,29 @@ class Catalog(abc.ABC):
         rows = self._execute(sql + " ORDER BY id", params).fetchall()
         return self._unsealed_requests(rows) if personal else [_request(row, {}, unreadable=False) for row in rows]
 
+    def requests_page(
+        self, status: str | None = None, *, before: int | None = None, limit: int
+    ) -> tuple[list[AccessRequest], bool]:
+        """Return the newest ``limit`` requests filed before request ``before`` (all: None), in filing order.
+
+        Only the requests on the page have their personal fields opened (one key-store
+        read, ``limit`` decryptions, whatever the number of requests); the second value
+        tells whether older requests remain. Paged by id (keyset), so a request filed
+        while someone pages is on the first page, not seen twice.
+        """
+        clauses, params = [], list[object]()
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if before is not None:
+            clauses.append("id < ?")
+            params.append(before)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._execute(
+            f"SELECT * FROM access_requests{where} ORDER BY id DESC LIMIT ?", (*params, limit + 1)
+        ).fetchall()
+        return self._unsealed_requests(rows[:limit][::-1]), len(rows) > limit
+
     def _keys_for(self, key_ids: Iterable[str | None]) -> dict[str, bytes]:
         """The keys of these ids that the key store holds (none when it cannot be read: said by the caller)."""
         wanted = [k for k in key_ids if k]
@@ -621,6 +646,30 @@ class Catalog(abc.ABC):
         """Where the key store is, for messages."""
         return self.keys.label if self.keys is not None else "(none)"
 
+    def open_request_ends(self) -> dict[int, list[datetime]]:
+        """Map each request that can still lapse to when what it waits on ends (two queries, however many).
+
+        An approved request: the expiry of each of its release links not yet spent; a
+        released one: the expiry of each of its credentials not revoked. A request with
+        none is not listed (nothing of it can lapse).
+        """
+        ends: dict[int, list[datetime]] = {}
+        for sql, status in (
+            (
+                "SELECT r.id, x.expires_at FROM access_requests r JOIN releases x ON x.request_id = r.id "
+                "WHERE r.status = ? AND x.released_at IS NULL ORDER BY r.id",
+                APPROVED,
+            ),
+            (
+                "SELECT r.id, c.expires_at FROM access_requests r JOIN credentials c ON c.request_id = r.id "
+                "WHERE r.status = ? AND c.revoked_at IS NULL ORDER BY r.id",
+                RELEASED,
+            ),
+        ):
+            for row in self._execute(sql, (status,)):
+                ends.setdefault(row["id"], []).append(datetime.fromisoformat(row["expires_at"]))
+        return ends
+
     def count_requests(self, status: str) -> int:
         return _scalar(self._execute("SELECT COUNT(*) FROM access_requests WHERE status = ?", (status,)))
 
@@ -749,24 +798,22 @@ class Catalog(abc.ABC):
         ).fetchone()
         return row is not None
 
-    def harvest(self) -> list[HarvestRow]:
+    def harvest(self, *, personal: bool = True) -> list[HarvestRow]:
         """Return, per access request with credentials and per retained version, the best evidence.
 
         The download records are summed up in SQL (first and last time per request,
         version, credential, attribution and kind); :func:`_harvest_rows` picks from those.
+        ``personal=False`` leaves each request's institution sealed (None): for callers
+        that do not show it, no key is read and nothing decrypted.
         """
         requests: dict[int, tuple[str | None, list[tuple[int, str]]]] = {}
         rows = self._execute(
             """SELECT r.id, r.institution, r.key_id, r.sealed, c.id AS credential_id, c.username
                FROM access_requests r JOIN credentials c ON c.request_id = r.id ORDER BY r.id, c.id"""
         ).fetchall()
-        keys = self._keys_for(row["key_id"] for row in rows if row["sealed"])
-        institutions: dict[int, str | None] = {}
+        institutions = self._institutions(rows) if personal else {}
         for row in rows:
-            if row["id"] not in institutions:
-                opened = unseal(row["sealed"], keys, _request_context(row["id"])) if row["sealed"] else None
-                institutions[row["id"]] = opened.get("institution") if opened else row["institution"]
-            requests.setdefault(row["id"], (institutions[row["id"]], []))[1].append(
+            requests.setdefault(row["id"], (institutions.get(row["id"]), []))[1].append(
                 (row["credential_id"], row["username"])
             )
         summary = self._execute(
@@ -776,6 +823,16 @@ class Catalog(abc.ABC):
                GROUP BY c.request_id, d.version_id, d.credential_id, d.via, d.crawler, d.status = 304, d.complete"""
         ).fetchall()
         return _harvest_rows(requests, self.versions(), summary)
+
+    def _institutions(self, rows: Sequence[Row]) -> dict[int, str | None]:
+        """Open each request's institution once (one key-store read for all), from rows that may repeat a request."""
+        first = {row["id"]: row for row in rows}.values()
+        keys = self._keys_for(row["key_id"] for row in first if row["sealed"])
+        institutions: dict[int, str | None] = {}
+        for row in first:
+            opened = unseal(row["sealed"], keys, _request_context(row["id"])) if row["sealed"] else None
+            institutions[row["id"]] = opened.get("institution") if opened else row["institution"]
+        return institutions
 
     # -- personal data: purge, export, erasure ---------------------------------------
 
@@ -1065,7 +1122,9 @@ def _harvest_rows(
 
     def best(found: dict[_Key, Evidence], order: _Order, request_id: int, version_id: int) -> Evidence | None:
         own, by_user_agent = found.get((request_id, version_id)), found.get((None, version_id))
-        return min((e for e in (own, by_user_agent) if e is not None), key=order, default=None)
+        if by_user_agent is None:  # most rows (the report is requests x versions): its own or nothing
+            return own
+        return by_user_agent if own is None else min(own, by_user_agent, key=order)
 
     return [
         HarvestRow(

@@ -240,6 +240,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE access_requests ADD COLUMN sealed TEXT;
         """,
     ),
+    (
+        8,
+        # The audit entries of one action found by an index (issue 23, cost); see sqlite.py.
+        """
+        CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+        """,
+    ),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

@@ -47,7 +47,19 @@ DEFAULT_LEGAL_BASIS = (
 DEFAULT_VALID_DAYS = 365
 RELEASE_LINK_DAYS = 7
 MAX_PENDING = 50
+#: Requests on one page of the console, the API and ``pligt requests`` (the newest first come).
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 FIELD_LIMITS = {"institution": 200, "contact_name": 200, "contact_email": 254, "legal_basis": 500, "message": 5000}
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    """One page of access requests, in filing order, and where the next (older) page starts."""
+
+    requests: list[AccessRequest]
+    #: Pass as ``before`` for the next page (the oldest request shown); None on the last page.
+    older: int | None
 
 
 @dataclass(frozen=True)
@@ -139,8 +151,23 @@ class AccessDesk:
     # -- reading -----------------------------------------------------------------
 
     def requests(self, status: str | None = None) -> list[AccessRequest]:
+        """Return every request in filing order, each one's personal fields opened (see :meth:`page`)."""
         self.expire_due()
         return self.catalog.requests(status)
+
+    def page(self, status: str | None = None, *, before: int | None = None, limit: int = PAGE_SIZE) -> RequestPage:
+        """Return one page of requests: the newest ``limit`` filed before request ``before`` (None: the newest).
+
+        What the console, the API and ``pligt requests`` show: only the requests on the page
+        have their sealed fields opened, so a page costs the same with 100 requests or 10,000.
+
+        :raises InvalidInput: for a page size outside 1 to :data:`MAX_PAGE_SIZE`.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"a page holds 1 to {MAX_PAGE_SIZE} requests")
+        self.expire_due()
+        found, more = self.catalog.requests_page(status, before=before, limit=limit)
+        return RequestPage(found, found[0].id if more and found else None)
 
     def get(self, request_id: int) -> AccessRequest:
         request = self.catalog.get_request(request_id)
@@ -346,16 +373,11 @@ class AccessDesk:
         the purge schedule runs from that moment.
         """
         now = self.clock()
-        open_ = self.catalog.requests(APPROVED, personal=False) + self.catalog.requests(RELEASED, personal=False)
-        for request in open_:
-            if request.status == APPROVED:
-                ends = [r.expires_at for r in self.catalog.releases(request.id) if r.released_at is None]
-            else:
-                ends = [c.expires_at for c in self.catalog.credentials(request.id) if c.revoked_at is None]
-            if ends and all(now >= end for end in ends):
+        for request_id, ends in self.catalog.open_request_ends().items():
+            if all(now >= end for end in ends):
                 with self.catalog.transaction():
-                    self.catalog.set_request_status(request.id, EXPIRED, max(ends))
-                    self.catalog.append_audit("request.expired", {"request": request.id}, None, now)
+                    self.catalog.set_request_status(request_id, EXPIRED, max(ends))
+                    self.catalog.append_audit("request.expired", {"request": request_id}, None, now)
 
 
 def _nothing() -> None:

@@ -240,7 +240,7 @@ def _fetched() -> dict[int, str]:
     anyone without credentials that nothing ties to the deposit crawler does not count.
     """
     best: dict[int, tuple[int, datetime, str]] = {}
-    for row in pligt().archive.harvest():
+    for row in pligt().archive.harvest(personal=False):  # the institution is not shown here
         evidence = row.evidence
         if evidence is None:
             continue
@@ -425,10 +425,15 @@ def _worded_warnings(publication: Publication) -> list[str]:
 @bp.get("/requests")
 @owner_required
 def requests_() -> str:
+    """The newest page of requests (``?before=ID``: an older one), newest first, and every credential."""
     desk = pligt().archive.access
+    before = request.args.get("before", type=int)
+    page = desk.page(before=before if before is not None and before > 0 else None)
     return render_template(
         "admin/requests.html",
-        requests=list(reversed(desk.requests())),
+        requests=list(reversed(page.requests)),
+        older=page.older,
+        paged=before is not None,
         credentials=list(reversed(desk.credentials())),
         now=pligt().archive.clock(),
         approve_form=ApproveForm(),

@@ -16,9 +16,11 @@ from flask import Blueprint
 from flask import Response
 from flask import jsonify
 from flask import request
+from flask import url_for
 from werkzeug.exceptions import Forbidden
 
 from pligt.core.credentials.access import DEFAULT_VALID_DAYS
+from pligt.core.credentials.access import PAGE_SIZE
 from pligt.core.errors import InvalidInput
 from pligt.core.errors import TooLarge
 from pligt.core.models import Version
@@ -156,11 +158,34 @@ def _int(data: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _query_int(name: str) -> int | None:
+    """A whole number from the query string, None when absent. :raises InvalidInput: when it is not one."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):  # a catalog's integer holds it
+        raise InvalidInput(f"{name} must be a whole number")
+    return int(value)
+
+
 @bp.get("/requests")
 @owner_required
 def list_requests() -> Response:
+    """One page of requests (the newest ``limit``, filed before ``before``), oldest first.
+
+    ``next``, only when older requests remain, is the path of the older page.
+    """
     status = request.args.get("status")
-    return jsonify(requests=[r.to_dict() for r in pligt().archive.access.requests(status)])
+    asked = _query_int("limit")
+    limit = PAGE_SIZE if asked is None else asked
+    page = pligt().archive.access.page(status, before=_query_int("before"), limit=limit)
+    body: dict[str, Any] = {"requests": [r.to_dict() for r in page.requests]}
+    if page.older is not None:
+        query: dict[str, Any] = {"before": page.older, "limit": limit}
+        if status:
+            query["status"] = status
+        body["next"] = url_for("api.list_requests", **query)
+    return jsonify(body)
 
 
 @bp.post("/requests/<int:request_id>/approve")
