@@ -346,12 +346,13 @@ def _shared_pool(conninfo: str) -> _Pool:
         pool = _shared_pools.get(conninfo)
         if pool is None:
             if not _shared_pools:
-                atexit.register(_close_shared_pools)
+                atexit.register(close_shared_pools)
             pool = _shared_pools[conninfo] = _Pool(conninfo, _configure_shared)
         return pool
 
 
-def _close_shared_pools() -> None:
+def close_shared_pools() -> None:
+    """Close the pools the schemas' catalogs share in this process (at exit; a later query opens anew)."""
     with _shared_lock:
         pools = list(_shared_pools.values())
     for pool in pools:
