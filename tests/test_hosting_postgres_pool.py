@@ -7,7 +7,8 @@ same deployment behind PgBouncer in transaction pooling (which refuses a
 schema chosen at connection time) with a single server connection: every
 transaction of every publisher then runs on that one connection, one publisher's
 after another's, and none ever lists another's file, nor leaves its schema on
-the connection for the next client.
+the connection for the next client. Nor does one publisher's write wait for
+another's.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from pligt.core.catalog import Catalog
+from pligt.core.catalog import open_catalog
 from pligt.core.catalog.postgresql import POOL_SIZE
 from pligt.core.catalog.postgresql import close_shared_pools
+from pligt.core.catalog.postgresql import create_schema
+from pligt.core.errors import CatalogBusy
 from pligt.core.models import PUBLIC
 from pligt.hosting import add_publisher
 from pligt.hosting import load_deployment
@@ -37,7 +44,7 @@ from tests.support.pgbouncer import start_bouncer
 from tests.support.postgres import Cluster
 from tests.support.postgres import start_cluster
 
-pytestmark = [pytest.mark.postgres, pytest.mark.server]
+pytestmark = [pytest.mark.postgres]
 
 PUBLISHERS = 60
 #: Below what a pool per publisher needed (four ready per publisher, per worker), far above one shared pool's.
@@ -131,6 +138,7 @@ def _connections(database: str) -> int:
     return int(row[0])
 
 
+@pytest.mark.server
 def test_sixty_publishers_answer_on_a_server_of_forty_connections(deployed: Deployed, tmp_path: Path) -> None:
     hosted = deployed.hosted
     serve(hosted, tmp_path / "serve.log")
@@ -146,6 +154,7 @@ def test_sixty_publishers_answer_on_a_server_of_forty_connections(deployed: Depl
         stop(hosted)
 
 
+@pytest.mark.server
 def test_behind_pgbouncer_on_one_server_connection_no_publisher_lists_anothers_file(
     deployed: Deployed, tmp_path: Path
 ) -> None:
@@ -168,3 +177,37 @@ def test_behind_pgbouncer_on_one_server_connection_no_publisher_lists_anothers_f
         stop(hosted)
         toml.write_text(_toml(deployed.database), encoding="utf-8")
         bouncer.stop()
+
+
+def test_one_publishers_write_waits_for_no_other_publishers(postgres_url: str, tmp_path: Path) -> None:
+    """Each schema has its own write lock: a long write at one publisher holds up its own writes only."""
+
+    def opened(schema: str, busy_timeout: float) -> Catalog:
+        catalog = open_catalog(f"{postgres_url}?options=-csearch_path%3D{schema}", tmp_path, busy_timeout=busy_timeout)
+        catalog.migrate()
+        return catalog
+
+    for schema in ("p_one", "p_two"):
+        create_schema(postgres_url, schema)
+    holder, same, other = opened("p_one", 5), opened("p_one", 0.5), opened("p_two", 0.5)
+    now = datetime.now(UTC)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            holder.append_audit("test.holding", {}, None, now)
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        other.append_audit("test.other", {}, None, now)  # another publisher: at once
+        with pytest.raises(CatalogBusy):
+            same.append_audit("test.same", {}, None, now)  # the same publisher: after the holder
+    finally:
+        release.set()
+        thread.join(30)
+    assert [e.action for e in other.audit_entries()] == ["test.other"]
+    assert [e.action for e in holder.audit_entries()] == ["test.holding"]

@@ -9,6 +9,14 @@ log at once can never fork its chain), and PostgreSQL's failures as the
 same domain errors as SQLite's: a full disk :class:`OutOfSpace`, a lock
 not had in time :class:`CatalogBusy`, a server that cannot be reached
 :class:`StorageError`.
+
+A URL that chooses a schema (``options=-csearch_path=NAME``: a hosted
+publisher's catalog, pligt/hosting.py) is not connected with that option:
+every such catalog of one database in a process shares one pool, and each
+transaction sets its schema (``SET LOCAL``), so connections stay within the
+pool's size however many publishers there are, and PgBouncer in transaction
+pooling (which refuses the option) works too. A catalog of a whole database
+keeps a pool of its own, exactly as before.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -72,6 +81,19 @@ CONNECT_TIMEOUT = 5
 ROWS_AT_ONCE = 2000
 #: The advisory lock every write transaction takes (one number for Pligt's catalog).
 WRITE_LOCK = 0x706C696774  # "pligt"
+
+
+def write_lock(schema: str | None) -> int:
+    """Return the advisory lock of a catalog's writes: :data:`WRITE_LOCK`, or one of the schema's own.
+
+    Advisory locks are the whole database's: with one number, each publisher's
+    writes would wait for every other publisher's. A schema's number is derived
+    from its name, the same in every process.
+    """
+    if schema is None:
+        return WRITE_LOCK
+    return int.from_bytes(hashlib.sha256(f"pligt:{schema}".encode()).digest()[:7], "big")
+
 
 #: Each entry (version, script) brings the schema to that version. A new PostgreSQL catalog
 #: starts at version 5 (the first with a PostgreSQL dialect), with the same tables as SQLite's.
@@ -494,6 +516,7 @@ class PostgresCatalog(Catalog):
         #: Seconds to wait for a connection before the catalog counts as unreachable (the reason is
         #: probed then): a web request's few seconds, a command's ten.
         self._wait = max(1.0, min(self.busy_timeout, 2.0 * CONNECT_TIMEOUT))
+        self._write_lock = write_lock(self.schema)
 
     # -- connections -------------------------------------------------------------
 
@@ -632,7 +655,7 @@ class PostgresCatalog(Catalog):
         with self._began(begin) as conn:
             try:
                 if lock:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
             except psycopg.Error as e:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
