@@ -54,6 +54,8 @@ PLIGT = str(Path(sys.executable).with_name("pligt"))
 SCRIPTS = Path(__file__).resolve().parent
 #: What a made deployment keeps of its making, for --keep: each publisher's file paths.
 PATHS_FILE = "bench-paths.json"
+#: The processes whose CPU time is shown for the busy harvest, by name (the server's, and the stores').
+WATCHED: dict[str, int] = {}
 
 
 def pdf(text: str) -> bytes:
@@ -61,28 +63,40 @@ def pdf(text: str) -> bytes:
 
 
 def make(
-    folder: Path, publishers: int, versions: int, toml: str = 'scheme = "http"\n'
+    folder: Path, publishers: int, versions: int, toml: str = 'scheme = "http"\n', jobs: int = 1
 ) -> tuple[Deployment, dict[str, list[str]]]:
-    """Create the deployment (``toml``: its deployment.toml); return it and each publisher's file paths."""
+    """Create the deployment (``toml``: its deployment.toml); return it and each publisher's file paths.
+
+    :param jobs: processes that make publishers side by side.
+    """
     folder.mkdir(parents=True)
     (folder / "deployment.toml").write_text(toml, encoding="utf-8")
     deployment = load_deployment(folder)
     paths: dict[str, list[str]] = {}
     started = time.perf_counter()
-    for i in range(publishers):
-        name, _ = add_publisher(deployment, f"p{i:04d}.example", f"owner@p{i:04d}.example")
-        archive = build_archive(deployment.publisher_settings(name, env={}))
-        try:
-            paths[name] = [
-                version_path(archive.publish([pdf(f"{name} {n}")], filename=f"file-{n}.pdf", visibility=PUBLIC).version)
-                for n in range(versions)
-            ]
-        finally:
-            archive.catalog.close()
-        if (i + 1) % 100 == 0:
-            print(f"  made {i + 1} publishers ({time.perf_counter() - started:.0f} s)", flush=True)
+    work = [(folder, i, versions) for i in range(publishers)]
+    with multiprocessing.Pool(jobs) as pool:
+        for name, files in pool.imap(make_one, work, chunksize=4):
+            paths[name] = files
+            if len(paths) % 100 == 0:
+                print(f"  made {len(paths)} publishers ({time.perf_counter() - started:.0f} s)", flush=True)
     (folder / PATHS_FILE).write_text(json.dumps(paths), encoding="utf-8")
     return deployment, paths
+
+
+def make_one(work: tuple[Path, int, int]) -> tuple[str, list[str]]:
+    """Add the publisher number ``i`` with ``versions`` public files; return its name and their paths."""
+    folder, i, versions = work
+    deployment = load_deployment(folder)
+    name, _ = add_publisher(deployment, f"p{i:04d}.example", f"owner@p{i:04d}.example")
+    archive = build_archive(deployment.publisher_settings(name, env={}))
+    try:
+        return name, [
+            version_path(archive.publish([pdf(f"{name} {n}")], filename=f"file-{n}.pdf", visibility=PUBLIC).version)
+            for n in range(versions)
+        ]
+    finally:
+        archive.catalog.close()
 
 
 def made_or_make(folder: Path, args: argparse.Namespace, toml: str) -> tuple[Deployment, dict[str, list[str]]]:
@@ -92,12 +106,12 @@ def made_or_make(folder: Path, args: argparse.Namespace, toml: str) -> tuple[Dep
         print(f"measuring the {len(paths)} publishers made earlier in {folder}", flush=True)
         return load_deployment(folder), paths
     print(f"making {args.publishers} publishers x {args.versions} versions in {folder}", flush=True)
-    return make(folder, args.publishers, args.versions, toml)
+    return make(folder, args.publishers, args.versions, toml, args.jobs)
 
 
 @contextlib.contextmanager
-def shared_stores(root: Path) -> Any:
-    """One throw-away PostgreSQL database and one moto bucket; yield deployment.toml's lines and the env."""
+def shared_stores(root: Path, stores: str) -> Any:
+    """A throw-away PostgreSQL database and/or moto bucket (``stores``); yield deployment.toml and the env."""
     sys.path[:0] = [str(SCRIPTS.parent), str(SCRIPTS)]
     from benchkit.servers import FAKE_AWS
     from benchkit.servers import make_bucket
@@ -105,21 +119,28 @@ def shared_stores(root: Path) -> Any:
 
     from tests.support.postgres import start_cluster
 
-    cluster = start_cluster(durable=True)
-    moto = None
+    cluster = moto = None
+    toml = 'scheme = "http"\n'
     try:
-        moto, endpoint = start_moto(root / "moto.log")
-        bucket = make_bucket(endpoint)  # sets the fake credentials in this process too
-        toml = (
-            f'scheme = "http"\ncatalog = "{cluster.new_database()}"\nstorage = "s3://{bucket}/pligt"\n'
-            f'[settings]\ns3_endpoint_url = "{endpoint}"\ns3_region = "eu-north-1"\ns3_addressing_style = "path"\n'
-        )
+        if "postgresql" in stores:
+            cluster = start_cluster(durable=True)
+            WATCHED["postgresql"] = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
+            toml += f'catalog = "{cluster.new_database()}"\n'
+        if "s3" in stores:
+            moto, endpoint = start_moto(root / "moto.log")
+            WATCHED["moto (S3)"] = moto.pid
+            bucket = make_bucket(endpoint)  # sets the fake credentials in this process too
+            toml += (
+                f'storage = "s3://{bucket}/pligt"\n[settings]\ns3_endpoint_url = "{endpoint}"\n'
+                's3_region = "eu-north-1"\ns3_addressing_style = "path"\n'
+            )
         yield toml, FAKE_AWS
     finally:
         if moto is not None:
             moto.terminate()
             moto.wait(30)
-        cluster.remove()
+        if cluster is not None:
+            cluster.remove()
 
 
 def get(port: int, host: str, path: str) -> int:
@@ -130,6 +151,32 @@ def get(port: int, host: str, path: str) -> int:
         while chunk := sock.recv(65536):
             answer += chunk
     return int(answer.split(b" ", 2)[1])
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gunicorn's workers, PostgreSQL's backends)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [pid, *(p for child in children for p in _tree(int(child)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) of ``pid`` and its descendants so far."""
+    ticks = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """The machine's busy and total CPU time so far (every process, other people's work included)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK"), sum(values) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -198,10 +245,12 @@ def main() -> None:
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument(
         "--stores",
-        choices=("local", "postgresql-s3"),
+        choices=("local", "postgresql-s3", "postgresql", "s3"),
         default="local",
-        help="local: SQLite and files in each publisher's folder; postgresql-s3: a schema and a prefix each",
+        help="local: SQLite and files in each publisher's folder; postgresql-s3: a schema and a prefix each "
+        "(postgresql, s3: one of them)",
     )
+    parser.add_argument("--jobs", type=int, default=2, help="processes that make the publishers")
     parser.add_argument("--starts", type=int, default=3, help="times the server is started (the median counts)")
     parser.add_argument("--keep", type=Path, default=None, help="make the deployment here once, reuse it later")
     args = parser.parse_args()
@@ -212,9 +261,9 @@ def main() -> None:
     try:
         with contextlib.ExitStack() as stack:
             toml, env = 'scheme = "http"\n', {}
-            if args.stores == "postgresql-s3":
-                toml, env = stack.enter_context(shared_stores(root))
-                print("stores: one PostgreSQL database (a schema each), one S3 bucket on moto (a prefix each)")
+            if args.stores != "local":
+                toml, env = stack.enter_context(shared_stores(root, args.stores))
+                print(f"stores: {args.stores} (PostgreSQL: a schema each in one database; S3 on moto: a prefix each)")
             deployment, paths = made_or_make(args.keep or root / "deployment", args, toml)
             run(deployment, paths, args, root, env)
     finally:
@@ -248,6 +297,7 @@ def run(
         flush=True,
     )
     try:
+        WATCHED["pligt serve"] = server.pid
         measure(port, server.pid, names, paths, args)
         print(f"load average {os.getloadavg()}", flush=True)
     finally:
@@ -278,7 +328,13 @@ def measure(port: int, pid: int, names: list[str], paths: dict[str, list[str]], 
     )
     others.start()
     time.sleep(5)  # every background harvest under way, at its pace
+    cpu = {name: cpu_seconds(pid) for name, pid in WATCHED.items()}
+    machine, started = machine_busy(), time.perf_counter()
     busy = statistics.median(harvest(port, measured, paths[measured], None) for _ in range(args.rounds))
+    elapsed = time.perf_counter() - started
+    used = {name: (cpu_seconds(pid) - cpu[name]) / elapsed for name, pid in WATCHED.items()}
+    now = machine_busy()
+    share = (now[0] - machine[0]) / (now[1] - machine[1]) * (os.cpu_count() or 1)
     stop.set()
     achieved = [rates.get(timeout=60) for _ in recent]
     others.join(60)
@@ -290,6 +346,11 @@ def measure(port: int, pid: int, names: list[str], paths: dict[str, list[str]], 
         f"one publisher's harvest while {len(recent)} others are harvested at {args.pace:g} req/s each: "
         f"{busy:.0f} requests/s ({busy / alone:.2f} x alone); the others' pace: "
         f"median {statistics.median(achieved):.2f}, min {min(achieved):.2f} req/s"
+    )
+    print(
+        "CPU meanwhile, in cores: "
+        + ", ".join(f"{name} {value:.2f}" for name, value in used.items())
+        + f"; the whole machine {share:.2f} of {os.cpu_count()} (the clients and other work included)"
     )
     print(f"resident memory now: {rss_mib(pid):.0f} MiB")
 
