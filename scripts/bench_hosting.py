@@ -190,8 +190,8 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def harvest(port: int, host: str, paths: list[str], pace: float | None, stop: Any = None) -> float:
-    """Fetch every path (again and again while ``stop`` is unset); return the requests a second.
+def harvest(port: int, host: str, paths: list[str], pace: float | None, stop: Any = None, seconds: float = 0) -> float:
+    """Fetch every path (again and again while ``stop`` is unset, or for ``seconds``); return the requests a second.
 
     :param pace: requests a second (None: as fast as answered), kept to a schedule: a slow
         answer is not followed by a full pause, so the pace holds while the server keeps up.
@@ -209,7 +209,7 @@ def harvest(port: int, host: str, paths: list[str], pace: float | None, stop: An
             count += 1
             if stop is not None and stop.is_set():
                 return count / (time.perf_counter() - started)
-        if stop is None:
+        if stop is None and time.perf_counter() - started >= seconds:
             return count / (time.perf_counter() - started)
 
 
@@ -242,6 +242,7 @@ def main() -> None:
     parser.add_argument("--recent", type=int, default=50, help="publishers used at once (and harvested meanwhile)")
     parser.add_argument("--pace", type=float, default=3.0, help="requests a second of each background harvest")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the measured harvest")
+    parser.add_argument("--seconds", type=float, default=3.0, help="each round at least (the harvest again and again)")
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument(
         "--stores",
@@ -320,7 +321,7 @@ def measure(port: int, pid: int, names: list[str], paths: dict[str, list[str]], 
             get(port, name, "/")
     print(f"resident memory with {len(recent)} recently used: {rss_mib(pid):.0f} MiB", flush=True)
     measured = names[-1]
-    before = [harvest(port, measured, paths[measured], None) for _ in range(args.rounds)]
+    before = [harvest(port, measured, paths[measured], None, seconds=args.seconds) for _ in range(args.rounds)]
     # The others are harvested by a process of their own: their threads would take this one's GIL.
     stop, rates = multiprocessing.Event(), multiprocessing.Queue()
     others = multiprocessing.Process(
@@ -330,7 +331,9 @@ def measure(port: int, pid: int, names: list[str], paths: dict[str, list[str]], 
     time.sleep(5)  # every background harvest under way, at its pace
     cpu = {name: cpu_seconds(pid) for name, pid in WATCHED.items()}
     machine, started = machine_busy(), time.perf_counter()
-    busy = statistics.median(harvest(port, measured, paths[measured], None) for _ in range(args.rounds))
+    busy = statistics.median(
+        harvest(port, measured, paths[measured], None, seconds=args.seconds) for _ in range(args.rounds)
+    )
     elapsed = time.perf_counter() - started
     used = {name: (cpu_seconds(pid) - cpu[name]) / elapsed for name, pid in WATCHED.items()}
     now = machine_busy()
@@ -339,7 +342,7 @@ def measure(port: int, pid: int, names: list[str], paths: dict[str, list[str]], 
     achieved = [rates.get(timeout=60) for _ in recent]
     others.join(60)
     # Alone before and after: on a shared machine, other work comes and goes meanwhile.
-    after = [harvest(port, measured, paths[measured], None) for _ in range(args.rounds)]
+    after = [harvest(port, measured, paths[measured], None, seconds=args.seconds) for _ in range(args.rounds)]
     alone = statistics.median(before + after)
     print(f"one publisher's harvest alone: {alone:.0f} requests/s (median of {len(before + after)} rounds)")
     print(
