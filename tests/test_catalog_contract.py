@@ -25,6 +25,7 @@ import pytest
 from pligt.core.catalog import SCHEMA_VERSION
 from pligt.core.catalog import Catalog
 from pligt.core.catalog import open_catalog
+from pligt.core.catalog.postgresql import create_schema
 from pligt.core.credentials.shared_checks import failures_after
 from pligt.core.errors import CatalogBusy
 from pligt.core.errors import Conflict
@@ -41,13 +42,24 @@ OpenCatalog = Callable[..., Catalog]
         "sqlite",
         pytest.param("postgresql", marks=pytest.mark.postgres),
         pytest.param("pgbouncer", marks=pytest.mark.postgres),
+        pytest.param("postgresql schema", marks=pytest.mark.postgres),
+        pytest.param("pgbouncer schema", marks=pytest.mark.postgres),
     ]
 )
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The ``catalog`` setting of a fresh catalog of each kind (PostgreSQL directly, and behind PgBouncer)."""
+    """The ``catalog`` setting of a fresh catalog of each kind (PostgreSQL directly, and behind PgBouncer).
+
+    "schema": a hosted publisher's catalog (pligt/hosting.py), a schema of the database chosen
+    in the URL, set per transaction on the pool its database's catalogs share in a process.
+    """
     if request.param == "sqlite":
         return str(tmp_path / "catalog.sqlite3")
-    return str(request.getfixturevalue("postgres_url" if request.param == "postgresql" else "pgbouncer_url"))
+    kind, _, schema = str(request.param).partition(" ")
+    url = str(request.getfixturevalue("postgres_url" if kind == "postgresql" else "pgbouncer_url"))
+    if not schema:
+        return url
+    create_schema(url, "p_contract")
+    return f"{url}?options=-csearch_path%3Dp_contract"
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
@@ -25,6 +26,7 @@ import pytest
 
 from pligt.core.models import PROTECTED
 from pligt.core.models import PUBLIC
+from pligt.hosting import load_deployment
 from pligt.links import RELEASE_PATH
 from pligt.links import version_path
 from tests.support.access import REQUEST_FIELDS
@@ -36,6 +38,10 @@ from tests.support.hosting import Hosted
 from tests.support.hosting import make_deployment
 from tests.support.hosting import serve
 from tests.support.hosting import stop
+from tests.support.s3 import FAKE_AWS_ENV
+from tests.support.s3 import UNSET_AWS_ENV
+from tests.support.s3 import loopback_only
+from tests.support.s3 import new_bucket
 
 ALPHA, BRAVO = "alpha.example", "bravo.example"
 #: The guessing client of the lock-out test: an address no other attempt comes from.
@@ -65,6 +71,8 @@ class Secrets:
 class Campaign:
     hosted: Hosted
     secrets: dict[str, Secrets]
+    #: What a command run with ``--instance`` on a publisher's folder needs besides (its shared stores).
+    cli_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _prepare(hosted: Hosted, name: str) -> Secrets:
@@ -112,20 +120,63 @@ def _csrf(page: str) -> str:
     return found.group(1)
 
 
-@pytest.fixture(scope="module", params=[0, 1], ids=["direct", "behind a proxy"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param((0, False), id="direct"),
+        pytest.param((1, False), id="behind a proxy"),
+        pytest.param((0, True), id="postgresql-s3", marks=[pytest.mark.postgres, pytest.mark.s3]),
+    ],
+)
 def campaign(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
-    """The deployment served directly, and trusting one proxy's forwarded headers (as behind Caddy)."""
+    """The deployment served directly, and trusting one proxy's forwarded headers (as behind Caddy).
+
+    Its publishers in folders of their own (SQLite and files), and served directly with every
+    publisher in one PostgreSQL database (a schema each, on the connections they share in each
+    worker) and one S3 bucket (a prefix each).
+    """
+    proxies, shared = request.param
     folder = tmp_path_factory.mktemp("isolation")
-    hosted = make_deployment(
-        folder / "deployment", text=f'scheme = "http"\n[settings]\ntrusted_proxies = {request.param}\n'
+    with pytest.MonkeyPatch.context() as patch:
+        text = f'scheme = "http"\n[settings]\ntrusted_proxies = {proxies}\n'
+        env: dict[str, str] = {}
+        if shared:
+            text, env = _shared_stores(request, patch, proxies)
+        hosted = make_deployment(folder / "deployment", text=text)
+        for name in (ALPHA, BRAVO):
+            hosted.add(name, site_name=NAMES[name])
+        serve(hosted, folder / "serve.log", env=env)
+        try:
+            cli_env = {name: _instance_env(hosted, name) for name in (ALPHA, BRAVO)} if shared else {}
+            yield Campaign(hosted, {name: _prepare(hosted, name) for name in (ALPHA, BRAVO)}, cli_env)
+        finally:
+            stop(hosted)
+
+
+def _shared_stores(
+    request: pytest.FixtureRequest, patch: pytest.MonkeyPatch, proxies: int
+) -> tuple[str, dict[str, str]]:
+    """deployment.toml for one database of the session's cluster and a new bucket; the fake S3 credentials."""
+    for name, value in FAKE_AWS_ENV.items():
+        patch.setenv(name, value)
+    for name in UNSET_AWS_ENV:
+        patch.delenv(name, raising=False)
+    patch.setattr(socket.socket, "connect", loopback_only(socket.socket.connect))
+    database = request.getfixturevalue("postgres").new_database()
+    bucket = new_bucket(request.getfixturevalue("moto_endpoint"))
+    text = (
+        f'scheme = "http"\ncatalog = "{database}"\nstorage = "{bucket.url("pligt")}"\n[settings]\n'
+        f"trusted_proxies = {proxies}\n"
+        f's3_endpoint_url = "{bucket.endpoint}"\ns3_region = "{bucket.region}"\ns3_addressing_style = "path"\n'
     )
-    for name in (ALPHA, BRAVO):
-        hosted.add(name, site_name=NAMES[name])
-    serve(hosted, folder / "serve.log")
-    try:
-        yield Campaign(hosted, {name: _prepare(hosted, name) for name in (ALPHA, BRAVO)})
-    finally:
-        stop(hosted)
+    return text, dict(FAKE_AWS_ENV)
+
+
+def _instance_env(hosted: Hosted, name: str) -> dict[str, str]:
+    """The publisher's catalog and storage (and the deployment's S3 settings) as PLIGT_* variables."""
+    settings = load_deployment(hosted.folder).publisher_settings(name, env={})
+    keys = ("catalog", "storage", "s3_endpoint_url", "s3_region", "s3_addressing_style")
+    return {f"PLIGT_{key.upper()}": str(getattr(settings, key)) for key in keys}
 
 
 def _other(name: str) -> str:
@@ -330,7 +381,8 @@ def test_a_receipt_of_one_publisher_never_verifies_under_anothers_key(campaign: 
         slug = campaign.secrets[victim].public_path.split("/")[2]
         receipt = tmp_path / f"{victim}.json"
         instance = str(hosted.folder / "publishers" / victim)
-        made = invoke("proof", "--instance", instance, slug, "--version", "1", "--output", str(receipt))
+        env = campaign.cli_env.get(victim)
+        made = invoke("proof", "--instance", instance, slug, "--version", "1", "--output", str(receipt), env=env)
         assert made.exit_code == 0, made.output
         own = invoke("verify-proof", str(receipt), "--key", campaign.secrets[victim].checkpoint_key.decode())
         # (No time-stamping authority here: that one fact does not hold, the signature does.)

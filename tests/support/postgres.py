@@ -52,6 +52,8 @@ class Cluster:
     bin: Path
     #: fsync and synchronous commits on, as a production server runs (the benchmarks); off for tests.
     durable: bool = False
+    #: The server's max_connections (a test of how many connections the server needs sets it low).
+    max_connections: int = 300
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
@@ -69,7 +71,9 @@ class Cluster:
     def start(self) -> None:
         """Start (again) on the same port."""
         data = self.folder / "data"
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c max_connections=300"
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c max_connections={self.max_connections}"
+        )
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _run_as_owner(
@@ -104,7 +108,7 @@ def _run_as_owner(argv: list[str]) -> None:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
-def start_cluster(*, durable: bool = False) -> Cluster:
+def start_cluster(*, durable: bool = False, max_connections: int = 300) -> Cluster:
     """Make and start a cluster in a new temporary folder on a free loopback port (``durable``: fsync on)."""
     binaries = server_binaries()
     folder = Path(tempfile.mkdtemp(prefix="pligt-pg-"))
@@ -125,6 +129,6 @@ def start_cluster(*, durable: bool = False) -> Cluster:
             "--no-sync",
         ]
     )
-    cluster = Cluster(folder, free_port(), binaries, durable)
+    cluster = Cluster(folder, free_port(), binaries, durable, max_connections)
     cluster.start()
     return cluster

@@ -9,17 +9,28 @@ log at once can never fork its chain), and PostgreSQL's failures as the
 same domain errors as SQLite's: a full disk :class:`OutOfSpace`, a lock
 not had in time :class:`CatalogBusy`, a server that cannot be reached
 :class:`StorageError`.
+
+A URL that chooses a schema (``options=-csearch_path=NAME``: a hosted
+publisher's catalog, pligt/hosting.py) is not connected with that option:
+every such catalog of one database in a process shares one pool, and each
+transaction sets its schema (``SET LOCAL``), so connections stay within the
+pool's size however many publishers there are, and PgBouncer in transaction
+pooling (which refuses the option) works too. A catalog of a whole database
+keeps a pool of its own, exactly as before.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -31,6 +42,8 @@ from typing import cast
 import psycopg
 import psycopg.errors
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 from psycopg_pool import PoolTimeout
 
@@ -68,6 +81,19 @@ CONNECT_TIMEOUT = 5
 ROWS_AT_ONCE = 2000
 #: The advisory lock every write transaction takes (one number for Pligt's catalog).
 WRITE_LOCK = 0x706C696774  # "pligt"
+
+
+def write_lock(schema: str | None) -> int:
+    """Return the advisory lock of a catalog's writes: :data:`WRITE_LOCK`, or one of the schema's own.
+
+    Advisory locks are the whole database's: with one number, each publisher's
+    writes would wait for every other publisher's. A schema's number is derived
+    from its name, the same in every process.
+    """
+    if schema is None:
+        return WRITE_LOCK
+    return int.from_bytes(hashlib.sha256(f"pligt:{schema}".encode()).digest()[:7], "big")
+
 
 #: Each entry (version, script) brings the schema to that version. A new PostgreSQL catalog
 #: starts at version 5 (the first with a PostgreSQL dialect), with the same tables as SQLite's.
@@ -254,6 +280,112 @@ DIALECT = Dialect(name="postgresql", audit_request="(data::json ->> 'request')::
 
 #: A quoted string (left alone), a ``?``, a ``:name`` (not a ``::`` cast) or a ``%``.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|(?<!:):([A-Za-z_]\w*)|%")
+#: A schema chosen in libpq's ``options`` (``-csearch_path=NAME``, or ``-c search_path=NAME``): one plain name.
+_SEARCH_PATH = re.compile(r"(?:^|\s)-c\s*search_path=([a-z_][a-z0-9_]{0,62})(?=\s|$)")
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Split the schema a URL chooses (``options=-csearch_path=NAME``) from where it connects.
+
+    Return the connection string without that option, and the schema (None: the URL
+    chooses none, and is returned as it is). A hosted publisher's catalog is such a URL
+    (pligt/hosting.py): its schema is then set in each transaction, not for a session.
+    """
+    if "search_path" not in url:
+        return url, None
+    params = conninfo_to_dict(url)
+    options = str(params.get("options") or "")
+    match = _SEARCH_PATH.search(options)
+    if match is None:
+        return url, None
+    rest = (options[: match.start()] + options[match.end() :]).strip()
+    if rest:
+        params["options"] = rest
+    else:
+        params.pop("options", None)
+    return make_conninfo("", **params), match.group(1)
+
+
+class _Pool:
+    """The connection pool of one connection string in this process: made on first use, anew after a fork.
+
+    After an outage it is made anew too (:meth:`renew`): a pool still backing off
+    from its failed attempts would keep the catalog unreachable for seconds after
+    the server was back.
+    """
+
+    def __init__(self, conninfo: str, configure: Callable[[psycopg.Connection[Any]], None]) -> None:
+        self.conninfo = conninfo
+        self._configure = configure
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            return pool
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                # A pool made before a fork (gunicorn's workers) is not used in the child: its
+                # connections and threads belong to the parent.
+                pool = ConnectionPool(
+                    self.conninfo,
+                    min_size=POOL_READY,
+                    max_size=POOL_SIZE,
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "prepare_threshold": None},
+                    configure=self._configure,
+                    # No check on every checkout (it costs a round trip per query): a connection the
+                    # server dropped fails its first statement, is discarded, and the query is retried.
+                    open=False,
+                    name="pligt-catalog",
+                )
+                pool.open(wait=False)
+                self._pool, self._pid = pool, os.getpid()
+            return self._pool
+
+    def renew(self, old: ConnectionPool[psycopg.Connection[Any]]) -> None:
+        """Let the next :meth:`get` make a new pool, unless another thread did already; close ``old`` aside."""
+        with self._lock:
+            if self._pool is old:
+                self._pool = None
+        threading.Thread(target=old.close, name="pligt-old-pool", daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            pool.close()
+
+
+#: The pools of catalogs that choose a schema, one per database (connection string) in this process:
+#: a deployment's publishers share them, so connections stay within POOL_SIZE per process whatever
+#: the number of publishers, and letting a publisher go never closes or reopens one.
+_shared_pools: dict[str, _Pool] = {}
+_shared_lock = threading.Lock()
+
+
+def _configure_shared(conn: psycopg.Connection[Any]) -> None:
+    """Outside a transaction a shared connection finds no table at all (each transaction sets its schema)."""
+    conn.execute(f"SET search_path = ''; SET lock_timeout = {int(BUSY_TIMEOUT * 1000):d}")
+
+
+def _shared_pool(conninfo: str) -> _Pool:
+    with _shared_lock:
+        pool = _shared_pools.get(conninfo)
+        if pool is None:
+            if not _shared_pools:
+                atexit.register(close_shared_pools)
+            pool = _shared_pools[conninfo] = _Pool(conninfo, _configure_shared)
+        return pool
+
+
+def close_shared_pools() -> None:
+    """Close the pools the schemas' catalogs share in this process (at exit; a later query opens anew)."""
+    with _shared_lock:
+        pools = list(_shared_pools.values())
+    for pool in pools:
+        pool.close()
 
 
 def create_schema(url: str, schema: str) -> None:
@@ -383,41 +515,21 @@ class PostgresCatalog(Catalog):
         self.label = redacted(url)
         self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._local = threading.local()
-        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self._pool_pid = 0
-        self._pool_lock = threading.Lock()
+        conninfo, self.schema = split_schema(url)
+        # A schema's catalog shares its database's pool with every other in this process, and sets
+        # its schema in each transaction (SET LOCAL), so no connection going back to the pool keeps it;
+        # a catalog of a whole database (a single instance) has a pool of its own, as ever.
+        self._pool = _Pool(url, self._configure) if self.schema is None else _shared_pool(conninfo)
+        #: Seconds to wait for a connection before the catalog counts as unreachable (the reason is
+        #: probed then): a web request's few seconds, a command's ten.
+        self._wait = max(1.0, min(self.busy_timeout, 2.0 * CONNECT_TIMEOUT))
+        self._write_lock = write_lock(self.schema)
 
     # -- connections -------------------------------------------------------------
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         """The busy timeout for statements outside a transaction (a write transaction sets its own)."""
         conn.execute(f"SET lock_timeout = {int(self.busy_timeout * 1000):d}")
-
-    def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
-        pool = self._pool
-        if pool is not None and self._pool_pid == os.getpid():
-            return pool
-        with self._pool_lock:
-            if self._pool is None or self._pool_pid != os.getpid():
-                # A pool made before a fork (gunicorn's workers) is not used in the child: its
-                # connections and threads belong to the parent.
-                pool = ConnectionPool(
-                    self.url,
-                    min_size=POOL_READY,
-                    max_size=POOL_SIZE,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "prepare_threshold": None},
-                    configure=self._configure,
-                    # No check on every checkout (it costs a round trip per query): a connection the
-                    # server dropped fails its first statement, is discarded, and the query is retried.
-                    # Waiting for a connection past this is "cannot reach" (the reason is probed below):
-                    # a web request's few seconds, a command's ten.
-                    timeout=max(1.0, min(self.busy_timeout, 2.0 * CONNECT_TIMEOUT)),
-                    open=False,
-                    name="pligt-catalog",
-                )
-                pool.open(wait=False)
-                self._pool, self._pool_pid = pool, os.getpid()
-            return self._pool
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -437,9 +549,9 @@ class PostgresCatalog(Catalog):
     def _checkout(self) -> tuple[ConnectionPool[psycopg.Connection[Any]], psycopg.Connection[Any]]:
         """A connection from the pool; a pool still backing off after an outage is made anew."""
         for renewed in (False, True):
-            pool = self._get_pool()
+            pool = self._pool.get()
             try:
-                return pool, pool.getconn()
+                return pool, pool.getconn(timeout=self._wait)
             except PoolTimeout as e:
                 reason = self._why_unreachable()
                 if reason is not None or renewed:
@@ -449,21 +561,15 @@ class PostgresCatalog(Catalog):
                     ) from e
                 # The server answers, but the pool waits out the back-off of its failed attempts
                 # (measured: healthz 503 for seconds after the database was back): start afresh.
-                self._renew_pool(pool)
+                self._pool.renew(pool)
             except psycopg.Error as e:
                 raise self._translated(e) from e
         raise AssertionError("unreachable")
 
-    def _renew_pool(self, old: ConnectionPool[psycopg.Connection[Any]]) -> None:
-        with self._pool_lock:
-            if self._pool is old:
-                self._pool = None
-        threading.Thread(target=old.close, name="pligt-old-pool", daemon=True).start()
-
     def _why_unreachable(self) -> str | None:
         """Connect once outside the pool: None if that works, else the reason a person can act on."""
         try:
-            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT).close()
+            psycopg.connect(self._pool.conninfo, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as e:
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             return lines[0].removeprefix("connection failed: ") if lines else type(e).__name__
@@ -481,6 +587,13 @@ class PostgresCatalog(Catalog):
                     return _fetched(conn.execute(query, params))
                 except psycopg.Error as e:
                     raise self._translated(e) from e
+        if self.schema is not None:
+            with self._own_transaction():
+                return self._execute(sql, params)
+        return self._execute_alone(query, params)
+
+    def _execute_alone(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
+        """One statement on a pooled connection, outside any transaction (retried once a dropped one is gone)."""
         for _ in range(POOL_SIZE):
             with self._connection() as conn:
                 try:
@@ -492,8 +605,17 @@ class PostgresCatalog(Catalog):
                     last = e
         raise self._translated(last) from last
 
+    @contextlib.contextmanager
+    def _own_transaction(self) -> Iterator[None]:
+        """Statements outside a transaction: for a schema's catalog, in one of their own that sets the schema."""
+        if self.schema is None or getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._held("BEGIN", lock=False, commit=True):
+            yield
+
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._connection() as conn:
+        with self._own_transaction(), self._connection() as conn:
             try:
                 with conn.cursor() as cursor:
                     cursor.executemany(cast(Any, to_pyformat(sql)), list(rows))
@@ -524,7 +646,7 @@ class PostgresCatalog(Catalog):
     def _insert_many(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """One ``COPY``: a batch of download records costs a fraction of a statement per row (measured)."""
         statement = cast(Any, f"COPY {table} ({', '.join(columns)}) FROM STDIN")  # names of our own schema
-        with self._connection() as conn:
+        with self._own_transaction(), self._connection() as conn:
             try:
                 with conn.cursor() as cursor, cursor.copy(statement) as copy:
                     for row in rows:
@@ -533,14 +655,14 @@ class PostgresCatalog(Catalog):
                 raise self._translated(e) from e
 
     @contextlib.contextmanager
-    def _held(self, begin: str, *, lock: bool) -> Iterator[None]:
+    def _held(self, begin: str, *, lock: bool, commit: bool) -> Iterator[None]:
         if getattr(self._local, "conn", None) is not None:
             yield
             return
         with self._began(begin) as conn:
             try:
                 if lock:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
             except psycopg.Error as e:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
@@ -548,7 +670,7 @@ class PostgresCatalog(Catalog):
             self._local.conn = conn
             try:
                 yield
-                if lock:
+                if commit:
                     try:
                         conn.execute("COMMIT")
                     except psycopg.Error as e:
@@ -565,7 +687,7 @@ class PostgresCatalog(Catalog):
         for _ in range(POOL_SIZE):
             with self._connection() as conn:
                 try:
-                    conn.execute(begin)
+                    conn.execute(cast(Any, self._opening(begin)))
                 except psycopg.Error as e:
                     if not conn.broken:
                         raise self._translated(e) from e
@@ -575,13 +697,24 @@ class PostgresCatalog(Catalog):
                 return
         raise self._translated(last) from last
 
+    def _opening(self, begin: str) -> str:
+        """``begin`` and the transaction's own settings, in the one round trip that starts it.
+
+        In the transaction itself: behind a pooler in transaction mode the connection's
+        session (_configure) may be another server connection's, and a shared pool's
+        connection serves every schema in turn. SET LOCAL ends with the transaction, so
+        no connection goes back to the pool with this catalog's schema.
+        """
+        opening = f"{begin}; SET LOCAL lock_timeout = {int(self.busy_timeout * 1000):d}"
+        if self.schema is not None:
+            opening += f'; SET LOCAL search_path TO "{self.schema}"'  # a plain name (_SEARCH_PATH)
+        return opening
+
     def _write(self) -> contextlib.AbstractContextManager[None]:
-        # The busy timeout in the transaction itself: behind a pooler in transaction mode, the
-        # connection's own setting (_configure) may be another server connection's.
-        return self._held(f"BEGIN; SET LOCAL lock_timeout = {int(self.busy_timeout * 1000):d}", lock=True)
+        return self._held("BEGIN", lock=True, commit=True)
 
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
-        return self._held("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock=False)
+        return self._held("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock=False, commit=False)
 
     # -- schema --------------------------------------------------------------------
 
@@ -614,7 +747,9 @@ class PostgresCatalog(Catalog):
 
     def checkpoint(self) -> None:
         """Rewrite the tables that held erased personal data, so no old row version stays in them."""
-        self._execute("VACUUM FULL access_requests, audit_log")  # outside a transaction, as VACUUM must be
+        # Outside a transaction, as VACUUM must be: a schema's tables by their full names.
+        prefix = f'"{self.schema}".' if self.schema is not None else ""
+        self._execute_alone(f"VACUUM FULL {prefix}access_requests, {prefix}audit_log")
 
     def backup_to(self, path: Path) -> None:
         """Copy the catalog, from one snapshot, into a new SQLite file (a backup is one file, whatever the engine)."""
@@ -637,11 +772,9 @@ class PostgresCatalog(Catalog):
                 )
 
     def close(self) -> None:
-        """Close the pool (a later query opens a new one)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pool_pid == os.getpid():
-            pool.close()
+        """Close the pool (a later query opens a new one); a shared pool stays open for the other schemas."""
+        if self.schema is None:
+            self._pool.close()
 
 
 class PostgresKeyStore(KeyStore):

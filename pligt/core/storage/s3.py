@@ -11,8 +11,12 @@ Design notes, each for a reason:
 * Credentials come only from boto3's default chain (environment, shared
   config, instance roles), never from the URL or the service's settings, so
   they never land in ``pligt.toml`` or a log line.
-* One client per backend, built lazily under a lock: boto3 *clients* are
-  thread-safe once built (resources are not), and gunicorn's threads share it.
+* One client per endpoint and options in a process, built lazily under a
+  lock: boto3 *clients* are thread-safe once built (resources are not), so
+  gunicorn's threads share it, and so do the backends of a deployment's
+  publishers (one bucket, a prefix each): a client of its own per publisher
+  cost about 12 MiB and 0.2 s of CPU each (measured: 2 GiB, and one harvest at
+  1 % of its rate, with 50 publishers harvested in two workers).
 * Short timeouts and few retries: a request must fail (503 + Retry-After)
   rather than hang a worker thread when the endpoint is down or slow.
 * Uploads stream in parts of :data:`PART_SIZE` so memory stays flat whatever
@@ -31,6 +35,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -152,33 +157,19 @@ class S3Storage(Storage):
 
     @property
     def client(self) -> Any:
-        """The boto3 S3 client, built on first use and shared by all threads."""
+        """The boto3 S3 client, built on first use and shared by all threads (and backends of its options)."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = self._make_client()
+                    self._client = _shared_client(
+                        self.endpoint_url,
+                        self.region,
+                        self.addressing_style,
+                        self.connect_timeout,
+                        self.read_timeout,
+                        self.max_attempts,
+                    )
         return self._client
-
-    def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
-            s3={"addressing_style": self.addressing_style},
-            # We send our own SHA-256 where it matters; no CRC32 on top, and no
-            # whole-object validation of GETs we read only in ranges.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            # One connection per concurrent download (gunicorn's threads).
-            max_pool_connections=64,
-        )
-        # A session of our own: boto3's default session is not safe to share
-        # between threads while a client is being made.
-        session = boto3.session.Session()
-        return session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config)
 
     def _key(self, key: str) -> str:
         key = check_key(key)
@@ -682,6 +673,86 @@ class _S3Reader(io.RawIOBase):
 
     def fileno(self) -> int:
         raise io.UnsupportedOperation("an S3 object has no file descriptor; iterate over it instead")
+
+
+#: The S3 clients of this process, by everything a client is made from (see _shared_client).
+_clients: dict[tuple[object, ...], Any] = {}
+_clients_lock = threading.Lock()
+#: What boto3's default chain finds credentials and settings by: a client made under one set is not another's.
+_CLIENT_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CA_BUNDLE",
+)
+
+
+def _shared_client(
+    endpoint_url: str | None,
+    region: str | None,
+    addressing_style: str,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> Any:
+    """The process's client for these options and the credentials the environment names now.
+
+    A client made before a fork (its connections the parent's) is not the child's.
+    """
+    key = (
+        os.getpid(),
+        endpoint_url,
+        region,
+        addressing_style,
+        connect_timeout,
+        read_timeout,
+        max_attempts,
+        tuple(os.environ.get(name) for name in _CLIENT_ENV),
+    )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = _make_client(
+                endpoint_url, region, addressing_style, connect_timeout, read_timeout, max_attempts
+            )
+        return client
+
+
+def _make_client(
+    endpoint_url: str | None,
+    region: str | None,
+    addressing_style: str,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        s3={"addressing_style": addressing_style},
+        # We send our own SHA-256 where it matters; no CRC32 on top, and no
+        # whole-object validation of GETs we read only in ranges.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        # One connection per concurrent download (gunicorn's threads, of every publisher).
+        max_pool_connections=64,
+    )
+    # A session of our own: boto3's default session is not safe to share
+    # between threads while a client is being made.
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def _utc(moment: datetime) -> datetime:
