@@ -37,6 +37,7 @@ from tests.support.net import free_port
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bare-debian"
 TARBALL = CACHE / "bookworm-minbase-python3.tar"
+LOGS = CACHE / "logs"
 STAMP = Path(__file__).with_name("bare_machine.stamp")
 RUN = "scripts/test -m slow tests/test_bare_machine.py"
 #: The three slow tests below: the stamp is written once all three passed in one run.
@@ -140,6 +141,20 @@ class Machine:
         with log.open("wb") as out:
             return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
+    def boot(self, log: Path) -> Booted:
+        """Boot the root: systemd as PID 1 of its own mount, PID, network, UTS and IPC namespaces.
+
+        Its network has only its own loopback, so Caddy takes ports 80 and 443 there, as on
+        a server, and nothing of this machine's; it has no way out (install before booting).
+        """
+        argv = ["unshare", "--mount", "--pid", "--net", "--uts", "--ipc", "--fork", "--kill-child"]
+        argv += [f"--mount-proc={self.path / 'proc'}", "/bin/sh", "-c", _MOUNT_AND_BOOT, "sh", str(self.path)]
+        argv += ["/usr/bin/env", "-i", "container=other", "PATH=" + _PATH, "LANG=C.UTF-8"]
+        argv += ["/lib/systemd/systemd", "--show-status=false", "--log-target=journal-or-kmsg"]
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return Booted(process)
+
     def run(self, script: str, log: Path, timeout: float = SERVE_TIMEOUT) -> str:
         """Run ``script`` inside to its end; return its output, or fail with it."""
         process = self.start(script, log)
@@ -152,14 +167,67 @@ class Machine:
         return output
 
 
+class Booted:
+    """A booted bare machine: commands are run in it by entering its namespaces (nsenter)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.init = self._init()
+
+    def _init(self) -> int:
+        """Return the PID (here) of its systemd: unshare's one child."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = children.read_text().split() if children.exists() else []
+            if found:
+                return int(found[0])
+            assert self.process.poll() is None, "the machine did not boot"
+            time.sleep(0.2)
+        raise AssertionError("no systemd in the booted machine")
+
+    def run(self, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run ``script`` (bash) in the booted machine as root; return what it did."""
+        argv = ["nsenter", "-t", str(self.init), "-m", "-p", "-n", "-u", "-i", "-r", "-w"]
+        argv += ["/usr/bin/env", "-i", "PATH=" + _PATH, "HOME=/root", "LANG=C.UTF-8", "/bin/bash", "-c", script]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def ok(self, script: str, timeout: float = 120) -> str:
+        """Run ``script`` in the booted machine; return its output, or fail with it."""
+        done = self.run(script, timeout)
+        assert done.returncode == 0, f"{script}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def state(self) -> str:
+        """Wait for the boot to finish; return the system's state (``running``: every unit started)."""
+        deadline = time.monotonic() + 180
+        while True:  # offline: systemd does not answer on its socket yet
+            state = self.run("systemctl is-system-running --wait", timeout=180).stdout.strip()
+            if state != "offline" or time.monotonic() > deadline:
+                return state
+            time.sleep(0.5)
+
+    def halt(self) -> None:
+        """Stop the machine: its PID 1 killed, the whole PID namespace goes with it."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Run by this machine's sh in the new mount namespace: $1 is the root, the rest the command inside.
-_MOUNT_AND_CHROOT = (
+_MOUNTS = (
     'root="$1"; shift; '
     'mount --rbind "$root" "$root" && '
     'mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$root/dev/shm" && '
     'mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$root/dev/pts" && '
     'mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys" && '
+)
+_MOUNT_AND_CHROOT = _MOUNTS + 'exec chroot "$root" "$@"'
+#: And what systemd as PID 1 needs besides (as systemd-nspawn gives it): the cgroup tree and a /run.
+_MOUNT_AND_BOOT = (
+    _MOUNTS + 'mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$root/sys/fs/cgroup" && '
+    'mount -t tmpfs -o nosuid,nodev,mode=0755 run "$root/run" && '
     'exec chroot "$root" "$@"'
 )
 
@@ -204,6 +272,9 @@ def new_machine() -> Iterator[Machine]:
     try:
         yield Machine(folder / "machine")
     finally:
+        LOGS.mkdir(exist_ok=True)  # the last run's logs, to read after it (how long the suite took inside)
+        for log in folder.glob("*.log"):
+            shutil.copy(log, LOGS / log.name)
         shutil.rmtree(folder)  # nothing is mounted in it: the mounts were the namespaces' own
 
 
@@ -297,6 +368,90 @@ def test_pligt_deploy_goes_live_on_a_bare_debian(machine: Machine) -> None:
     passed("deploy")
 
 
+#: Fetch a URL in the booted machine, trusting Caddy's own CA (python3 is all the bare root has).
+_FETCH = """
+import ssl, sys, time, urllib.error, urllib.request
+ca = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+class Keep(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args): return None
+deadline = time.monotonic() + 60
+while True:
+    try:
+        trust = urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca))
+        answer = urllib.request.build_opener(Keep, trust).open(sys.argv[1], timeout=10)
+    except urllib.error.HTTPError as error:
+        answer = error
+    except (OSError, ssl.SSLError):
+        answer = None
+    if answer is not None and answer.status != 502 or time.monotonic() > deadline:
+        break
+    time.sleep(0.5)  # Caddy not up yet, or 502: pligt serve not yet
+print(answer.status if answer else "no answer", answer.headers.get("Location", "") if answer else "")
+"""
+
+
+@pytest.mark.slow
+@needs_root
+@needs_debootstrap
+def test_pligt_deploy_runs_live_under_systemd_on_a_booted_bare_debian(fresh_machine: Machine) -> None:
+    """Installed in the root, booted with systemd as PID 1: the units start at boot, Caddy serves on 443.
+
+    Then what only a running systemd does: a killed service is started again (Restart=on-failure),
+    every timer waits with a next time and the job it starts succeeds, and a second
+    ``scripts/deploy`` on the running machine reloads systemd and restarts the service.
+    """
+    logs = fresh_machine.path.parent
+    fresh_machine.run(
+        "set -e; cd /srv/pligt\n"
+        "apt-get -o DPkg::Lock::Timeout=600 update -qq\n"
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd dbus >/dev/null\n"
+        "scripts/deploy --base-url https://localhost\n",
+        logs / "deploy.log",
+    )
+    (fresh_machine.path / "root/fetch.py").write_text(_FETCH)
+    booted = fresh_machine.boot(logs / "boot.log")
+    try:
+        state = booted.state()
+        assert state == "running", booted.run("systemctl --failed --no-pager; journalctl -b --no-pager").stdout
+        assert booted.ok("python3 /root/fetch.py https://localhost/").split() == ["200"]
+        assert booted.ok("python3 /root/fetch.py http://localhost/").split() == ["301", "https://localhost/"]
+
+        first = booted.ok("systemctl show -P MainPID pligt.service").strip()
+        booted.ok(f"kill -KILL {first}")
+        assert _restarted(booted, first) == "1"
+        assert booted.ok("python3 /root/fetch.py https://localhost/").split() == ["200"]
+
+        timers = sorted(p.name for p in (fresh_machine.path / "etc/systemd/system/timers.target.wants").glob("pligt*"))
+        assert len(timers) >= 4, timers
+        for timer in timers:
+            shown = booted.ok(f"systemctl show -p ActiveState -p NextElapseUSecRealtime {timer}")
+            assert "ActiveState=active" in shown and "NextElapseUSecRealtime=\n" not in shown + "\n", shown
+            job = timer.removesuffix(".timer") + ".service"
+            ran = booted.run(f"systemctl start {job}; systemctl show -P Result {job}", timeout=300)
+            assert ran.stdout.strip() == "success", booted.run(f"journalctl -u {job} --no-pager").stdout
+
+        before = booted.ok("systemctl show -P MainPID pligt.service").strip()
+        again = booted.ok("cd /srv/pligt && scripts/deploy --base-url https://localhost 2>&1", timeout=600)
+        assert "Kept the instance" in again and "systemctl daemon-reload" in again, again
+        assert booted.ok("systemctl show -P MainPID pligt.service").strip() != before
+        assert booted.ok("python3 /root/fetch.py https://localhost/").split() == ["200"]
+        assert booted.ok("systemctl is-system-running").strip() == "running"
+    finally:
+        booted.halt()
+
+
+def _restarted(booted: Booted, killed: str) -> str:
+    """Wait for systemd to start the service again after ``killed``; return its restart count."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = booted.ok("systemctl show -p MainPID -p ActiveState -p NRestarts pligt.service").split()
+        state = dict(line.split("=", 1) for line in shown)
+        if state["MainPID"] not in ("0", killed) and state["ActiveState"] == "active":
+            return state["NRestarts"]
+        time.sleep(0.5)
+    raise AssertionError(booted.run("journalctl -u pligt.service --no-pager").stdout)
+
+
 #: Left out of the suite inside the bare root, each with the reason it cannot be tried there.
 LEFT_OUT_INSIDE = {
     # The stamp is what this very run writes: in the clone it is the last run's whenever the set-up changed.
@@ -317,7 +472,12 @@ def test_scripts_test_passes_on_a_bare_debian_with_only_python3(fresh_machine: M
     """
     deselect = " ".join(f"--deselect {test}" for test in sorted(LEFT_OUT_INSIDE))
     log = fresh_machine.path.parent / "test.log"
-    output = fresh_machine.run(f"cd /srv/pligt && scripts/test -rs {deselect}", log, timeout=SUITE_TIMEOUT)
+    started = time.monotonic()
+    try:
+        output = fresh_machine.run(f"cd /srv/pligt && scripts/test -rs {deselect}", log, timeout=SUITE_TIMEOUT)
+    finally:  # the whole run's time beside pytest's own: the set-up's share
+        with log.open("a") as out:
+            out.write(f"scripts/test on the bare root: {time.monotonic() - started:.0f} s in all\n")
     assert "ruff and mypy: passed" in output
     closing = output.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", closing), output
