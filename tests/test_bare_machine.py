@@ -409,6 +409,7 @@ def test_pligt_deploy_runs_live_under_systemd_on_a_booted_bare_debian(fresh_mach
         logs / "deploy.log",
     )
     (fresh_machine.path / "root/fetch.py").write_text(_FETCH)
+    _missed(fresh_machine.path, "pligt-audit-stamp.timer")
     booted = fresh_machine.boot(logs / "boot.log")
     try:
         state = booted.state()
@@ -421,6 +422,8 @@ def test_pligt_deploy_runs_live_under_systemd_on_a_booted_bare_debian(fresh_mach
         assert _restarted(booted, first) == "1"
         assert booted.ok("python3 /root/fetch.py https://localhost/").split() == ["200"]
 
+        # The run missed while the machine was off (Persistent=true) is made up at boot, by systemd.
+        assert _fired(booted, "pligt-audit-stamp") == "success"
         timers = sorted(p.name for p in (fresh_machine.path / "etc/systemd/system/timers.target.wants").glob("pligt*"))
         assert len(timers) >= 4, timers
         for timer in timers:
@@ -438,6 +441,27 @@ def test_pligt_deploy_runs_live_under_systemd_on_a_booted_bare_debian(fresh_mach
         assert booted.ok("systemctl is-system-running").strip() == "running"
     finally:
         booted.halt()
+
+
+def _missed(root: Path, timer: str) -> None:
+    """Make ``timer`` look as if it last ran two days ago, as after a machine was off (its stamp file)."""
+    stamp = root / "var/lib/systemd/timers" / f"stamp-{timer}"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    then = time.time() - 2 * 24 * 3600
+    os.utime(stamp, (then, then))
+
+
+def _fired(booted: Booted, job: str) -> str:
+    """Wait for the timer of ``job`` to start it (its jitter: a minute at most); return how the job ended."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        triggered = booted.ok(f"systemctl show -P LastTriggerUSecMonotonic {job}.timer").strip()
+        state = dict(line.split("=", 1) for line in booted.ok(f"systemctl show -p ActiveState -p Result {job}").split())
+        if triggered not in ("", "0") and state["ActiveState"] == "inactive":
+            return state["Result"]
+        time.sleep(1)
+    raise AssertionError(booted.run(f"systemctl list-timers --all --no-pager; journalctl -u {job} --no-pager").stdout)
 
 
 def _restarted(booted: Booted, killed: str) -> str:
