@@ -1,8 +1,8 @@
 """The ``Content-Disposition`` of a download: the file's own name, and an ASCII name for old clients.
 
-One function for the download (pligt/served.py's headers, sent by
-pligt/web/downloads.py) and the WARC export, so that the header a crawler
-stores is the one the export writes. RFC 6266: ``filename*=UTF-8''…`` carries the
+One function for both download paths (Flask's, pligt/web/downloads.py, and
+the fast path, pligt/web/fastpath.py) and the WARC export, so that the
+header a crawler stores is the same whichever answered. RFC 6266: ``filename*=UTF-8''…`` carries the
 name exactly as it was published (``Bog om Ærø.epub``, ``Q&A?.pdf``), and
 ``filename="…"`` an ASCII stand-in for clients that read only that one:
 Danish letters spelled out as Danes do (Æ→AE, Ø→OE, Å→AA), other accents

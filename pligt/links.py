@@ -1,6 +1,7 @@
 """The URLs Pligt hands out, defined once: the route, the pattern and the builder of each.
 
-The web app registers :data:`VERSION_ROUTE`, and everything that writes a version's address (pages,
+The web app registers :data:`VERSION_ROUTE`, the fast path matches
+:data:`VERSION_PATTERN`, and everything that writes a version's address (pages,
 the sitemap, the WARC export, reports, release emails) builds it with
 :func:`version_path`, so that they cannot drift apart. Nothing here needs Flask.
 """
@@ -8,6 +9,7 @@ the sitemap, the WARC export, reports, release emails) builds it with
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 from urllib.parse import quote
 from urllib.parse import urlsplit
@@ -19,6 +21,8 @@ from pligt.settings import Settings
 FILES_PREFIX = "/files/"
 #: The stable URL of one version (a werkzeug route).
 VERSION_ROUTE = FILES_PREFIX + "<slug>/v<int:number>/<filename>"
+#: The same URL, as the fast path matches it (before any routing).
+VERSION_PATTERN = re.compile(re.escape(FILES_PREFIX) + r"([^/]+)/v([0-9]{1,9})/([^/]+)")
 #: The item's newest retained version (a redirect).
 LATEST_ROUTE = "/files/<slug>/latest"
 #: The release page's path; the access blueprint serves it.

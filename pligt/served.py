@@ -1,8 +1,10 @@
-"""The headers Pligt answers a version with, built once: for the download and the export.
+"""The headers Pligt answers a version with, built once: for both download paths and the export.
 
-The web app (pligt/web/downloads.py) sends :func:`version_headers` as they
-are, and ``pligt export`` writes them into each version's WARC record, so that
-the archive holds the answer a crawler got. Nothing here needs Flask.
+The fast path (pligt/web/fastpath.py) sends :func:`version_headers` as they
+are, the Flask path (pligt/web/downloads.py) builds the same set
+(tests/test_fastpath.py compares them), and ``pligt export`` writes them into
+each version's WARC record, so that the archive holds the answer a crawler got.
+Nothing here needs Flask.
 """
 
 from __future__ import annotations
@@ -64,14 +66,6 @@ def version_headers(version: Version, secure: bool) -> list[tuple[str, str]]:
         ("Accept-Ranges", "bytes"),
         *security_headers(secure=secure, csp=FILES_CSP),
     ]
-
-
-def partial_headers(version: Version, secure: bool, start: int, stop: int) -> list[tuple[str, str]]:
-    """Return the headers of a 206 with the bytes of ``version`` from ``start`` up to (not including) ``stop``."""
-    headers = [(k, v) for k, v in version_headers(version, secure) if k != "Content-Length"]
-    headers.append(("Content-Length", str(stop - start)))
-    headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{version.size}"))
-    return headers
 
 
 def not_modified_headers(version: Version, secure: bool) -> list[tuple[str, str]]:

@@ -3,7 +3,8 @@
 Heritrix (since 3.4) sends no credentials until a 401 names a realm matching
 the one in its credential store, so every 401 must carry the exact
 ``WWW-Authenticate`` challenge; a protected file's 401 has a small fixed body
-whatever the client asks for.
+whatever the client asks for, and one without any Authorization header is
+answered without Flask (tests/test_fastpath.py pins it to the Flask path's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.support.access import issue_credential
 from tests.support.app import Clock
 from tests.support.app import Instance
 from tests.support.data import pdf_bytes
+from tests.test_fastpath import through_flask
 
 PROTECTED_FILE = "/files/p/v1/p.pdf"
 
@@ -40,10 +42,15 @@ def crawler_challenge(instance: Instance) -> str:
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("answered_by", ["fast path", "Flask path"])
 def test_a_protected_file_without_credentials_gets_the_exact_challenge(
-    client: FlaskClient, instance: Instance, credential: object, method: str
+    client: FlaskClient, instance: Instance, credential: object, method: str, answered_by: str
 ) -> None:
-    response = client.open(PROTECTED_FILE, method=method)
+    if answered_by == "Flask path":
+        with through_flask():
+            response = client.open(PROTECTED_FILE, method=method)
+    else:
+        response = client.open(PROTECTED_FILE, method=method)
     assert response.status_code == 401
     assert response.headers.getlist("WWW-Authenticate") == [crawler_challenge(instance)]
     assert "Location" not in response.headers
@@ -101,7 +108,7 @@ def test_every_refusal_of_the_crawlers_credentials_carries_the_challenge(
         assert response.headers["WWW-Authenticate"] == crawler_challenge(instance), path
 
 
-def test_an_expired_credential_gets_the_challenge_though_it_was_cached(
+def test_an_expired_credential_gets_the_challenge_on_both_paths(
     client: FlaskClient, archive: Archive, instance: Instance, clock: Clock
 ) -> None:
     archive.publish([pdf_bytes("p")], filename="p.pdf", slug="p", visibility="protected")
@@ -109,9 +116,10 @@ def test_an_expired_credential_gets_the_challenge_though_it_was_cached(
     auth = (credential.username, password)
     assert client.get(PROTECTED_FILE, auth=auth).status_code == 200  # verified and cached
     clock.advance(days=2)
-    first = client.get(PROTECTED_FILE, auth=auth)
-    again = client.get(PROTECTED_FILE, auth=auth)
-    for response in (first, again):
+    fast = client.get(PROTECTED_FILE, auth=auth)
+    with through_flask():
+        slow = client.get(PROTECTED_FILE, auth=auth)
+    for response in (fast, slow):
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == crawler_challenge(instance)
         assert response.data == FILE_CHALLENGE_BODY

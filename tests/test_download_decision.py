@@ -1,8 +1,8 @@
 """The one download decision, as a table: what a GET or HEAD of a version's URL answers, and what is recorded.
 
 :func:`pligt.web.decision.decide` is pure (no Flask, no sockets, no I/O), and
-every answer of a version's URL (and of its "latest" URL) asks it;
-tests/test_crawler_requests.py and the HTTP tests show them end to end.
+every path that answers a version asks it; tests/test_fastpath.py shows both
+paths render its answers alike, and the HTTP tests show them end to end.
 """
 
 from __future__ import annotations

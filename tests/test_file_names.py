@@ -2,7 +2,7 @@
 
 ``Prisliste #2 (100%).pdf``, ``Q&A?.pdf``, ``C++ kursus.pdf``: percent-encoded in
 URLs (``#`` ``%`` ``?`` would otherwise cut the path), matched by werkzeug's
-router, and named in ``Content-Disposition`` twice:
+router and by the fast path alike, and named in ``Content-Disposition`` twice:
 exactly, as RFC 6266 ``filename*=UTF-8''…``, and in ASCII for old clients, with
 Danish letters spelled out (``Bog om Ærø.epub`` → ``Bog om AEroe.epub``) rather
 than dropped. One refused file of a ``pligt add`` batch no longer stops the rest.
@@ -20,6 +20,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 from flask import Flask
+from flask import request
+from flask import request_started
 from flask import url_for
 from flask.testing import FlaskClient
 
@@ -30,6 +32,7 @@ from pligt.disposition import ascii_name
 from pligt.disposition import content_disposition
 from pligt.instance import build_archive
 from pligt.links import version_path
+from pligt.web.fastpath import FastDownloads
 from tests.support.access import issue_credential
 from tests.support.app import Instance
 from tests.support.cli import invoke
@@ -138,16 +141,26 @@ def test_links_are_percent_encoded_exactly_as_url_for_makes_them(
         assert made == path
 
 
-def test_each_name_is_linked_and_served_with_its_name(client: FlaskClient, published: dict[str, str]) -> None:
+def test_each_name_is_served_by_both_paths_with_the_same_headers(
+    app: Flask, client: FlaskClient, published: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    through_flask: list[str] = []
+    request_started.connect(lambda sender, **extra: through_flask.append(request.path), app, weak=False)
     front = client.get("/").get_data(as_text=True)
     hrefs = {html.unescape(h) for h in re.findall(r'href="([^"]+)"', front)}
     for name, path in published.items():
         assert path in hrefs, name
-        response = client.get(path)  # werkzeug's router on the unquoted PATH_INFO
-        assert response.status_code == 200, name
-        assert response.data == pdf_bytes(name)
-        assert response.headers["Content-Disposition"] == content_disposition(name)
-        fallback, exact = disposition_names(response.headers["Content-Disposition"])
+        through_flask.clear()
+        fast = client.get(path)  # the fast path: VERSION_PATTERN on the unquoted PATH_INFO
+        assert through_flask == [], name
+        with monkeypatch.context() as patch:
+            patch.setattr(FastDownloads, "_serve", lambda self, environ, start_response: None)
+            slow = client.get(path)  # werkzeug's router, and send_file
+        assert through_flask == [f"/files/{path.split('/')[2]}/v1/{name}"], name
+        assert (fast.status_code, slow.status_code) == (200, 200), name
+        assert fast.data == slow.data == pdf_bytes(name)
+        assert fast.headers["Content-Disposition"] == slow.headers["Content-Disposition"]
+        fallback, exact = disposition_names(fast.headers["Content-Disposition"])
         assert (exact or fallback) == name
         assert fallback.isascii()
 

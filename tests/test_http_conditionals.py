@@ -1,17 +1,21 @@
-"""Conditional requests as RFC 9110 §13.2.2 orders them.
+"""Conditional requests as RFC 9110 §13.2.2 orders them, on the fast path and the Flask path alike.
 
 If-Match, then If-Unmodified-Since (only without If-Match), then If-None-Match
 (304, weak comparison), then If-Modified-Since (only without If-None-Match),
 then Range with If-Range compared strongly. Every test runs for a public and a
-protected version (with a crawler credential).
+protected version (with a crawler credential), answered by the fast path and
+by the Flask path; each request checks that the path it names answered it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from flask import Flask
+from flask import request_started
 from flask.testing import FlaskClient
 from werkzeug.http import http_date
 from werkzeug.test import TestResponse
@@ -20,8 +24,11 @@ from pligt.core import Archive
 from pligt.core.models import Version
 from tests.support.access import issue_credential
 from tests.support.data import pdf_bytes
+from tests.test_fastpath import through_flask
 
 PATH = "/files/c/v1/c.pdf"
+#: What only the Flask path answers, on either path (an error page).
+FLASK_ONLY = (412, 416)
 
 
 @dataclass
@@ -32,6 +39,8 @@ class Target:
     version: Version
     data: bytes
     auth: tuple[str, str] | None
+    answered_by: str
+    seen: list[str]
 
     @property
     def etag(self) -> str:
@@ -41,9 +50,15 @@ class Target:
         return http_date(self.version.published_at + timedelta(**offset))
 
     def get(self, method: str = "GET", **headers: str) -> TestResponse:
-        """Ask for the version with ``headers`` (underscores for dashes)."""
+        """Ask for the version; check that the path under test answered."""
+        self.seen.clear()
         named = {name.replace("_", "-"): value for name, value in headers.items()}
-        return self.client.open(PATH, method=method, auth=self.auth, headers=named)
+        response = self.client.open(PATH, method=method, auth=self.auth, headers=named)
+        if self.answered_by == "Flask path" or response.status_code in FLASK_ONLY:
+            assert self.seen == [PATH], (named, response.status_code)
+        else:
+            assert self.seen == [], (named, response.status_code)
+        return response
 
     def assert_whole(self, response: TestResponse) -> None:
         assert response.status_code == 200, response.status_code
@@ -64,8 +79,34 @@ class Target:
         assert response.headers["Content-Range"] == f"bytes {start}-{stop - 1}/{len(self.data)}"
 
 
+@pytest.fixture(params=["fast path", "Flask path"])
+def answered_by(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "Flask path":
+        with through_flask():
+            yield request.param
+    else:
+        yield request.param
+
+
+@pytest.fixture
+def seen(app: Flask) -> Iterator[list[str]]:
+    """The paths of the requests that went through Flask's request handling."""
+    paths: list[str] = []
+
+    def started(sender: Flask, **extra: object) -> None:
+        from flask import request
+
+        paths.append(request.path)
+
+    request_started.connect(started, app)
+    yield paths
+    request_started.disconnect(started, app)
+
+
 @pytest.fixture(params=["public", "protected"])
-def target(request: pytest.FixtureRequest, client: FlaskClient, archive: Archive) -> Target:
+def target(
+    request: pytest.FixtureRequest, client: FlaskClient, archive: Archive, answered_by: str, seen: list[str]
+) -> Target:
     data = pdf_bytes("conditionals", pad=2000)
     version = archive.publish([data], filename="c.pdf", slug="c", visibility=request.param).version
     auth = None
@@ -73,7 +114,7 @@ def target(request: pytest.FixtureRequest, client: FlaskClient, archive: Archive
         credential, password = issue_credential(archive)
         auth = (credential.username, password)
         assert client.get(PATH, auth=auth).status_code == 200  # verified (and cached) once, as a crawler is
-    return Target(client, version, data, auth)
+    return Target(client, version, data, auth, answered_by, seen)
 
 
 # -- If-None-Match -------------------------------------------------------------------------------
@@ -201,7 +242,9 @@ def test_head_ignores_range(target: Target) -> None:
 # -- without credentials, a protected version tells nothing -----------------------------------------
 
 
-def test_a_protected_revisit_without_credentials_is_challenged(client: FlaskClient, archive: Archive) -> None:
+def test_a_protected_revisit_without_credentials_is_challenged(
+    client: FlaskClient, archive: Archive, answered_by: str
+) -> None:
     version = archive.publish([pdf_bytes()], filename="p.pdf", slug="p", visibility="protected").version
     for headers in ({"If-None-Match": f'"{version.sha256}"'}, {"If-Match": '"another"'}, {"Range": "bytes=0-1"}):
         response = client.get("/files/p/v1/p.pdf", headers=headers)

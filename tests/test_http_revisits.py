@@ -4,13 +4,14 @@ A 304 to a request that presented the version's ETag, or an If-Modified-Since
 at or after its Last-Modified, is recorded like a download (status 304, no
 bytes); a public file fetched without credentials on a connection that had
 carried a crawler credential is recorded for that credential ("connection").
-No address is ever recorded.
+No address is ever recorded. Both paths, fast and Flask, record alike.
 """
 
 from __future__ import annotations
 
 import gc
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from pligt.core import Archive
 from pligt.core import SqliteCatalog
 from pligt.core.models import Version
 from pligt.settings import load_settings
-from pligt.web.connections import ConnectionCredentials
+from pligt.web.downloads import ConnectionCredentials
 from pligt.web.services import pligt
 from tests.support.access import issue_credential
 from tests.support.app import Clock
@@ -32,6 +33,16 @@ from tests.support.app import make_app
 from tests.support.data import pdf_bytes
 from tests.support.net import stop_process
 from tests.support.servers import Server
+from tests.test_fastpath import through_flask
+
+
+@pytest.fixture(params=["fast path", "Flask path"])
+def answered_by(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "Flask path":
+        with through_flask():
+            yield request.param
+    else:
+        yield request.param
 
 
 @pytest.fixture
@@ -44,9 +55,10 @@ def files(archive: Archive) -> dict[str, Version]:
 
 @pytest.fixture
 def crawler(client: FlaskClient, archive: Archive) -> tuple[int, tuple[str, str]]:
-    """A crawler credential, verified once (and cached, as the deposit crawler's is): (id, auth)."""
+    """A crawler credential, verified once (so that the fast path knows it): (id, auth)."""
     credential, password = issue_credential(archive)
-    assert client.head("/files/p/v1/p.pdf", auth=(credential.username, password)).status_code == 200
+    with through_flask():
+        assert client.head("/files/p/v1/p.pdf", auth=(credential.username, password)).status_code == 200
     return credential.id, (credential.username, password)
 
 
@@ -73,6 +85,7 @@ def test_a_revisit_with_the_etag_is_recorded_as_a_304(
     archive: Archive,
     files: dict[str, Version],
     crawler: tuple[int, Any],
+    answered_by: str,
     visibility: str,
 ) -> None:
     credential_id, auth = crawler
@@ -97,7 +110,7 @@ def test_a_revisit_with_the_etag_is_recorded_as_a_304(
 
 
 def test_a_revisit_with_a_date_at_or_after_last_modified_is_recorded(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
 ) -> None:
     credential_id, auth = crawler
     version = files["protected"]
@@ -108,7 +121,7 @@ def test_a_revisit_with_a_date_at_or_after_last_modified_is_recorded(
 
 
 def test_an_anonymous_revisit_of_a_public_file_is_recorded_as_anonymous(
-    client: FlaskClient, archive: Archive, files: dict[str, Version]
+    client: FlaskClient, archive: Archive, files: dict[str, Version], answered_by: str
 ) -> None:
     version = files["public"]
     response = client.get(path_of(version), headers={"If-None-Match": f'"{version.sha256}"'})
@@ -124,6 +137,7 @@ def test_304s_that_prove_nothing_are_not_recorded(
     instance: Instance,
     files: dict[str, Version],
     crawler: tuple[int, Any],
+    answered_by: str,
 ) -> None:
     _, auth = crawler
     version = files["protected"]
@@ -136,7 +150,7 @@ def test_304s_that_prove_nothing_are_not_recorded(
 
 
 def test_a_whole_download_is_still_recorded_as_before(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
 ) -> None:
     credential_id, auth = crawler
     version = files["protected"]
@@ -149,7 +163,7 @@ def test_a_whole_download_is_still_recorded_as_before(
 
 
 def test_a_listed_crawlers_user_agent_is_kept_as_its_pattern_only(
-    client: FlaskClient, archive: Archive, files: dict[str, Version]
+    client: FlaskClient, archive: Archive, files: dict[str, Version], answered_by: str
 ) -> None:
     version = files["public"]
     agent = "Mozilla/5.0 (compatible; heritrix/3.4.0 +https://www.kb.dk/netarkivindsamling)"
@@ -169,7 +183,7 @@ class Connection:
 
 
 def test_a_public_file_fetched_anonymously_on_the_crawlers_connection_is_attributed_to_it(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
 ) -> None:
     credential_id, auth = crawler
     public = files["public"]
@@ -209,6 +223,7 @@ def test_the_owner_or_a_revoked_credential_on_the_connection_ends_the_attributio
     instance: Instance,
     files: dict[str, Version],
     crawler: tuple[int, Any],
+    answered_by: str,
 ) -> None:
     credential_id, auth = crawler
     public, protected = path_of(files["public"]), path_of(files["protected"])
@@ -227,7 +242,7 @@ def test_the_owner_or_a_revoked_credential_on_the_connection_ends_the_attributio
 
 
 def test_a_request_with_credentials_that_fail_is_not_attributed(
-    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any]
+    client: FlaskClient, archive: Archive, files: dict[str, Version], crawler: tuple[int, Any], answered_by: str
 ) -> None:
     _, auth = crawler
     connection = Connection()

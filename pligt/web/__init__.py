@@ -20,7 +20,6 @@ from pligt.instance import build_archive
 from pligt.instance import require_initialised
 from pligt.settings import Settings
 from pligt.settings import load_settings
-from pligt.web.connections import ConnectionCredentials
 from pligt.web.page_cache import PageCache
 from pligt.web.services import Pligt
 from pligt.web.throttle import RateLimit
@@ -79,13 +78,14 @@ def create_app(
         ),
         request_limit=RateLimit(settings.requests_per_hour_per_client, 3600, shared=counts),
         index_cache=PageCache(),
-        connections=ConnectionCredentials(enabled=not settings.trusted_proxies),
     )
     app.session_interface = _SessionInterface()
     from pligt.web import sanity
+    from pligt.web.fastpath import FastDownloads
 
     sanity.init_app(app)
     app.wsgi_app = sanity.ValidHost(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = FastDownloads(app.wsgi_app, app.extensions["pligt"])  # type: ignore[method-assign]
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]

@@ -3,8 +3,8 @@
 The crawler sends credentials only after a 401 challenge with a realm, so
 every protected URL answers 401 with ``WWW-Authenticate: Basic realm="…"``,
 never a redirect to a login page. A protected file's challenge comes once per
-URL and harvest: it has a small fixed body (:data:`FILE_CHALLENGE_BODY`), the
-same whatever the client asks for.
+URL and harvest: it has a small fixed body (:data:`FILE_CHALLENGE_BODY`), which
+the fast path sends without Flask when a request carries no credentials at all.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ class _Basic(HTTPBasicAuth):
 
 
 def challenge_header(realm: str) -> str:
-    """Return the ``WWW-Authenticate`` value that challenges for ``realm``."""
+    """Return the ``WWW-Authenticate`` value that challenges for ``realm`` (the fast path sends it too)."""
     return f'Basic realm="{realm}", charset="UTF-8"'
 
 
-#: The body of a protected file's 401: fixed and short (the crawler meets one per protected URL).
+#: The body of a protected file's 401: fixed, so that the fast path answers it without a template.
 FILE_CHALLENGE_BODY = (
     b"401 Unauthorized\n"
     b"Denne fil er beskyttet: pligtafleveringsinstitutionen henter den med de adgangsoplysninger,\n"

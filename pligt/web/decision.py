@@ -1,10 +1,10 @@
 """What a GET or HEAD of one version's URL answers, decided once, without I/O.
 
-The views that answer a version's URL and its "latest" URL
-(pligt/web/views/public.py) look the URL up with :func:`look_up` and then ask
-:func:`decide` (or :func:`refusal`); they only render what was decided. So a
-withdrawal, a lapsed credential, a precondition or a range is judged in one
-place.
+Every path that answers a version — the Flask view (pligt/web/views/public.py)
+and the download layer in front of Flask (pligt/web/fastpath.py) — looks the
+URL up with :func:`look_up` and then asks :func:`decide`; each only renders
+what was decided. So a withdrawal, a lapsed credential, a precondition or a
+range is judged the same whichever path a request took.
 
 The decision, in order:
 

@@ -1,20 +1,17 @@
 """Streaming one stored version to a client, as :func:`~pligt.web.decision.decide` decided.
 
-The headers are :mod:`pligt.served`'s, the same the export writes. The bytes
-go out from storage and are never held whole in memory, except small
-versions' (pligt/core/downloads/small_files.py): a local file, whole or a
-range, is handed to the WSGI server's ``wsgi.file_wrapper`` standing at its
-first byte, so that gunicorn sends it with sendfile up to Content-Length (from
-the worker's main loop, pligt/server/bodies.py: a slow reader holds no
-thread); an object in S3 is read in pieces.
+The bytes are streamed from storage (``wsgi.file_wrapper``, so a WSGI server
+that can will use sendfile) and never held in memory, except small versions'
+(pligt/core/downloads/small_files.py).
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import threading
+import weakref
 from collections.abc import Callable
-from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 from typing import BinaryIO
@@ -22,24 +19,24 @@ from typing import cast
 
 from flask import Response
 from flask import request
+from flask import send_file
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import PreconditionFailed
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.wsgi import FileWrapper
 
 from pligt.core import Archive
 from pligt.core.models import BY_CONNECTION
+from pligt.core.models import PUBLIC
 from pligt.core.models import Version
-from pligt.core.storage.base import CHUNK_SIZE
+from pligt.disposition import content_disposition
+from pligt.served import MAX_AGE
 from pligt.served import not_modified_headers
-from pligt.served import partial_headers
-from pligt.served import version_headers
+from pligt.web.decision import CONDITIONS
 from pligt.web.decision import Answer
 from pligt.web.services import pligt
 
 log = logging.getLogger("pligt")
-
-#: Called once a response is closed, with its status and the body bytes handed to the client.
-OnSent = Callable[[int, int], None]
 
 
 class _NotModified(Response):
@@ -51,7 +48,7 @@ class _NotModified(Response):
         return headers
 
 
-def send_version(version: Version, answer: Answer, on_sent: OnSent | None = None) -> Response:
+def send_version(version: Version, answer: Answer, on_sent: Callable[[int, int], None] | None = None) -> Response:
     """Answer a GET or HEAD of ``version`` as ``answer`` says, with the headers a crawler needs.
 
     :param on_sent: called once the response is closed, with its status and
@@ -59,111 +56,56 @@ def send_version(version: Version, answer: Answer, on_sent: OnSent | None = None
     :raise 412: a precondition failed.
     :raise 416: the range starts beyond the end of the file.
     """
+    environ = request.environ
     if answer.status == 412:
         raise PreconditionFailed()
     if answer.status == 416:
         raise RequestedRangeNotSatisfiable(length=version.size)
-    secure = request.is_secure
     if answer.status == 304:
-        return _not_modified(version, secure, on_sent)
-    if request.method == "HEAD":
-        return Response(status=200, headers=version_headers(version, secure))
-    start, stop = answer.span or (0, version.size)
-    headers = version_headers(version, secure) if answer.span is None else partial_headers(version, secure, start, stop)
-    report = _reporter(answer.status, on_sent)
-    body = _body(pligt().archive, version, start, stop, report)
-    return Response(body, status=answer.status, headers=headers, direct_passthrough=True)
-
-
-def _not_modified(version: Version, secure: bool, on_sent: OnSent | None) -> Response:
-    response = _NotModified(status=304)
-    del response.headers["Content-Type"]
-    response.headers.extend(not_modified_headers(version, secure))
-    if on_sent is not None:
-        report = on_sent
-        response.call_on_close(lambda: report(304, 0))
-    return response
-
-
-def _reporter(status: int, on_sent: OnSent | None) -> Callable[[int], None]:
-    """Return what reports the bytes sent of a ``status`` answer (nothing without ``on_sent``)."""
-    if on_sent is None:
-        return lambda sent: None
-    report = on_sent
-    return lambda sent: report(status, sent)
-
-
-def _body(archive: Archive, version: Version, start: int, stop: int, report: Callable[[int], None]) -> Iterable[bytes]:
-    """The bytes ``start`` up to ``stop`` of ``version``, as the server sends them best; ``report`` on close.
-
-    The body is passed through to the server as it is (the response is not
-    closed by werkzeug), so each kind closes itself and reports what was sent.
-    """
+        response: Response = _NotModified(status=304)
+        del response.headers["Content-Type"]
+        response.headers.extend(not_modified_headers(version, request.is_secure))
+        if on_sent is not None:
+            report = on_sent
+            response.call_on_close(lambda: report(304, 0))
+        return response
+    archive = pligt().archive
     small = archive.read_small(version)  # small versions come from memory, checked against their digest
-    if small is not None:
-        return SmallBody(small[start:stop], report)
-    counting = CountingFile(archive.open(version))
-    if start:
-        counting.seek(start)
-    counting.on_close = lambda position: report(max(0, min(position, stop) - start))
-    wrapper = request.environ.get("wsgi.file_wrapper")
-    if wrapper is not None and (stop == version.size or _has_descriptor(counting)):
-        # gunicorn's sendfile starts where the file stands and stops at Content-Length; without a
-        # descriptor (S3) its wrapper reads on to the end, so it is given only a file's whole tail.
-        return cast(Iterable[bytes], wrapper(counting, CHUNK_SIZE))
-    return Pieces(counting, stop - start)
-
-
-class SmallBody:
-    """A small version's bytes as one piece; on close, reports how many of them the server sent.
-
-    The WSGI server asks for the next piece only after writing this one to the
-    socket, so reaching the end of the iteration means every byte was handed over.
-    """
-
-    def __init__(self, data: bytes, on_close: Callable[[int], None]) -> None:
-        self.data = data
-        self.on_close = on_close
-        self.sent = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.data
-        self.sent = len(self.data)
-
-    def close(self) -> None:
-        try:
-            self.on_close(self.sent)
-        except Exception:  # the download itself succeeded; a lost record must not break it
-            log.exception("could not record a download")
-
-
-def _has_descriptor(stream: Any) -> bool:
-    """Whether ``stream`` is a file the kernel can send from (a local file; not an S3 object)."""
-    try:
-        stream.fileno()
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
-        return False
-    return True
-
-
-class Pieces:
-    """``length`` bytes read in pieces from where ``stream`` stands; closing it closes the stream.
-
-    A class, not a generator: a generator the server never started would not
-    run its ``finally`` on close, and the download would go unrecorded.
-    """
-
-    def __init__(self, stream: CountingFile, length: int) -> None:
-        self.stream = stream
-        self.length = length
-
-    def __iter__(self) -> Iterator[bytes]:
-        while self.length > 0 and (chunk := self.stream.read(min(CHUNK_SIZE, self.length))):
-            self.length -= len(chunk)
-            yield chunk
-
-    def close(self) -> None:
-        self.stream.close()
+    source: BinaryIO = io.BytesIO(small) if small is not None else archive.open(version)
+    counting = CountingFile(source) if on_sent is not None else None
+    # A counting proxy reads, seeks and hands out its descriptor like the file itself.
+    stream = cast(BinaryIO, counting) if counting is not None else source
+    response = send_file(
+        stream,
+        mimetype=version.content_type.split(";")[0],
+        download_name=version.filename,
+        conditional=False,
+        etag=version.sha256,
+        last_modified=version.published_at,
+    )
+    response.headers["Content-Disposition"] = content_disposition(version.filename)
+    response.headers["Content-Type"] = version.content_type
+    response.content_length = version.size
+    response.cache_control.no_cache = None
+    response.cache_control.max_age = MAX_AGE
+    if version.visibility == PUBLIC:
+        response.cache_control.public = True
+    else:
+        response.cache_control.private = True
+    # The decision is taken; werkzeug only cuts the range out (and sets Date and Accept-Ranges).
+    decided = {key: value for key, value in environ.items() if key not in CONDITIONS}
+    if answer.status == 206:
+        # werkzeug's wrapper can seek, so a range skips straight to its start;
+        # whole files keep the server's own wrapper, which uses sendfile.
+        response.response = FileWrapper(stream)
+        decided["HTTP_RANGE"] = environ["HTTP_RANGE"]
+    response.make_conditional(decided, accept_ranges=True, complete_length=version.size)
+    if counting is not None and on_sent is not None:
+        start, stop = answer.span or (0, version.size)
+        report_sent = on_sent
+        status = response.status_code
+        counting.on_close = lambda position: report_sent(status, max(0, min(position, stop) - start))
+    return response
 
 
 class CountingFile:
@@ -216,9 +158,68 @@ class CountingFile:
         return self._file.closed
 
 
+#: Where the fast path puts this app's :class:`ConnectionCredentials` in each request's environ.
+CONNECTIONS = "pligt.connections"
+
+
+class ConnectionCredentials:
+    """The crawler credential each open connection of this worker was last verified with.
+
+    Heritrix fetches every URL without credentials first, so the public files
+    it harvests arrive anonymously. When such a request comes on a kept-alive
+    connection on which an earlier request had proved a crawler credential, it
+    is attributed to that credential (recorded ``via="connection"``).
+
+    How strong that is: a TCP connection joins one client to this server, so the
+    anonymous request came from the program that had proved the credential on
+    the same connection a moment before, the deposit institution's crawler. It
+    is weaker than a credential on the request itself (that program could
+    fetch for someone else too), and it undercounts: a file fetched on a fresh
+    connection, or before any protected URL, stays anonymous. Behind a reverse
+    proxy one upstream connection carries many clients' requests, so with
+    ``trusted_proxies`` set nothing is attributed this way (``enabled`` false).
+
+    No address is kept: the key is the connection's socket object itself
+    (gunicorn's ``environ["gunicorn.socket"]``), held weakly, so an entry lives
+    no longer than the connection; the value is the credential's id. In memory
+    only, per worker (a connection belongs to one worker).
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._by_connection: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def carried(self, environ: Mapping[str, Any], credential_id: int | None) -> None:
+        """Note the credential a request on this connection proved; None (the owner, a lapsed one): forget it."""
+        connection = environ.get("gunicorn.socket") if self.enabled else None
+        if connection is None:
+            return
+        with self._lock:
+            if credential_id is None:
+                self._by_connection.pop(connection, None)
+            elif self._by_connection.get(connection) != credential_id:
+                self._by_connection[connection] = credential_id
+
+    def credential(self, environ: Mapping[str, Any]) -> int | None:
+        """Return the credential this request's connection carried earlier, if any."""
+        connection = environ.get("gunicorn.socket") if self.enabled else None
+        if connection is None:
+            return None
+        with self._lock:
+            return self._by_connection.get(connection)
+
+
+def connections_of(environ: Mapping[str, Any]) -> ConnectionCredentials | None:
+    """Return the connections' credentials the fast path handed on in ``environ`` (None without it)."""
+    return cast(ConnectionCredentials | None, environ.get(CONNECTIONS))
+
+
 def remember_connection(environ: Mapping[str, Any], credential_id: int | None) -> None:
     """Note the active crawler credential this request proved on its connection (None: forget it)."""
-    pligt().connections.carried(environ, credential_id)
+    connections = connections_of(environ)
+    if connections is not None:
+        connections.carried(environ, credential_id)
 
 
 def download_record(
@@ -228,14 +229,15 @@ def download_record(
 
     By the crawler credential the request proved; else, for a request without
     an Authorization header, by the credential its connection carried (see
-    :class:`~pligt.web.connections.ConnectionCredentials`); else anonymously, with the User-Agent, of
+    :class:`ConnectionCredentials`); else anonymously, with the User-Agent, of
     which the archive keeps only the listed crawler pattern it matches, if any.
     """
     if credential_id is not None:
         return lambda status, sent: archive.record_download(credential_id, version, status, sent)
+    connections = connections_of(environ)
     carried = None
-    if "HTTP_AUTHORIZATION" not in environ:
-        carried = pligt().connections.credential(environ)
+    if connections is not None and "HTTP_AUTHORIZATION" not in environ:
+        carried = connections.credential(environ)
     if carried is not None:
         via_connection = carried
         return lambda status, sent: archive.record_download(via_connection, version, status, sent, via=BY_CONNECTION)

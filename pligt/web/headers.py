@@ -1,7 +1,8 @@
 """Security headers on every response.
 
-Built by :func:`~pligt.served.security_headers`, which a download's headers
-carry already (and the WARC export writes too); the rest get them here.
+The fast path (``fastpath.py``) answers without Flask; it sends the same
+headers, built by :func:`~pligt.served.security_headers`, so that the two
+cannot drift apart (and the WARC export writes them too).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from flask import current_app
 from pligt.core import Archive
 from pligt.core.credentials.auth import Authenticator
 from pligt.settings import Settings
-from pligt.web.connections import ConnectionCredentials
 from pligt.web.page_cache import PageCache
 from pligt.web.throttle import RateLimit
 
@@ -29,8 +28,6 @@ class Pligt:
     request_limit: RateLimit
     #: Rendered index pages, per catalog generation.
     index_cache: PageCache
-    #: The crawler credential each open connection proved (see :class:`ConnectionCredentials`).
-    connections: ConnectionCredentials
 
 
 def pligt() -> Pligt:

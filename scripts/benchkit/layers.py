@@ -55,7 +55,9 @@ def serve_tree(tree: Path, instance: Path, env: dict[str, str], log_file: Path) 
     """``pligt serve`` of the Pligt in ``tree`` (its package first on the path) on a free loopback port."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-c", "from pligt.cli import main; main()"]
+    # -P: with -c, Python would put the working directory (this checkout) before PYTHONPATH, and
+    # every tree would run this checkout's pligt.
+    argv = [sys.executable, "-P", "-c", "from pligt.cli import main; main()"]
     argv += ["serve", "--instance", str(instance), "--host", "127.0.0.1", "--port", str(port)]
     process = start_process(argv, log_file, f"{base}/healthz", env={**env, "PYTHONPATH": str(tree)})
     deadline = time.monotonic() + 30
