@@ -57,7 +57,9 @@ def serve_tree(tree: Path, instance: Path, env: dict[str, str], log_file: Path) 
     base = f"http://127.0.0.1:{port}"
     # -P: with -c, Python would put the working directory (this checkout) before PYTHONPATH, and
     # every tree would run this checkout's pligt.
-    argv = [sys.executable, "-P", "-c", "from pligt.cli import main; main()"]
+    # It refuses to start if pligt still came from elsewhere.
+    guard = f"import pathlib, pligt; assert pathlib.Path(pligt.__file__).is_relative_to({str(tree.resolve())!r})"
+    argv = [sys.executable, "-P", "-c", f"{guard}; from pligt.cli import main; main()"]
     argv += ["serve", "--instance", str(instance), "--host", "127.0.0.1", "--port", str(port)]
     process = start_process(argv, log_file, f"{base}/healthz", env={**env, "PYTHONPATH": str(tree)})
     deadline = time.monotonic() + 30
