@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from typing import LiteralString
 from typing import cast
 
 import psycopg
@@ -393,11 +394,7 @@ def create_schema(url: str, schema: str) -> None:
 
     :raises StorageError: when the database cannot be reached.
     """
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    except psycopg.Error as e:
-        raise StorageError(f"cannot create the schema {schema} in {redacted(url)}: {e}") from e
+    _on_schema(url, schema, "CREATE SCHEMA IF NOT EXISTS {}", "create")
 
 
 def drop_schema(url: str, schema: str) -> None:
@@ -405,11 +402,16 @@ def drop_schema(url: str, schema: str) -> None:
 
     :raises StorageError: when the database cannot be reached.
     """
+    _on_schema(url, schema, "DROP SCHEMA IF EXISTS {} CASCADE", "drop")
+
+
+def _on_schema(url: str, schema: str, statement: LiteralString, verb: str) -> None:
+    """Run ``statement`` (``{}`` the schema's quoted name) on a connection of its own, outside any pool."""
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL(statement).format(sql.Identifier(schema)))
     except psycopg.Error as e:
-        raise StorageError(f"cannot drop the schema {schema} in {redacted(url)}: {e}") from e
+        raise StorageError(f"cannot {verb} the schema {schema} in {redacted(url)}: {e}") from e
 
 
 @functools.lru_cache(maxsize=1024)
